@@ -1,0 +1,233 @@
+"""Per-tile reduction: exact sums of partials, then the reference's finalisation.
+
+Drizzle keeps a per-pixel running weighted mean ``I <- (I W + d w) / (W + w)``, so
+the contributions of disjoint inputs combine as sums::
+
+    S_wd = sum_k I_k W_k        S_w = sum_k W_k        data = S_wd / S_w
+
+Variances follow ``stcal.resample.Resample.resample_variance_arrays``: with
+``V_k`` the drizzled variance of input ``k`` and ``w_k = 1 / V_rnoise,k`` (ivm) or
+the measurement time (exptime), ``S_vw2 = sum V_k w_k**2`` and ``S_w' = sum w_k``
+over pixels where ``V_k`` is finite and non-negative and ``w_k > 0``; then
+``var = S_vw2 / S_w'**2 / pixel_scale_ratio**2``. Context bits and DQ combine by OR.
+
+All sums are float64 and are always taken in input order, so a tile's result
+does not depend on how many workers ran, in which order tasks finished, or how
+partials were batched.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import ResampleParams
+from .kernel import VARIANCE_NAMES, TilePartial
+
+__all__ = ["AccumulatorSpec", "TileAccumulator", "accumulate", "finalize_tile", "merge"]
+
+
+@dataclass(frozen=True)
+class AccumulatorSpec:
+    """Shape and content of one tile's accumulator."""
+
+    y0: int
+    x0: int
+    shape_yx: tuple[int, int]
+    n_ctx_planes: int
+    ctx_bit: dict[int, int]
+    params: ResampleParams
+    pixel_scale_ratio: float
+
+
+@dataclass
+class TileAccumulator:
+    """Running sums of one output tile (float64), context planes and DQ."""
+
+    spec: AccumulatorSpec
+    s_wd: np.ndarray
+    s_w: np.ndarray
+    s_err: np.ndarray | None
+    ctx: np.ndarray | None
+    dq: np.ndarray | None
+    var_s: dict[str, np.ndarray] = field(default_factory=dict)
+    var_w: dict[str, np.ndarray] = field(default_factory=dict)
+    n_inputs: int = 0
+
+    @classmethod
+    def empty(cls, spec: AccumulatorSpec) -> TileAccumulator:
+        """A neutral accumulator (all sums zero, no bits set)."""
+        shape = spec.shape_yx
+        p = spec.params
+        return cls(
+            spec=spec,
+            s_wd=np.zeros(shape, np.float64),
+            s_w=np.zeros(shape, np.float64),
+            s_err=np.zeros(shape, np.float64) if p.compute_err == "driz_err" else None,
+            ctx=np.zeros((spec.n_ctx_planes, *shape), np.int32) if p.enable_ctx else None,
+            dq=np.zeros(shape, np.uint32) if p.propagate_dq else None,
+            var_s={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.variances_enabled else {},
+            var_w={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.variances_enabled else {},
+        )
+
+    def copy(self) -> TileAccumulator:
+        """A deep copy."""
+        def c(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a.copy()
+
+        return TileAccumulator(
+            self.spec, self.s_wd.copy(), self.s_w.copy(), c(self.s_err), c(self.ctx), c(self.dq),
+            {k: v.copy() for k, v in self.var_s.items()}, {k: v.copy() for k, v in self.var_w.items()},
+            self.n_inputs,
+        )
+
+
+def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumulator:
+    """Add one input's partial into ``acc`` in place and return it.
+
+    Parameters
+    ----------
+    acc : TileAccumulator
+    partial : TilePartial or None
+        ``None`` (nothing landed) is neutral.
+
+    Returns
+    -------
+    TileAccumulator
+    """
+    if partial is None:
+        return acc
+    spec = acc.spec
+    ny, nx = partial.shape_yx
+    sy, sx = partial.y0 - spec.y0, partial.x0 - spec.x0
+    sl = (slice(sy, sy + ny), slice(sx, sx + nx))
+    wht = partial.wht.astype(np.float64)
+    acc.s_wd[sl] += partial.img.astype(np.float64) * wht
+    acc.s_w[sl] += wht
+    if acc.s_err is not None and partial.err is not None:
+        acc.s_err[sl] += partial.err.astype(np.float64) * wht
+    if acc.ctx is not None and partial.ctx is not None:
+        bit = spec.ctx_bit[partial.index]
+        plane = acc.ctx[bit // 32]
+        plane[sl] |= np.where(partial.ctx, np.int32(1 << (bit % 32)) if bit % 32 < 31 else np.int32(-(2**31)), 0).astype(
+            np.int32
+        )
+    if acc.dq is not None and partial.dq is not None:
+        acc.dq[sl] |= partial.dq
+    if acc.var_s:
+        p = spec.params
+        if p.weight_type == "exptime":
+            weight = np.full((ny, nx), float(partial.tmeasure), np.float64)
+        else:
+            weight = np.zeros((ny, nx), np.float64)
+            rn = partial.var.get("var_rnoise")
+            if rn is not None:
+                good = (rn > 0) & np.isfinite(rn)
+                weight[good] = np.reciprocal(rn[good])
+        for name, v in partial.var.items():
+            with np.errstate(invalid="ignore"):
+                mask = (v >= 0) & np.isfinite(v) & (weight > 0)
+            vm = v[mask].astype(np.float64)
+            wm = weight[mask]
+            acc.var_s[name][sl][mask] += vm * wm * wm
+            acc.var_w[name][sl][mask] += wm
+    acc.n_inputs += 1
+    return acc
+
+
+def merge(a: TileAccumulator, b: TileAccumulator) -> TileAccumulator:
+    """Combine two accumulators of the same tile (sums add, bits OR); returns a new one."""
+    out = a.copy()
+    out.s_wd += b.s_wd
+    out.s_w += b.s_w
+    if out.s_err is not None:
+        out.s_err += b.s_err
+    if out.ctx is not None:
+        out.ctx |= b.ctx
+    if out.dq is not None:
+        out.dq |= b.dq
+    for name in out.var_s:
+        out.var_s[name] += b.var_s[name]
+        out.var_w[name] += b.var_w[name]
+    out.n_inputs += b.n_inputs
+    return out
+
+
+def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
+    """Turn sums into output arrays, in the reference's dtypes.
+
+    Returns
+    -------
+    dict
+        ``data``, ``wht`` (float32), ``con`` (int32 planes), ``var_rnoise``,
+        ``var_flat``, ``var_poisson``, ``err`` (float32), ``dq`` (uint32), as enabled.
+    """
+    spec = acc.spec
+    p = spec.params
+    psr = spec.pixel_scale_ratio
+    fill = np.float32(p.fill_value)
+    covered = acc.s_w != 0
+    out: dict[str, np.ndarray] = {}
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = np.full(spec.shape_yx, fill, np.float32)
+        data[covered] = (acc.s_wd[covered] / acc.s_w[covered]).astype(np.float32)
+        out["data"] = data
+        out["wht"] = acc.s_w.astype(np.float32)
+        if acc.ctx is not None:
+            out["con"] = acc.ctx
+        if acc.dq is not None:
+            out["dq"] = acc.dq
+        finals = {}
+        if acc.var_s:
+            scaling = 1.0 if psr is None else 1.0 / psr**2
+            for name in VARIANCE_NAMES:
+                w = acc.var_w[name]
+                var = np.full(spec.shape_yx, np.nan, np.float32)
+                ok = w > 0
+                var[ok] = (acc.var_s[name][ok] * scaling / w[ok] / w[ok]).astype(np.float32)
+                finals[name] = var
+            if p.enable_var and p.report_var:
+                out.update(finals)
+        if p.compute_err == "driz_err":
+            err = np.full(spec.shape_yx, fill, np.float32)
+            err[covered] = (acc.s_err[covered] / acc.s_w[covered]).astype(np.float32)
+            out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
+        elif p.compute_err == "from_var":
+            comps = [finals[n] for n in VARIANCE_NAMES]
+            err = np.sqrt(np.nansum(comps, axis=0)).astype(np.float32)
+            err[np.all(np.isnan(comps), axis=0)] = np.nan
+            out["err"] = err
+    return out
+
+
+def output_arrays(params: ResampleParams) -> list[str]:
+    """Names of the arrays a mosaic with ``params`` holds."""
+    names = ["data", "wht"]
+    if params.enable_ctx:
+        names.append("con")
+    if params.compute_err is not None:
+        names.append("err")
+    if params.variances_enabled and params.enable_var and params.report_var:
+        names += list(VARIANCE_NAMES)
+    if params.propagate_dq:
+        names.append("dq")
+    return names
+
+
+def fold(acc: TileAccumulator | AccumulatorSpec, partials: list[Any]) -> TileAccumulator:
+    """Fold a batch of partials (in input order) into an accumulator (a graph task).
+
+    ``acc`` may be the spec of a new accumulator. The incoming accumulator is
+    copied, so a retried task never sees a half-updated one.
+    """
+    if isinstance(acc, AccumulatorSpec):
+        acc = TileAccumulator.empty(acc)
+    else:
+        acc = acc.copy()
+    for partial in partials:
+        accumulate(acc, partial)
+    return acc

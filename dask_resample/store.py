@@ -1,0 +1,372 @@
+"""The Zarr v3 mosaic: layout, attributes, tile writes, progress markers, opening.
+
+Layout of a many-to-one mosaic at ``path``::
+
+    path/                 zarr group; attrs["dask_resample"] = metadata
+      data  (y, x)        float32, fill = fillval
+      wht   (y, x)        float32, fill = 0
+      con   (plane, y, x) int32,   fill = 0
+      err, var_rnoise, var_flat, var_poisson  (y, x) float32, fill = NaN
+      dq    (y, x)        uint32,  fill = 0
+      _progress/          one marker file per finished tile (written atomically)
+
+A many-to-many mosaic holds one such group per exposure group (named by the
+group id) under the root group, whose attributes list the groups.
+
+One tile is exactly one chunk, so tiles are written concurrently without locks;
+chunks that hold only the fill value are not written at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MosaicExistsError",
+    "StoreSpec",
+    "create_store",
+    "gwcs_from_attrs",
+    "is_mosaic",
+    "open_mosaic",
+    "read_metadata",
+    "tiles_done",
+    "wcs_to_fits_header",
+    "write_tile",
+]
+
+FORMAT_KEY = "dask_resample"
+FORMAT_VERSION = 1
+PROGRESS_DIR = "_progress"
+
+
+class MosaicExistsError(FileExistsError):
+    """The output path exists and may not be replaced."""
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where and how a tile task writes (small, picklable)."""
+
+    path: str
+    group: str
+    arrays: tuple[str, ...]
+
+
+def _group_path(group: str) -> str:
+    return group or ""
+
+
+def is_mosaic(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a Zarr group written by this package."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return FORMAT_KEY in doc.get("attributes", {})
+
+
+def prepare_output(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
+    """Check that ``path`` may be (re)written; remove an old mosaic if allowed.
+
+    Raises
+    ------
+    MosaicExistsError
+        If ``path`` exists and is not a mosaic, or is one and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if not path.exists():
+        return path
+    if not is_mosaic(path):
+        raise MosaicExistsError(f"{path}: exists and is not a dask-resample mosaic; refusing to touch it")
+    if resume:
+        return path
+    if not overwrite:
+        raise MosaicExistsError(f"{path}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
+    shutil.rmtree(path)
+    return path
+
+
+def wcs_to_fits_header(wcs: Any) -> dict[str, Any]:
+    """FITS WCS cards of an imaging gwcs (exact for ``FITSImagingWCSTransform``).
+
+    Returns
+    -------
+    dict
+        Header keyword -> value (CTYPE, CRPIX (1-based), CRVAL, CDELT, PC, ...).
+    """
+    from gwcs.fitswcs import FITSImagingWCSTransform
+
+    t = wcs.forward_transform
+    ny, nx = wcs.array_shape
+    if isinstance(t, FITSImagingWCSTransform):
+        code = t.projection.prjprm.code
+        hdr = {
+            "WCSAXES": 2,
+            "CTYPE1": f"RA---{code}",
+            "CTYPE2": f"DEC--{code}",
+            "CUNIT1": "deg",
+            "CUNIT2": "deg",
+            "CRPIX1": float(t.crpix[0]) + 1.0,
+            "CRPIX2": float(t.crpix[1]) + 1.0,
+            "CRVAL1": float(t.crval[0]),
+            "CRVAL2": float(t.crval[1]),
+            "CDELT1": float(t.cdelt[0]),
+            "CDELT2": float(t.cdelt[1]),
+            "PC1_1": float(t.pc[0][0]),
+            "PC1_2": float(t.pc[0][1]),
+            "PC2_1": float(t.pc[1][0]),
+            "PC2_2": float(t.pc[1][1]),
+            "RADESYS": "ICRS",
+        }
+    else:
+        sip = wcs.to_fits_sip(bounding_box=((-0.5, nx - 0.5), (-0.5, ny - 0.5)), max_pix_error=0.01)
+        hdr = {k: sip[k] for k in sip if k not in ("COMMENT", "HISTORY", "")}
+    hdr["NAXIS1"] = int(nx)
+    hdr["NAXIS2"] = int(ny)
+    return hdr
+
+
+def gwcs_to_text(wcs: Any) -> str:
+    """Serialise a gwcs to base64 ASDF text (round-trips exactly)."""
+    import asdf
+
+    buf = io.BytesIO()
+    asdf.AsdfFile({"wcs": wcs}).write_to(buf)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def gwcs_from_text(text: str) -> Any:
+    """Inverse of :func:`gwcs_to_text`."""
+    import asdf
+
+    with asdf.open(io.BytesIO(base64.b64decode(text)), lazy_load=False, memmap=False) as af:
+        wcs = af.tree["wcs"]
+    return wcs
+
+
+def gwcs_from_attrs(attrs: Mapping[str, Any]) -> Any:
+    """The output gwcs stored in a mosaic's metadata."""
+    meta = attrs.get(FORMAT_KEY, attrs)
+    return gwcs_from_text(meta["wcs_asdf"])
+
+
+def _fill_value(name: str, fillval: float) -> Any:
+    if name == "data":
+        return float(fillval)
+    if name in ("wht",):
+        return 0.0
+    if name in ("con", "dq"):
+        return 0
+    return float("nan")
+
+
+_DTYPES = {"data": "float32", "wht": "float32", "con": "int32", "dq": "uint32"}
+
+
+def create_store(
+    path: str | os.PathLike,
+    *,
+    groups: Mapping[str, Mapping[str, Any]],
+    root_attrs: Mapping[str, Any],
+    shape_yx: tuple[int, int],
+    tile_shape_yx: tuple[int, int],
+    arrays: Sequence[str],
+    fill_value: float,
+    many_to_many: bool,
+) -> None:
+    """Create the (empty) Zarr layout.
+
+    Parameters
+    ----------
+    path : path-like
+    groups : mapping
+        ``group -> {"attrs": {...}, "n_ctx_planes": int}``; for many-to-one the
+        single group ``""`` is the root.
+    root_attrs : mapping
+        Metadata stored under ``attrs["dask_resample"]`` of the root.
+    shape_yx, tile_shape_yx : tuple of int
+    arrays : sequence of str
+        Array names to create.
+    fill_value : float
+        Fill value of ``data``.
+    many_to_many : bool
+    """
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    path = Path(path)
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root.attrs[FORMAT_KEY] = json.loads(json.dumps(dict(root_attrs), default=_json_default))
+    compressors = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
+    for group, info in groups.items():
+        g = root.create_group(group) if many_to_many else root
+        if many_to_many:
+            g.attrs[FORMAT_KEY] = json.loads(json.dumps(dict(info["attrs"]), default=_json_default))
+        for name in arrays:
+            if name == "con":
+                shape = (int(info["n_ctx_planes"]), *shape_yx)
+                chunks = (int(info["n_ctx_planes"]), *tile_shape_yx)
+                dims = ("plane", "y", "x")
+            else:
+                shape, chunks, dims = shape_yx, tile_shape_yx, ("y", "x")
+            g.create_array(
+                name,
+                shape=shape,
+                chunks=chunks,
+                dtype=_DTYPES.get(name, "float32"),
+                fill_value=_fill_value(name, fill_value),
+                dimension_names=dims,
+                compressors=compressors,
+                config={"write_empty_chunks": False},
+            )
+        (path / _group_path(group) / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def finalize_store(path: str | os.PathLike) -> None:
+    """Consolidate metadata so that plain ``xarray.open_zarr(path)`` is fast."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))
+
+
+def write_tile(
+    spec: StoreSpec, y0: int, x0: int, ty: int, tx: int, arrays: Mapping[str, np.ndarray], record: dict[str, Any]
+) -> dict[str, Any]:
+    """Write one tile's arrays into its chunk and mark the tile complete.
+
+    The marker is written (atomically, by rename) only after every array is
+    written, so a tile with a marker is complete.
+
+    Returns
+    -------
+    dict
+        The small record stored in the marker.
+    """
+    import zarr
+
+    base = Path(spec.path)
+    gpath = _group_path(spec.group)
+    for name in spec.arrays:
+        block = arrays[name]
+        arr = zarr.open_array(str(base), path=f"{gpath}/{name}" if gpath else name, mode="r+")
+        if name == "con":
+            arr[:, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block
+        else:
+            arr[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+    marker_dir = base / gpath / PROGRESS_DIR
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=marker_dir, prefix=".tmp-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh)
+    os.replace(tmp, marker_dir / f"{ty}_{tx}.json")
+    return record
+
+
+def tiles_done(path: str | os.PathLike, group: str = "") -> dict[tuple[int, int], dict[str, Any]]:
+    """Tiles of ``group`` marked complete, with their records."""
+    marker_dir = Path(path) / _group_path(group) / PROGRESS_DIR
+    done: dict[tuple[int, int], dict[str, Any]] = {}
+    if not marker_dir.is_dir():
+        return done
+    for f in marker_dir.glob("*.json"):
+        try:
+            ty, tx = (int(v) for v in f.stem.split("_"))
+            done[(ty, tx)] = json.loads(f.read_text())
+        except (ValueError, OSError):
+            continue
+    return done
+
+
+def read_metadata(path: str | os.PathLike, group: str | None = None) -> dict[str, Any]:
+    """The ``dask_resample`` attributes of a mosaic (or of one of its groups)."""
+    doc = json.loads((Path(path) / "zarr.json").read_text())
+    meta = doc.get("attributes", {}).get(FORMAT_KEY)
+    if meta is None:
+        raise ValueError(f"{path}: not a dask-resample mosaic")
+    if group:
+        gdoc = json.loads((Path(path) / group / "zarr.json").read_text())
+        meta = {**meta, **gdoc.get("attributes", {}).get(FORMAT_KEY, {})}
+    return meta
+
+
+def open_mosaic(path: str | os.PathLike, group: str | None = None, level: int | None = None) -> Any:
+    """Open a mosaic as a lazy :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    path : path-like
+        The Zarr mosaic.
+    group : str, optional
+        For many-to-many mosaics, the exposure group to open.
+    level : int, optional
+        Pyramid level (0 is full resolution), where a pyramid was written.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``data``, ``wht``, ``con``, ``err``, ``var_*``, ``dq`` as written;
+        ``attrs`` carries the metadata (WCS, parameters, inputs, totals).
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not is_mosaic(path):
+        raise ValueError(f"{path}: not a dask-resample mosaic")
+    meta = read_metadata(path, group)
+    if meta.get("mode") == "many_to_many" and not group:
+        raise ValueError(f"{path}: many-to-many mosaic; pass group= one of {meta.get('groups')}")
+    zgroup = group or None
+    if level:
+        zgroup = f"{group}/levels/{level}" if group else f"levels/{level}"
+    ds = xr.open_zarr(str(path), group=zgroup, consolidated=False, chunks={})
+    ds.attrs = {FORMAT_KEY: meta}
+    return ds
+
+
+def input_fingerprint(records: Sequence[Mapping[str, Any]], params: Mapping[str, Any], grid: Mapping[str, Any]) -> str:
+    """A digest of inputs (names, sizes, mtimes), parameters and grid, used by resume."""
+    h = hashlib.sha256()
+    for rec in records:
+        src = rec.get("source")
+        stat = None
+        if src and src != "<memory>" and os.path.exists(src):
+            st = os.stat(src)
+            stat = [st.st_size, st.st_mtime_ns]
+        h.update(json.dumps([rec.get("filename"), src, rec.get("group_id"), stat], default=str).encode())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(json.dumps(grid, sort_keys=True, default=str).encode())
+    return h.hexdigest()
