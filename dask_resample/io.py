@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,9 +212,15 @@ def _fits_kind(path: Path) -> str:
 
     _check_file(path)
     try:
-        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-            names = [h.name.upper() for h in hdul]
-            hdul.verify("exception")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # truncation warnings become the InputError below
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+        with hdul:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                names = [h.name.upper() for h in hdul]
+                hdul.verify("exception")
+                _check_fits_size(path, hdul)
             if "SCI" not in names:
                 raise InputError(f"{path}: no SCI extension")
             if "ASDF" in names:
@@ -223,6 +230,26 @@ def _fits_kind(path: Path) -> str:
         raise
     except Exception as exc:  # astropy raises many kinds for corrupt files
         raise InputError(f"{path}: not a readable FITS file ({_one_line(exc)})") from None
+
+
+def _check_fits_size(path: Path, hdul: Any) -> None:
+    """Raise :class:`InputError` if the HDUs do not exactly fill the file (truncated or corrupt)."""
+    end = need = 0
+    for k in range(len(hdul)):
+        info = hdul.fileinfo(k)
+        if info is None:
+            continue
+        end = max(end, int(info["datLoc"]) + int(info["datSpan"]))
+        need = max(need, int(info["datLoc"]) + int(hdul[k].size))
+    size = path.stat().st_size
+    if size < need:
+        raise InputError(f"{path}: truncated FITS file ({size} bytes, its headers describe {need})")
+    if size > end:
+        with open(path, "rb") as fh:
+            fh.seek(end)
+            tail = fh.read(2880)
+        if tail.strip(b"\0 "):
+            raise InputError(f"{path}: truncated or corrupt FITS file ({size - end} unreadable bytes after the last HDU)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -244,15 +271,31 @@ def _refs_from_asn(path: Path) -> list[ExposureRef]:
         if not member_path.exists():
             raise InputError(f"{member_path}: file listed in association {path.name} not found")
         _fits_kind(member_path)
-    return _refs_from_library(_open_library(path))
+    members_paths = [path.parent / m["expname"] for m in members if m.get("exptype", "science").lower() == "science"]
+    return _refs_from_library(_open_library(path, members_paths))
 
 
-def _open_library(init: Any):
+def _open_library(init: Any, paths: Sequence[Path] = ()):
     try:
         from jwst.datamodels import ModelLibrary
     except ImportError as exc:  # pragma: no cover
         raise InputError("JWST inputs need the 'jwst' extra: pip install 'dask-resample[jwst]'") from exc
-    return ModelLibrary(init, on_disk=True)
+    try:
+        return ModelLibrary(init, on_disk=True)
+    except Exception as exc:
+        _raise_unreadable_metadata(paths)
+        raise InputError(f"{init if isinstance(init, (str, Path)) else 'inputs'}: cannot open ({_one_line(exc)})") from None
+
+
+def _raise_unreadable_metadata(paths: Sequence[Path]) -> None:
+    """Name the first file whose JWST metadata (ASDF extension) cannot be read, if any."""
+    from stdatamodels.jwst.datamodels.util import read_metadata
+
+    for p in paths:
+        try:
+            read_metadata(str(p), flatten=False)
+        except Exception as exc:
+            raise InputError(f"{p}: corrupt JWST metadata in the ASDF extension ({_one_line(exc)})") from None
 
 
 def _refs_from_library(library: Any) -> list[ExposureRef]:
@@ -264,8 +307,11 @@ def _refs_from_library(library: Any) -> list[ExposureRef]:
     on_disk = getattr(library, "on_disk", False)
     asn_dir = Path(getattr(library, "asn_dir", "."))
     for i in range(len(library)):
-        meta = library.read_metadata(i)
         expname = library.asn["products"][0]["members"][i]["expname"]
+        try:
+            meta = library.read_metadata(i)
+        except Exception as exc:
+            raise InputError(f"{asn_dir / expname}: cannot read its metadata ({_one_line(exc)})") from None
         path = asn_dir / expname
         if on_disk or path.exists():
             refs.append(_ref_from_meta(i, str(path), "jwst", Path(expname).name, group_of[i], meta))
@@ -311,7 +357,7 @@ def _num(value: Any) -> float | None:
 def _refs_from_paths(paths: Sequence[Path]) -> list[ExposureRef]:
     kinds = [_fits_kind(p) for p in paths]
     if all(k == "jwst" for k in kinds):
-        return _refs_from_library(_open_library([str(p) for p in paths]))
+        return _refs_from_library(_open_library([str(p) for p in paths], paths))
     if any(k == "jwst" for k in kinds):
         raise InputError("inputs: mixing JWST datamodel files and plain FITS files is not supported")
     return [_ref_from_plain_fits(k, p) for k, p in enumerate(paths)]
@@ -557,6 +603,7 @@ def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict
 
         try:
             with datamodels.open(ref.source) as model:
+                model.meta.group_id = ref.group_id
                 d = input_jwst_model_to_dict(
                     model,
                     weight_type="ivm",

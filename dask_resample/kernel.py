@@ -129,7 +129,6 @@ def drizzle_exposure(
     dict
         ``(ty, tx) -> TilePartial`` (``None`` where nothing landed).
     """
-    from drizzle.resample import Drizzle
     from stcal.resample.utils import build_driz_weight, calc_pixmap, get_tmeasure, resample_range
 
     from .grid import TileGrid
@@ -178,56 +177,96 @@ def drizzle_exposure(
         if rect is None:
             out[key] = None
             continue
-        xmin, xmax, ymin, ymax = rect
-        # crop the input around the rectangle (plus a margin) and shift the pixmap
-        cy0 = max(0, ymin - _INPUT_MARGIN)
-        cy1 = min(data.shape[0], ymax + _INPUT_MARGIN + 1)
-        cx0 = max(0, xmin - _INPUT_MARGIN)
-        cx1 = min(data.shape[1], xmax + _INPUT_MARGIN + 1)
-        crop = (slice(cy0, cy1), slice(cx0, cx1))
-        pm = pixmap[crop] - np.array([hx0, hy0], dtype=np.float64)
-        kwargs = {
-            "exptime": exptime,
-            "pixmap": pm,
-            "pixel_scale_ratio": spec.pixel_scale_ratio,
-            "iscale": 1.0,
-            "weight_map": weight[crop],
-            "wht_scale": 1.0,
-            "pixfrac": params.pixfrac,
-            "in_units": "cps",
-            "xmin": xmin - cx0,
-            "xmax": xmax - cx0,
-            "ymin": ymin - cy0,
-            "ymax": ymax - cy0,
-        }
-        halo_shape = (hy1 - hy0, hx1 - hx0)
-        inner = (slice(tile.y0 - hy0, tile.y1 - hy0), slice(tile.x0 - hx0, tile.x1 - hx0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            driz = Drizzle(
-                kernel=params.kernel, fillval="0", out_shape=halo_shape,
-                disable_ctx=not params.enable_ctx, begin_ctx_id=0, max_ctx_id=0,
-            )
-            if dq is not None:
-                driz.add_image(data[crop], dq=dq[crop], **kwargs)
-            else:
-                driz.add_image(data[crop], **kwargs)
-            wht = driz.out_wht[inner]
-            img = np.where(wht != 0, driz.out_img[inner], np.float32(0))
-            ctx = (driz.out_ctx[0][inner] != 0) if params.enable_ctx else None
-            tile_dq = driz.out_dq[inner] if dq is not None else None
-            err_img = None
-            if err is not None:
-                derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=halo_shape, disable_ctx=True)
-                derr.add_image(err[crop], **kwargs)
-                err_img = np.where(wht != 0, derr.out_img[inner], np.float32(0))
-            var_imgs = {}
-            for name, sqrt_var in variances.items():
-                dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=halo_shape, disable_ctx=True)
-                dv.add_image(sqrt_var[crop], **kwargs)
-                var_imgs[name] = dv.out_img[inner] ** 2
+        try:
+            arrays = _drizzle_tile(data, weight, pixmap, dq, err, variances, rect, (hy0, hy1, hx0, hx1), tile,
+                                   spec, exptime, margin=_INPUT_MARGIN)
+        except ValueError as exc:
+            if "valid pixels" not in str(exc):
+                raise
+            # the C kernel's scanner needs a non-degenerate input polygon: retry with the whole input
+            try:
+                arrays = _drizzle_tile(data, weight, pixmap, dq, err, variances, rect, (hy0, hy1, hx0, hx1), tile,
+                                       spec, exptime, margin=None)
+            except ValueError as exc2:
+                if "valid pixels" not in str(exc2):
+                    raise
+                out[key] = None
+                continue
+        img, wht, ctx, tile_dq, err_img, var_imgs = arrays
         out[key] = _cropped(ref.index, tile, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
     return out
+
+
+def _drizzle_tile(
+    data: np.ndarray,
+    weight: np.ndarray,
+    pixmap: np.ndarray,
+    dq: np.ndarray | None,
+    err: np.ndarray | None,
+    variances: dict[str, np.ndarray],
+    rect: tuple[int, int, int, int],
+    halo_box: tuple[int, int, int, int],
+    tile: Any,
+    spec: DrizzleSpec,
+    exptime: float,
+    margin: int | None,
+) -> tuple:
+    """Drizzle the input pixels of ``rect`` into ``halo_box``; return the inner-box arrays."""
+    from drizzle.resample import Drizzle
+
+    params = spec.params
+    xmin, xmax, ymin, ymax = rect
+    hy0, hy1, hx0, hx1 = halo_box
+    if margin is None:
+        cy0, cy1, cx0, cx1 = 0, data.shape[0], 0, data.shape[1]
+    else:
+        cy0 = max(0, ymin - margin)
+        cy1 = min(data.shape[0], ymax + margin + 1)
+        cx0 = max(0, xmin - margin)
+        cx1 = min(data.shape[1], xmax + margin + 1)
+    crop = (slice(cy0, cy1), slice(cx0, cx1))
+    pm = pixmap[crop] - np.array([hx0, hy0], dtype=np.float64)
+    kwargs = {
+        "exptime": exptime,
+        "pixmap": pm,
+        "pixel_scale_ratio": spec.pixel_scale_ratio,
+        "iscale": 1.0,
+        "weight_map": weight[crop],
+        "wht_scale": 1.0,
+        "pixfrac": params.pixfrac,
+        "in_units": "cps",
+        "xmin": xmin - cx0,
+        "xmax": xmax - cx0,
+        "ymin": ymin - cy0,
+        "ymax": ymax - cy0,
+    }
+    halo_shape = (hy1 - hy0, hx1 - hx0)
+    inner = (slice(tile.y0 - hy0, tile.y1 - hy0), slice(tile.x0 - hx0, tile.x1 - hx0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        driz = Drizzle(
+            kernel=params.kernel, fillval="0", out_shape=halo_shape,
+            disable_ctx=not params.enable_ctx, begin_ctx_id=0, max_ctx_id=0,
+        )
+        if dq is not None:
+            driz.add_image(data[crop], dq=dq[crop], **kwargs)
+        else:
+            driz.add_image(data[crop], **kwargs)
+        wht = driz.out_wht[inner]
+        img = np.where(wht != 0, driz.out_img[inner], np.float32(0))
+        ctx = (driz.out_ctx[0][inner] != 0) if params.enable_ctx else None
+        tile_dq = driz.out_dq[inner] if dq is not None else None
+        err_img = None
+        if err is not None:
+            derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=halo_shape, disable_ctx=True)
+            derr.add_image(err[crop], **kwargs)
+            err_img = np.where(wht != 0, derr.out_img[inner], np.float32(0))
+        var_imgs = {}
+        for name, sqrt_var in variances.items():
+            dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=halo_shape, disable_ctx=True)
+            dv.add_image(sqrt_var[crop], **kwargs)
+            var_imgs[name] = dv.out_img[inner] ** 2
+    return img, wht, ctx, tile_dq, err_img, var_imgs
 
 
 def _cropped(

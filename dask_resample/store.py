@@ -235,7 +235,7 @@ def create_store(
                 compressors=compressors,
                 config={"write_empty_chunks": False},
             )
-        (path / _group_path(group) / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+        g.create_group(PROGRESS_DIR, attributes={"description": "one marker per completed tile"})
 
 
 def _json_default(obj: Any) -> Any:

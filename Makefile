@@ -1,0 +1,39 @@
+# dask-resample: two commands do everything on a fresh machine.
+#   make demo   create .venv, install, build a mosaic from built-in synthetic data
+#   make test   install the test extras and run the whole suite
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+DEMO_DIR ?= demo_output
+
+.PHONY: demo test install install-test benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[jwst]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/dask-resample demo --output-dir $(DEMO_DIR)
+
+test: install-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+benchmark: install-test
+	$(BIN)/python benchmarks/bench_vs_jwst.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .hypothesis
