@@ -36,6 +36,7 @@ __all__ = [
     "ExposureRef",
     "InputError",
     "collect_exposures",
+    "library_member_ref",
     "load_model_dict",
     "load_wcs",
 ]
@@ -179,6 +180,8 @@ def collect_exposures(inputs: Any) -> list[ExposureRef]:
         raise InputError("inputs: no exposures given")
     if all(isinstance(x, Exposure) for x in items):
         return [_ref_from_memory(k, x) for k, x in enumerate(items)]
+    if all(isinstance(x, ExposureRef) for x in items):
+        return [ref.with_index(k) for k, ref in enumerate(items)]
     if all(_is_datamodel(x) for x in items):
         return [_ref_from_datamodel(k, m) for k, m in enumerate(items)]
     paths = []
@@ -312,18 +315,54 @@ def _refs_from_library(library: Any) -> list[ExposureRef]:
             meta = library.read_metadata(i)
         except Exception as exc:
             raise InputError(f"{asn_dir / expname}: cannot read its metadata ({_one_line(exc)})") from None
-        path = asn_dir / expname
-        if on_disk or path.exists():
-            refs.append(_ref_from_meta(i, str(path), "jwst", Path(expname).name, group_of[i], meta))
-        else:
-            with library:
-                model = library.borrow(i)
-                try:
-                    ref = _ref_from_datamodel(i, model, group_id=group_of[i])
-                finally:
-                    library.shelve(model, i, modify=False)
-            refs.append(ref)
+        refs.append(library_member_ref(library, i, group_id=group_of[i], meta=meta))
     return refs
+
+
+def library_member_ref(library: Any, index: int, *, group_id: str, meta: Mapping | None = None) -> ExposureRef:
+    """Reference to member ``index`` of a ``ModelLibrary``, where its current version lives.
+
+    For an on-disk library that is the library's temporary file of a model shelved
+    after a change, else the association member's file. For an in-memory library,
+    a model the library already holds (it may have been changed in memory) becomes
+    an in-memory exposure; a member not loaded yet is read from its file.
+
+    Parameters
+    ----------
+    library : jwst.datamodels.ModelLibrary
+        The library; it must not be open (``with library:``) when this is called.
+    index : int
+        Member index.
+    group_id : str
+        The member's exposure group id.
+    meta : mapping, optional
+        ``library.read_metadata(index)`` if already read.
+
+    Returns
+    -------
+    ExposureRef
+    """
+    expname = library.asn["products"][0]["members"][index]["expname"]
+    on_disk = getattr(library, "on_disk", False)
+    asn_dir = getattr(library, "asn_dir", None)
+    path = Path(asn_dir if asn_dir not in (None, "None") else ".") / expname
+    if on_disk:
+        path = Path(getattr(library, "_temp_filenames", {}).get(index, path))
+    path = Path(os.path.abspath(path))
+    in_memory = not on_disk and index in getattr(library, "_loaded_models", {})
+    if on_disk or (not in_memory and path.exists()):
+        if meta is None:
+            try:
+                meta = library.read_metadata(index)
+            except Exception as exc:
+                raise InputError(f"{path}: cannot read its metadata ({_one_line(exc)})") from None
+        return _ref_from_meta(index, str(path), "jwst", Path(expname).name, group_id, meta)
+    with library:
+        model = library.borrow(index)
+        try:
+            return _ref_from_datamodel(index, model, group_id=group_id)
+        finally:
+            library.shelve(model, index, modify=False)
 
 
 def _ref_from_meta(index: int, source: str, kind: str, filename: str, group_id: str, meta: Mapping) -> ExposureRef:
@@ -357,10 +396,20 @@ def _num(value: Any) -> float | None:
 def _refs_from_paths(paths: Sequence[Path]) -> list[ExposureRef]:
     kinds = [_fits_kind(p) for p in paths]
     if all(k == "jwst" for k in kinds):
-        return _refs_from_library(_open_library([str(p) for p in paths], paths))
+        return _refs_from_library(_open_library(_asn_from_paths(paths), paths))
     if any(k == "jwst" for k in kinds):
         raise InputError("inputs: mixing JWST datamodel files and plain FITS files is not supported")
     return [_ref_from_plain_fits(k, p) for k, p in enumerate(paths)]
+
+
+def _asn_from_paths(paths: Sequence[Path]) -> dict[str, Any]:
+    """An in-memory image3 association listing ``paths`` (absolute) as science members."""
+    from jwst.associations.asn_from_list import asn_from_list
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Input association file contains path information")
+        asn = asn_from_list([str(Path(p).resolve()) for p in paths], product_name="mosaic")
+        return json.loads(asn.dump()[1])
 
 
 _OBS_KEYS = {
@@ -463,7 +512,7 @@ def _ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> 
             group_id = attrs_to_group_id(model.meta.observation)
     d = input_jwst_model_to_dict(model, weight_type="ivm", enable_var=True, compute_err="driz_err")
     d = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
-    d["wcsinfo"] = None
+    d["wcsinfo"] = dict(model.meta.wcsinfo.instance)
     d["group_id"] = group_id
     return ExposureRef(
         index=index,

@@ -91,6 +91,52 @@ class TilePartial:
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
+#: Rows of the input evaluated at once by :func:`compute_pixmap` (bounds WCS temporaries).
+PIXMAP_BLOCK_ROWS = 256
+
+
+def compute_pixmap(
+    wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int], *, stepsize: float = 1, order: int = 1
+) -> np.ndarray:
+    """Pixel map of an input onto the output frame, as ``stcal.resample.utils.calc_pixmap``.
+
+    For ``stepsize == 1`` the WCS is evaluated in blocks of rows: the transforms are
+    element-wise, so the result is identical to ``calc_pixmap`` while the peak memory
+    of the WCS temporaries is bounded. Otherwise ``calc_pixmap`` itself is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(ny, nx, 2)``; ``[..., 0]`` is x and ``[..., 1]`` is y in the output frame.
+    """
+    from stcal.resample.utils import calc_pixmap
+
+    ny, nx = shape_yx
+    if stepsize != 1 and max(ny, nx) > 10:
+        return calc_pixmap(wcs_in, wcs_out, shape_yx, stepsize=stepsize, order=order)
+    bbox_to = getattr(wcs_out, "bounding_box", None)
+    if bbox_to is not None:
+        try:
+            bbox_to = bbox_to.bounding_box(order="F")
+        except AttributeError:
+            bbox_to = tuple(bbox_to)
+    pixmap = np.empty((ny, nx, 2), np.float64)
+    try:
+        if bbox_to is not None:
+            wcs_out.bounding_box = None
+        x_row = np.arange(nx, dtype=np.float64)
+        for r0 in range(0, ny, PIXMAP_BLOCK_ROWS):
+            r1 = min(ny, r0 + PIXMAP_BLOCK_ROWS)
+            y, x = np.meshgrid(np.arange(r0, r1, dtype=np.float64), x_row, indexing="ij")
+            ox, oy = wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
+            pixmap[r0:r1, :, 0] = ox
+            pixmap[r0:r1, :, 1] = oy
+    finally:
+        if bbox_to is not None:
+            wcs_out.bounding_box = bbox_to
+    return pixmap
+
+
 def _input_rect(
     px: np.ndarray, py: np.ndarray, box: tuple[int, int, int, int], rng: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int] | None:
@@ -129,7 +175,7 @@ def drizzle_exposure(
     dict
         ``(ty, tx) -> TilePartial`` (``None`` where nothing landed).
     """
-    from stcal.resample.utils import build_driz_weight, calc_pixmap, get_tmeasure, resample_range
+    from stcal.resample.utils import build_driz_weight, get_tmeasure, resample_range
 
     from .grid import TileGrid
 
@@ -142,9 +188,8 @@ def drizzle_exposure(
     if data.ndim != 2:
         raise RuntimeError(f"{ref.filename}: input is not a 2D image")
 
-    pixmap = calc_pixmap(
-        wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize, order=params.pixmap_order
-    )
+    pixmap = compute_pixmap(wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize,
+                            order=params.pixmap_order)
     weight = build_driz_weight(
         model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
     )
