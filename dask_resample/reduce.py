@@ -130,10 +130,11 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
         for name, v in partial.var.items():
             with np.errstate(invalid="ignore"):
                 mask = (v >= 0) & np.isfinite(v) & (weight > 0)
-            vm = v[mask].astype(np.float64)
-            wm = weight[mask]
-            acc.var_s[name][sl][mask] += vm * wm * wm
-            acc.var_w[name][sl][mask] += wm
+            v64 = np.where(mask, v, np.float32(0)).astype(np.float64)
+            w = np.where(mask, weight, 0.0)
+            # same operation order as the reference (v * w) * w; exact zeros outside the mask
+            acc.var_s[name][sl] += v64 * w * w
+            acc.var_w[name][sl] += w
     acc.n_inputs += 1
     return acc
 
