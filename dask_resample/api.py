@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 import sys
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import ResampleParams
-from .graph import build_graph, run_serial
+from . import __version__, settings
+from .config import ResampleParams, check_wcs_pars
+from .graph import TileTaskError, build_graph, run_serial
 from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
 from .io import ExposureRef, InputError, collect_exposures
 from .plan import SINGLE_GROUP, MosaicPlan, compute_footprint, make_plan
@@ -28,14 +29,16 @@ from .store import (
     gwcs_to_text,
     input_fingerprint,
     is_mosaic,
+    layout_problems,
     open_mosaic,
     prepare_output,
     read_metadata,
+    remove_partial_writes,
     tiles_done,
     wcs_to_fits_header,
 )
 
-__all__ = ["RunSummary", "exposure_totals", "plan_mosaic", "resample"]
+__all__ = ["IncompleteMosaicError", "RunSummary", "exposure_totals", "plan_mosaic", "resample"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class RunSummary:
     seconds: float
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped_inputs: list[str] = field(default_factory=list)
+    n_tiles_failed: int = 0
+    slowest_tasks: list[tuple[str, float]] = field(default_factory=list)
 
 
 def exposure_totals(refs: Sequence[ExposureRef]) -> dict[str, Any]:
@@ -133,12 +138,14 @@ def plan_mosaic(
     params = params or ResampleParams()
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    tile_shape = tuple(int(v) for v in (tile_shape or DEFAULT_TILE_SHAPE))
+    tile_shape = tuple(int(v) for v in (tile_shape or settings.get("tile-shape") or DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
     refs = collect_exposures(inputs)
     grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
-    limit = DEFAULT_MAX_OUTPUT_PIXELS if max_output_pixels is None else int(max_output_pixels)
+    if max_output_pixels is None:
+        max_output_pixels = settings.get("max-output-pixels") or DEFAULT_MAX_OUTPUT_PIXELS
+    limit = int(max_output_pixels)
     npix = grid.shape_yx[0] * grid.shape_yx[1]
     if npix > limit:
         raise ValueError(
@@ -233,7 +240,8 @@ def resample(
     pixmap_stepsize, pixmap_order
         Sparse pixel-map evaluation, as in the reference.
     tile_shape : (int, int), optional
-        Tile (= Zarr chunk) shape (ny, nx); default (1024, 1024).
+        Tile (= Zarr chunk) shape (ny, nx); default ``resample.tile-shape``
+        of :mod:`dask.config` (1024, 1024).
     client : distributed.Client, optional
         Run on this client; ``None`` uses the current client if there is one,
         else starts a LocalCluster for the duration of the call.
@@ -242,7 +250,8 @@ def resample(
         never touched.
     resume : bool
         Finish an interrupted mosaic: only tiles not yet complete are computed,
-        after checking that inputs and parameters are unchanged.
+        after checking that inputs, parameters and grid are unchanged (else
+        ``ValueError``). Starts a new mosaic if ``output`` does not exist.
     scheduler : {"distributed", "serial"}
         ``"serial"`` runs the same tasks in this process, without Dask.
     progress : bool, optional
@@ -264,6 +273,9 @@ def resample(
     )
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    check_wcs_pars(wcs_pars)
     output = Path(output)
     if output.exists() and not is_mosaic(output):
         raise MosaicExistsError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
@@ -307,24 +319,21 @@ def _execute(
     client: Any,
     progress: bool | None,
 ) -> RunSummary:
+    """Create (or reopen, for resume) the store and compute the missing tiles.
+
+    The store's layout and metadata are complete on disk before the first tile
+    is computed, and every tile records completion after its data, so that a
+    run killed at any point can be resumed.
+    """
+    t_start = time.perf_counter()
     params = plan.params
     arrays = tuple(output_arrays(params))
     grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
     fingerprint = input_fingerprint([r.to_record() for r in plan.refs], params.to_dict(),
                                     {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)})
-    skip: set = set()
-    if resume and output.exists():
-        meta = read_metadata(output)
-        if meta.get("fingerprint") != fingerprint:
-            raise ValueError(
-                f"{output}: cannot resume: inputs, parameters or grid differ from those of the existing mosaic"
-            )
-        for g in plan.groups:
-            for key in tiles_done(output, g):
-                skip.add((g, key))
-        log.info("Resuming: %d of %d tiles already complete", len(skip), len(plan.contributions))
-    else:
-        prepare_output(output, overwrite=overwrite)
+    skip = _resume_state(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint) if resume else None
+    if skip is None:
+        prepare_output(output, overwrite=overwrite or (resume and output.exists()))
         root = {
             "format_version": FORMAT_VERSION,
             "software": f"dask-resample {__version__}",
@@ -348,18 +357,68 @@ def _execute(
             tile_shape_yx=plan.tiles.tile_shape_yx, arrays=arrays, fill_value=params.fill_value,
             many_to_many=(mode == "many_to_many"),
         )
+        skip = set()
     token = uuid.uuid4().hex[:12]
     dsk, keys = build_graph(plan, store_path=str(output), arrays=arrays, token=token, skip_tiles=skip)
-    records = _run(dsk, keys, client=client, progress=progress)
-    finalize_store(output)
-    return RunSummary(
+    log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(keys),
+             len(plan.refs) - len(plan.skipped), len(dsk))
+    labels = _TaskLabels(plan, token)
+    outcome = _run(dsk, keys, client=client, progress=progress, labels=labels)
+    summary = RunSummary(
         n_inputs=len(plan.refs) - len(plan.skipped),
-        n_tiles=len(records),
+        n_tiles=len(outcome.records),
         n_tiles_skipped=len(skip),
         seconds=0.0,
-        records=records,
+        records=outcome.records,
         skipped_inputs=[plan.refs[i].filename for i in plan.skipped],
+        n_tiles_failed=len(outcome.errors),
+        slowest_tasks=_slowest(outcome.seconds, labels),
     )
+    if outcome.errors:
+        summary.seconds = time.perf_counter() - t_start
+        _log_summary(summary)
+        raise IncompleteMosaicError.from_errors(output, outcome.errors, labels, summary)
+    finalize_store(output)
+    return summary
+
+
+def _resume_state(
+    plan: MosaicPlan, output: Path, *, mode: str, arrays: tuple[str, ...], fingerprint: str
+) -> set[tuple[str, tuple[int, int]]] | None:
+    """Tiles already complete in ``output``, or ``None`` to start a new mosaic.
+
+    Raises
+    ------
+    ValueError
+        If the existing mosaic was made from other inputs, parameters or grid,
+        or is damaged while holding finished tiles.
+    """
+    if not output.exists():
+        log.info("%s: nothing to resume; starting a new mosaic", output)
+        return None
+    try:
+        meta = read_metadata(output)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{output}: cannot resume: unreadable mosaic metadata ({exc})") from None
+    if meta.get("fingerprint") != fingerprint or meta.get("mode") != mode or list(meta.get("arrays", [])) != list(arrays):
+        raise ValueError(
+            f"{output}: cannot resume: inputs, parameters or grid differ from those of the existing mosaic "
+            "(use overwrite=True to start over)"
+        )
+    done = {(g, key) for g in plan.groups for key in tiles_done(output, g)} & set(plan.contributions)
+    problems = layout_problems(output, list(plan.groups), arrays)
+    if problems:
+        if done:
+            raise ValueError(
+                f"{output}: cannot resume: the store is damaged ({problems[0]}); use overwrite=True to start over"
+            )
+        log.warning("%s: incomplete store (%s) and no finished tile; starting over", output, problems[0])
+        return None
+    n_partial = remove_partial_writes(output)
+    if n_partial:
+        log.info("%s: removed %d interrupted writes", output, n_partial)
+    log.info("Resuming %s: %d of %d tiles already complete", output, len(done), len(plan.contributions))
+    return done
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -368,45 +427,171 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
-def _run(dsk: dict, keys: list, *, client: Any, progress: bool | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class _RunOutcome:
+    """Records of the tiles written, errors of the others, seconds per task."""
+
+    records: list[dict[str, Any]]
+    errors: dict[Any, BaseException]
+    seconds: dict[Any, float]
+
+
+def _run(
+    dsk: dict,
+    keys: list,
+    *,
+    client: Any,
+    progress: bool | None,
+    labels: Callable[[Any], str | None] | None = None,
+) -> _RunOutcome:
+    """Run the graph; a failing tile does not stop the others.
+
+    Each distinct error is logged once, when it first occurs (``labels`` names
+    the keys in messages).
+
+    Returns
+    -------
+    _RunOutcome
+        Records of the written tiles (in ``keys`` order), exceptions of the
+        failed ones and the compute time of every task that ran.
+    """
     if not keys:
-        return []
+        return _RunOutcome([], {}, {})
     show = _progress_enabled(progress)
     bar = None
     if show:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(keys), desc="tiles", unit="tile", file=sys.stderr)
+    errors: dict[Any, BaseException] = {}
+    seconds: dict[Any, float] = {}
+    n_done = 0
+    reported: set[str] = set()
+
+    def tick(key: Any, exc: BaseException | None) -> None:
+        nonlocal n_done
+        n_done += 1
+        if exc is not None and (msg := _one_line(exc)) not in reported:
+            reported.add(msg)
+            log.error("%s failed: %s", (labels and labels(key)) or key, msg)
+        if bar is not None:
+            bar.update(1)
+        elif n_done == len(keys) or n_done % max(1, len(keys) // 10) == 0:
+            log.info("tiles done: %d/%d", n_done, len(keys))
+
     try:
         if client is None:
-            def cb(key: Any, result: Any) -> None:
-                if bar is not None:
-                    bar.update(1)
+            results = run_serial(dsk, keys, callback=lambda key, _: tick(key, None), errors=errors, timings=seconds)
+            for key, exc in errors.items():
+                tick(key, exc)
+            return _RunOutcome([r for k, r in zip(keys, results) if k not in errors], errors, seconds)
+        from distributed import as_completed, get_task_stream
+
+        with get_task_stream(client) as stream:
+            futures = client.get(dsk, keys, sync=False)
+            index = {f.key: k for k, f in enumerate(futures)}
+            results: list[Any] = [None] * len(futures)
+            for fut in as_completed(futures):
+                if fut.status == "finished":
+                    results[index[fut.key]] = fut.result()
+                    tick(fut.key, None)
                 else:
-                    log.debug("tile %s done", key)
-
-            return run_serial(dsk, keys, callback=cb)
-        from distributed import as_completed
-
-        futures = client.get(dsk, keys, sync=False)
-        index = {f.key: k for k, f in enumerate(futures)}
-        results: list[Any] = [None] * len(futures)
-        n_done = 0
-        for fut in as_completed(futures):
-            results[index[fut.key]] = fut.result()
-            n_done += 1
-            if bar is not None:
-                bar.update(1)
-            elif n_done == len(futures) or n_done % max(1, len(futures) // 10) == 0:
-                log.info("tiles written: %d/%d", n_done, len(futures))
-        return results
+                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
+                    errors[keys[index[fut.key]]] = exc
+                    tick(fut.key, exc)
+            del futures
+        seconds = _stream_seconds(stream.data)
+        return _RunOutcome([r for k, r in zip(keys, results) if k not in errors], errors, seconds)
     finally:
         if bar is not None:
             bar.close()
 
 
+def _stream_seconds(data: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
+    """Compute seconds per key from ``distributed`` task-stream records."""
+    out: dict[Any, float] = {}
+    for rec in data:
+        key = rec.get("key")
+        if isinstance(key, str) and key.startswith("("):
+            try:
+                key = ast.literal_eval(key)
+            except (ValueError, SyntaxError):
+                pass
+        spent = sum(s["stop"] - s["start"] for s in rec.get("startstops", ()) if s.get("action") == "compute")
+        out[key] = out.get(key, 0.0) + spent
+    return out
+
+
+class _TaskLabels:
+    """Readable names of graph keys (``drizzle f.fits``, ``tile 0,1``)."""
+
+    def __init__(self, plan: MosaicPlan, token: str) -> None:
+        self.token = token
+        self.names = {r.index: r.filename for r in plan.refs}
+
+    def __call__(self, key: Any) -> str | None:
+        if not (isinstance(key, tuple) and key and isinstance(key[0], str) and key[0].endswith(self.token)):
+            return None
+        kind = key[0][: -len(self.token) - 1]
+        if kind == "drizzle":
+            return f"drizzle {self.names.get(key[1], key[1])}"
+        group = f" [{key[1]}]" if len(key) > 3 and key[1] else ""
+        if kind == "tile":
+            return f"tile {key[2]},{key[3]}{group}"
+        if kind == "fold":
+            return f"fold {key[2]},{key[3]}#{key[4]}{group}"
+        return None
+
+
+def _slowest(seconds: Mapping[Any, float], labels: _TaskLabels, n: int = 5) -> list[tuple[str, float]]:
+    named = [(name, s) for key, s in seconds.items() if (name := labels(key)) is not None]
+    return sorted(named, key=lambda item: -item[1])[:n]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    if isinstance(exc, (TileTaskError, InputError)):
+        return msg
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class IncompleteMosaicError(TileTaskError):
+    """Some tiles could not be computed; every other tile was written.
+
+    Attributes
+    ----------
+    errors : dict
+        ``(group, (ty, tx)) -> message`` of each failed tile.
+    summary : RunSummary
+        What the run did.
+    """
+
+    def __init__(self, message: str, errors: dict[tuple[str, tuple[int, int]], str], summary: RunSummary) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.summary = summary
+
+    @classmethod
+    def from_errors(
+        cls, output: Path, errors: Mapping[Any, BaseException], labels: _TaskLabels, summary: RunSummary
+    ) -> IncompleteMosaicError:
+        """Summarise per-tile exceptions in one line naming the failing inputs."""
+        per_tile = {(key[1], (key[2], key[3])): _one_line(exc) for key, exc in errors.items()}
+        unique = list(dict.fromkeys(per_tile.values()))
+        shown = "; ".join(unique[:5]) + (f"; and {len(unique) - 5} more" if len(unique) > 5 else "")
+        n_failed = len(per_tile)
+        message = (
+            f"{output}: {n_failed} of {n_failed + summary.n_tiles} tiles failed "
+            f"(the other {summary.n_tiles} are written): {shown}"
+        )
+        return cls(message, per_tile, summary)
+
+
 def _log_summary(summary: RunSummary) -> None:
+    slowest = ", ".join(f"{name} {s:.2f} s" for name, s in summary.slowest_tasks) or "-"
     log.info(
-        "Mosaic done: %d inputs, %d tiles written (%d already complete), %.1f s",
-        summary.n_inputs, summary.n_tiles, summary.n_tiles_skipped, summary.seconds,
+        "Mosaic %s: %d inputs, %d tiles written (%d already complete, %d failed), %.1f s; slowest tasks: %s",
+        "incomplete" if summary.n_tiles_failed else "done", summary.n_inputs, summary.n_tiles,
+        summary.n_tiles_skipped, summary.n_tiles_failed, summary.seconds, slowest,
     )

@@ -67,22 +67,35 @@ def connect(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | int | None = None,
+    jobs: int | None = None,
     **kwargs: Any,
 ) -> ClusterHandle:
     """Return a client to run on.
+
+    Unset arguments take their defaults from :mod:`dask.config` (namespace
+    ``resample``, see ``resample.yaml``); the order of choice is: ``client``,
+    ``scheduler``, ``cluster``, the current client, ``resample.scheduler``,
+    ``resample.cluster``.
 
     Parameters
     ----------
     client : distributed.Client, optional
         Use this client as is.
     cluster : str, optional
-        ``"local"`` (default when no client is current) or a dask-jobqueue
-        cluster name (``"slurm"``, ``"pbs"``, ...).
+        ``"local"`` or a dask-jobqueue cluster name (``"slurm"``, ``"pbs"``,
+        ``"sge"``, ``"lsf"``, ``"oar"``, ``"htcondor"``, ``"moab"``).
     scheduler : str, optional
         Address of a running scheduler (``tcp://host:8786``) or a scheduler file.
     n_workers, threads_per_worker, memory_limit
-        LocalCluster settings (defaults: one single-threaded worker per core,
-        the machine's memory shared evenly).
+        LocalCluster settings (defaults ``resample.local.*``: one
+        single-threaded worker per core, the machine's memory shared evenly).
+    jobs : int, optional
+        Batch jobs of a dask-jobqueue cluster (default ``resample.jobqueue.jobs``).
+    **kwargs
+        For a LocalCluster, more LocalCluster arguments; for a batch-system
+        cluster, per-job settings (``cores``, ``memory``, ``walltime``,
+        ``processes``, ``queue``, ``account``, ``job_extra_directives``, ...)
+        passed to :func:`dask_resample.hpc.start_jobqueue_cluster`.
 
     Returns
     -------
@@ -90,31 +103,54 @@ def connect(
     """
     from distributed import Client
 
+    from . import settings
+
     if client is not None:
         return ClusterHandle(client=client)
     if scheduler:
-        if os.path.isfile(scheduler):
-            c = Client(scheduler_file=scheduler)
-        else:
-            c = Client(scheduler)
-        return ClusterHandle(client=c, owned=True)
-    if cluster in (None, "local"):
-        if cluster is None and (current := _current_client()) is not None:
+        return _connect_scheduler(scheduler)
+    if cluster is None:
+        if (current := _current_client()) is not None:
             return ClusterHandle(client=current)
+        if (configured := settings.get("scheduler")):
+            return _connect_scheduler(str(configured))
+        cluster = settings.get("cluster") or "local"
+    cluster = str(cluster).strip().lower()
+    if cluster == "local":
         from distributed import LocalCluster
 
-        n = n_workers or max(1, os.cpu_count() or 1)
+        n = n_workers or settings.get("local.n-workers") or max(1, os.cpu_count() or 1)
+        threads = threads_per_worker or settings.get("local.threads-per-worker") or 1
+        memory = memory_limit if memory_limit is not None else settings.get("local.memory-limit", "auto")
         lc = LocalCluster(
-            n_workers=n,
-            threads_per_worker=threads_per_worker or 1,
-            memory_limit=memory_limit if memory_limit is not None else "auto",
+            n_workers=int(n),
+            threads_per_worker=int(threads),
+            memory_limit=memory,
             processes=True,
-            dashboard_address=kwargs.pop("dashboard_address", ":0"),
+            dashboard_address=kwargs.pop("dashboard_address", settings.get("local.dashboard-address", ":0")),
             **kwargs,
         )
         c = Client(lc)
-        log.info("Started a LocalCluster: %d workers, dashboard %s", n, c.dashboard_link)
+        log.info("Started a LocalCluster: %d workers x %d threads, dashboard %s", n, threads, c.dashboard_link)
         return ClusterHandle(client=c, cluster=lc, owned=True)
+    ignored = {k: v for k, v in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker),
+                                 ("memory_limit", memory_limit)) if v is not None}
+    if ignored:
+        log.warning("%s: ignored for a %s cluster (use jobs, cores, memory, processes)", ", ".join(ignored), cluster)
     from .hpc import start_jobqueue_cluster
 
-    return start_jobqueue_cluster(cluster, **kwargs)
+    return start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
+
+
+def _connect_scheduler(scheduler: str) -> ClusterHandle:
+    """Client of a running scheduler, by address or scheduler file."""
+    from distributed import Client
+
+    if os.path.isfile(scheduler):
+        c = Client(scheduler_file=scheduler)
+    elif scheduler.endswith(".json"):
+        raise FileNotFoundError(f"scheduler: scheduler file {scheduler} not found")
+    else:
+        c = Client(scheduler)
+    log.info("Connected to scheduler %s, dashboard %s", c.scheduler.address, c.dashboard_link)
+    return ClusterHandle(client=c, owned=True)

@@ -18,6 +18,7 @@ __all__ = [
     "KERNELS",
     "WCS_PARS_KEYS",
     "ResampleParams",
+    "check_wcs_pars",
     "default_flag_name_map",
     "parse_fillval",
 ]
@@ -47,6 +48,35 @@ _KERNEL_REACH: dict[str, float] = {
     "lanczos2": 3.0,
     "lanczos3": 4.0,
 }
+
+
+def check_wcs_pars(wcs_pars: Any) -> dict[str, Any]:
+    """Check the keys of a ``wcs_pars`` mapping before any work is done.
+
+    Parameters
+    ----------
+    wcs_pars : mapping or None
+        Custom output WCS parameters (see :data:`WCS_PARS_KEYS`).
+
+    Returns
+    -------
+    dict
+        A copy of ``wcs_pars`` (empty for ``None``).
+
+    Raises
+    ------
+    KeyError
+        For unknown keys (the message names them).
+    """
+    if wcs_pars is None:
+        return {}
+    if not hasattr(wcs_pars, "keys"):
+        raise KeyError(f"wcs_pars: expected a mapping, got {type(wcs_pars).__name__}")
+    unknown = sorted(set(wcs_pars).difference(WCS_PARS_KEYS), key=str)
+    if unknown:
+        raise KeyError(f"wcs_pars: unsupported key(s) {', '.join(map(repr, unknown))}; "
+                       f"supported: {', '.join(WCS_PARS_KEYS)}")
+    return dict(wcs_pars)
 
 
 def default_flag_name_map() -> dict[str, int]:
@@ -155,7 +185,11 @@ class ResampleParams:
         """
         try:
             mask = interpret_bit_flags(self.good_bits, flag_name_map=self.flag_name_map)
-        except (ValueError, TypeError, KeyError) as exc:
+        except KeyError as exc:
+            raise ValueError(
+                f"good_bits: unknown DQ flag name {exc.args[0]!r} in {self.good_bits!r}"
+            ) from None
+        except (ValueError, TypeError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"good_bits: cannot interpret {self.good_bits!r}: {msg}") from None
         return None if mask is None else int(mask)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
 from .reduce import AccumulatorSpec, finalize_tile, fold
@@ -30,7 +31,7 @@ __all__ = ["FOLD_BATCH", "TileTaskError", "build_graph", "run_serial", "tile_key
 
 log = logging.getLogger(__name__)
 
-#: Number of partials folded by one reduction task.
+#: Number of partials folded by one reduction task (``resample.fold-batch`` overrides it).
 FOLD_BATCH = 8
 
 
@@ -120,6 +121,7 @@ def build_graph(
         Write-task keys, one per ``(group, tile)``.
     """
     skip_tiles = skip_tiles or set()
+    fold_batch = max(1, int(settings.get("fold-batch", FOLD_BATCH) or FOLD_BATCH))
     k = GraphKeys(token)
     spec = DrizzleSpec(
         out_wcs=plan.grid.wcs,
@@ -157,9 +159,9 @@ def build_graph(
             pixel_scale_ratio=plan.grid.pixel_scale_ratio,
         )
         prev: Any = acc_spec
-        for j in range(0, len(indices), FOLD_BATCH):
-            batch = indices[j : j + FOLD_BATCH]
-            fk = k.fold(group, key, j // FOLD_BATCH)
+        for j in range(0, len(indices), fold_batch):
+            batch = indices[j : j + fold_batch]
+            fk = k.fold(group, key, j // fold_batch)
             dsk[fk] = (fold, prev, [k.partial(i, key) for i in batch])
             prev = fk
         store = StoreSpec(path=store_path, group=group, arrays=arrays)
@@ -198,7 +200,14 @@ def _resolve(arg: Any, dsk: dict, cache: dict) -> Any:
     return arg
 
 
-def run_serial(dsk: dict, keys: Iterable, callback: Callable[[Any, Any], None] | None = None) -> list:
+def run_serial(
+    dsk: dict,
+    keys: Iterable,
+    callback: Callable[[Any, Any], None] | None = None,
+    *,
+    errors: dict | None = None,
+    timings: dict | None = None,
+) -> list:
     """Run a task dictionary in this process, freeing intermediates as soon as possible.
 
     Tasks run exposure by exposure in input order, then the tiles they complete,
@@ -212,6 +221,12 @@ def run_serial(dsk: dict, keys: Iterable, callback: Callable[[Any, Any], None] |
         Keys whose results are returned.
     callback : callable, optional
         Called as ``callback(key, result)`` after each output key completes.
+    errors : dict, optional
+        If given, a failing task does not stop the run: its exception is stored
+        here under every wanted key that depends on it (their result is
+        ``None``), and every other key is still computed.
+    timings : dict, optional
+        If given, filled with ``key -> seconds`` spent in each task.
 
     Returns
     -------
@@ -228,6 +243,7 @@ def run_serial(dsk: dict, keys: Iterable, callback: Callable[[Any, Any], None] |
     wanted = set(keys)
     cache: dict = {}
     done: set = set()
+    failed: dict = {}
 
     def run(key: Any) -> None:
         if key in done:
@@ -243,14 +259,28 @@ def run_serial(dsk: dict, keys: Iterable, callback: Callable[[Any, Any], None] |
             if cur in done:
                 continue
             task = dsk[cur]
-            func, args = task[0], [_resolve(a, dsk, cache) for a in task[1:]]
-            cache[cur] = func(*args)
+            bad = next((failed[d] for d in deps[cur] if d in failed), None)
+            if bad is None:
+                t0 = time.perf_counter()
+                try:
+                    cache[cur] = task[0](*[_resolve(a, dsk, cache) for a in task[1:]])
+                except Exception as exc:
+                    if errors is None:
+                        raise
+                    bad = exc
+                if timings is not None:
+                    timings[cur] = time.perf_counter() - t0
+            if bad is not None:
+                failed[cur] = bad
+                cache[cur] = None
+                if cur in wanted:
+                    errors[cur] = bad  # type: ignore[index]
             done.add(cur)
             for d in deps[cur]:
                 remaining[d] -= 1
                 if remaining[d] == 0 and d not in wanted:
                     cache.pop(d, None)
-            if cur in wanted and callback is not None:
+            if cur in wanted and callback is not None and cur not in failed:
                 callback(cur, cache[cur])
 
     # order: drive by output keys sorted so that early exposures finish first

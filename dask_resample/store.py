@@ -20,12 +20,14 @@ chunks that hold only the fill value are not written at all.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +41,11 @@ __all__ = [
     "create_store",
     "gwcs_from_attrs",
     "is_mosaic",
+    "layout_problems",
     "open_mosaic",
     "read_metadata",
+    "remove_partial_writes",
+    "remove_stale_siblings",
     "tiles_done",
     "wcs_to_fits_header",
     "write_tile",
@@ -98,7 +103,10 @@ def prepare_output(path: str | os.PathLike, overwrite: bool, resume: bool = Fals
         return path
     if not overwrite:
         raise MosaicExistsError(f"{path}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
-    shutil.rmtree(path)
+    # rename first: a kill while deleting leaves no half-deleted mosaic at ``path``
+    trash = _sibling(path, "trash")
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
     return path
 
 
@@ -211,6 +219,13 @@ def create_store(
     from zarr.codecs import BloscCodec
 
     path = Path(path)
+    if path.exists():
+        raise MosaicExistsError(f"{path}: exists; remove it first (prepare_output)")
+    # Build the layout beside the target and move it into place in one rename,
+    # so that ``path`` is either absent or a complete, empty mosaic: a run
+    # killed while creating it leaves nothing that resume could mistake for one.
+    remove_stale_siblings(path)
+    final_path, path = path, _sibling(path, "staging")
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
     root.attrs[FORMAT_KEY] = json.loads(json.dumps(dict(root_attrs), default=_json_default))
     compressors = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
@@ -236,6 +251,74 @@ def create_store(
                 config={"write_empty_chunks": False},
             )
         g.create_group(PROGRESS_DIR, attributes={"description": "one marker per completed tile"})
+    os.rename(path, final_path)
+
+
+def _sibling(path: Path, kind: str) -> Path:
+    """A hidden, unique sibling of ``path`` used while creating or removing it."""
+    return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
+    """Remove half-created or half-removed copies of ``path`` left by killed runs.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for kind in ("staging", "trash"):
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
+
+
+def layout_problems(path: str | os.PathLike, groups: Sequence[str], arrays: Sequence[str]) -> list[str]:
+    """What is missing from the Zarr layout of a mosaic (empty if it is whole).
+
+    Parameters
+    ----------
+    path : path-like
+    groups : sequence of str
+        Group ids (``[""]`` for many-to-one).
+    arrays : sequence of str
+        Array names every group must hold.
+    """
+    path = Path(path)
+    problems = []
+    for group in groups:
+        base = path / _group_path(group)
+        for name in arrays:
+            if not (base / name / "zarr.json").is_file():
+                problems.append(f"array {group + '/' if group else ''}{name} missing")
+        if not (base / PROGRESS_DIR).is_dir():
+            problems.append(f"{group + '/' if group else ''}{PROGRESS_DIR} missing")
+    return problems
+
+
+def remove_partial_writes(path: str | os.PathLike) -> int:
+    """Delete temporary files of chunk or marker writes interrupted by a kill.
+
+    Returns
+    -------
+    int
+        Number of files removed.
+    """
+    n = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for fn in filenames:
+            if fn.endswith(".partial") or (fn.startswith(".tmp-") and os.path.basename(dirpath) == PROGRESS_DIR):
+                try:
+                    os.unlink(os.path.join(dirpath, fn))
+                    n += 1
+                except OSError:
+                    pass
+    return n
 
 
 def _json_default(obj: Any) -> Any:
@@ -318,6 +401,9 @@ def read_metadata(path: str | os.PathLike, group: str | None = None) -> dict[str
     if meta is None:
         raise ValueError(f"{path}: not a dask-resample mosaic")
     if group:
+        groups = meta.get("groups") or []
+        if group not in groups:
+            raise ValueError(f"{path}: no exposure group {group!r} in this mosaic; its groups are {groups}")
         gdoc = json.loads((Path(path) / group / "zarr.json").read_text())
         meta = {**meta, **gdoc.get("attributes", {}).get(FORMAT_KEY, {})}
     return meta
@@ -352,6 +438,11 @@ def open_mosaic(path: str | os.PathLike, group: str | None = None, level: int | 
     zgroup = group or None
     if level:
         zgroup = f"{group}/levels/{level}" if group else f"levels/{level}"
+        level_meta = path / zgroup / "zarr.json"
+        if not level_meta.is_file():
+            raise ValueError(f"{path}: no pyramid level {level}; write it with dask_resample.write_pyramid")
+        # the level's own WCS and grid replace those of level 0
+        meta = {**meta, **json.loads(level_meta.read_text()).get("attributes", {}).get(FORMAT_KEY, {})}
     ds = xr.open_zarr(str(path), group=zgroup, consolidated=False, chunks={})
     ds.attrs = {FORMAT_KEY: meta}
     return ds

@@ -1,0 +1,452 @@
+#!/usr/bin/env python
+"""Benchmark dask-resample against jwst's ResampleImage on NIRCam-like exposures.
+
+Both programs drizzle the same synthetic ``*_cal.fits`` exposures with the same
+parameters (those of jwst's ResampleStep: ``good_bits="~DO_NOT_USE+NON_SCIENCE"``,
+variances resampled and reported, ``err`` from the variances, context on):
+
+* **jwst** -- ``ResampleImage(ModelLibrary(asn, on_disk=True), ...).resample_many_to_one()``
+  in a process of its own, as the pipeline's resample step runs it;
+* **dask-resample** -- ``dask_resample.resample(asn, out.zarr, ...)`` on a fresh
+  ``LocalCluster`` (``--workers`` x ``--threads``), writing a Zarr mosaic, driven
+  from a process of its own.
+
+Wall time is measured around the resampling call in each process (imports and
+cluster start-up excluded; workers import their modules before the clock starts).
+Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss`` of every process: the reference
+process, the dask-resample client process (which also hosts the scheduler and
+the nannies of a LocalCluster) and each worker process.
+
+The scaling run drizzles the same number of inputs spread over about 4 times
+the mosaic area (the pointings laid out 2 x 2 side by side) and reports seconds
+per input for both programs.
+
+Usage::
+
+    python benchmarks/bench_vs_jwst.py --size 2048 --dithers 4 --detectors 2 --workers 2 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+PARAMS: dict[str, Any] = {
+    "pixfrac": 1.0,
+    "kernel": "square",
+    "fillval": "NAN",
+    "weight_type": "ivm",
+    "good_bits": "~DO_NOT_USE+NON_SCIENCE",
+    "enable_ctx": True,
+    "enable_var": True,
+    "report_var": True,
+    "compute_err": "from_var",
+    "propagate_dq": False,
+    "pixmap_stepsize": 1,
+    "pixmap_order": 1,
+}
+TARGET_SPEEDUP = 1.8
+TARGET_RSS = 1 * GIB
+TARGET_FLATNESS = 0.15
+
+
+# ----------------------------------------------------------------------------
+# datasets
+# ----------------------------------------------------------------------------
+def _cached(directory: Path, spec: dict[str, Any]) -> bool:
+    marker = directory / "dataset.json"
+    return marker.is_file() and json.loads(marker.read_text()) == spec
+
+
+def _mark(directory: Path, spec: dict[str, Any]) -> None:
+    (directory / "dataset.json").write_text(json.dumps(spec, indent=2))
+
+
+def base_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path:
+    """The main dataset: ``dithers`` small dithers of ``detectors`` detectors; returns the association."""
+    from dask_resample import synthetic
+
+    spec = {"kind": "base", "size": size, "dithers": dithers, "detectors": detectors}
+    directory = workdir / f"base-{size}-{dithers}x{detectors}"
+    if not _cached(directory, spec):
+        t0 = time.perf_counter()
+        synthetic.write_dataset(directory, n_dithers=dithers, n_detectors=detectors, shape=(size, size), seed=11)
+        _mark(directory, spec)
+        print(f"wrote {dithers * detectors} exposures of {size}x{size} to {directory} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return directory / "synthetic_asn.json"
+
+
+def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path:
+    """The same number of exposures, with the pointings laid out side by side (about 4x the area).
+
+    Pointing ``k`` is shifted by whole fields of view along the detector axes
+    (a 2 x 2 layout for four pointings), each pointing written as its own
+    one-dither dataset in a sub-directory; one association lists them all.
+    """
+    from dask_resample import synthetic
+
+    spec = {"kind": "wide", "size": size, "dithers": dithers, "detectors": detectors}
+    directory = workdir / f"wide-{size}-{dithers}x{detectors}"
+    asn_path = directory / "wide_asn.json"
+    if _cached(directory, spec):
+        return asn_path
+    t0 = time.perf_counter()
+    scale = 0.031
+    ra0, dec0, roll = 53.16, -27.78, 20.0
+    gap = max(size // 16, 4)
+    field_x = detectors * size + (detectors - 1) * gap  # ideal pixels
+    field_y = size
+    cols = math.ceil(math.sqrt(dithers))
+    centre = synthetic.make_detector_wcs(ra0, dec0, roll_deg=roll, shape=(1, 1), pixel_scale_arcsec=scale,
+                                         distortion=0.0)
+    names: list[str] = []
+    for k in range(dithers):
+        ix, iy = k % cols, k // cols
+        # 1% overlap keeps the layout contiguous
+        ra, dec = (float(v) for v in centre(ix * field_x * 0.99, iy * field_y * 0.99, with_bounding_box=False))
+        sub = f"p{k}"
+        ds = synthetic.write_dataset(directory / sub, n_dithers=1, n_detectors=detectors, shape=(size, size),
+                                     ra_deg=ra, dec_deg=dec, roll_deg=roll, seed=100 + k)
+        names.extend(f"{sub}/{p.name}" for p in ds.paths)
+    asn = {
+        "asn_type": "image3",
+        "asn_rule": "DMS_Level3_Base",
+        "asn_id": "a3001",
+        "asn_pool": "synthetic_pool",
+        "program": "01234",
+        "target": "none",
+        "products": [{"name": "wide_mosaic", "members": [{"expname": n, "exptype": "science"} for n in names]}],
+    }
+    asn_path.write_text(json.dumps(asn, indent=2))
+    _mark(directory, spec)
+    print(f"wrote {len(names)} exposures of {size}x{size} in a {cols}-wide layout to {directory} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return asn_path
+
+
+# ----------------------------------------------------------------------------
+# child processes
+# ----------------------------------------------------------------------------
+def _maxrss_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+
+def child_reference(asn: Path, result: Path, data_out: Path) -> None:
+    """Run jwst's ResampleImage as the resample step does; write timings and the data array."""
+    import numpy as np
+    from jwst.datamodels import ModelLibrary
+    from jwst.resample.resample import ResampleImage
+
+    warnings.simplefilter("ignore")
+    wcs_pars = {"crpix": None, "crval": None, "rotation": None, "pixel_scale": None, "pixel_scale_ratio": 1.0,
+                "output_shape": None}
+    t0 = time.perf_counter()
+    library = ModelLibrary(str(asn), on_disk=True)
+    resampler = ResampleImage(library, blendheaders=True, output_wcs=None, wcs_pars=wcs_pars, **PARAMS)
+    model = resampler.resample_many_to_one()
+    seconds = time.perf_counter() - t0
+    np.save(data_out, np.asarray(model.data))
+    result.write_text(json.dumps({
+        "seconds": seconds,
+        "rss": {"reference": _maxrss_bytes()},
+        "shape_yx": list(model.data.shape),
+    }))
+
+
+def _warm_worker() -> int:
+    """Import what the tasks use (the reference process imports jwst before its clock starts too)."""
+    import dask_resample.graph  # noqa: F401
+    import dask_resample.kernel  # noqa: F401
+    import dask_resample.reduce  # noqa: F401
+    import jwst.resample.resample  # noqa: F401
+    import stdatamodels.jwst.datamodels  # noqa: F401
+
+    return os.getpid()
+
+
+def _worker_maxrss() -> int:
+    import resource as _resource
+
+    return int(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _profile(task_stream: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compute seconds per task kind (drizzle, fold, tile write, footprints, ...)."""
+    per_kind: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for rec in task_stream:
+        key = rec.get("key")
+        name = key[0] if isinstance(key, tuple) else str(key)
+        kind = name.split("-")[0]
+        for ss in rec.get("startstops", []):
+            if ss.get("action") == "compute":
+                per_kind[kind] += ss["stop"] - ss["start"]
+        counts[kind] += 1
+    return {"compute_seconds": dict(per_kind), "tasks": dict(counts)}
+
+
+def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool) -> None:
+    """Run dask-resample on a fresh LocalCluster; write timings and per-process peak RSS."""
+    warnings.simplefilter("ignore")
+    from distributed import get_task_stream
+
+    import dask_resample
+    from dask_resample.cluster import connect
+
+    handle = connect(cluster="local", n_workers=workers, threads_per_worker=threads)
+    client = handle.client
+    try:
+        client.wait_for_workers(workers)
+        client.run(_warm_worker)
+        t0 = time.perf_counter()
+        if profile:
+            with get_task_stream(client) as ts:
+                dask_resample.resample(asn, out, client=client, tile_shape=(tile, tile), overwrite=True,
+                                       progress=False, **PARAMS)
+            stream = ts.data
+        else:
+            dask_resample.resample(asn, out, client=client, tile_shape=(tile, tile), overwrite=True,
+                                   progress=False, **PARAMS)
+            stream = []
+        seconds = time.perf_counter() - t0
+        names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
+        rss = client.run(_worker_maxrss)
+        worker_rss = {f"worker-{names.get(addr, addr)}": v for addr, v in sorted(rss.items(), key=lambda kv:
+                                                                              str(names.get(kv[0], kv[0])))}
+    finally:
+        handle.close()
+    doc: dict[str, Any] = {
+        "seconds": seconds,
+        "rss": {"client": _maxrss_bytes(), **worker_rss},
+        "shape_yx": list(dask_resample.open_mosaic(out)["data"].shape),
+    }
+    if profile:
+        doc["profile"] = _profile(stream)
+    result.write_text(json.dumps(doc))
+
+
+def _spawn(args: list[str]) -> dict[str, Any]:
+    """Run this script in a child process with ``args``; return its JSON result."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        result = Path(fh.name)
+    try:
+        cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--result", str(result)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")
+        doc = json.loads(result.read_text())
+        doc["process_seconds"] = time.perf_counter() - t0
+        return doc
+    finally:
+        result.unlink(missing_ok=True)
+
+
+def run_reference(asn: Path, runs: Path, label: str) -> dict[str, Any]:
+    data = runs / f"reference-{label}-data.npy"
+    doc = _spawn(["--child", "reference", "--asn", str(asn), "--data-out", str(data)])
+    doc["data_path"] = str(data)
+    return doc
+
+
+def run_dask(asn: Path, runs: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = runs / f"dask-{label}.zarr"
+    child = ["--child", "dask", "--asn", str(asn), "--zarr-out", str(out), "--workers", str(args.workers),
+             "--threads", str(args.threads), "--tile", str(args.tile)]
+    child.append("--profile" if args.profile else "--no-profile")
+    doc = _spawn(child)
+    doc["zarr_path"] = str(out)
+    return doc
+
+
+# ----------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------
+def parity(reference_npy: str, zarr_path: str) -> dict[str, Any]:
+    """Largest |ours - reference| / max |reference| of ``data``, and whether the NaN patterns agree."""
+    import numpy as np
+
+    import dask_resample
+
+    ref = np.load(reference_npy)
+    ours = np.asarray(dask_resample.open_mosaic(zarr_path)["data"].values)
+    if ours.shape != ref.shape:
+        return {"shape_equal": False, "max_rel_diff": math.inf, "nan_pattern_equal": False}
+    nan_equal = bool(np.array_equal(np.isnan(ours), np.isnan(ref)))
+    both = np.isfinite(ours) & np.isfinite(ref)
+    scale = float(np.nanmax(np.abs(ref))) or 1.0
+    diff = float(np.max(np.abs(ours[both].astype(np.float64) - ref[both]))) / scale if both.any() else 0.0
+    return {"shape_equal": True, "max_rel_diff": diff, "nan_pattern_equal": nan_equal}
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def main_table(ref: dict[str, Any], ours: dict[str, Any], args: argparse.Namespace) -> str:
+    workers = [k for k in ours["rss"] if k.startswith("worker-")]
+    cols = ["reference", "client", *workers]
+    head = "| program | wall [s] | speedup vs jwst | " + " | ".join(f"peak RSS {c}" for c in cols) + " |"
+    sep = "|" + "---|" * (3 + len(cols))
+    ref_row = f"| jwst ResampleImage (1 process) | {ref['seconds']:.1f} | 1.00x | " + " | ".join(
+        _mib(ref["rss"].get(c)) for c in cols) + " |"
+    speed = ref["seconds"] / ours["seconds"]
+    ours_row = (f"| dask-resample ({args.workers} workers x {args.threads} thread) | {ours['seconds']:.1f} | "
+                f"{speed:.2f}x | " + " | ".join(_mib(ours["rss"].get(c)) for c in cols) + " |")
+    return "\n".join([head, sep, ref_row, ours_row])
+
+
+def scaling_table(rows: list[tuple[str, dict, dict, int]]) -> str:
+    """rows: (label, reference result, dask result, n_inputs)."""
+    out = ["| layout | mosaic [Mpix] | jwst [s/input] | dask-resample [s/input] | speedup |", "|---|---|---|---|---|"]
+    for label, ref, ours, n in rows:
+        ny, nx = ref["shape_yx"]
+        out.append(f"| {label} | {ny * nx / 1e6:.1f} | {ref['seconds'] / n:.2f} | {ours['seconds'] / n:.2f} | "
+                   f"{ref['seconds'] / ours['seconds']:.2f}x |")
+    return "\n".join(out)
+
+
+def profile_lines(ours: dict[str, Any], n_workers: int, threads: int) -> list[str]:
+    prof = ours.get("profile")
+    if not prof:
+        return []
+    total = sum(prof["compute_seconds"].values())
+    slots = n_workers * threads * ours["seconds"]
+    lines = [f"where worker time goes ({total:.1f} s of task compute in {slots:.1f} worker-thread seconds, "
+             f"{100 * total / slots:.0f}% busy):"]
+    for kind, secs in sorted(prof["compute_seconds"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {kind:<18} {secs:7.1f} s  {100 * secs / total:5.1f}%  ({prof['tasks'].get(kind, 0)} tasks)")
+    return lines
+
+
+def _n_inputs(asn: Path) -> int:
+    doc = json.loads(asn.read_text())
+    return sum(1 for m in doc["products"][0]["members"] if m.get("exptype", "science") == "science")
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-dask-resample-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = workdir / "runs"
+    runs.mkdir(exist_ok=True)
+    print(f"workdir: {workdir}", flush=True)
+    asn = base_dataset(workdir, args.size, args.dithers, args.detectors)
+    n = _n_inputs(asn)
+
+    print("running jwst ResampleImage ...", flush=True)
+    ref = run_reference(asn, runs, "1x")
+    print(f"  {ref['seconds']:.1f} s", flush=True)
+    print(f"running dask-resample ({args.workers} workers x {args.threads} thread) ...", flush=True)
+    ours = run_dask(asn, runs, "1x", args)
+    print(f"  {ours['seconds']:.1f} s", flush=True)
+    par = parity(ref["data_path"], ours["zarr_path"])
+
+    ny, nx = ref["shape_yx"]
+    report = [
+        "",
+        f"## {n} exposures of {args.size}x{args.size} ({args.dithers} dithers x {args.detectors} detectors), "
+        f"mosaic {ny} x {nx}, tiles {args.tile}x{args.tile}",
+        "",
+        main_table(ref, ours, args),
+        "",
+        f"parity: max |data - jwst| / max |jwst| = {par['max_rel_diff']:.2g}; "
+        f"NaN pattern identical: {'yes' if par['nan_pattern_equal'] else 'NO'}",
+    ]
+    results: dict[str, Any] = {"args": vars(args), "reference_1x": ref, "dask_1x": ours, "parity_1x": par}
+
+    speedup = ref["seconds"] / ours["seconds"]
+    rss_max = max(ours["rss"].values())
+    checks = [
+        f"speedup {speedup:.2f}x (target >= {TARGET_SPEEDUP}x): {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}",
+        f"largest peak RSS of a dask-resample process {_mib(rss_max)} (target <= 1 GiB): "
+        f"{'met' if rss_max <= TARGET_RSS else 'MISSED'}; jwst process: {_mib(ref['rss']['reference'])}",
+    ]
+    if args.scaling:
+        wide = wide_dataset(workdir, args.size, args.dithers, args.detectors)
+        print("scaling run: jwst ResampleImage on the 4x layout ...", flush=True)
+        ref4 = run_reference(wide, runs, "4x")
+        print(f"  {ref4['seconds']:.1f} s", flush=True)
+        print("scaling run: dask-resample on the 4x layout ...", flush=True)
+        ours4 = run_dask(wide, runs, "4x", args)
+        print(f"  {ours4['seconds']:.1f} s", flush=True)
+        par4 = parity(ref4["data_path"], ours4["zarr_path"])
+        n4 = _n_inputs(wide)
+        area = (ref4["shape_yx"][0] * ref4["shape_yx"][1]) / (ny * nx)
+        report += [
+            "",
+            f"## scaling: {n} inputs over 1x and {area:.1f}x the mosaic area",
+            "",
+            scaling_table([("1x (dithered)", ref, ours, n), (f"{area:.1f}x (side by side)", ref4, ours4, n4)]),
+            "",
+            f"parity ({area:.1f}x): max rel diff {par4['max_rel_diff']:.2g}; NaN pattern identical: "
+            f"{'yes' if par4['nan_pattern_equal'] else 'NO'}",
+        ]
+        growth = (ours4["seconds"] / n4) / (ours["seconds"] / n) - 1.0
+        growth_ref = (ref4["seconds"] / n4) / (ref["seconds"] / n) - 1.0
+        checks.append(
+            f"dask-resample s/input change {100 * growth:+.0f}% (target within +/-{100 * TARGET_FLATNESS:.0f}%): "
+            f"{'met' if abs(growth) <= TARGET_FLATNESS else 'MISSED'}; jwst: {100 * growth_ref:+.0f}%"
+        )
+        rss4 = max(ours4["rss"].values())
+        checks.append(f"largest peak RSS of a dask-resample process at {area:.1f}x: {_mib(rss4)}; "
+                      f"jwst: {_mib(ref4['rss']['reference'])}")
+        results.update({"reference_4x": ref4, "dask_4x": ours4, "parity_4x": par4, "area_ratio": area})
+    report += ["", "targets:", *[f"- {c}" for c in checks]]
+    report += ["", *profile_lines(ours, args.workers, args.threads)]
+    print("\n".join(report), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=2048, help="detector size in pixels (default 2048)")
+    p.add_argument("--dithers", type=int, default=4, help="pointings (default 4)")
+    p.add_argument("--detectors", type=int, default=2, help="detectors per pointing (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument("--tile", type=int, default=1024, help="tile size of the Zarr mosaic (default 1024)")
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the 1x/4x area scaling comparison (default on)")
+    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                   help="report where dask-resample's worker time goes (default on)")
+    p.add_argument("--workdir", help="directory for datasets and outputs (kept; datasets are reused)")
+    p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
+    # internal: child processes
+    p.add_argument("--child", choices=("reference", "dask"), help=argparse.SUPPRESS)
+    p.add_argument("--asn", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--data-out", help=argparse.SUPPRESS)
+    p.add_argument("--zarr-out", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.child == "reference":
+        child_reference(Path(args.asn), Path(args.result), Path(args.data_out))
+        return 0
+    if args.child == "dask":
+        child_dask(Path(args.asn), Path(args.result), Path(args.zarr_out), args.workers, args.threads, args.tile,
+                   bool(args.profile))
+        return 0
+    return orchestrate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
