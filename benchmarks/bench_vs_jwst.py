@@ -154,13 +154,16 @@ def child_reference(asn: Path, result: Path, data_out: Path) -> None:
     wcs_pars = {"crpix": None, "crval": None, "rotation": None, "pixel_scale": None, "pixel_scale_ratio": 1.0,
                 "output_shape": None}
     t0 = time.perf_counter()
+    c0 = time.process_time()
     library = ModelLibrary(str(asn), on_disk=True)
     resampler = ResampleImage(library, blendheaders=True, output_wcs=None, wcs_pars=wcs_pars, **PARAMS)
     model = resampler.resample_many_to_one()
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     np.save(data_out, np.asarray(model.data))
     result.write_text(json.dumps({
         "seconds": seconds,
+        "cpu": {"reference": cpu},
         "rss": {"reference": _maxrss_bytes()},
         "shape_yx": list(model.data.shape),
     }))
@@ -181,6 +184,13 @@ def _worker_maxrss() -> int:
     import resource as _resource
 
     return int(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _worker_cpu() -> float:
+    import resource as _resource
+
+    usage = _resource.getrusage(_resource.RUSAGE_SELF)
+    return float(usage.ru_utime + usage.ru_stime)
 
 
 def _profile(task_stream: list[dict[str, Any]]) -> dict[str, Any]:
@@ -211,6 +221,8 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
     try:
         client.wait_for_workers(workers)
         client.run(_warm_worker)
+        cpu0 = client.run(_worker_cpu)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         if profile:
             with get_task_stream(client) as ts:
@@ -222,14 +234,18 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
                                    progress=False, **PARAMS)
             stream = []
         seconds = time.perf_counter() - t0
+        client_cpu = time.process_time() - c0
+        cpu1 = client.run(_worker_cpu)
         names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
         rss = client.run(_worker_maxrss)
-        worker_rss = {f"worker-{names.get(addr, addr)}": v for addr, v in sorted(rss.items(), key=lambda kv:
-                                                                              str(names.get(kv[0], kv[0])))}
+        order = sorted(rss, key=lambda addr: str(names.get(addr, addr)))
+        worker_rss = {f"worker-{names.get(addr, addr)}": rss[addr] for addr in order}
+        worker_cpu = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
     finally:
         handle.close()
     doc: dict[str, Any] = {
         "seconds": seconds,
+        "cpu": {"client": client_cpu, **worker_cpu},
         "rss": {"client": _maxrss_bytes(), **worker_rss},
         "shape_yx": list(dask_resample.open_mosaic(out)["data"].shape),
     }
@@ -310,13 +326,29 @@ def main_table(ref: dict[str, Any], ours: dict[str, Any], args: argparse.Namespa
     return "\n".join([head, sep, ref_row, ours_row])
 
 
+def cpu_line(ref: dict[str, Any], ours: dict[str, Any]) -> str:
+    """CPU seconds of every process: comparable even when the machine is shared."""
+    ref_cpu = sum(ref.get("cpu", {}).values())
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in ours.get("cpu", {}).items())
+    total = sum(ours.get("cpu", {}).values())
+    busiest = max((v for k, v in ours.get("cpu", {}).items() if k.startswith("worker-")), default=0.0)
+    return (f"CPU seconds: jwst {ref_cpu:.1f}; dask-resample {total:.1f} ({parts}); "
+            f"jwst CPU / busiest worker's CPU = {ref_cpu / busiest:.2f}x" if busiest else "")
+
+
 def scaling_table(rows: list[tuple[str, dict, dict, int]]) -> str:
     """rows: (label, reference result, dask result, n_inputs)."""
-    out = ["| layout | mosaic [Mpix] | jwst [s/input] | dask-resample [s/input] | speedup |", "|---|---|---|---|---|"]
+    out = [
+        "| layout | mosaic [Mpix] | jwst [s/input] | dask-resample [s/input] | speedup | jwst [CPU s/input] | "
+        "dask-resample [CPU s/input] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, ref, ours, n in rows:
         ny, nx = ref["shape_yx"]
+        ref_cpu = sum(ref.get("cpu", {}).values()) / n
+        our_cpu = sum(ours.get("cpu", {}).values()) / n
         out.append(f"| {label} | {ny * nx / 1e6:.1f} | {ref['seconds'] / n:.2f} | {ours['seconds'] / n:.2f} | "
-                   f"{ref['seconds'] / ours['seconds']:.2f}x |")
+                   f"{ref['seconds'] / ours['seconds']:.2f}x | {ref_cpu:.2f} | {our_cpu:.2f} |")
     return "\n".join(out)
 
 
@@ -365,6 +397,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         "",
         f"parity: max |data - jwst| / max |jwst| = {par['max_rel_diff']:.2g}; "
         f"NaN pattern identical: {'yes' if par['nan_pattern_equal'] else 'NO'}",
+        "",
+        cpu_line(ref, ours),
     ]
     results: dict[str, Any] = {"args": vars(args), "reference_1x": ref, "dask_1x": ours, "parity_1x": par}
 

@@ -20,6 +20,11 @@ from typing import Any
 from . import settings
 from .cluster import ClusterHandle
 
+try:  # registers dask-jobqueue's defaults (jobqueue.*) with dask.config on import
+    import dask_jobqueue  # noqa: F401
+except ImportError:  # pragma: no cover - optional dependency, reported when used
+    dask_jobqueue = None
+
 __all__ = [
     "jobqueue_class",
     "jobqueue_kwargs",
@@ -148,7 +153,7 @@ def jobqueue_kwargs(
     for key in ("cores", "memory"):
         if key not in out and _configured(config_name, key) is None:
             raise ValueError(
-                f"{key}: no value for {cls.__name__}; pass it (--{key}) or set jobqueue.{config_name}.{key} "
+                f"{key}: no value for {cls.__name__}; pass {key}= or set jobqueue.{config_name}.{key} "
                 "in jobqueue.yaml"
             )
     return cls, out

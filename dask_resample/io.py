@@ -6,8 +6,10 @@ Accepted inputs (see :func:`collect_exposures`):
 * a list of paths to JWST ``*_cal.fits`` files (``ImageModel``);
 * a list of plain FITS files with ``SCI``/``ERR``/``DQ``/``VAR_*`` extensions and a
   celestial FITS WCS (SIP distortion allowed);
-* a :class:`jwst.datamodels.ModelLibrary`;
-* a list of in-memory :class:`Exposure` records.
+* a :class:`jwst.datamodels.ModelLibrary` (a model the library holds in memory,
+  or has shelved to a temporary file after a change, is read from there);
+* a list of in-memory :class:`Exposure` records;
+* a list of :class:`ExposureRef` (renumbered in list order).
 
 Group ids follow jwst's rules (``ModelLibrary.group_indices``: the association
 member's ``group_id``, else the model's ``meta.group_id``, else the one built from

@@ -1,0 +1,105 @@
+"""Where work runs: packaged defaults, ``connect`` choices, logging of a run."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import dask.config
+import pytest
+import yaml
+
+from dask_resample import resample, settings
+from dask_resample.cluster import ClusterHandle, connect
+
+
+def test_packaged_defaults_are_loaded_under_resample():
+    shipped = importlib.resources.files("dask_resample").joinpath("resample.yaml")
+    doc = yaml.safe_load(shipped.read_text())
+    assert list(doc) == ["resample"]
+    assert dask.config.get("resample.cluster") == doc["resample"]["cluster"] == "local"
+    assert dask.config.get("resample.tile-shape") == [1024, 1024]
+    assert dask.config.get("resample.local.threads-per-worker") == 1
+    assert dask.config.get("resample.jobqueue.jobs") == 1
+    assert settings.get("fold-batch") == 8
+    # the batch-system keys are dask-jobqueue's, not ours
+    assert "jobqueue" not in doc
+
+
+def test_environment_overrides_defaults():
+    code = "from dask_resample import settings; print(settings.get('jobqueue.jobs'), settings.get('cluster'))"
+    env = {**os.environ, "DASK_RESAMPLE__JOBQUEUE__JOBS": "12", "DASK_RESAMPLE__CLUSTER": "pbs"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["12", "pbs"]
+
+
+def test_given_client_is_used_and_not_closed(client):
+    handle = connect(client)
+    assert handle.client is client and not handle.owned
+    handle.close()
+    assert client.status == "running"
+
+
+def test_current_client_is_used_by_default(client):
+    with client.as_current():
+        handle = connect()
+    assert handle.client is client and not handle.owned
+
+
+def test_scheduler_address_and_file(client, tmp_path):
+    address = client.scheduler.address
+    with connect(scheduler=address) as handle:
+        assert handle.owned and handle.client.scheduler.address == address
+        assert handle.client.submit(sum, [1, 2]).result() == 3
+    sched_file = tmp_path / "scheduler.json"
+    client.write_scheduler_file(str(sched_file))
+    with connect(scheduler=str(sched_file)) as handle:
+        assert handle.client.scheduler.address == address
+    assert client.status == "running"  # closing our handle left the shared cluster alone
+    with dask.config.set({"resample.scheduler": address}):
+        with connect() as handle:
+            assert handle.client.scheduler.address == address
+    with pytest.raises(FileNotFoundError, match="scheduler: scheduler file .*missing.json not found"):
+        connect(scheduler=str(tmp_path / "missing.json"))
+
+
+def test_local_cluster_from_arguments_and_config():
+    with dask.config.set({"resample.local.memory-limit": "1GiB", "resample.local.n-workers": 1}):
+        with connect(cluster="local") as handle:
+            assert isinstance(handle, ClusterHandle) and handle.owned
+            workers = handle.client.scheduler_info()["workers"].values()
+            assert len(workers) == 1
+            assert [w["memory_limit"] for w in workers] == [2**30]
+            assert [w["nthreads"] for w in workers] == [1]
+            assert handle.dashboard_link and handle.dashboard_link.startswith("http")
+            cluster = handle.cluster
+        assert cluster.status.name == "closed"
+
+
+def test_cluster_names_are_checked():
+    with pytest.raises(ValueError, match=r"cluster: unknown cluster 'nosuch'; expected 'local' or one of \["):
+        connect(cluster="nosuch", jobs=1)
+    # with no client around, resample.cluster from the configuration decides
+    code = "from dask_resample.cluster import connect; connect()"
+    env = {**os.environ, "DASK_RESAMPLE__CLUSTER": "nosuch"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "ValueError: cluster: unknown cluster 'nosuch'" in out.stderr
+
+
+def test_run_logs_dashboard_and_summary(client, small_dataset, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="dask_resample"):
+        resample(small_dataset.asn_path, tmp_path / "m.zarr", tile_shape=(64, 64), client=client, progress=False)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert re.search(r"Dask dashboard: http://\S+/status", text)
+    m = re.search(r"Mosaic done: (\d+) inputs, (\d+) tiles written \(0 already complete, 0 failed\), [\d.]+ s; "
+                  r"slowest tasks: (.*)", text)
+    assert m, text[-2000:]
+    assert int(m.group(1)) == len(small_dataset.paths)
+    assert int(m.group(2)) > 1
+    slowest = m.group(3).split(", ")
+    assert 1 <= len(slowest) <= 5
+    assert any(s.startswith("drizzle jw") and s.endswith(" s") for s in slowest), slowest
