@@ -354,3 +354,18 @@ def _cropped(
         var={k: cut(v) for k, v in var.items()},
         tmeasure=None if tmeasure is None else float(tmeasure),
     )
+
+
+def _register_sizeof() -> None:
+    """Tell Dask how much memory partials hold (for its memory accounting)."""
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # pragma: no cover
+        return
+
+    @sizeof.register(TilePartial)
+    def _sizeof_partial(p: TilePartial) -> int:
+        return p.nbytes + 256
+
+
+_register_sizeof()

@@ -232,3 +232,19 @@ def fold(acc: TileAccumulator | AccumulatorSpec, partials: list[Any]) -> TileAcc
     for partial in partials:
         accumulate(acc, partial)
     return acc
+
+
+def _register_sizeof() -> None:
+    """Tell Dask how much memory an accumulator holds."""
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # pragma: no cover
+        return
+
+    @sizeof.register(TileAccumulator)
+    def _sizeof_acc(a: TileAccumulator) -> int:
+        arrays = [a.s_wd, a.s_w, a.s_err, a.ctx, a.dq, *a.var_s.values(), *a.var_w.values()]
+        return int(sum(x.nbytes for x in arrays if x is not None)) + 256
+
+
+_register_sizeof()
