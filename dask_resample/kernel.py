@@ -137,23 +137,61 @@ def compute_pixmap(
     return pixmap
 
 
-def _input_rect(
-    px: np.ndarray, py: np.ndarray, box: tuple[int, int, int, int], rng: tuple[int, int, int, int]
-) -> tuple[int, int, int, int] | None:
-    """Input pixel rectangle (xmin, xmax, ymin, ymax) whose centres map into ``box``."""
-    by0, by1, bx0, bx1 = box
-    xmin, xmax, ymin, ymax = rng
-    with np.errstate(invalid="ignore"):
-        inside = (px >= bx0 - 1.5) & (px <= bx1 + 0.5) & (py >= by0 - 1.5) & (py <= by1 + 0.5)
-    rows = np.flatnonzero(inside.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(inside.any(axis=0))
-    x0, x1 = max(int(cols[0]), xmin), min(int(cols[-1]), xmax)
-    y0, y1 = max(int(rows[0]), ymin), min(int(rows[-1]), ymax)
-    if x0 > x1 or y0 > y1:
-        return None
-    return x0, x1, y0, y1
+class _RectFinder:
+    """Find the input pixels whose centres map into an output box.
+
+    The search runs on a coarse sample of the pixel map (every ``step`` pixels),
+    with the box grown by the largest distance between neighbouring samples, and
+    the result is grown by one step: a superset of the exact rectangle. Extra input
+    pixels change nothing (the drizzle kernel skips pixels whose centres fall
+    outside its output frame); a missing one would. Pixel maps with undefined
+    (NaN) samples use the exact search.
+    """
+
+    def __init__(self, pixmap: np.ndarray, rng: tuple[int, int, int, int], step: int = 8) -> None:
+        self.px = pixmap[..., 0]
+        self.py = pixmap[..., 1]
+        self.rng = rng
+        ny, nx = self.px.shape
+        self.ys = np.unique(np.r_[0:ny:step, ny - 1])
+        self.xs = np.unique(np.r_[0:nx:step, nx - 1])
+        self.cpx = self.px[np.ix_(self.ys, self.xs)]
+        self.cpy = self.py[np.ix_(self.ys, self.xs)]
+        self.coarse = bool(np.isfinite(self.cpx).all() and np.isfinite(self.cpy).all()) and min(ny, nx) > 2 * step
+        if self.coarse:
+            gaps = [np.abs(np.diff(a, axis=ax)) for a in (self.cpx, self.cpy) for ax in (0, 1)]
+            self.margin = float(max(float(g.max()) if g.size else 0.0 for g in gaps)) + 2.0
+
+    def rect(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+        """Input rectangle (xmin, xmax, ymin, ymax), clipped to the input range, or None."""
+        by0, by1, bx0, bx1 = box
+        if self.coarse:
+            m = self.margin
+            inside = (self.cpx >= bx0 - 1.5 - m) & (self.cpx <= bx1 + 0.5 + m) & \
+                     (self.cpy >= by0 - 1.5 - m) & (self.cpy <= by1 + 0.5 + m)
+            rows = np.flatnonzero(inside.any(axis=1))
+            if rows.size == 0:
+                return None
+            cols = np.flatnonzero(inside.any(axis=0))
+            y0 = int(self.ys[max(rows[0] - 1, 0)])
+            y1 = int(self.ys[min(rows[-1] + 1, self.ys.size - 1)])
+            x0 = int(self.xs[max(cols[0] - 1, 0)])
+            x1 = int(self.xs[min(cols[-1] + 1, self.xs.size - 1)])
+        else:
+            with np.errstate(invalid="ignore"):
+                inside = (self.px >= bx0 - 1.5) & (self.px <= bx1 + 0.5) & \
+                         (self.py >= by0 - 1.5) & (self.py <= by1 + 0.5)
+            rows = np.flatnonzero(inside.any(axis=1))
+            if rows.size == 0:
+                return None
+            cols = np.flatnonzero(inside.any(axis=0))
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        xmin, xmax, ymin, ymax = self.rng
+        x0, x1 = max(x0, xmin), min(x1, xmax)
+        y0, y1 = max(y0, ymin), min(y1, ymax)
+        if x0 > x1 or y0 > y1:
+            return None
+        return x0, x1, y0, y1
 
 
 def drizzle_exposure(
@@ -212,13 +250,12 @@ def drizzle_exposure(
     dq = model.get("dq") if params.propagate_dq else None
 
     tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
-    px = pixmap[..., 0]
-    py = pixmap[..., 1]
+    finder = _RectFinder(pixmap, rng)
     out: dict[tuple[int, int], TilePartial | None] = {}
     for key in tile_keys:
         tile = tiles.tile(*key)
         hy0, hy1, hx0, hx1 = tile.halo_box(spec.halo, spec.shape_yx)
-        rect = _input_rect(px, py, (hy0, hy1, hx0, hx1), rng)
+        rect = finder.rect((hy0, hy1, hx0, hx1))
         if rect is None:
             out[key] = None
             continue
