@@ -1,10 +1,14 @@
-"""Per-exposure work: read once, pixel map once, drizzle into each overlapping tile.
+"""Per-exposure work: read once, pixel map once, drizzle once, cut into tiles.
 
-For every tile it touches, an exposure is drizzled by the ``drizzle`` C kernel into
-the tile's box grown by a halo, exactly as ``stcal.resample.Resample.add_model``
-drizzles it into the full frame (same pixel map, weights, ``pixel_scale_ratio``,
-``iscale`` and input range). The inner box is kept as a :class:`TilePartial`,
-cropped to the pixels it actually touched.
+An exposure is drizzled by the ``drizzle`` C kernel exactly as
+``stcal.resample.Resample.add_model`` drizzles it onto the full mosaic (same pixel
+map, weights, ``pixel_scale_ratio``, ``iscale`` and input range), but onto a frame
+that is the mosaic restricted to the exposure's footprint (grown by the kernel's
+reach). The frame's edges never cut the exposure's outline except where the
+mosaic's own edges do, so the kernel selects and weights exactly the same input
+pixels as on the full frame: each tile's part of the frame is bit-identical to
+the reference's per-exposure contribution, at the mosaic border too. Each tile's
+part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 """
 
 from __future__ import annotations
@@ -26,9 +30,6 @@ log = logging.getLogger(__name__)
 #: Variance arrays, in the order the reference treats them.
 VARIANCE_NAMES: tuple[str, ...] = ("var_rnoise", "var_flat", "var_poisson")
 
-#: Extra input pixels kept around the range that reaches a tile, so that the C
-#: kernel sees the same neighbourhood of every pixel it drizzles.
-_INPUT_MARGIN = 3
 
 
 @dataclass(frozen=True)
@@ -137,63 +138,6 @@ def compute_pixmap(
     return pixmap
 
 
-class _RectFinder:
-    """Find the input pixels whose centres map into an output box.
-
-    The search runs on a coarse sample of the pixel map (every ``step`` pixels),
-    with the box grown by the largest distance between neighbouring samples, and
-    the result is grown by one step: a superset of the exact rectangle. Extra input
-    pixels change nothing (the drizzle kernel skips pixels whose centres fall
-    outside its output frame); a missing one would. Pixel maps with undefined
-    (NaN) samples use the exact search.
-    """
-
-    def __init__(self, pixmap: np.ndarray, rng: tuple[int, int, int, int], step: int = 8) -> None:
-        self.px = pixmap[..., 0]
-        self.py = pixmap[..., 1]
-        self.rng = rng
-        ny, nx = self.px.shape
-        self.ys = np.unique(np.r_[0:ny:step, ny - 1])
-        self.xs = np.unique(np.r_[0:nx:step, nx - 1])
-        self.cpx = self.px[np.ix_(self.ys, self.xs)]
-        self.cpy = self.py[np.ix_(self.ys, self.xs)]
-        self.coarse = bool(np.isfinite(self.cpx).all() and np.isfinite(self.cpy).all()) and min(ny, nx) > 2 * step
-        if self.coarse:
-            gaps = [np.abs(np.diff(a, axis=ax)) for a in (self.cpx, self.cpy) for ax in (0, 1)]
-            self.margin = float(max(float(g.max()) if g.size else 0.0 for g in gaps)) + 2.0
-
-    def rect(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-        """Input rectangle (xmin, xmax, ymin, ymax), clipped to the input range, or None."""
-        by0, by1, bx0, bx1 = box
-        if self.coarse:
-            m = self.margin
-            inside = (self.cpx >= bx0 - 1.5 - m) & (self.cpx <= bx1 + 0.5 + m) & \
-                     (self.cpy >= by0 - 1.5 - m) & (self.cpy <= by1 + 0.5 + m)
-            rows = np.flatnonzero(inside.any(axis=1))
-            if rows.size == 0:
-                return None
-            cols = np.flatnonzero(inside.any(axis=0))
-            y0 = int(self.ys[max(rows[0] - 1, 0)])
-            y1 = int(self.ys[min(rows[-1] + 1, self.ys.size - 1)])
-            x0 = int(self.xs[max(cols[0] - 1, 0)])
-            x1 = int(self.xs[min(cols[-1] + 1, self.xs.size - 1)])
-        else:
-            with np.errstate(invalid="ignore"):
-                inside = (self.px >= bx0 - 1.5) & (self.px <= bx1 + 0.5) & \
-                         (self.py >= by0 - 1.5) & (self.py <= by1 + 0.5)
-            rows = np.flatnonzero(inside.any(axis=1))
-            if rows.size == 0:
-                return None
-            cols = np.flatnonzero(inside.any(axis=0))
-            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-        xmin, xmax, ymin, ymax = self.rng
-        x0, x1 = max(x0, xmin), min(x1, xmax)
-        y0, y1 = max(y0, ymin), min(y1, ymax)
-        if x0 > x1 or y0 > y1:
-            return None
-        return x0, x1, y0, y1
-
-
 def drizzle_exposure(
     ref: ExposureRef, spec: DrizzleSpec, tile_keys: tuple[tuple[int, int], ...]
 ) -> dict[tuple[int, int], TilePartial | None]:
@@ -204,7 +148,7 @@ def drizzle_exposure(
     ref : ExposureRef
         The exposure.
     spec : DrizzleSpec
-        Grid, halo and parameters.
+        Grid, frame padding (``halo``) and parameters.
     tile_keys : tuple of (ty, tx)
         Tiles the plan says the exposure overlaps.
 
@@ -250,110 +194,145 @@ def drizzle_exposure(
     dq = model.get("dq") if params.propagate_dq else None
 
     tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
-    finder = _RectFinder(pixmap, rng)
-    out: dict[tuple[int, int], TilePartial | None] = {}
+    frame = _frame_box(pixmap, rng, spec.halo, spec.shape_yx)
+    out: dict[tuple[int, int], TilePartial | None] = {key: None for key in tile_keys}
+    if frame is None:
+        return out
+    fy0, fy1, fx0, fx1 = frame
+    # the part of each tile inside the frame, in frame coordinates
+    boxes = {}
     for key in tile_keys:
         tile = tiles.tile(*key)
-        hy0, hy1, hx0, hx1 = tile.halo_box(spec.halo, spec.shape_yx)
-        rect = finder.rect((hy0, hy1, hx0, hx1))
-        if rect is None:
-            out[key] = None
-            continue
-        try:
-            arrays = _drizzle_tile(data, weight, pixmap, dq, err, variances, rect, (hy0, hy1, hx0, hx1), tile,
-                                   spec, exptime, margin=_INPUT_MARGIN)
-        except ValueError as exc:
-            if "valid pixels" not in str(exc):
-                raise
-            # the C kernel's scanner needs a non-degenerate input polygon: retry with the whole input
-            try:
-                arrays = _drizzle_tile(data, weight, pixmap, dq, err, variances, rect, (hy0, hy1, hx0, hx1), tile,
-                                       spec, exptime, margin=None)
-            except ValueError as exc2:
-                if "valid pixels" not in str(exc2):
-                    raise
-                out[key] = None
-                continue
-        img, wht, ctx, tile_dq, err_img, var_imgs = arrays
-        out[key] = _cropped(ref.index, tile, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
+        y0, y1 = max(tile.y0, fy0), min(tile.y1, fy1)
+        x0, x1 = max(tile.x0, fx0), min(tile.x1, fx1)
+        if y0 < y1 and x0 < x1:
+            boxes[key] = (y0, x0, (slice(y0 - fy0, y1 - fy0), slice(x0 - fx0, x1 - fx0)))
+    if not boxes:
+        return out
+    try:
+        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes)
+    except ValueError as exc:
+        if "valid pixels" not in str(exc):
+            raise
+        return out  # nothing of this exposure lands on the frame
+    for key, (y0, x0, _) in boxes.items():
+        img, wht, ctx, tile_dq, err_img, var_imgs = arrays[key]
+        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
     return out
 
 
-def _drizzle_tile(
+def _frame_box(
+    pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int, shape_yx: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """Output box (y0, y1, x0, x1) holding everything the exposure can touch, clipped to the mosaic.
+
+    The box contains the whole footprint of the drizzled input range plus ``pad``
+    pixels, so its edges never cut the input's outline except where the mosaic's
+    own edges do: the drizzle kernel then selects exactly the input pixels it
+    selects when drizzling onto the full mosaic frame.
+    """
+    xmin, xmax, ymin, ymax = rng
+    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        px0, px1 = np.nanmin(sub[..., 0]), np.nanmax(sub[..., 0])
+        py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
+    if not np.isfinite([px0, px1, py0, py1]).all():
+        return None
+    ny, nx = shape_yx
+    y0 = max(0, int(np.floor(py0)) - pad)
+    y1 = min(ny, int(np.ceil(py1)) + pad + 1)
+    x0 = max(0, int(np.floor(px0)) - pad)
+    x1 = min(nx, int(np.ceil(px1)) + pad + 1)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return y0, y1, x0, x1
+
+
+def _drizzle_frame(
     data: np.ndarray,
     weight: np.ndarray,
     pixmap: np.ndarray,
     dq: np.ndarray | None,
     err: np.ndarray | None,
     variances: dict[str, np.ndarray],
-    rect: tuple[int, int, int, int],
-    halo_box: tuple[int, int, int, int],
-    tile: Any,
+    rng: tuple[int, int, int, int],
+    frame: tuple[int, int, int, int],
     spec: DrizzleSpec,
     exptime: float,
-    margin: int | None,
-) -> tuple:
-    """Drizzle the input pixels of ``rect`` into ``halo_box``; return the inner-box arrays."""
+    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+) -> dict[tuple[int, int], tuple]:
+    """Drizzle an exposure once onto ``frame`` and cut each tile's part out of it.
+
+    The calls are those of ``stcal.resample.Resample.add_model`` (same pixel map,
+    weights, input range, ``pixel_scale_ratio`` and ``iscale``), on a frame that is
+    the mosaic restricted to where the exposure lands. Outputs are freed one at a
+    time, so memory stays at one frame-sized array set.
+    """
     from drizzle.resample import Drizzle
 
     params = spec.params
-    xmin, xmax, ymin, ymax = rect
-    hy0, hy1, hx0, hx1 = halo_box
-    if margin is None:
-        cy0, cy1, cx0, cx1 = 0, data.shape[0], 0, data.shape[1]
-    else:
-        cy0 = max(0, ymin - margin)
-        cy1 = min(data.shape[0], ymax + margin + 1)
-        cx0 = max(0, xmin - margin)
-        cx1 = min(data.shape[1], xmax + margin + 1)
-    crop = (slice(cy0, cy1), slice(cx0, cx1))
-    pm = pixmap[crop] - np.array([hx0, hy0], dtype=np.float64)
+    xmin, xmax, ymin, ymax = rng
+    fy0, fy1, fx0, fx1 = frame
+    pm = pixmap - np.array([fx0, fy0], dtype=np.float64)
     kwargs = {
         "exptime": exptime,
         "pixmap": pm,
         "pixel_scale_ratio": spec.pixel_scale_ratio,
         "iscale": 1.0,
-        "weight_map": weight[crop],
+        "weight_map": weight,
         "wht_scale": 1.0,
         "pixfrac": params.pixfrac,
         "in_units": "cps",
-        "xmin": xmin - cx0,
-        "xmax": xmax - cx0,
-        "ymin": ymin - cy0,
-        "ymax": ymax - cy0,
+        "xmin": xmin,
+        "xmax": xmax,
+        "ymin": ymin,
+        "ymax": ymax,
     }
-    halo_shape = (hy1 - hy0, hx1 - hx0)
-    inner = (slice(tile.y0 - hy0, tile.y1 - hy0), slice(tile.x0 - hx0, tile.x1 - hx0))
+    shape = (fy1 - fy0, fx1 - fx0)
+    parts: dict[tuple[int, int], list] = {}
+
+    def cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
+        return None if a is None else a[sl].copy()
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         driz = Drizzle(
-            kernel=params.kernel, fillval="0", out_shape=halo_shape,
+            kernel=params.kernel, fillval="0", out_shape=shape,
             disable_ctx=not params.enable_ctx, begin_ctx_id=0, max_ctx_id=0,
         )
         if dq is not None:
-            driz.add_image(data[crop], dq=dq[crop], **kwargs)
+            driz.add_image(data, dq=dq, **kwargs)
         else:
-            driz.add_image(data[crop], **kwargs)
-        wht = driz.out_wht[inner]
-        img = np.where(wht != 0, driz.out_img[inner], np.float32(0))
-        ctx = (driz.out_ctx[0][inner] != 0) if params.enable_ctx else None
-        tile_dq = driz.out_dq[inner] if dq is not None else None
-        err_img = None
+            driz.add_image(data, **kwargs)
+        covered = driz.out_wht != 0
+        img_all = np.where(covered, driz.out_img, np.float32(0))
+        ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
+        dq_all = driz.out_dq if dq is not None else None
+        for key, (_, _, sl) in boxes.items():
+            parts[key] = [cut(img_all, sl), cut(driz.out_wht, sl), cut(ctx_all, sl), cut(dq_all, sl), None, {}]
+        del driz, img_all, ctx_all, dq_all
         if err is not None:
-            derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=halo_shape, disable_ctx=True)
-            derr.add_image(err[crop], **kwargs)
-            err_img = np.where(wht != 0, derr.out_img[inner], np.float32(0))
-        var_imgs = {}
+            derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=shape, disable_ctx=True)
+            derr.add_image(err, **kwargs)
+            err_all = np.where(covered, derr.out_img, np.float32(0))
+            del derr
+            for key, (_, _, sl) in boxes.items():
+                parts[key][4] = cut(err_all, sl)
+            del err_all
         for name, sqrt_var in variances.items():
-            dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=halo_shape, disable_ctx=True)
-            dv.add_image(sqrt_var[crop], **kwargs)
-            var_imgs[name] = dv.out_img[inner] ** 2
-    return img, wht, ctx, tile_dq, err_img, var_imgs
+            dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=shape, disable_ctx=True)
+            dv.add_image(sqrt_var, **kwargs)
+            for key, (_, _, sl) in boxes.items():
+                parts[key][5][name] = dv.out_img[sl] ** 2
+            del dv
+    return {key: tuple(v) for key, v in parts.items()}
 
 
 def _cropped(
     index: int,
-    tile: Any,
+    y0: int,
+    x0: int,
     img: np.ndarray,
     wht: np.ndarray,
     ctx: np.ndarray | None,
@@ -381,8 +360,8 @@ def _cropped(
 
     return TilePartial(
         index=index,
-        y0=tile.y0 + int(rows[0]),
-        x0=tile.x0 + int(cols[0]),
+        y0=y0 + int(rows[0]),
+        x0=x0 + int(cols[0]),
         img=cut(img),
         wht=cut(wht),
         ctx=cut(ctx),
