@@ -193,10 +193,15 @@ def _worker_cpu() -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def _profile(task_stream: list[dict[str, Any]]) -> dict[str, Any]:
-    """Compute seconds per task kind (drizzle, fold, tile write, footprints, ...)."""
+def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) -> dict[str, Any]:
+    """Compute seconds per task kind (drizzle, fold, tile write, footprints, ...) and the phases of the run.
+
+    ``t_start``/``t_end`` are the wall-clock (epoch) bounds of the ``resample`` call.
+    """
     per_kind: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
     for rec in task_stream:
         key = rec.get("key")
         name = key[0] if isinstance(key, tuple) else str(key)
@@ -204,8 +209,16 @@ def _profile(task_stream: list[dict[str, Any]]) -> dict[str, Any]:
         for ss in rec.get("startstops", []):
             if ss.get("action") == "compute":
                 per_kind[kind] += ss["stop"] - ss["start"]
+                first[kind] = min(first.get(kind, math.inf), ss["start"])
+                last[kind] = max(last.get(kind, -math.inf), ss["stop"])
         counts[kind] += 1
-    return {"compute_seconds": dict(per_kind), "tasks": dict(counts)}
+    phases = {}
+    if "drizzle" in first:
+        phases["planning (until the first drizzle task)"] = first["drizzle"] - t_start
+        end_tasks = max(last.values())
+        phases["drizzle, fold and write tasks"] = end_tasks - first["drizzle"]
+        phases["after the last task (metadata, opening the result)"] = t_end - end_tasks
+    return {"compute_seconds": dict(per_kind), "tasks": dict(counts), "phases": phases}
 
 
 def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool) -> None:
@@ -224,6 +237,7 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
         cpu0 = client.run(_worker_cpu)
         c0 = time.process_time()
         t0 = time.perf_counter()
+        epoch0 = time.time()
         if profile:
             with get_task_stream(client) as ts:
                 dask_resample.resample(asn, out, client=client, tile_shape=(tile, tile), overwrite=True,
@@ -234,6 +248,7 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
                                    progress=False, **PARAMS)
             stream = []
         seconds = time.perf_counter() - t0
+        epoch1 = time.time()
         client_cpu = time.process_time() - c0
         cpu1 = client.run(_worker_cpu)
         names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
@@ -250,7 +265,7 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
         "shape_yx": list(dask_resample.open_mosaic(out)["data"].shape),
     }
     if profile:
-        doc["profile"] = _profile(stream)
+        doc["profile"] = _profile(stream, epoch0, epoch1)
     result.write_text(json.dumps(doc))
 
 
@@ -362,6 +377,10 @@ def profile_lines(ours: dict[str, Any], n_workers: int, threads: int) -> list[st
              f"{100 * total / slots:.0f}% busy):"]
     for kind, secs in sorted(prof["compute_seconds"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {kind:<18} {secs:7.1f} s  {100 * secs / total:5.1f}%  ({prof['tasks'].get(kind, 0)} tasks)")
+    if prof.get("phases"):
+        lines.append(f"wall-clock phases of the {ours['seconds']:.1f} s run:")
+        for name, secs in prof["phases"].items():
+            lines.append(f"  {secs:6.1f} s  {name}")
     return lines
 
 

@@ -142,7 +142,11 @@ def plan_mosaic(
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
     refs = collect_exposures(inputs)
-    grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
+    if client is not None and all(r.kind != "memory" for r in refs):
+        # the grid needs the reference exposure's WCS: read it on a worker, not here
+        grid = client.submit(make_output_grid, refs, output_wcs=output_wcs, wcs_pars=wcs_pars, pure=False).result()
+    else:
+        grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
     if max_output_pixels is None:
         max_output_pixels = settings.get("max-output-pixels") or DEFAULT_MAX_OUTPUT_PIXELS
     limit = int(max_output_pixels)
@@ -264,6 +268,12 @@ def resample(
     xarray.Dataset or dict
         ``open_mosaic(output)``; for many-to-many a dict ``{group_id: Dataset}``
         in the reference's group order.
+
+    Raises
+    ------
+    IncompleteMosaicError
+        If some tiles failed (an input that cannot be read, ...): raised after
+        every other tile is written; the message names the inputs.
     """
     t_start = time.perf_counter()
     params = ResampleParams(

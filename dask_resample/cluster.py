@@ -1,7 +1,10 @@
-"""Where work runs: the current client, a LocalCluster, a scheduler address.
+"""Where work runs: the current client, a LocalCluster, a scheduler address or a batch system.
 
 :func:`connect` is the single entry point used by the API, the command line and
 the notebooks. It returns a :class:`ClusterHandle` that closes what it created.
+Defaults come from the ``resample`` namespace of :mod:`dask.config` (see
+``resample.yaml``); batch-system clusters are started by
+:func:`dask_resample.hpc.start_jobqueue_cluster`.
 """
 
 from __future__ import annotations

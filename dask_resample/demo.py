@@ -8,6 +8,7 @@ a progress bar, draws a PNG preview and prints where everything is.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -118,15 +119,16 @@ def main(
     seconds = time.perf_counter() - t0
     if not quiet:
         mny, mnx = ds["data"].shape
+        cli = "dask-resample" if shutil.which("dask-resample") else f"{sys.executable} -m dask_resample.cli"
         print(
             f"\nDone in {seconds:.0f} s.\n"
             f"  inputs:  {dataset.asn_path}\n"
             f"  mosaic:  {mosaic}  ({mny} x {mnx} pixels, arrays {', '.join(sorted(ds.data_vars))})\n"
             f"  preview: {png}\n\n"
             "Next:\n"
-            f"  dask-resample info {mosaic}\n"
-            f"  dask-resample export {mosaic} {out_dir / 'mosaic_i2d.fits'}\n"
-            f"  python -c \"import dask_resample as dr; print(dr.open_mosaic('{mosaic}'))\"",
+            f"  {cli} info {mosaic}\n"
+            f"  {cli} export {mosaic} {out_dir / 'mosaic_i2d.fits'}\n"
+            f"  {sys.executable} -c \"import dask_resample as dr; print(dr.open_mosaic('{mosaic}'))\"",
             flush=True,
         )
     return DemoResult(data_dir=data_dir, asn_path=Path(dataset.asn_path), mosaic=mosaic, preview=png,

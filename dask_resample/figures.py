@@ -211,6 +211,11 @@ def _input_polygons(ref: Any) -> list[np.ndarray]:
 def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label_inputs: bool | None = None) -> Path:
     """Draw a plan: the tile grid coloured by inputs per tile, with the input footprints.
 
+    Tiles are coloured by the number of inputs that feed them (empty tiles are
+    left blank); input footprints (S_REGION polygons, else the WCS footprint)
+    are drawn in red, inputs that miss the grid as grey dashed outlines, on
+    RA/Dec axes of the output WCS.
+
     Parameters
     ----------
     plan : MosaicPlan

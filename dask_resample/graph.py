@@ -32,7 +32,7 @@ __all__ = ["FOLD_BATCH", "TileTaskError", "build_graph", "run_serial", "tile_key
 log = logging.getLogger(__name__)
 
 #: Number of partials folded by one reduction task (``resample.fold-batch`` overrides it).
-FOLD_BATCH = 8
+FOLD_BATCH = 4
 
 
 class TileTaskError(RuntimeError):

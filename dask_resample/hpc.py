@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import dask.config
+
 from . import settings
 from .cluster import ClusterHandle
 
@@ -98,8 +100,6 @@ def _job_parameters(cls: type) -> set[str]:
 
 
 def _configured(config_name: str, key: str) -> Any:
-    import dask.config
-
     return dask.config.get(f"jobqueue.{config_name}.{key}", default=None)
 
 
@@ -120,6 +120,22 @@ def jobqueue_kwargs(
     Only arguments that are not ``None`` are passed on, so every other setting
     keeps the value of the user's ``jobqueue.yaml``. ``account`` becomes
     ``project`` for the batch systems that call it so (SGE, LSF, OAR).
+
+    Parameters
+    ----------
+    name : str
+        Batch system or dask-jobqueue class name.
+    cores, memory, walltime, processes, queue, account, job_extra_directives
+        Per-job settings; ``None`` leaves the configured value.
+    **kw
+        Any other setting of the cluster or job class.
+
+    Returns
+    -------
+    cls : type
+        The dask-jobqueue cluster class.
+    kwargs : dict
+        Arguments to create it with.
 
     Raises
     ------

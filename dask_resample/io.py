@@ -19,6 +19,7 @@ the primary header.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -123,13 +124,11 @@ class ExposureRef:
     duration: float | None = None
     s_region: str | None = None
     payload: Any = field(default=None, compare=False, repr=False)
+    pixelarea_steradians: float | None = None
 
     def with_index(self, index: int) -> ExposureRef:
         """Return a copy renumbered to ``index``."""
-        return ExposureRef(
-            index, self.source, self.kind, self.filename, self.group_id, self.exposure_time,
-            self.measurement_time, self.start_time, self.end_time, self.duration, self.s_region, self.payload,
-        )
+        return dataclasses.replace(self, index=index)
 
     def to_record(self) -> dict[str, Any]:
         """Return the JSON row stored in the mosaic's input table."""
@@ -383,6 +382,7 @@ def _ref_from_meta(index: int, source: str, kind: str, filename: str, group_id: 
         end_time=_num(get("exposure.end_time")),
         duration=_num(get("exposure.duration")),
         s_region=get("wcsinfo.s_region"),
+        pixelarea_steradians=_num(get("photometry.pixelarea_steradians")),
     )
 
 

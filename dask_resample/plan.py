@@ -71,6 +71,10 @@ def compute_footprint(ref: ExposureRef, out_wcs: Any, n_samples: int = 33) -> Fo
     """
     from stcal.resample.utils import resample_range
 
+    if ref.s_region and ref.pixelarea_steradians and ref.kind == "jwst":
+        fp = _footprint_from_sregion(ref, out_wcs)
+        if fp is not None:
+            return fp
     wcs, shape, _ = load_wcs(ref)
     bbox = getattr(wcs, "bounding_box", None)
     if bbox is not None:
@@ -116,6 +120,50 @@ def compute_footprint(ref: ExposureRef, out_wcs: Any, n_samples: int = 33) -> Fo
         float(ox[good].max() + pad),
         mag,
     )
+
+
+def _footprint_from_sregion(ref: ExposureRef, out_wcs: Any) -> Footprint | None:
+    """Footprint from the exposure's ``S_REGION`` (no file access).
+
+    ``S_REGION`` is the outline of the detector through its WCS, as the pipeline
+    keeps it (and as the reference uses it to build the output grid). Distortion
+    may bulge the true outline beyond the straight edges between vertices: the
+    box is padded by 2% of its size plus 4 pixels, which only risks planning a
+    tile the exposure turns out not to touch (a neutral, empty partial).
+    """
+    from stcal.alignment.util import sregion_to_footprint
+
+    from .grid import split_sregions
+
+    try:
+        verts = np.vstack([sregion_to_footprint(s) for s in split_sregions(ref.s_region)])
+    except Exception:
+        return None
+    out_bbox = out_wcs.bounding_box
+    try:
+        out_wcs.bounding_box = None
+        ox, oy = out_wcs.world_to_pixel_values(verts[:, 0], verts[:, 1])
+        ox, oy = np.asarray(ox, float), np.asarray(oy, float)
+        cx, cy = float(np.mean(ox)), float(np.mean(oy))
+        ra, dec = out_wcs.pixel_to_world_values(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0]))
+    finally:
+        if out_bbox is not None:
+            out_wcs.bounding_box = out_bbox
+    if not (np.isfinite(ox).all() and np.isfinite(oy).all() and np.isfinite(ra).all()):
+        return None
+    ra, dec = np.radians(ra), np.radians(dec)
+
+    def sep(i: int) -> float:
+        return float(np.arccos(np.clip(np.sin(dec[0]) * np.sin(dec[i])
+                                       + np.cos(dec[0]) * np.cos(dec[i]) * np.cos(ra[i] - ra[0]), -1.0, 1.0)))
+
+    out_area = sep(1) * sep(2)
+    if not out_area > 0:
+        return None
+    mag = math.sqrt(float(ref.pixelarea_steradians) / out_area)
+    pad = 0.02 * max(ox.max() - ox.min(), oy.max() - oy.min()) + 4.0
+    return Footprint(ref.index, float(oy.min() - pad), float(oy.max() + pad), float(ox.min() - pad),
+                     float(ox.max() + pad), mag)
 
 
 @dataclass(frozen=True)

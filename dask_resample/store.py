@@ -155,8 +155,36 @@ def gwcs_to_text(wcs: Any) -> str:
     import asdf
 
     buf = io.BytesIO()
-    asdf.AsdfFile({"wcs": wcs}).write_to(buf)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    asdf.AsdfFile({"wcs": wcs}).write_to(buf, all_array_storage="inline")
+    return base64.b64encode(_canonical_asdf(buf.getvalue())).decode("ascii")
+
+
+def _canonical_asdf(raw: bytes) -> bytes:
+    """Sort the ASDF history's extension list, whose order otherwise varies between processes.
+
+    Only YAML-only files (arrays inline) are touched, so the result stays a valid
+    ASDF file; the same WCS then always serialises to the same bytes.
+    """
+    if b"\xd3BLK" in raw:
+        return raw
+    lines = raw.decode("utf-8").split("\n")
+    try:
+        start = lines.index("  extensions:") + 1
+    except ValueError:
+        return raw
+    end = start
+    while end < len(lines) and lines[end].startswith("  "):
+        end += 1
+    entries: list[list[str]] = []
+    for line in lines[start:end]:
+        if line.startswith("  - "):
+            entries.append([line])
+        elif entries:
+            entries[-1].append(line)
+        else:
+            return raw
+    ordered = [ln for entry in sorted(entries, key=lambda e: "\n".join(e)) for ln in entry]
+    return "\n".join(lines[:start] + ordered + lines[end:]).encode("utf-8")
 
 
 def gwcs_from_text(text: str) -> Any:
@@ -228,7 +256,7 @@ def create_store(
     final_path, path = path, _sibling(path, "staging")
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
     root.attrs[FORMAT_KEY] = json.loads(json.dumps(dict(root_attrs), default=_json_default))
-    compressors = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
+    compressors = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     for group, info in groups.items():
         g = root.create_group(group) if many_to_many else root
         if many_to_many:

@@ -304,28 +304,3 @@ def test_kubernetes_container_commands_are_valid_dask_cli(role):
     if role == "worker":
         ports = {p["containerPort"] for p in container["ports"]}
         assert int(args[args.index("--dashboard-address") + 1]) in ports
-
-
-def test_kubernetes_manifest_validates_against_the_operator_crd():
-    """Full schema check with the CRD shipped by dask-kubernetes, when it is installed."""
-    dk = pytest.importorskip("dask_kubernetes")
-    jsonschema = pytest.importorskip("jsonschema")
-    crds = list(Path(dk.__file__).parent.rglob("crds/daskcluster.yaml"))
-    if not crds:
-        pytest.skip("dask-kubernetes without its CRD files")
-    crd = yaml.safe_load(crds[0].read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-
-    def int_or_string(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("x-kubernetes-int-or-string"):
-                node.pop("type", None)
-                node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-            for value in node.values():
-                int_or_string(value)
-        elif isinstance(node, list):
-            for value in node:
-                int_or_string(value)
-
-    int_or_string(schema)
-    jsonschema.validate(_manifest(), schema)

@@ -11,7 +11,7 @@ from dask_resample.kernel import VARIANCE_NAMES, TilePartial
 from dask_resample.reduce import AccumulatorSpec, TileAccumulator, accumulate, finalize_tile, merge
 
 SHAPE = (6, 7)
-PARAMS = ResampleParams(compute_err="driz_err", propagate_dq=True)
+PARAMS = ResampleParams(compute_err="driz_err", propagate_dq=True, weight_type="exptime")  # unit weights: exact sums
 
 
 def _spec(n_inputs: int) -> AccumulatorSpec:

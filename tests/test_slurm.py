@@ -77,7 +77,7 @@ def test_slurm_node_is_up(slurm: SlurmInstance) -> None:
     """The private SLURM knows one idle node with this machine's CPUs and runs a job step."""
     out = slurm.run("sinfo", "-h", "-N", "-o", "%N %c %m %T").stdout.split()
     assert out[0] == slurm.node
-    assert int(out[1]) == (os.cpu_count() or 1) == slurm.cpus
+    assert int(out[1]) == slurm.cpus and slurm.cpus in {os.cpu_count(), len(os.sched_getaffinity(0))}
     assert int(out[2]) == slurm.real_memory_mb
     assert out[3] == "idle"
     step = slurm.run("srun", "-n", "1", "-t", "1", "hostname", timeout=60)
@@ -140,5 +140,28 @@ def test_in_allocation_runner(slurm: SlurmInstance, small_dataset, api_reference
     state = slurm.wait_for_job(job_id, timeout=300)
     log_text = (tmp_path / f"runner-{job_id}.out").read_text(errors="replace")
     assert state == "COMPLETED", f"runner job {state}:\n{log_text[-3000:]}"
-    assert (tmp_path / f"dask-scheduler-{job_id}.json").exists()
+    # the client task ran the mosaic against the scheduler task, found through the shared file
+    assert "Mosaic done: " in log_text and str(out) in log_text
     assert_same_mosaic(out, api_reference)
+
+
+def test_jobs_that_never_start_time_out_and_are_cancelled(slurm: SlurmInstance, tmp_path: Path) -> None:
+    """Waiting for workers gives up with a one-line error and leaves no job behind."""
+    import time
+
+    from dask_resample.hpc import start_jobqueue_cluster
+
+    with pytest.raises(TimeoutError, match=r"^cluster: 1 worker\(s\) of SLURMCluster did not start within 5 s"):
+        start_jobqueue_cluster(
+            "slurm", jobs=1, cores=1, memory="1GB", walltime="00:05:00", python=sys.executable, interface="lo",
+            log_directory=str(tmp_path), job_extra_directives=["--begin=now+1hour"], timeout=5,
+            job_name="never-starts",
+        )
+    deadline = time.monotonic() + 30
+    while slurm.queue() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not slurm.queue()
+    # the job was submitted, held by its begin time, and cancelled on the way out
+    jobs = [line for line in slurm.run("scontrol", "-o", "show", "job").stdout.splitlines()
+            if "JobName=never-starts" in line]
+    assert len(jobs) == 1 and "JobState=CANCELLED" in jobs[0]
