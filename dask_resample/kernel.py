@@ -188,8 +188,7 @@ def drizzle_exposure(
             var = model.get(name)
             if var is None or np.size(var) == 0 or np.shape(var) != data.shape:
                 continue
-            with np.errstate(invalid="ignore"):
-                variances[name] = np.sqrt(var)
+            variances[name] = var  # drizzled as sqrt(var), taken one array at a time
     err = model.get("err") if need_err else None
     dq = model.get("dq") if params.propagate_dq else None
 
@@ -274,10 +273,10 @@ def _drizzle_frame(
     params = spec.params
     xmin, xmax, ymin, ymax = rng
     fy0, fy1, fx0, fx1 = frame
-    pm = pixmap - np.array([fx0, fy0], dtype=np.float64)
+    pixmap -= np.array([fx0, fy0], dtype=np.float64)  # in place: the caller is done with it
     kwargs = {
         "exptime": exptime,
-        "pixmap": pm,
+        "pixmap": pixmap,
         "pixel_scale_ratio": spec.pixel_scale_ratio,
         "iscale": 1.0,
         "weight_map": weight,
@@ -320,9 +319,12 @@ def _drizzle_frame(
             for key, (_, _, sl) in boxes.items():
                 parts[key][4] = cut(err_all, sl)
             del err_all
-        for name, sqrt_var in variances.items():
+        for name, var in variances.items():
             dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=shape, disable_ctx=True)
+            with np.errstate(invalid="ignore"):
+                sqrt_var = np.sqrt(var)
             dv.add_image(sqrt_var, **kwargs)
+            del sqrt_var
             for key, (_, _, sl) in boxes.items():
                 parts[key][5][name] = dv.out_img[sl] ** 2
             del dv
