@@ -239,8 +239,8 @@ def resample(
         ``pixel_scale_ratio``, ``pixel_scale``, ``output_shape`` (ny, nx),
         ``rotation``, ``crpix``, ``crval``.
     enable_ctx, enable_var, report_var, compute_err, propagate_dq
-        Outputs to compute, as in the reference. ``compute_err="from_var"``
-        implies variance resampling.
+        Outputs to compute, as in the reference: ``compute_err="from_var"``
+        gives an error array only with ``enable_var=True``.
     pixmap_stepsize, pixmap_order
         Sparse pixel-map evaluation, as in the reference.
     tile_shape : (int, int), optional

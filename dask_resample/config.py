@@ -100,8 +100,8 @@ def parse_fillval(fillval: Any) -> float:
     Parameters
     ----------
     fillval : float, str or None
-        ``None``, ``"INDEF"`` and ``"NAN"`` (any case) mean NaN; other strings must
-        convert to a number.
+        ``None``, ``""``, ``"INDEF"`` and ``"NAN"`` (any case) mean NaN, as in
+        ``drizzle``; other strings must convert to a number.
 
     Returns
     -------
@@ -117,7 +117,7 @@ def parse_fillval(fillval: Any) -> float:
         return math.nan
     if isinstance(fillval, str):
         text = fillval.strip()
-        if text.upper() in ("INDEF", "NAN"):
+        if text.upper() in ("", "INDEF", "NAN"):
             return math.nan
         try:
             return float(text)
@@ -167,10 +167,17 @@ class ResampleParams:
         if self.compute_err not in _COMPUTE_ERR:
             raise ValueError(f"compute_err: expected None, 'from_var' or 'driz_err', got {self.compute_err!r}")
         parse_fillval(self.fillval)
-        if self.pixmap_order not in (1, 3):
-            raise ValueError(f"pixmap_order: must be 1 or 3, got {self.pixmap_order!r}")
-        if not (self.pixmap_stepsize >= 1):
-            raise ValueError(f"pixmap_stepsize: must be >= 1, got {self.pixmap_stepsize!r}")
+        try:
+            stepsize = float(self.pixmap_stepsize)
+        except (TypeError, ValueError):
+            raise ValueError(f"pixmap_stepsize: {self.pixmap_stepsize!r} is not a number") from None
+        if not (stepsize > 0 and math.isfinite(stepsize)):
+            raise ValueError(f"pixmap_stepsize: must be a positive number, got {self.pixmap_stepsize!r}")
+        # as in stcal's calc_pixmap, the spline order only matters for a sparse pixel map
+        if stepsize != 1 and self.pixmap_order not in (1, 3):
+            raise ValueError(
+                f"pixmap_order: must be 1 or 3 when pixmap_stepsize != 1, got {self.pixmap_order!r}"
+            )
         self.good_bits_mask  # validate early: unknown mnemonics fail here
 
     # -- derived values -------------------------------------------------
@@ -206,8 +213,18 @@ class ResampleParams:
 
     @property
     def variances_enabled(self) -> bool:
-        """Whether variance arrays are resampled (``compute_err="from_var"`` forces it)."""
-        return bool(self.enable_var) or self.compute_err == "from_var"
+        """Whether variance arrays are resampled.
+
+        As in ``stcal.resample.Resample``, only ``enable_var`` decides: with
+        ``enable_var=False`` and ``compute_err="from_var"`` the reference computes
+        no variances and leaves the error array unset, and so does this package.
+        """
+        return bool(self.enable_var)
+
+    @property
+    def err_enabled(self) -> bool:
+        """Whether the output has an error array (as the reference decides it)."""
+        return self.compute_err == "driz_err" or (self.compute_err == "from_var" and bool(self.enable_var))
 
     @property
     def kernel_reach(self) -> float:

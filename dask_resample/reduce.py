@@ -197,7 +197,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
             err = np.full(spec.shape_yx, fill, np.float32)
             err[covered] = (acc.s_err[covered] / acc.s_w[covered]).astype(np.float32)
             out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
-        elif p.compute_err == "from_var":
+        elif p.compute_err == "from_var" and finals:
             comps = [finals[n] for n in VARIANCE_NAMES]
             err = np.sqrt(np.nansum(comps, axis=0)).astype(np.float32)
             err[np.all(np.isnan(comps), axis=0)] = np.nan
@@ -210,7 +210,7 @@ def output_arrays(params: ResampleParams) -> list[str]:
     names = ["data", "wht"]
     if params.enable_ctx:
         names.append("con")
-    if params.compute_err is not None:
+    if params.err_enabled:
         names.append("err")
     if params.variances_enabled and params.enable_var and params.report_var:
         names += list(VARIANCE_NAMES)

@@ -36,6 +36,7 @@ CASES: dict[str, dict] = {
     "fillval_-2.5": {"fillval": "-2.5"},
     "fillval_INDEF": {"fillval": "INDEF"},
     "fillval_float": {"fillval": 7.0},
+    "fillval_empty": {"fillval": ""},
     # weights
     "exptime": {"weight_type": "exptime"},
     # good bits
@@ -57,12 +58,15 @@ CASES: dict[str, dict] = {
     "no_var": {"enable_var": False},
     "no_report_var": {"report_var": False, "compute_err": "from_var"},
     "from_var": {"compute_err": "from_var"},
+    "from_var_without_var": {"compute_err": "from_var", "enable_var": False},
     "driz_err": {"compute_err": "driz_err"},
     "driz_err_psr": {"compute_err": "driz_err", "wcs_pars": {"pixel_scale_ratio": 0.8}},
     "propagate_dq": {"propagate_dq": True, "good_bits": "~DO_NOT_USE"},
     # pixel map
     "stepsize4_order1": {"pixmap_stepsize": 4},
     "stepsize5_order3": {"pixmap_stepsize": 5, "pixmap_order": 3},
+    "stepsize1_order_ignored": {"pixmap_order": 2},
+    "stepsize_below_1": {"pixmap_stepsize": 0.5, "pixmap_order": 3},
     "combined": {"kernel": "gaussian", "pixfrac": 0.8, "weight_type": "exptime", "compute_err": "driz_err",
                  "propagate_dq": True, "good_bits": "~4", "wcs_pars": {"pixel_scale_ratio": 1.3, "rotation": 10.0}},
 }
@@ -89,6 +93,8 @@ def _check(ours, ref_model, pars: dict) -> dict[str, float]:
     expected = set(dask_resample.reduce.output_arrays(dask_resample.ResampleParams(
         **{k: v for k, v in pars.items() if k not in ("wcs_pars", "output_wcs")})))
     assert set(ours.data_vars) == expected
+    missing = set(ref) - expected - {"dq"}
+    assert not missing, f"the reference has {sorted(missing)} and we do not"
     for name in sorted(expected):
         assert name in ref or name == "dq", f"{name} missing from the reference output"
         if name not in ref:
