@@ -300,6 +300,7 @@ def resample(
         client = handle.client
         if (link := handle.dashboard_link):
             log.info("Dask dashboard: %s", link)
+        _prepare_workers(client)
     else:
         client = None
     try:
@@ -317,6 +318,36 @@ def resample(
     if mode == "many_to_many":
         return {g: open_mosaic(output, group=g) for g in plan.groups}
     return open_mosaic(output)
+
+
+def prepare_worker() -> None:
+    """Import what the tasks use and load the JWST datamodel schemas (a worker task).
+
+    A fresh worker process otherwise pays this (about a second) in its first
+    task; run while the client plans, it costs no wall time.
+    """
+    from . import kernel, reduce, store  # noqa: F401
+
+    try:
+        from stdatamodels.jwst.datamodels import ImageModel
+    except ImportError:  # the jwst extra is absent
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ImageModel().close()
+
+
+def _prepare_workers(client: Any) -> None:
+    """Start :func:`prepare_worker` on every worker without waiting for it."""
+    from distributed import fire_and_forget
+
+    try:
+        workers = list(client.scheduler_info().get("workers", {}))
+    except Exception:  # pragma: no cover - a scheduler that does not answer now fails later, clearly
+        return
+    for address in workers:
+        fire_and_forget(client.submit(prepare_worker, workers=[address], allow_other_workers=True, pure=False,
+                                      key=f"prepare-worker-{uuid.uuid4().hex[:12]}"))
 
 
 def _execute(

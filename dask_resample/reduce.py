@@ -104,39 +104,66 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
     ny, nx = partial.shape_yx
     sy, sx = partial.y0 - spec.y0, partial.x0 - spec.x0
     sl = (slice(sy, sy + ny), slice(sx, sx + nx))
+    # In place on views of the accumulator, with the same operations (and order)
+    # as the straightforward expressions: the sums are unchanged bit for bit.
     wht = partial.wht.astype(np.float64)
-    acc.s_wd[sl] += partial.img.astype(np.float64) * wht
-    acc.s_w[sl] += wht
+    term = partial.img.astype(np.float64)
+    term *= wht
+    view = acc.s_wd[sl]
+    view += term
+    view = acc.s_w[sl]
+    view += wht
     if acc.s_err is not None and partial.err is not None:
-        acc.s_err[sl] += partial.err.astype(np.float64) * wht
+        term = partial.err.astype(np.float64)
+        term *= wht
+        view = acc.s_err[sl]
+        view += term
+    del wht, term
     if acc.ctx is not None and partial.ctx is not None:
         bit = spec.ctx_bit[partial.index]
-        plane = acc.ctx[bit // 32]
-        plane[sl] |= np.where(partial.ctx, np.int32(1 << (bit % 32)) if bit % 32 < 31 else np.int32(-(2**31)), 0).astype(
-            np.int32
-        )
+        view = acc.ctx[bit // 32][sl]
+        np.bitwise_or(view, np.uint32(1 << (bit % 32)).view(np.int32), out=view, where=partial.ctx)
     if acc.dq is not None and partial.dq is not None:
-        acc.dq[sl] |= partial.dq
+        view = acc.dq[sl]
+        view |= partial.dq
     if acc.var_s:
-        p = spec.params
-        if p.weight_type == "exptime":
-            weight = np.full((ny, nx), float(partial.tmeasure), np.float64)
-        else:
-            weight = np.zeros((ny, nx), np.float64)
-            rn = partial.var.get("var_rnoise")
-            if rn is not None:
-                good = (rn > 0) & np.isfinite(rn)
-                weight[good] = np.reciprocal(rn[good])
-        for name, v in partial.var.items():
-            with np.errstate(invalid="ignore"):
-                mask = (v >= 0) & np.isfinite(v) & (weight > 0)
-            v64 = np.where(mask, v, np.float32(0)).astype(np.float64)
-            w = np.where(mask, weight, 0.0)
-            # same operation order as the reference (v * w) * w; exact zeros outside the mask
-            acc.var_s[name][sl] += v64 * w * w
-            acc.var_w[name][sl] += w
+        _accumulate_variances(acc, partial, sl)
     acc.n_inputs += 1
     return acc
+
+
+def _accumulate_variances(acc: TileAccumulator, partial: TilePartial, sl: tuple[slice, slice]) -> None:
+    """Add one partial's drizzled variances, as ``resample_variance_arrays`` does.
+
+    With ``w`` the per-pixel weight (``1 / var_rnoise`` for ivm, the measurement
+    time for exptime), each variance ``v`` adds ``(v * w) * w`` to its sum and
+    ``w`` to its weight where ``v`` is finite and ``>= 0`` and ``w > 0``.
+    """
+    shape = partial.shape_yx
+    if acc.spec.params.weight_type == "exptime":
+        weight = np.full(shape, float(partial.tmeasure), np.float64)
+    else:
+        rn = partial.var.get("var_rnoise")
+        if rn is None:
+            return  # no weight anywhere: nothing is added
+        with np.errstate(invalid="ignore"):
+            good = (rn > 0) & np.isfinite(rn)
+        # the reciprocal in the variance's own precision (float32), as the reference takes it
+        weight = np.reciprocal(rn, out=np.zeros(shape, rn.dtype), where=good).astype(np.float64)
+    positive = weight > 0
+    for name, v in partial.var.items():
+        with np.errstate(invalid="ignore"):
+            mask = v >= 0
+        mask &= np.isfinite(v)
+        mask &= positive
+        term = v.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            term *= weight
+            term *= weight
+        view = acc.var_s[name][sl]
+        np.add(view, term, out=view, where=mask)
+        view = acc.var_w[name][sl]
+        np.add(view, weight, out=view, where=mask)
 
 
 def merge(a: TileAccumulator, b: TileAccumulator) -> TileAccumulator:
@@ -174,9 +201,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        data = np.full(spec.shape_yx, fill, np.float32)
-        data[covered] = (acc.s_wd[covered] / acc.s_w[covered]).astype(np.float32)
-        out["data"] = data
+        out["data"] = _ratio(acc.s_wd, acc.s_w, covered, fill)
         out["wht"] = acc.s_w.astype(np.float32)
         if acc.ctx is not None:
             out["con"] = acc.ctx
@@ -187,15 +212,15 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
             scaling = 1.0 if psr is None else 1.0 / psr**2
             for name in VARIANCE_NAMES:
                 w = acc.var_w[name]
-                var = np.full(spec.shape_yx, np.nan, np.float32)
                 ok = w > 0
-                var[ok] = (acc.var_s[name][ok] * scaling / w[ok] / w[ok]).astype(np.float32)
-                finals[name] = var
+                scaled = acc.var_s[name] * scaling
+                np.divide(scaled, w, out=scaled, where=ok)
+                finals[name] = _ratio(scaled, w, ok, np.float32(np.nan))
+                del scaled
             if p.enable_var and p.report_var:
                 out.update(finals)
         if p.compute_err == "driz_err":
-            err = np.full(spec.shape_yx, fill, np.float32)
-            err[covered] = (acc.s_err[covered] / acc.s_w[covered]).astype(np.float32)
+            err = _ratio(acc.s_err, acc.s_w, covered, fill)
             out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
         elif p.compute_err == "from_var" and finals:
             comps = [finals[n] for n in VARIANCE_NAMES]
@@ -203,6 +228,12 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
             err[np.all(np.isnan(comps), axis=0)] = np.nan
             out["err"] = err
     return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, where: np.ndarray, fill: np.float32) -> np.ndarray:
+    """``num / den`` (float64) as float32 where ``where``, else ``fill``."""
+    q = np.divide(num, den, out=np.zeros(num.shape, np.float64), where=where)
+    return np.where(where, q.astype(np.float32), fill)
 
 
 def output_arrays(params: ResampleParams) -> list[str]:
