@@ -9,8 +9,10 @@ Defaults come from the ``resample`` namespace of :mod:`dask.config` (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +106,7 @@ def connect(
     -------
     ClusterHandle
     """
+    import dask.config
     from distributed import Client
 
     from . import settings
@@ -125,14 +128,22 @@ def connect(
         n = n_workers or settings.get("local.n-workers") or max(1, os.cpu_count() or 1)
         threads = threads_per_worker or settings.get("local.threads-per-worker") or 1
         memory = memory_limit if memory_limit is not None else settings.get("local.memory-limit", "auto")
-        lc = LocalCluster(
-            n_workers=int(n),
-            threads_per_worker=int(threads),
-            memory_limit=memory,
-            processes=True,
-            dashboard_address=kwargs.pop("dashboard_address", settings.get("local.dashboard-address", ":0")),
-            **kwargs,
-        )
+        # glibc's allocator setting for the workers: unset (adaptive) unless configured
+        trim = settings.get("local.malloc-trim-threshold")
+        env = dict(kwargs.pop("env", None) or {})
+        if trim is not None:
+            env.setdefault("MALLOC_TRIM_THRESHOLD_", str(int(trim)))
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+                _environ_without("MALLOC_TRIM_THRESHOLD_"):
+            lc = LocalCluster(
+                env=env,
+                n_workers=int(n),
+                threads_per_worker=int(threads),
+                memory_limit=memory,
+                processes=True,
+                dashboard_address=kwargs.pop("dashboard_address", settings.get("local.dashboard-address", ":0")),
+                **kwargs,
+            )
         c = Client(lc)
         log.info("Started a LocalCluster: %d workers x %d threads, dashboard %s", n, threads, c.dashboard_link)
         return ClusterHandle(client=c, cluster=lc, owned=True)
@@ -143,6 +154,22 @@ def connect(
     from .hpc import start_jobqueue_cluster
 
     return start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
+
+
+@contextlib.contextmanager
+def _environ_without(name: str) -> Iterator[None]:
+    """Remove ``name`` from ``os.environ`` while workers are spawned, then restore it.
+
+    Nannies copy their ``pre-spawn-environ`` into the parent process's
+    environment, so a LocalCluster started earlier in this process (with
+    distributed's defaults) would otherwise hand its setting to ours.
+    """
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
 
 
 def _connect_scheduler(scheduler: str) -> ClusterHandle:

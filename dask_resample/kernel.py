@@ -215,9 +215,34 @@ def drizzle_exposure(
             raise
         return out  # nothing of this exposure lands on the frame
     for key, (y0, x0, _) in boxes.items():
-        img, wht, ctx, tile_dq, err_img, var_imgs = arrays[key]
+        img, wht, ctx, tile_dq, err_img, var_imgs = arrays.pop(key)
         out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
+    del model, data, weight, pixmap, variances, err, dq, arrays
+    release_free_memory()
     return out
+
+
+def release_free_memory() -> None:
+    """Give the memory freed by a task back to the operating system (glibc only).
+
+    Workers started by this package keep glibc's adaptive allocator (see
+    ``resample.local.malloc-trim-threshold``), which is much faster for large
+    temporary arrays but keeps freed memory in the process; trimming once per
+    exposure keeps the worker's resident memory at what it really holds.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def _frame_box(

@@ -26,6 +26,7 @@ def test_packaged_defaults_are_loaded_under_resample():
     assert dask.config.get("resample.local.threads-per-worker") == 1
     assert dask.config.get("resample.jobqueue.jobs") == 1
     assert settings.get("fold-batch") == 4
+    assert settings.get("local.malloc-trim-threshold") is None
     # the batch-system keys are dask-jobqueue's, not ours
     assert "jobqueue" not in doc
 
@@ -103,3 +104,21 @@ def test_run_logs_dashboard_and_summary(client, small_dataset, tmp_path, caplog)
     slowest = m.group(3).split(", ")
     assert 1 <= len(slowest) <= 5
     assert any(s.startswith("drizzle jw") and s.endswith(" s") for s in slowest), slowest
+
+
+def _worker_malloc_trim() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_cluster_keeps_the_adaptive_allocator(client):
+    """Our LocalClusters leave MALLOC_TRIM_THRESHOLD_ unset, even after a default LocalCluster in this process."""
+    # the session's LocalCluster (distributed's defaults) set it in this process's environment
+    before = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    assert before is not None
+    with dask.config.set({"resample.local.n-workers": 1}):
+        with connect(cluster="local") as handle:
+            assert list(handle.client.run(_worker_malloc_trim).values()) == [None]
+        assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == before  # restored for the rest of the process
+        with dask.config.set({"resample.local.malloc-trim-threshold": 131072}):
+            with connect(cluster="local") as handle:
+                assert list(handle.client.run(_worker_malloc_trim).values()) == ["131072"]
