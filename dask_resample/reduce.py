@@ -104,8 +104,8 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
     ny, nx = partial.shape_yx
     sy, sx = partial.y0 - spec.y0, partial.x0 - spec.x0
     sl = (slice(sy, sy + ny), slice(sx, sx + nx))
-    # In place on views of the accumulator, with the same operations (and order)
-    # as the straightforward expressions: the sums are unchanged bit for bit.
+    # In place on views of the accumulator, with the operations (and their order) of
+    # ``acc[sl] += img * wht``: the same sums bit for bit, without temporaries.
     wht = partial.wht.astype(np.float64)
     term = partial.img.astype(np.float64)
     term *= wht
