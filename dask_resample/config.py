@@ -212,18 +212,12 @@ class ResampleParams:
         return "INDEF" if self.fillval is None else str(self.fillval)
 
     @property
-    def variances_enabled(self) -> bool:
-        """Whether variance arrays are resampled.
-
-        As in ``stcal.resample.Resample``, only ``enable_var`` decides: with
-        ``enable_var=False`` and ``compute_err="from_var"`` the reference computes
-        no variances and leaves the error array unset, and so does this package.
-        """
-        return bool(self.enable_var)
-
-    @property
     def err_enabled(self) -> bool:
-        """Whether the output has an error array (as the reference decides it)."""
+        """Whether the output has an error array.
+
+        As in ``stcal.resample.Resample``: ``"from_var"`` needs ``enable_var``
+        (the reference computes no variances, and so no error, without it).
+        """
         return self.compute_err == "driz_err" or (self.compute_err == "from_var" and bool(self.enable_var))
 
     @property

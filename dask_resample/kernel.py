@@ -162,7 +162,7 @@ def drizzle_exposure(
     from .grid import TileGrid
 
     params = spec.params
-    need_var = params.variances_enabled
+    need_var = params.enable_var
     need_err = params.compute_err == "driz_err"
     model = load_model_dict(ref, need_var=need_var, need_err=need_err)
     data = np.asarray(model["data"])

@@ -69,8 +69,8 @@ class TileAccumulator:
             s_err=np.zeros(shape, np.float64) if p.compute_err == "driz_err" else None,
             ctx=np.zeros((spec.n_ctx_planes, *shape), np.int32) if p.enable_ctx else None,
             dq=np.zeros(shape, np.uint32) if p.propagate_dq else None,
-            var_s={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.variances_enabled else {},
-            var_w={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.variances_enabled else {},
+            var_s={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
+            var_w={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
         )
 
     def copy(self) -> TileAccumulator:
@@ -222,7 +222,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
         if p.compute_err == "driz_err":
             err = _ratio(acc.s_err, acc.s_w, covered, fill)
             out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
-        elif p.compute_err == "from_var" and finals:
+        elif p.err_enabled:
             comps = [finals[n] for n in VARIANCE_NAMES]
             err = np.sqrt(np.nansum(comps, axis=0)).astype(np.float32)
             err[np.all(np.isnan(comps), axis=0)] = np.nan
@@ -243,7 +243,7 @@ def output_arrays(params: ResampleParams) -> list[str]:
         names.append("con")
     if params.err_enabled:
         names.append("err")
-    if params.variances_enabled and params.enable_var and params.report_var:
+    if params.enable_var and params.report_var:
         names += list(VARIANCE_NAMES)
     if params.propagate_dq:
         names.append("dq")
