@@ -20,7 +20,7 @@ from .graph import TileTaskError, build_graph, run_serial
 from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
 from .io import ExposureRef, InputError, collect_exposures
 from .plan import SINGLE_GROUP, MosaicPlan, compute_footprint, make_plan
-from .reduce import output_arrays
+from .reduce import empty_pixel_values, output_arrays
 from .store import (
     FORMAT_VERSION,
     MosaicExistsError,
@@ -395,7 +395,8 @@ def _execute(
         }
         create_store(
             output, groups=groups, root_attrs=root, shape_yx=plan.grid.shape_yx,
-            tile_shape_yx=plan.tiles.tile_shape_yx, arrays=arrays, fill_value=params.fill_value,
+            tile_shape_yx=plan.tiles.tile_shape_yx, arrays=arrays,
+            fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
             many_to_many=(mode == "many_to_many"),
         )
         skip = set()

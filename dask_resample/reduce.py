@@ -27,7 +27,7 @@ import numpy as np
 from .config import ResampleParams
 from .kernel import VARIANCE_NAMES, TilePartial
 
-__all__ = ["AccumulatorSpec", "TileAccumulator", "accumulate", "finalize_tile", "merge"]
+__all__ = ["AccumulatorSpec", "TileAccumulator", "accumulate", "empty_pixel_values", "finalize_tile", "merge"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,27 @@ def _ratio(num: np.ndarray, den: np.ndarray, where: np.ndarray, fill: np.float32
     """``num / den`` (float64) as float32 where ``where``, else ``fill``."""
     q = np.divide(num, den, out=np.zeros(num.shape, np.float64), where=where)
     return np.where(where, q.astype(np.float32), fill)
+
+
+def empty_pixel_values(params: ResampleParams, pixel_scale_ratio: float | None) -> dict[str, Any]:
+    """Value of every output array at a pixel that no input reaches.
+
+    Derived by finalising an empty one-pixel accumulator, so it is by
+    construction what :func:`finalize_tile` writes there (and the reference
+    holds there): ``fillval`` for ``data``, ``fillval / pixel_scale_ratio`` for
+    a drizzled error, NaN for variances, 0 for weights, context and DQ. The
+    store uses these as the arrays' fill values, so tiles that no input
+    touches (never written) read exactly as the reference.
+
+    Returns
+    -------
+    dict
+        Array name -> scalar of the array's dtype.
+    """
+    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), n_ctx_planes=1, ctx_bit={}, params=params,
+                           pixel_scale_ratio=pixel_scale_ratio)
+    arrays = finalize_tile(TileAccumulator.empty(spec))
+    return {name: a.reshape(-1)[0] for name, a in arrays.items()}
 
 
 def output_arrays(params: ResampleParams) -> list[str]:

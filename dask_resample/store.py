@@ -3,18 +3,22 @@
 Layout of a many-to-one mosaic at ``path``::
 
     path/                 zarr group; attrs["dask_resample"] = metadata
-      data  (y, x)        float32, fill = fillval
-      wht   (y, x)        float32, fill = 0
-      con   (plane, y, x) int32,   fill = 0
-      err, var_rnoise, var_flat, var_poisson  (y, x) float32, fill = NaN
-      dq    (y, x)        uint32,  fill = 0
+      data  (y, x)        float32
+      wht   (y, x)        float32
+      con   (plane, y, x) int32
+      err, var_rnoise, var_flat, var_poisson  (y, x) float32
+      dq    (y, x)        uint32
       _progress/          one marker file per finished tile (written atomically)
 
 A many-to-many mosaic holds one such group per exposure group (named by the
 group id) under the root group, whose attributes list the groups.
 
 One tile is exactly one chunk, so tiles are written concurrently without locks;
-chunks that hold only the fill value are not written at all.
+chunks that hold only the fill value are not written at all. Each array's fill
+value is the reference's value at a pixel no input reaches
+(:func:`dask_resample.reduce.empty_pixel_values`: ``fillval`` for ``data``,
+``fillval / pixel_scale_ratio`` for a drizzled ``err``, NaN for variances, 0 for
+``wht``, ``con`` and ``dq``), so tiles no input touches read as in the reference.
 """
 
 from __future__ import annotations
@@ -202,19 +206,6 @@ def gwcs_from_attrs(attrs: Mapping[str, Any]) -> Any:
     return gwcs_from_text(meta["wcs_asdf"])
 
 
-def _fill_value(name: str, fillval: float) -> Any:
-    if name == "data":
-        return float(fillval)
-    if name in ("wht",):
-        return 0.0
-    if name in ("con", "dq"):
-        return 0
-    return float("nan")
-
-
-_DTYPES = {"data": "float32", "wht": "float32", "con": "int32", "dq": "uint32"}
-
-
 def create_store(
     path: str | os.PathLike,
     *,
@@ -223,7 +214,7 @@ def create_store(
     shape_yx: tuple[int, int],
     tile_shape_yx: tuple[int, int],
     arrays: Sequence[str],
-    fill_value: float,
+    fill_values: Mapping[str, Any],
     many_to_many: bool,
 ) -> None:
     """Create the (empty) Zarr layout.
@@ -239,8 +230,10 @@ def create_store(
     shape_yx, tile_shape_yx : tuple of int
     arrays : sequence of str
         Array names to create.
-    fill_value : float
-        Fill value of ``data``.
+    fill_values : mapping
+        Array name -> value of a pixel no input reaches
+        (:func:`dask_resample.reduce.empty_pixel_values`); it is the array's
+        Zarr fill value, so chunks no input touches are never written.
     many_to_many : bool
     """
     import zarr
@@ -272,8 +265,8 @@ def create_store(
                 name,
                 shape=shape,
                 chunks=chunks,
-                dtype=_DTYPES.get(name, "float32"),
-                fill_value=_fill_value(name, fill_value),
+                dtype=np.asarray(fill_values[name]).dtype,
+                fill_value=np.asarray(fill_values[name]).item(),
                 dimension_names=dims,
                 compressors=compressors,
                 config={"write_empty_chunks": False},
