@@ -18,8 +18,8 @@ from . import __version__, settings
 from .config import ResampleParams, check_wcs_pars
 from .graph import TileTaskError, build_graph, run_serial
 from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
-from .io import ExposureRef, InputError, collect_exposures
-from .plan import SINGLE_GROUP, MosaicPlan, compute_footprint, make_plan
+from .io import ExposureRef, InputError, InputSource, check_group_ids, describe_resolved, resolve_inputs
+from .plan import SINGLE_GROUP, MosaicPlan, compute_footprints, make_plan
 from .reduce import empty_pixel_values, output_arrays
 from .store import (
     FORMAT_VERSION,
@@ -141,7 +141,10 @@ def plan_mosaic(
     tile_shape = tuple(int(v) for v in (tile_shape or settings.get("tile-shape") or DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
-    refs = collect_exposures(inputs)
+    resolved = inputs if _is_resolved(inputs) else resolve_inputs(inputs)
+    refs = describe_resolved(resolved, client=client)
+    if mode == "many_to_many":
+        check_group_ids(refs)
     if client is not None and all(r.kind != "memory" for r in refs):
         # the grid needs the reference exposure's WCS: read it on a worker, not here
         grid = client.submit(make_output_grid, refs, output_wcs=output_wcs, wcs_pars=wcs_pars, pure=False).result()
@@ -156,11 +159,7 @@ def plan_mosaic(
             f"output shape {grid.shape_yx} ({npix:.3g} pixels) exceeds max_output_pixels={limit:.3g}; "
             "check wcs_pars/output_wcs or raise the limit"
         )
-    if client is not None:
-        futures = client.map(compute_footprint, refs, out_wcs=grid.wcs, pure=False)
-        footprints = client.gather(futures)
-    else:
-        footprints = [compute_footprint(r, grid.wcs) for r in refs]
+    footprints = compute_footprints(refs, grid.wcs)
     plan = make_plan(
         refs, grid, params, tile_shape=tile_shape, many_to_many=(mode == "many_to_many"), footprints=footprints
     )
@@ -170,6 +169,13 @@ def plan_mosaic(
     if len(plan.skipped) == len(refs):
         raise InputError("inputs: no input overlaps the output grid")
     return plan
+
+
+def _is_resolved(inputs: Any) -> bool:
+    """True for the output of :func:`~dask_resample.io.resolve_inputs`."""
+    return (isinstance(inputs, list) and bool(inputs)
+            and all(isinstance(x, (InputSource, ExposureRef)) for x in inputs)
+            and any(isinstance(x, InputSource) for x in inputs))
 
 
 def _metadata(plan: MosaicPlan, mode: str, group: str | None) -> dict[str, Any]:
@@ -291,6 +297,7 @@ def resample(
         raise MosaicExistsError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
     if output.exists() and not (overwrite or resume):
         raise MosaicExistsError(f"{output}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
+    resolved = resolve_inputs(inputs)  # cheap checks, before any cluster starts
 
     handle = None
     if scheduler == "distributed":
@@ -305,7 +312,7 @@ def resample(
         client = None
     try:
         plan = plan_mosaic(
-            inputs, mode=mode, params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
+            resolved, mode=mode, params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
             tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
         )
         summary = _execute(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,

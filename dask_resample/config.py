@@ -80,18 +80,16 @@ def check_wcs_pars(wcs_pars: Any) -> dict[str, Any]:
 
 
 def default_flag_name_map() -> dict[str, int]:
-    """Return the JWST DQ mnemonic map (``stdatamodels`` ``dqflags.pixel``).
+    """Return the JWST DQ mnemonic map (:data:`dask_resample.dqflags.PIXEL`).
 
     Returns
     -------
     dict
         Mapping of DQ flag names to bit values.
     """
-    try:
-        from stdatamodels.jwst.datamodels.dqflags import pixel
-    except ImportError:  # pragma: no cover - the jwst extra is absent
-        from ._dqflags import pixel
-    return dict(pixel)
+    from .dqflags import PIXEL
+
+    return dict(PIXEL)
 
 
 def parse_fillval(fillval: Any) -> float:

@@ -43,7 +43,9 @@ from stcal.resample import Resample
 
 from .api import resample
 from .config import ResampleParams
-from .io import ExposureRef, library_member_ref, load_wcs
+from .drivers import in_memory
+from .drivers.jwst_model import library_member_ref
+from .io import ExposureRef, load_wcs
 from .store import MosaicExistsError, is_mosaic, read_metadata
 
 __all__ = ["ResampleImage"]
@@ -133,20 +135,8 @@ class _DeferredResample(Resample):
             raise RuntimeError(f"Input model '{name}' is not a 2D image.")
         payload = dict(model)
         payload["wcsinfo"] = _plain_wcsinfo(model.get("wcsinfo"))
-        ref = ExposureRef(
-            index=len(self._pending),
-            source="<memory>",
-            kind="memory",
-            filename=str(name),
-            group_id=str(model["group_id"]),
-            exposure_time=model["exposure_time"],
-            measurement_time=model["measurement_time"],
-            start_time=model["start_time"],
-            end_time=model["end_time"],
-            duration=model["duration"],
-            s_region=None,
-            payload=payload,
-        )
+        ref = in_memory.ref_from_model_dict(len(self._pending), payload, filename=str(name),
+                                            group_id=str(model["group_id"]))
         self._register(ref, model)
 
     def _check_not_finalized(self) -> None:

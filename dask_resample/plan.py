@@ -1,15 +1,16 @@
 """Planning: footprints of the inputs on the output grid and the overlap index.
 
-Footprints are computed on the workers (one small task per exposure that only
-reads the WCS); the client receives a few numbers per exposure and builds the
-sparse overlap index ``{(group, tile): (exposure indices...)}`` before any pixel
-is read. Each exposure then only feeds the tiles it touches.
+Each described exposure carries its outline on the sky (read on the workers
+with its metadata); the client maps all outlines onto the output grid in one
+vectorised call and builds the sparse overlap index
+``{(group, tile): (exposure indices...)}`` before any pixel is read. Each
+exposure then only feeds the tiles it touches.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,10 @@ import numpy as np
 
 from .config import ResampleParams
 from .grid import OutputGrid, Tile, TileGrid
-from .io import ExposureRef, load_wcs
+from .io import ExposureRef
+from .wcs_adapter import without_bounding_box
 
-__all__ = ["Footprint", "MosaicPlan", "compute_footprint", "make_plan"]
+__all__ = ["Footprint", "MosaicPlan", "compute_footprints", "make_plan"]
 
 #: Group key used for many-to-one mosaics (one output).
 SINGLE_GROUP = ""
@@ -53,117 +55,71 @@ class Footprint:
         return not np.isfinite([self.y0, self.y1, self.x0, self.x1]).all()
 
 
-def compute_footprint(ref: ExposureRef, out_wcs: Any, n_samples: int = 33) -> Footprint:
-    """Map a grid of an exposure's pixels onto the output frame (worker task).
+def compute_footprints(refs: Sequence[ExposureRef], out_wcs: Any) -> list[Footprint]:
+    """Where each exposure lands on the output grid, from the outlines on the sky (no file access).
+
+    All outline points go through the output WCS in one call. An outline is the
+    ``S_REGION`` vertices (JWST) or points sampled along the edges through the
+    input WCS: distortion may bulge the true outline beyond the straight edges
+    between vertices, so each box is padded by 2% of its size plus 4 pixels,
+    which only risks planning a tile the exposure turns out not to touch (a
+    neutral, empty partial).
 
     Parameters
     ----------
-    ref : ExposureRef
+    refs : sequence of ExposureRef
+        Described exposures (with ``outline`` and ``pixelarea_steradians``).
     out_wcs : gwcs.wcs.WCS
         Output WCS.
-    n_samples : int
-        Samples per axis (edges included); distortion between samples is
-        absorbed by the halo margin.
 
     Returns
     -------
-    Footprint
+    list of Footprint
+        In the order of ``refs``.
     """
-    from stcal.resample.utils import resample_range
+    from .drivers._wcs import outline_from_wcs
+    from .io import load_wcs
 
-    if ref.s_region and ref.pixelarea_steradians and ref.kind == "jwst":
-        fp = _footprint_from_sregion(ref, out_wcs)
-        if fp is not None:
-            return fp
-    wcs, shape, _ = load_wcs(ref)
-    bbox = getattr(wcs, "bounding_box", None)
-    if bbox is not None:
-        try:
-            bbox = bbox.bounding_box(order="F")
-        except AttributeError:
-            bbox = tuple(bbox)
-    xmin, xmax, ymin, ymax = resample_range(shape, bbox)
-    xs = np.unique(np.linspace(xmin, xmax, min(n_samples, xmax - xmin + 1)).round())
-    ys = np.unique(np.linspace(ymin, ymax, min(n_samples, ymax - ymin + 1)).round())
-    gx, gy = np.meshgrid(xs, ys)
-    out_bbox = out_wcs.bounding_box
-    try:
-        out_wcs.bounding_box = None
-        world = wcs.pixel_to_world_values(gx, gy)
-        ox, oy = out_wcs.world_to_pixel_values(*world)
-    finally:
-        if out_bbox is not None:
-            out_wcs.bounding_box = out_bbox
-    ox = np.asarray(ox, dtype=float)
-    oy = np.asarray(oy, dtype=float)
-    good = np.isfinite(ox) & np.isfinite(oy)
-    if not good.any():
-        return Footprint(ref.index, math.nan, math.nan, math.nan, math.nan, 1.0)
-    mag = 1.0
-    if gx.shape[0] > 1 and gx.shape[1] > 1:
-        dxin = np.diff(gx, axis=1)
-        dyin = np.diff(gy, axis=0)
-        sx = np.hypot(np.diff(ox, axis=1), np.diff(oy, axis=1)) / dxin
-        sy = np.hypot(np.diff(ox, axis=0), np.diff(oy, axis=0)) / dyin
-        vals = np.concatenate([sx[np.isfinite(sx)], sy[np.isfinite(sy)]])
-        if vals.size:
-            mag = float(np.max(vals))
-    # pad by the distance between samples so that bulges between samples are covered
-    step = max(float(np.max(np.diff(xs))) if xs.size > 1 else 1.0,
-               float(np.max(np.diff(ys))) if ys.size > 1 else 1.0)
-    pad = 0.02 * step * mag + 1.0
-    return Footprint(
-        ref.index,
-        float(oy[good].min() - pad),
-        float(oy[good].max() + pad),
-        float(ox[good].min() - pad),
-        float(ox[good].max() + pad),
-        mag,
-    )
+    outlines = []
+    for ref in refs:
+        outline = ref.outline
+        if not outline:  # no S_REGION and no outline: sample the WCS (rare)
+            wcs, shape, _ = load_wcs(ref)
+            outline = outline_from_wcs(wcs, shape)
+        outlines.append(np.asarray(outline, dtype=np.float64).reshape(-1, 2))
+    counts = [len(o) for o in outlines]
+    verts = np.concatenate(outlines) if outlines else np.zeros((0, 2))
+    with without_bounding_box(out_wcs):
+        ox, oy = (np.asarray(v, float) for v in out_wcs.world_to_pixel_values(verts[:, 0], verts[:, 1]))
+        out_area = _pixel_area_sr(out_wcs)
+    out = []
+    start = 0
+    for ref, n in zip(refs, counts, strict=True):
+        x, y = ox[start : start + n], oy[start : start + n]
+        start += n
+        if n == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            out.append(Footprint(ref.index, math.nan, math.nan, math.nan, math.nan, 1.0))
+            continue
+        area = ref.pixelarea_steradians
+        mag = math.sqrt(area / out_area) if area and out_area > 0 else 1.0
+        pad = 0.02 * max(x.max() - x.min(), y.max() - y.min()) + 4.0
+        out.append(Footprint(ref.index, float(y.min() - pad), float(y.max() + pad), float(x.min() - pad),
+                             float(x.max() + pad), mag))
+    return out
 
 
-def _footprint_from_sregion(ref: ExposureRef, out_wcs: Any) -> Footprint | None:
-    """Footprint from the exposure's ``S_REGION`` (no file access).
-
-    ``S_REGION`` is the outline of the detector through its WCS, as the pipeline
-    keeps it (and as the reference uses it to build the output grid). Distortion
-    may bulge the true outline beyond the straight edges between vertices: the
-    box is padded by 2% of its size plus 4 pixels, which only risks planning a
-    tile the exposure turns out not to touch (a neutral, empty partial).
-    """
-    from stcal.alignment.util import sregion_to_footprint
-
-    from .grid import split_sregions
-
-    try:
-        verts = np.vstack([sregion_to_footprint(s) for s in split_sregions(ref.s_region)])
-    except Exception:
-        return None
-    out_bbox = out_wcs.bounding_box
-    try:
-        out_wcs.bounding_box = None
-        ox, oy = out_wcs.world_to_pixel_values(verts[:, 0], verts[:, 1])
-        ox, oy = np.asarray(ox, float), np.asarray(oy, float)
-        cx, cy = float(np.mean(ox)), float(np.mean(oy))
-        ra, dec = out_wcs.pixel_to_world_values(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0]))
-    finally:
-        if out_bbox is not None:
-            out_wcs.bounding_box = out_bbox
-    if not (np.isfinite(ox).all() and np.isfinite(oy).all() and np.isfinite(ra).all()):
-        return None
-    ra, dec = np.radians(ra), np.radians(dec)
+def _pixel_area_sr(wcs: Any) -> float:
+    """Area of the output pixel at the grid's centre, in steradians."""
+    ny, nx = wcs.array_shape
+    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
+    ra, dec = (np.radians(np.asarray(v, float))
+               for v in wcs.pixel_to_world_values(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
 
     def sep(i: int) -> float:
         return float(np.arccos(np.clip(np.sin(dec[0]) * np.sin(dec[i])
                                        + np.cos(dec[0]) * np.cos(dec[i]) * np.cos(ra[i] - ra[0]), -1.0, 1.0)))
 
-    out_area = sep(1) * sep(2)
-    if not out_area > 0:
-        return None
-    mag = math.sqrt(float(ref.pixelarea_steradians) / out_area)
-    pad = 0.02 * max(ox.max() - ox.min(), oy.max() - oy.min()) + 4.0
-    return Footprint(ref.index, float(oy.min() - pad), float(oy.max() + pad), float(ox.min() - pad),
-                     float(ox.max() + pad), mag)
+    return sep(1) * sep(2)
 
 
 @dataclass(frozen=True)
@@ -236,7 +192,7 @@ def make_plan(
     many_to_many : bool
         One output per exposure group (else one output for all).
     footprints : sequence of Footprint
-        One per input, from :func:`compute_footprint`.
+        One per input, from :func:`compute_footprints`.
 
     Returns
     -------
@@ -302,10 +258,3 @@ def make_plan(
         exposure_tiles=dict({k: tuple(v) for k, v in exposure_tiles.items()}),
         skipped=tuple(skipped),
     )
-
-
-def map_footprints(refs: Sequence[ExposureRef], out_wcs: Any, mapper: Callable | None = None) -> list[Footprint]:
-    """Compute footprints of all inputs, with ``mapper`` (e.g. a Dask client's) or serially."""
-    if mapper is None:
-        return [compute_footprint(ref, out_wcs) for ref in refs]
-    return list(mapper(compute_footprint, refs, out_wcs))

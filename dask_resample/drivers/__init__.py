@@ -1,0 +1,57 @@
+"""Input drivers: one module per input format, behind one small protocol.
+
+A driver knows one kind of input (JWST datamodel files, plain FITS images,
+exposures held in memory). Everything format-specific lives in its module:
+
+* ``describe(source)`` reads the small metadata of one input (exposure times,
+  group id, outline on the sky, pixel area) into an
+  :class:`~dask_resample.io.ExposureRef`; it runs on a worker when there is a
+  cluster, and also checks the file's integrity, so that a damaged file fails
+  before any heavy work with a message naming it;
+* ``load_wcs(ref)`` returns the WCS (gwcs or gwcs-like), the array shape and
+  the ``wcsinfo`` the output grid needs;
+* ``load_arrays(ref, need_var=..., need_err=...)`` returns the model dictionary
+  that ``stcal.resample`` expects.
+
+Adding a format means adding a module here and one entry to :data:`DRIVERS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..io import ExposureRef, InputSource
+
+__all__ = ["DRIVERS", "InputDriver", "driver_for"]
+
+
+class InputDriver(Protocol):
+    """What every input driver module provides."""
+
+    def describe(self, source: InputSource) -> ExposureRef:
+        """Read one input's metadata (a worker task)."""
+
+    def load_wcs(self, ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
+        """Return ``(wcs, shape_yx, wcsinfo)``."""
+
+    def load_arrays(self, ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
+        """Return the ``stcal.resample`` model dictionary."""
+
+
+#: Input kind -> module implementing :class:`InputDriver`.
+DRIVERS: dict[str, str] = {
+    "jwst": "dask_resample.drivers.jwst_model",
+    "fits": "dask_resample.drivers.plain_fits",
+    "memory": "dask_resample.drivers.in_memory",
+}
+
+
+def driver_for(kind: str) -> InputDriver:
+    """The driver module of an input kind."""
+    try:
+        name = DRIVERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(DRIVERS)}") from None
+    return importlib.import_module(name)  # type: ignore[return-value]
