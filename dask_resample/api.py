@@ -18,7 +18,7 @@ from . import __version__, settings
 from .config import ResampleParams, check_wcs_pars
 from .graph import TileTaskError, build_graph, run_serial
 from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
-from .io import ExposureRef, InputError, InputSource, check_group_ids, describe_resolved, resolve_inputs
+from .io import ExposureRef, InputError, check_group_ids, describe_resolved, resolve_inputs
 from .plan import SINGLE_GROUP, MosaicPlan, compute_footprints, make_plan
 from .reduce import empty_pixel_values, output_arrays
 from .store import (
@@ -141,8 +141,7 @@ def plan_mosaic(
     tile_shape = tuple(int(v) for v in (tile_shape or settings.get("tile-shape") or DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
-    resolved = inputs if _is_resolved(inputs) else resolve_inputs(inputs)
-    refs = describe_resolved(resolved, client=client)
+    refs = describe_resolved(resolve_inputs(inputs), client=client)
     if mode == "many_to_many":
         check_group_ids(refs)
     if client is not None and all(r.kind != "memory" for r in refs):
@@ -169,13 +168,6 @@ def plan_mosaic(
     if len(plan.skipped) == len(refs):
         raise InputError("inputs: no input overlaps the output grid")
     return plan
-
-
-def _is_resolved(inputs: Any) -> bool:
-    """True for the output of :func:`~dask_resample.io.resolve_inputs`."""
-    return (isinstance(inputs, list) and bool(inputs)
-            and all(isinstance(x, (InputSource, ExposureRef)) for x in inputs)
-            and any(isinstance(x, InputSource) for x in inputs))
 
 
 def _metadata(plan: MosaicPlan, mode: str, group: str | None) -> dict[str, Any]:

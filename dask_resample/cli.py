@@ -278,6 +278,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("--cluster", "cluster to start: local (default), or a job queue (slurm, pbs, sge, lsf, ...)", _text,
            metavar="NAME"),
     Option("--jobs", "number of batch jobs to submit (job-queue clusters)", _positive_int, metavar="N"),
+    Option("--dashboard-address", "where a started LocalCluster serves its dashboard (default 127.0.0.1:0: "
+           "this machine only, a free port; ':8787' or '0.0.0.0:8787' to let other machines reach it)", _text,
+           metavar="HOST:PORT"),
     Option("--serial", "run in this process, without Dask (debugging, tiny inputs)"),
 )
 
@@ -529,17 +532,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=progress,
         max_output_pixels=v["max_output_pixels"], **_params_kwargs(v),
     )
+    from .io import resolve_inputs
+
+    resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
     handle = None
     if not v["serial"]:
+        extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
         handle = connect(
             cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
-            threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"],
+            threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
         )
     try:
         if handle is not None and (link := handle.dashboard_link):
             log.info("Dask dashboard: %s", link)
         api.resample(
-            _inputs_arg(inputs), output, client=None if handle is None else handle.client,
+            resolved, output, client=None if handle is None else handle.client,
             scheduler="serial" if handle is None else "distributed", **common,
         )
         if v["pyramid"]:

@@ -141,7 +141,9 @@ def connect(
                 threads_per_worker=int(threads),
                 memory_limit=memory,
                 processes=True,
-                dashboard_address=kwargs.pop("dashboard_address", settings.get("local.dashboard-address", ":0")),
+                dashboard_address=kwargs.pop("dashboard_address", None)
+                or settings.get("local.dashboard-address", "127.0.0.1:0"),
+                silence_logs=kwargs.pop("silence_logs", None) or _log_level(settings.get("local.silence-logs")),
                 **kwargs,
             )
         c = Client(lc)
@@ -154,6 +156,13 @@ def connect(
     from .hpc import start_jobqueue_cluster
 
     return start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
+
+
+def _log_level(name: Any) -> int:
+    """A logging level from its name (``"error"``) or number; WARNING when unset."""
+    if isinstance(name, int):
+        return name
+    return logging.getLevelName(str(name or "warning").upper()) if name else logging.WARNING
 
 
 @contextlib.contextmanager

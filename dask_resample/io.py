@@ -271,6 +271,10 @@ def resolve_inputs(inputs: Any) -> list[InputSource | ExposureRef]:
         return [in_memory.ref_from_exposure(k, x) for k, x in enumerate(items)]
     if all(isinstance(x, ExposureRef) for x in items):
         return [ref.with_index(k) for k, ref in enumerate(items)]
+    if all(isinstance(x, (InputSource, ExposureRef)) for x in items):  # resolved already
+        if [x.index for x in items] != list(range(len(items))):
+            raise InputError("inputs: resolved inputs must be numbered 0, 1, ... in input order")
+        return items
     if all(jwst_model.is_datamodel(x) for x in items):
         return [jwst_model.ref_from_datamodel(k, m) for k, m in enumerate(items)]
     paths = []

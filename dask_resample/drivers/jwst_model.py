@@ -85,7 +85,10 @@ def sources_from_asn(path: Path) -> list[InputSource]:
                                group_id=None if gid is None else str(gid)))
     if not out:
         raise InputError(f"{path}: the association lists no science exposure")
-    require_extra()
+    try:
+        require_extra()
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     return out
 
 
