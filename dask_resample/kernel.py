@@ -97,6 +97,10 @@ class TilePartial:
 #: Rows of the input evaluated at once by :func:`compute_pixmap` (bounds WCS temporaries).
 PIXMAP_BLOCK_ROWS = 256
 
+#: Smallest input (pixels) drizzled with the fast pixel map: below it the full
+#: evaluation costs about as much as the fast path's recognition and self-check.
+FAST_PIXMAP_MIN_PIXELS = 256 * 256
+
 
 def compute_pixmap(
     wcs_in: Any,
@@ -214,7 +218,8 @@ def drizzle_exposure(
         raise RuntimeError(f"{ref.filename}: input is not a 2D image")
 
     pixmap = compute_pixmap(wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize,
-                            order=params.pixmap_order, fast=spec.fast_pixmap)
+                            order=params.pixmap_order,
+                            fast=spec.fast_pixmap and data.size >= FAST_PIXMAP_MIN_PIXELS)
     weight = build_driz_weight(
         model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
     )

@@ -297,7 +297,7 @@ def test_resample_fast_on_and_off(tmp_path):
     from dask_resample import resample
     from dask_resample.synthetic import write_dataset
 
-    ds = write_dataset(tmp_path / "in", n_dithers=2, n_detectors=1, shape=(64, 64), fmt="jwst", seed=3)
+    ds = write_dataset(tmp_path / "in", n_dithers=2, n_detectors=1, shape=(256, 256), fmt="jwst", seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         on = resample(ds.asn_path, tmp_path / "on.zarr", scheduler="serial", fast_pixmap=True, progress=False)
