@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shapes", type=int, nargs="+", default=[2048, 128], help="detector sizes (default 2048 128)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    print(f"{'WCS kind':28s} {'shape':>11s} {'calc_pixmap s':>14s} {'fast s':>9s} {'speedup':>8s} {'max |diff| px':>14s}")
+    print(f"{'WCS kind':28s} {'shape':>11s} {'calc_pixmap s':>14s} {'fast s':>9s} {'speedup':>8s} "
+          f"{'max |diff| px':>14s}")
     for size in args.shapes:
         for kind, wcs_in, wcs_out in _cases(size):
             shape = (size, size)

@@ -200,7 +200,7 @@ def test_refuses_non_tan_output():
     tr.inverse = custom
     assert fp.recognise_output(gwcs_wcs.WCS([(detector, tr), (world, None)])) is None
     # a non-linear model before the output projection is refused
-    tr = models.Polynomial2D(1, c1_0=scale) & models.Polynomial2D(1, c0_1=scale) 
+    tr = models.Polynomial2D(1, c1_0=scale) & models.Polynomial2D(1, c0_1=scale)
     tr = models.Mapping((0, 1, 0, 1)) | tr | models.Pix2Sky_TAN() | models.RotateNative2Celestial(30.0, 40.0, 180.0)
     assert fp.recognise_output(gwcs_wcs.WCS([(detector, tr), (world, None)])) is None
     # FITS outputs are left to the full path
