@@ -214,6 +214,7 @@ def resample(
     scheduler: str = "distributed",
     progress: bool | None = None,
     max_output_pixels: int | None = None,
+    fast_pixmap: bool | None = None,
 ) -> Any:
     """Drizzle ``inputs`` into a tiled Zarr mosaic at ``output``.
 
@@ -260,6 +261,11 @@ def resample(
         Show a progress bar (default: when stderr is a terminal).
     max_output_pixels : int, optional
         Refuse larger outputs before allocating anything.
+    fast_pixmap : bool, optional
+        Map inputs onto the output with one composed sky rotation where the WCSs
+        allow it (checked against the full WCS evaluation, to 1e-7 pixel);
+        ``False`` gives pixel maps bit-identical to ``calc_pixmap``. Default
+        ``resample.fast-pixmap`` of :mod:`dask.config` (true).
 
     Returns
     -------
@@ -308,7 +314,7 @@ def resample(
             tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
         )
         summary = _execute(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,
-                           progress=progress)
+                           progress=progress, fast_pixmap=fast_pixmap)
     finally:
         if handle is not None:
             handle.close()
@@ -358,6 +364,7 @@ def _execute(
     resume: bool,
     client: Any,
     progress: bool | None,
+    fast_pixmap: bool | None = None,
 ) -> RunSummary:
     """Create (or reopen, for resume) the store and compute the missing tiles.
 
@@ -400,7 +407,8 @@ def _execute(
         )
         skip = set()
     token = uuid.uuid4().hex[:12]
-    dsk, keys = build_graph(plan, store_path=str(output), arrays=arrays, token=token, skip_tiles=skip)
+    dsk, keys = build_graph(plan, store_path=str(output), arrays=arrays, token=token, skip_tiles=skip,
+                            fast_pixmap=fast_pixmap)
     log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(keys),
              len(plan.refs) - len(plan.skipped), len(dsk))
     labels = _TaskLabels(plan, token)

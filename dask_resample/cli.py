@@ -288,6 +288,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--overwrite", "replace an existing mosaic at the output path"),
     Option("--resume", "finish an interrupted mosaic (inputs and parameters must be unchanged)"),
     Option("--pyramid", "also write a multiscale pyramid after the mosaic"),
+    Option("--no-fast-pixmap", "evaluate every input pixel through both WCSs, as stcal's calc_pixmap (default: "
+           "one composed sky rotation where the WCSs allow it)"),
 )
 
 #: Config-file keys that are not options (``enable_*`` aliases, the positional arguments).
@@ -547,7 +549,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             log.info("Dask dashboard: %s", link)
         api.resample(
             resolved, output, client=None if handle is None else handle.client,
-            scheduler="serial" if handle is None else "distributed", **common,
+            scheduler="serial" if handle is None else "distributed",
+            fast_pixmap=False if v["no_fast_pixmap"] else None, **common,
         )
         if v["pyramid"]:
             try:

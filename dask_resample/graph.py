@@ -97,6 +97,7 @@ def build_graph(
     arrays: tuple[str, ...],
     token: str,
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
+    fast_pixmap: bool | None = None,
 ) -> tuple[dict, list]:
     """Build the task dictionary of a mosaic.
 
@@ -112,6 +113,10 @@ def build_graph(
     skip_tiles : set, optional
         ``(group, (ty, tx))`` already complete (resume); they and any exposure
         that only feeds them are left out.
+    fast_pixmap : bool, optional
+        Use the fast pixel map where it applies; default ``resample.fast-pixmap``
+        of :mod:`dask.config`, read here (on the client) and carried to the
+        workers in the :class:`~dask_resample.kernel.DrizzleSpec`.
 
     Returns
     -------
@@ -130,6 +135,7 @@ def build_graph(
         halo=plan.halo,
         params=plan.params,
         pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        fast_pixmap=bool(settings.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
     )
     group_of = {i: g for g, members in plan.members.items() for i in members}
     todo = {gk: idx for gk, idx in plan.contributions.items() if gk not in skip_tiles}

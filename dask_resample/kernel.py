@@ -42,6 +42,8 @@ class DrizzleSpec:
     halo: int
     params: ResampleParams
     pixel_scale_ratio: float
+    #: Use :mod:`dask_resample.pixmap` where it applies (``resample.fast-pixmap`` on the client).
+    fast_pixmap: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,31 @@ class TilePartial:
 #: Rows of the input evaluated at once by :func:`compute_pixmap` (bounds WCS temporaries).
 PIXMAP_BLOCK_ROWS = 256
 
+#: Smallest input (pixels) drizzled with the fast pixel map: below it the full
+#: evaluation costs about as much as the fast path's recognition and self-check.
+FAST_PIXMAP_MIN_PIXELS = 256 * 256
+
 
 def compute_pixmap(
-    wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int], *, stepsize: float = 1, order: int = 1
+    wcs_in: Any,
+    wcs_out: Any,
+    shape_yx: tuple[int, int],
+    *,
+    stepsize: float = 1,
+    order: int = 1,
+    fast: bool = False,
 ) -> np.ndarray:
     """Pixel map of an input onto the output frame, as ``stcal.resample.utils.calc_pixmap``.
 
     For ``stepsize == 1`` the WCS is evaluated in blocks of rows: the transforms are
     element-wise, so the result is identical to ``calc_pixmap`` while the peak memory
     of the WCS temporaries is bounded. Otherwise ``calc_pixmap`` itself is used.
+
+    With ``fast=True`` (and ``stepsize == 1``) a recognised input/output pair is
+    mapped by :mod:`dask_resample.pixmap` (one composed sky rotation instead of
+    the WCS's spherical trigonometry), checked against this full evaluation on a
+    sample of pixels; anything not recognised or not agreeing to
+    :data:`~dask_resample.pixmap.CHECK_TOLERANCE_PX` uses the full evaluation.
 
     Returns
     -------
@@ -115,26 +133,55 @@ def compute_pixmap(
     ny, nx = shape_yx
     if stepsize != 1 and max(ny, nx) > 10:
         return calc_pixmap(wcs_in, wcs_out, shape_yx, stepsize=stepsize, order=order)
+    if fast:
+        pixmap = _fast_pixmap_checked(wcs_in, wcs_out, (ny, nx))
+        if pixmap is not None:
+            return pixmap
+    pixmap = np.empty((ny, nx, 2), np.float64)
+    x_row = np.arange(nx, dtype=np.float64)
+    for r0 in range(0, ny, PIXMAP_BLOCK_ROWS):
+        r1 = min(ny, r0 + PIXMAP_BLOCK_ROWS)
+        y, x = np.meshgrid(np.arange(r0, r1, dtype=np.float64), x_row, indexing="ij")
+        pixmap[r0:r1, :, 0], pixmap[r0:r1, :, 1] = _full_values(wcs_in, wcs_out, x, y)
+    return pixmap
+
+
+def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output ``(x, y)`` of input pixels through both WCSs (output bounding box disabled)."""
     bbox_to = getattr(wcs_out, "bounding_box", None)
     if bbox_to is not None:
         try:
             bbox_to = bbox_to.bounding_box(order="F")
         except AttributeError:
             bbox_to = tuple(bbox_to)
-    pixmap = np.empty((ny, nx, 2), np.float64)
     try:
         if bbox_to is not None:
             wcs_out.bounding_box = None
-        x_row = np.arange(nx, dtype=np.float64)
-        for r0 in range(0, ny, PIXMAP_BLOCK_ROWS):
-            r1 = min(ny, r0 + PIXMAP_BLOCK_ROWS)
-            y, x = np.meshgrid(np.arange(r0, r1, dtype=np.float64), x_row, indexing="ij")
-            ox, oy = wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
-            pixmap[r0:r1, :, 0] = ox
-            pixmap[r0:r1, :, 1] = oy
+        ox, oy = wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
     finally:
         if bbox_to is not None:
             wcs_out.bounding_box = bbox_to
+    return ox, oy
+
+
+def _fast_pixmap_checked(wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int]) -> np.ndarray | None:
+    """The fast pixel map if the WCS pair is recognised and it agrees with the full evaluation on samples."""
+    from .pixmap import check_against_reference, fast_pixmap, plan_fast_pixmap, sample_pixels
+
+    plan = plan_fast_pixmap(wcs_in, wcs_out)
+    if plan is None:
+        log.debug("fast pixel map: WCS structure not recognised; full evaluation")
+        return None
+    pixmap = fast_pixmap(plan, shape_yx)
+    if pixmap is None:
+        log.debug("fast pixel map: input reaches the output's far hemisphere; full evaluation")
+        return None
+    y, x = sample_pixels(shape_yx, plan.source.bbox_xy)
+    reference = _full_values(wcs_in, wcs_out, x.astype(np.float64), y.astype(np.float64))
+    diff = check_against_reference(pixmap, reference, y, x)
+    if diff is None:
+        log.info("fast pixel map disagrees with the full WCS evaluation; full evaluation used")
+        return None
     return pixmap
 
 
@@ -171,7 +218,8 @@ def drizzle_exposure(
         raise RuntimeError(f"{ref.filename}: input is not a 2D image")
 
     pixmap = compute_pixmap(wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize,
-                            order=params.pixmap_order)
+                            order=params.pixmap_order,
+                            fast=spec.fast_pixmap and data.size >= FAST_PIXMAP_MIN_PIXELS)
     weight = build_driz_weight(
         model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
     )
