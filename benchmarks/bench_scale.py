@@ -236,6 +236,9 @@ def _start_cluster(args: argparse.Namespace) -> Any:
     # plain workers (no nanny) inherit this environment, where MALLOC_TRIM_THRESHOLD_ is unset,
     # as dask-resample's LocalCluster leaves it
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # the workers unpickle functions of ``_common``, next to this script
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(v for v in (here, os.environ.get("PYTHONPATH")) if v)
     cluster = SubprocessCluster(n_workers=args.workers, threads_per_worker=args.threads,
                                 worker_class="distributed.Worker", dashboard_address=":0",
                                 worker_kwargs={"memory_limit": memory})  # fmt: skip
@@ -262,8 +265,8 @@ def child_dask(args: argparse.Namespace) -> None:
         names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
         worker_pids = client.run(os.getpid)
         pids = {"client": os.getpid(), "scheduler": int(client.run_on_scheduler(os.getpid))}
-        for addr in sorted(worker_pids, key=lambda a: str(names.get(a, a))):
-            pids[f"worker-{names.get(addr, addr)}"] = int(worker_pids[addr])
+        for rank, addr in enumerate(sorted(worker_pids, key=lambda a: (str(names.get(a)), a))):
+            pids[f"worker-{rank}"] = int(worker_pids[addr])
         with RssSampler(pids, args.sample_interval) as sampler:
             scheduler_rss0 = sampler.latest[pids["scheduler"]]
             epoch0 = time.time()
