@@ -510,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
                    help="comma-separated layouts to run: survey, small")
     g = p.add_argument_group("survey layout")
-    g.add_argument("--grid", type=_grid, default=(10, 10), metavar="COLSxROWS",
+    g.add_argument("--grid", type=_grid, default="10x10", metavar="COLSxROWS",
                    help="pointings along x and y (10x10: ~0.4-0.5 Gpix at psr 0.5; 14x14: ~0.8-1 Gpix)")
     g.add_argument("--size", type=int, default=1024, help="detector size N (N x N pixels per exposure)")
     g.add_argument("--dithers", type=int, default=2, help="exposures per pointing")
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default="/tmp/dask-resample-bench",
                    help="datasets (one sub-directory per layout and parameters) and temporary outputs")
     d.add_argument("--keep-data", action="store_true",
-                   help="keep the datasets for later runs (default: remove them after the run)")
+                   help="keep the datasets for later runs (otherwise removed after the run)")
     d.add_argument("--write-processes", type=int, default=os.cpu_count() or 1,
                    help="processes writing the datasets")
     d.add_argument("--json", metavar="PATH", help="also write all measurements as JSON")
