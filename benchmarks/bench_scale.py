@@ -382,7 +382,7 @@ def run_layout(spec: dict[str, Any], args: argparse.Namespace, workdir: Path) ->
         if not args.jwst:
             out["jwst"] = {"skipped": "not run (--no-jwst)"}
         elif need > args.jwst_max_gib * GIB:
-            out["jwst"] = {"skipped": f"skipped (needs {need / GIB:.1f} GiB)"}
+            out["jwst"] = {"skipped": f"skipped (needs {need / GIB:.3g} GiB)"}
         else:
             print(f"[{spec['label']}] jwst ResampleImage ...", end=" ", flush=True)
             ref = spawn(__file__, _child_args(args, "reference", asn, spec["psr"], {"--crop-out": files["ref"]}))
@@ -480,6 +480,11 @@ def orchestrate(args: argparse.Namespace) -> int:
         res = run_layout(spec, args, workdir)
         res["cluster"] = f"{args.workers}x{args.threads}, {args.cluster}"
         results.append(res)
+    if not args.keep_data:
+        try:
+            workdir.rmdir()  # only if nothing else is left in it
+        except OSError:
+            pass
     report = ["", main_table(results, args.workers), "", "Task time by kind (from the task stream):", "",
               kinds_table(results)]  # fmt: skip
     par = parity_lines(results)
