@@ -31,9 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,21 +39,22 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-GIB = 1024**3
-PARAMS: dict[str, Any] = {
-    "pixfrac": 1.0,
-    "kernel": "square",
-    "fillval": "NAN",
-    "weight_type": "ivm",
-    "good_bits": "~DO_NOT_USE+NON_SCIENCE",
-    "enable_ctx": True,
-    "enable_var": True,
-    "report_var": True,
-    "compute_err": "from_var",
-    "propagate_dq": False,
-    "pixmap_stepsize": 1,
-    "pixmap_order": 1,
-}
+from _common import (
+    GIB,
+    PARAMS,
+    count_inputs,
+    dataset_cached,
+    mark_dataset,
+    maxrss_bytes,
+    reference_wcs_pars,
+    run_reference_resample,
+    spawn,
+    task_kind,
+    warm_worker,
+    worker_cpu,
+    worker_maxrss,
+)
+
 TARGET_SPEEDUP = 1.8
 TARGET_RSS = 1 * GIB
 TARGET_FLATNESS = 0.15
@@ -65,25 +63,16 @@ TARGET_FLATNESS = 0.15
 # ----------------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------------
-def _cached(directory: Path, spec: dict[str, Any]) -> bool:
-    marker = directory / "dataset.json"
-    return marker.is_file() and json.loads(marker.read_text()) == spec
-
-
-def _mark(directory: Path, spec: dict[str, Any]) -> None:
-    (directory / "dataset.json").write_text(json.dumps(spec, indent=2))
-
-
 def base_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path:
     """The main dataset: ``dithers`` small dithers of ``detectors`` detectors; returns the association."""
     from dask_resample import synthetic
 
     spec = {"kind": "base", "size": size, "dithers": dithers, "detectors": detectors}
     directory = workdir / f"base-{size}-{dithers}x{detectors}"
-    if not _cached(directory, spec):
+    if not dataset_cached(directory, spec):
         t0 = time.perf_counter()
         synthetic.write_dataset(directory, n_dithers=dithers, n_detectors=detectors, shape=(size, size), seed=11)
-        _mark(directory, spec)
+        mark_dataset(directory, spec)
         print(f"wrote {dithers * detectors} exposures of {size}x{size} to {directory} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return directory / "synthetic_asn.json"
@@ -101,7 +90,7 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
     spec = {"kind": "wide", "size": size, "dithers": dithers, "detectors": detectors}
     directory = workdir / f"wide-{size}-{dithers}x{detectors}"
     asn_path = directory / "wide_asn.json"
-    if _cached(directory, spec):
+    if dataset_cached(directory, spec):
         return asn_path
     t0 = time.perf_counter()
     scale = 0.031
@@ -131,7 +120,7 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
         "products": [{"name": "wide_mosaic", "members": [{"expname": n, "exptype": "science"} for n in names]}],
     }
     asn_path.write_text(json.dumps(asn, indent=2))
-    _mark(directory, spec)
+    mark_dataset(directory, spec)
     print(f"wrote {len(names)} exposures of {size}x{size} in a {cols}-wide layout to {directory} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return asn_path
@@ -140,57 +129,18 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
 # ----------------------------------------------------------------------------
 # child processes
 # ----------------------------------------------------------------------------
-def _maxrss_bytes() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
-
-
 def child_reference(asn: Path, result: Path, data_out: Path) -> None:
     """Run jwst's ResampleImage as the resample step does; write timings and the data array."""
     import numpy as np
-    from jwst.datamodels import ModelLibrary
-    from jwst.resample.resample import ResampleImage
 
-    warnings.simplefilter("ignore")
-    wcs_pars = {"crpix": None, "crval": None, "rotation": None, "pixel_scale": None, "pixel_scale_ratio": 1.0,
-                "output_shape": None}
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    library = ModelLibrary(str(asn), on_disk=True)
-    resampler = ResampleImage(library, blendheaders=True, output_wcs=None, wcs_pars=wcs_pars, **PARAMS)
-    model = resampler.resample_many_to_one()
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    model, seconds, cpu = run_reference_resample(asn, reference_wcs_pars(1.0))
     np.save(data_out, np.asarray(model.data))
     result.write_text(json.dumps({
         "seconds": seconds,
         "cpu": {"reference": cpu},
-        "rss": {"reference": _maxrss_bytes()},
+        "rss": {"reference": maxrss_bytes()},
         "shape_yx": list(model.data.shape),
     }))
-
-
-def _warm_worker() -> int:
-    """Import what the tasks use (the reference process imports jwst before its clock starts too)."""
-    import dask_resample.graph  # noqa: F401
-    import dask_resample.kernel  # noqa: F401
-    import dask_resample.reduce  # noqa: F401
-    import jwst.resample.resample  # noqa: F401
-    import stdatamodels.jwst.datamodels  # noqa: F401
-
-    return os.getpid()
-
-
-def _worker_maxrss() -> int:
-    import resource as _resource
-
-    return int(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _worker_cpu() -> float:
-    import resource as _resource
-
-    usage = _resource.getrusage(_resource.RUSAGE_SELF)
-    return float(usage.ru_utime + usage.ru_stime)
 
 
 def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) -> dict[str, Any]:
@@ -203,9 +153,7 @@ def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) ->
     first: dict[str, float] = {}
     last: dict[str, float] = {}
     for rec in task_stream:
-        key = rec.get("key")
-        name = key[0] if isinstance(key, tuple) else str(key)
-        kind = name.split("-")[0]
+        kind = task_kind(rec.get("key"))
         for ss in rec.get("startstops", []):
             if ss.get("action") == "compute":
                 per_kind[kind] += ss["stop"] - ss["start"]
@@ -233,8 +181,8 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
     client = handle.client
     try:
         client.wait_for_workers(workers)
-        client.run(_warm_worker)
-        cpu0 = client.run(_worker_cpu)
+        client.run(warm_worker)
+        cpu0 = client.run(worker_cpu)
         c0 = time.process_time()
         t0 = time.perf_counter()
         epoch0 = time.time()
@@ -250,18 +198,18 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
         seconds = time.perf_counter() - t0
         epoch1 = time.time()
         client_cpu = time.process_time() - c0
-        cpu1 = client.run(_worker_cpu)
+        cpu1 = client.run(worker_cpu)
         names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
-        rss = client.run(_worker_maxrss)
+        rss = client.run(worker_maxrss)
         order = sorted(rss, key=lambda addr: str(names.get(addr, addr)))
         worker_rss = {f"worker-{names.get(addr, addr)}": rss[addr] for addr in order}
-        worker_cpu = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
+        cpu_by_worker = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
     finally:
         handle.close()
     doc: dict[str, Any] = {
         "seconds": seconds,
-        "cpu": {"client": client_cpu, **worker_cpu},
-        "rss": {"client": _maxrss_bytes(), **worker_rss},
+        "cpu": {"client": client_cpu, **cpu_by_worker},
+        "rss": {"client": maxrss_bytes(), **worker_rss},
         "shape_yx": list(dask_resample.open_mosaic(out)["data"].shape),
     }
     if profile:
@@ -271,20 +219,7 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
 
 def _spawn(args: list[str]) -> dict[str, Any]:
     """Run this script in a child process with ``args``; return its JSON result."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
-        result = Path(fh.name)
-    try:
-        cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--result", str(result)]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr[-4000:])
-            raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")
-        doc = json.loads(result.read_text())
-        doc["process_seconds"] = time.perf_counter() - t0
-        return doc
-    finally:
-        result.unlink(missing_ok=True)
+    return spawn(__file__, args)
 
 
 def run_reference(asn: Path, runs: Path, label: str) -> dict[str, Any]:
@@ -413,11 +348,6 @@ def profile_lines(ours: dict[str, Any], n_workers: int, threads: int) -> list[st
     return lines
 
 
-def _n_inputs(asn: Path) -> int:
-    doc = json.loads(asn.read_text())
-    return sum(1 for m in doc["products"][0]["members"] if m.get("exptype", "science") == "science")
-
-
 def orchestrate(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-dask-resample-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -425,7 +355,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     runs.mkdir(exist_ok=True)
     print(f"workdir: {workdir}", flush=True)
     asn = base_dataset(workdir, args.size, args.dithers, args.detectors)
-    n = _n_inputs(asn)
+    n = count_inputs(asn)
 
     ref, ours = run_pair(asn, runs, "1x", args)
     par = parity(ref["data_path"], ours["zarr_path"])
@@ -460,7 +390,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         print("scaling run on the 4x layout:", flush=True)
         ref4, ours4 = run_pair(wide, runs, "4x", args)
         par4 = parity(ref4["data_path"], ours4["zarr_path"])
-        n4 = _n_inputs(wide)
+        n4 = count_inputs(wide)
         area = (ref4["shape_yx"][0] * ref4["shape_yx"][1]) / (ny * nx)
         report += [
             "",

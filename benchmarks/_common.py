@@ -1,0 +1,174 @@
+"""Pieces shared by the benchmark scripts: step parameters, dataset cache markers,
+child processes, the reference runner, per-process memory and task-stream kinds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+
+#: The parameters of jwst's ResampleStep, used by both programs.
+PARAMS: dict[str, Any] = {
+    "pixfrac": 1.0,
+    "kernel": "square",
+    "fillval": "NAN",
+    "weight_type": "ivm",
+    "good_bits": "~DO_NOT_USE+NON_SCIENCE",
+    "enable_ctx": True,
+    "enable_var": True,
+    "report_var": True,
+    "compute_err": "from_var",
+    "propagate_dq": False,
+    "pixmap_stepsize": 1,
+    "pixmap_order": 1,
+}
+
+#: Task kinds of a dask-resample graph, matched by key-name prefix (longest first).
+TASK_KINDS = ("compute_footprint", "make_output_grid", "prepare", "drizzle", "partial", "fold", "tile")
+
+
+# ----------------------------------------------------------------------------
+# datasets
+# ----------------------------------------------------------------------------
+def dataset_cached(directory: Path, spec: dict[str, Any]) -> bool:
+    """Whether ``directory`` holds a complete dataset written with ``spec``."""
+    marker = directory / "dataset.json"
+    return marker.is_file() and json.loads(marker.read_text()) == spec
+
+
+def mark_dataset(directory: Path, spec: dict[str, Any]) -> None:
+    """Record that ``directory`` holds a complete dataset written with ``spec``."""
+    (directory / "dataset.json").write_text(json.dumps(spec, indent=2))
+
+
+def count_inputs(asn: Path) -> int:
+    """Number of science members of an association."""
+    doc = json.loads(Path(asn).read_text())
+    return sum(1 for m in doc["products"][0]["members"] if m.get("exptype", "science") == "science")
+
+
+# ----------------------------------------------------------------------------
+# processes
+# ----------------------------------------------------------------------------
+def maxrss_bytes() -> int:
+    """Peak RSS of this process (``getrusage``; KiB on Linux)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def vmhwm_bytes(pid: int) -> int | None:
+    """Peak RSS (``VmHWM``) of process ``pid`` from ``/proc``, or ``None`` if unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def warm_worker() -> int:
+    """Import what the tasks use (the reference process imports jwst before its clock starts too)."""
+    import dask_resample.graph  # noqa: F401
+    import dask_resample.kernel  # noqa: F401
+    import dask_resample.reduce  # noqa: F401
+    import jwst.resample.resample  # noqa: F401
+    import stdatamodels.jwst.datamodels  # noqa: F401
+
+    return os.getpid()
+
+
+def worker_maxrss() -> int:
+    """Peak RSS of the calling process (run on a worker)."""
+    import resource as _resource
+
+    return int(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def worker_cpu() -> float:
+    """User + system CPU seconds of the calling process (run on a worker)."""
+    import resource as _resource
+
+    usage = _resource.getrusage(_resource.RUSAGE_SELF)
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def spawn(script: str | Path, args: list[str]) -> dict[str, Any]:
+    """Run ``script`` in a child process with ``args`` plus ``--result FILE``; return the JSON it wrote."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        result = Path(fh.name)
+    try:
+        cmd = [sys.executable, str(Path(script).resolve()), *args, "--result", str(result)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")
+        doc = json.loads(result.read_text())
+        doc["process_seconds"] = time.perf_counter() - t0
+        return doc
+    finally:
+        result.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------
+# the reference
+# ----------------------------------------------------------------------------
+def reference_wcs_pars(pixel_scale_ratio: float = 1.0) -> dict[str, Any]:
+    """``wcs_pars`` as the resample step passes them to ResampleImage."""
+    return {"crpix": None, "crval": None, "rotation": None, "pixel_scale": None,
+            "pixel_scale_ratio": float(pixel_scale_ratio), "output_shape": None}  # fmt: skip
+
+
+def run_reference_resample(asn: Path, wcs_pars: dict[str, Any] | None = None) -> tuple[Any, float, float]:
+    """Run jwst's ResampleImage as the resample step does (imports done before the clock starts).
+
+    Returns
+    -------
+    model, seconds, cpu_seconds
+        The output ImageModel, the wall and CPU seconds of
+        ``ModelLibrary(asn, on_disk=True)`` + ``resample_many_to_one()``.
+    """
+    from jwst.datamodels import ModelLibrary
+    from jwst.resample.resample import ResampleImage
+
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    library = ModelLibrary(str(asn), on_disk=True)
+    resampler = ResampleImage(library, blendheaders=True, output_wcs=None,
+                              wcs_pars=wcs_pars or reference_wcs_pars(), **PARAMS)  # fmt: skip
+    model = resampler.resample_many_to_one()
+    return model, time.perf_counter() - t0, time.process_time() - c0
+
+
+# ----------------------------------------------------------------------------
+# task stream
+# ----------------------------------------------------------------------------
+_KEY_NAME = re.compile(r"^[\s(\[\"']*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def task_kind(key: Any) -> str:
+    """Kind of a task from its key: ``("drizzle-<token>", 3)`` -> ``"drizzle"``.
+
+    Keys may come as tuples or as their string form; the kind is the first of
+    :data:`TASK_KINDS` that the key's name starts with, else the name up to its
+    first ``-``.
+    """
+    name = str(key[0]) if isinstance(key, tuple) and key else str(key)
+    match = _KEY_NAME.match(name)
+    head = match.group(1) if match else name
+    for kind in TASK_KINDS:
+        if head.startswith(kind):
+            return kind
+    return head.split("-")[0]
