@@ -258,7 +258,7 @@ def resolve_inputs(inputs: Any) -> list[InputSource | ExposureRef]:
     if isinstance(inputs, (str, os.PathLike)):
         path = Path(inputs)
         if path.suffix.lower() == ".json":
-            return list(jwst_model.sources_from_asn(path))
+            return _sources_from_asn(path)
         inputs = [path]
     if isinstance(inputs, Exposure):
         inputs = [inputs]
@@ -283,11 +283,11 @@ def resolve_inputs(inputs: Any) -> list[InputSource | ExposureRef]:
             raise InputError(f"inputs: unsupported item {type(x).__name__!r}; expected paths or Exposure records")
         paths.append(Path(x))
     if len(paths) == 1 and paths[0].suffix.lower() == ".json":
-        return list(jwst_model.sources_from_asn(paths[0]))
+        return _sources_from_asn(paths[0])
     return [_source_from_path(k, p) for k, p in enumerate(paths)]
 
 
-def _source_from_path(index: int, path: Path) -> InputSource:
+def _source_from_path(index: int, path: Path, *, group_id: str | None = None, named: str | None = None) -> InputSource:
     """A JWST datamodel file (``DATAMODL`` in the primary header) or a plain FITS file."""
     from .drivers import jwst_model
     from .drivers._fitsfile import primary_header
@@ -298,15 +298,50 @@ def _source_from_path(index: int, path: Path) -> InputSource:
         try:
             jwst_model.require_extra()
         except InputError as exc:
-            raise InputError(f"{path}: {exc}") from None
-    return InputSource(index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name)
+            raise InputError(f"{named or path}: {exc}") from None
+    return InputSource(index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name,
+                       group_id=group_id)
 
 
-def describe_sources(sources: Sequence[InputSource]) -> list[ExposureRef]:
-    """Describe a batch of sources with their drivers (a worker task)."""
+def _sources_from_asn(path: Path) -> list[InputSource]:
+    """Science members of an image3 association (cheap checks only), in member order."""
+    import json
+
+    if not path.exists():
+        raise InputError(f"{path}: association file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: association is not a file")
+    try:
+        asn = json.loads(path.read_text())
+        members = [m for m in asn["products"][0]["members"] if m.get("exptype", "science").lower() == "science"]
+        names = [str(m["expname"]) for m in members]
+    except Exception as exc:
+        raise InputError(f"{path}: not a valid association ({one_line(exc)})") from None
+    if not members:
+        raise InputError(f"{path}: the association lists no science exposure")
+    out = []
+    for k, (member, name) in enumerate(zip(members, names, strict=True)):
+        member_path = path.parent / name
+        if not member_path.exists():
+            raise InputError(f"{member_path}: file listed in association {path.name} not found")
+        gid = member.get("group_id")
+        out.append(_source_from_path(k, member_path, group_id=None if gid is None else str(gid), named=str(path)))
+    return out
+
+
+def describe_sources(sources: Sequence[InputSource]) -> list[Any]:
+    """Describe a batch of sources with their drivers (a worker task).
+
+    Returns
+    -------
+    list
+        One :class:`ExposureRef` per source, or a
+        :class:`~dask_resample.failures.TaskFailure` for a source that cannot be read.
+    """
     from .drivers import driver_for
+    from .failures import TaskFailure
 
-    return [driver_for(s.kind).describe(s) for s in sources]
+    return [TaskFailure.guard(driver_for(s.kind).describe, s) for s in sources]
 
 
 #: Sources described by one worker task.
@@ -345,6 +380,10 @@ def describe_resolved(resolved: Sequence[InputSource | ExposureRef], *, client: 
                      for ref in batch]
     else:
         described = [ref for batch in batches for ref in describe_sources(batch)]
+    from .failures import first_failure
+
+    if (failure := first_failure(described)) is not None:
+        failure.raise_()
     by_index = {ref.index: ref for ref in described}
     return [by_index[r.index] if isinstance(r, InputSource) else r for r in resolved]
 

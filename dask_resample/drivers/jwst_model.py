@@ -9,7 +9,6 @@ model's ``meta.group_id``, else the one built from ``meta.observation``, else
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -30,7 +29,6 @@ __all__ = [
     "load_arrays",
     "load_wcs",
     "ref_from_datamodel",
-    "sources_from_asn",
     "sources_from_library",
 ]
 
@@ -59,39 +57,6 @@ def is_datamodel(obj: Any) -> bool:
 # ----------------------------------------------------------------------------
 # client side: what to read
 # ----------------------------------------------------------------------------
-def sources_from_asn(path: Path) -> list[InputSource]:
-    """Science members of an image3 association, as sources (cheap checks only)."""
-    from ._fitsfile import primary_header
-
-    if not path.exists():
-        raise InputError(f"{path}: association file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: association is not a file")
-    try:
-        asn = json.loads(path.read_text())
-        members = asn["products"][0]["members"]
-        members = [m for m in members if m.get("exptype", "science").lower() == "science"]
-        names = [m["expname"] for m in members]
-    except Exception as exc:
-        raise InputError(f"{path}: not a valid association ({one_line(exc)})") from None
-    out = []
-    for k, (member, name) in enumerate(zip(members, names, strict=True)):
-        member_path = Path(os.path.abspath(path.parent / name))
-        if not member_path.exists():
-            raise InputError(f"{member_path}: file listed in association {path.name} not found")
-        primary_header(member_path)
-        gid = member.get("group_id")
-        out.append(InputSource(index=k, path=str(member_path), kind=KIND, filename=Path(name).name,
-                               group_id=None if gid is None else str(gid)))
-    if not out:
-        raise InputError(f"{path}: the association lists no science exposure")
-    try:
-        require_extra()
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    return out
-
-
 def sources_from_library(library: Any) -> list[InputSource | ExposureRef]:
     """Members of a ``ModelLibrary``: files to describe on workers, or in-memory references."""
     group_of: dict[int, str] = {}
