@@ -7,7 +7,7 @@ subarray offsets and bounding boxes, ``S_REGION`` within the bounding box).
 Four datasets: NIRCam short-wave crops of two detectors facing each other
 across the gap, NIRCam long-wave, the MIRI imager full frame (its bounding box
 excludes the Lyot coronagraph and the reference columns) and the MIRI SUB256
-subarray. Every kernel runs on at least two datasets; every run compares all
+subarray. Every kernel runs on two datasets; every run compares all
 output arrays (DQ included) with the tolerance of ``test_parity.py``, on tile
 shapes that leave whole tiles empty and cut through the data.
 """
@@ -33,7 +33,7 @@ synthetic_siaf = pytest.importorskip("dask_resample.synthetic_siaf")
 DATASETS: dict[str, tuple[dict, tuple[int, int], dict]] = {
     # two detectors facing each other across the gap: whole rows of tiles in the gap are empty
     "nircam_sw": ({"instrument": "nircam_sw", "n_dithers": 3, "n_detectors": 2, "subarray": (128, 128),
-                   "seed": 1, "sky_level": 0.2}, (32, 32), {}),
+                   "seed": 1, "sky_level": 0.2}, (48, 40), {}),
     # rotated output grids: the corners of the mosaic are empty
     "nircam_lw": ({"instrument": "nircam_lw", "n_dithers": 3, "n_detectors": 1, "subarray": (96, 96),
                    "seed": 2, "dither_arcsec": 1.5, "roll_deg": 35.0}, (24, 20), {"rotation": 80.0}),
@@ -43,12 +43,12 @@ DATASETS: dict[str, tuple[dict, tuple[int, int], dict]] = {
                      "dither_arcsec": 4.0, "roll_deg": 250.0}, (40, 56), {"rotation": 45.0}),
 }
 
-#: (dataset, kernel): each kernel on two datasets, each dataset with three kernels
+#: (dataset, kernel): every kernel runs on two datasets
 RUNS = [
     ("nircam_sw", "square"), ("nircam_sw", "lanczos3"), ("nircam_sw", "turbo"),
     ("nircam_lw", "gaussian"), ("nircam_lw", "point"), ("nircam_lw", "lanczos2"),
-    ("miri_full", "turbo"), ("miri_full", "lanczos2"), ("miri_full", "square"),
-    ("miri_sub256", "point"), ("miri_sub256", "lanczos3"), ("miri_sub256", "gaussian"),
+    ("miri_full", "turbo"), ("miri_full", "lanczos2"),
+    ("miri_sub256", "point"), ("miri_sub256", "lanczos3"), ("miri_sub256", "gaussian"), ("miri_sub256", "square"),
 ]  # fmt: skip
 
 
