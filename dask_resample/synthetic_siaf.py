@@ -346,9 +346,7 @@ def _build_model(
         "subarray.ysize": placement.ysize,
         "subarray.fastaxis": 1,
         "subarray.slowaxis": 2,
-        "aperture.name": placement.detector.aperture if placement.subarray == "FULL" else (
-            f"{placement.detector.aperture.rsplit('_', 1)[0]}_{placement.subarray}"
-            if placement.subarray != "GENERIC" else placement.detector.aperture),
+        "aperture.name": _aperture_name(placement),
         "wcsinfo.ra_ref": ra_ref,
         "wcsinfo.dec_ref": dec_ref,
         "wcsinfo.roll_ref": roll_ref,
@@ -378,6 +376,13 @@ def _build_model(
         load_wcs(model, reference_files)
         update_fits_wcsinfo(model, max_pix_error=0.01, max_inv_pix_error=0.01, npoints=12)
     return model
+
+
+def _aperture_name(placement: _Placement) -> str:
+    """SIAF aperture of the exposure (the full frame for full-frame and ``GENERIC`` arrays)."""
+    if placement.subarray in ("FULL", "GENERIC"):
+        return placement.detector.aperture
+    return f"{placement.detector.aperture.rsplit('_', 1)[0]}_{placement.subarray}"
 
 
 def _set_meta(model: Any, meta: dict[str, Any]) -> None:
