@@ -35,7 +35,7 @@ from gwcs import coordinate_frames as cf
 from gwcs import wcs as gwcs_wcs
 from stcal.alignment.util import compute_s_region_keyword
 
-__all__ = ["DETECTOR_NAMES", "SyntheticDataset", "make_detector_wcs", "write_dataset"]
+__all__ = ["DETECTOR_NAMES", "SyntheticDataset", "make_detector_wcs", "write_dataset", "write_siaf_dataset"]
 
 #: Detector names used for the detectors of one exposure, in order.
 DETECTOR_NAMES = ("NRCA1", "NRCA2", "NRCA3", "NRCA4", "NRCB1", "NRCB2", "NRCB3", "NRCB4")
@@ -630,3 +630,14 @@ def write_dataset(
 
     asn_path = _write_association(directory, [p.name for p in paths])
     return SyntheticDataset(directory=directory, asn_path=asn_path, paths=tuple(paths), group_ids=tuple(group_ids))
+
+
+def write_siaf_dataset(directory: str | Path, **kwargs) -> SyntheticDataset:
+    """Write exposures whose WCS ``jwst.assign_wcs`` builds from SIAF distortion (NIRCam, MIRI).
+
+    See :func:`dask_resample.synthetic_siaf.write_siaf_dataset` for the
+    parameters; needs ``jwst`` and ``pysiaf`` (the ``test`` extra).
+    """
+    from .synthetic_siaf import write_siaf_dataset as _write_siaf_dataset
+
+    return _write_siaf_dataset(directory, **kwargs)
