@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import ast
 import logging
-import math
 import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__, settings
 from .config import ResampleParams, check_wcs_pars
-from .graph import TileTaskError, build_graph, run_serial
+from .failures import TaskFailure
+from .graph import GraphOutcome, MosaicGraph, TileTaskError, build_graph, run_graph
 from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
 from .io import ExposureRef, InputError, check_group_ids, describe_resolved, resolve_inputs
-from .plan import SINGLE_GROUP, MosaicPlan, compute_footprints, make_plan
+from .plan import MosaicPlan, compute_footprints, make_plan
 from .reduce import empty_pixel_values, output_arrays
+from .scratch import remove_all
 from .store import (
     FORMAT_VERSION,
     MosaicExistsError,
@@ -34,6 +34,8 @@ from .store import (
     prepare_output,
     read_metadata,
     remove_partial_writes,
+    remove_stale_siblings,
+    scratch_sibling,
     tiles_done,
     wcs_to_fits_header,
 )
@@ -407,28 +409,44 @@ def _execute(
         )
         skip = set()
     token = uuid.uuid4().hex[:12]
-    dsk, keys = build_graph(plan, store_path=str(output), arrays=arrays, token=token, skip_tiles=skip,
-                            fast_pixmap=fast_pixmap)
-    log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(keys),
-             len(plan.refs) - len(plan.skipped), len(dsk))
-    labels = _TaskLabels(plan, token)
-    outcome = _run(dsk, keys, client=client, progress=progress, labels=labels)
+    remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run
+    scratch_root = _scratch_root(output, token)
+    graph = build_graph(plan, store_path=str(output), arrays=arrays, token=token, scratch_root=scratch_root,
+                        skip_tiles=skip, fast_pixmap=fast_pixmap)
+    log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(graph.tile_keys),
+             len(plan.refs) - len(plan.skipped), len(graph.dsk))
+    try:
+        outcome = _run(graph, client=client, progress=progress)
+    finally:
+        remove_all(graph.scratch)
     summary = RunSummary(
         n_inputs=len(plan.refs) - len(plan.skipped),
         n_tiles=len(outcome.records),
         n_tiles_skipped=len(skip),
         seconds=0.0,
-        records=outcome.records,
+        records=list(outcome.records.values()),
         skipped_inputs=[plan.refs[i].filename for i in plan.skipped],
-        n_tiles_failed=len(outcome.errors),
-        slowest_tasks=_slowest(outcome.seconds, labels),
+        n_tiles_failed=len(outcome.failures),
+        slowest_tasks=_slowest(outcome.seconds, graph),
     )
-    if outcome.errors:
+    if outcome.failures:
         summary.seconds = time.perf_counter() - t_start
         _log_summary(summary)
-        raise IncompleteMosaicError.from_errors(output, outcome.errors, labels, summary)
+        raise IncompleteMosaicError.from_failures(output, outcome.failures, graph, summary)
     finalize_store(output)
     return summary
+
+
+def _scratch_root(output: Path, token: str) -> str:
+    """Directory of a run's tile partials: ``resample.scratch-dir`` if set, else beside the mosaic.
+
+    Beside the mosaic (a hidden sibling ``.<name>.scratch-<token>``) is on the
+    same file system, which every worker writing the mosaic can reach.
+    """
+    configured = settings.get("scratch-dir")
+    if configured:
+        return str(Path(configured).expanduser() / f"{output.name}-{token}")
+    return str(scratch_sibling(output, token))
 
 
 def _resume_state(
@@ -476,133 +494,43 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
-@dataclass(frozen=True)
-class _RunOutcome:
-    """Records of the tiles written, errors of the others, seconds per task."""
-
-    records: list[dict[str, Any]]
-    errors: dict[Any, BaseException]
-    seconds: dict[Any, float]
-
-
-def _run(
-    dsk: dict,
-    keys: list,
-    *,
-    client: Any,
-    progress: bool | None,
-    labels: Callable[[Any], str | None] | None = None,
-) -> _RunOutcome:
+def _run(graph: MosaicGraph, *, client: Any, progress: bool | None) -> GraphOutcome:
     """Run the graph; a failing tile does not stop the others.
 
-    Each distinct error is logged once, when it first occurs (``labels`` names
-    the keys in messages).
-
-    Returns
-    -------
-    _RunOutcome
-        Records of the written tiles (in ``keys`` order), exceptions of the
-        failed ones and the compute time of every task that ran.
+    Each distinct failure is logged once, when it first occurs.
     """
-    if not keys:
-        return _RunOutcome([], {}, {})
-    show = _progress_enabled(progress)
+    if not graph.tile_keys:
+        return GraphOutcome({}, {}, {})
     bar = None
-    if show:
+    if _progress_enabled(progress):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(keys), desc="tiles", unit="tile", file=sys.stderr)
-    errors: dict[Any, BaseException] = {}
-    seconds: dict[Any, float] = {}
+        bar = tqdm(total=len(graph.tile_keys), desc="tiles", unit="tile", file=sys.stderr)
+    n_total = len(graph.tile_keys)
     n_done = 0
     reported: set[str] = set()
 
-    def tick(key: Any, exc: BaseException | None) -> None:
+    def on_tile(key: Any, result: Any) -> None:
         nonlocal n_done
         n_done += 1
-        if exc is not None and (msg := _one_line(exc)) not in reported:
-            reported.add(msg)
-            log.error("%s failed: %s", (labels and labels(key)) or key, msg)
+        if isinstance(result, TaskFailure) and result.message not in reported:
+            reported.add(result.message)
+            log.error("%s failed: %s", graph.label(key) or key, result.message)
         if bar is not None:
             bar.update(1)
-        elif n_done == len(keys) or n_done % max(1, len(keys) // 10) == 0:
-            log.info("tiles done: %d/%d", n_done, len(keys))
+        elif n_done == n_total or n_done % max(1, n_total // 10) == 0:
+            log.info("tiles done: %d/%d", n_done, n_total)
 
     try:
-        if client is None:
-            results = run_serial(dsk, keys, callback=lambda key, _: tick(key, None), errors=errors, timings=seconds)
-            for key, exc in errors.items():
-                tick(key, exc)
-            return _RunOutcome([r for k, r in zip(keys, results) if k not in errors], errors, seconds)
-        from distributed import as_completed, get_task_stream
-
-        with get_task_stream(client) as stream:
-            futures = client.get(dsk, keys, sync=False)
-            index = {f.key: k for k, f in enumerate(futures)}
-            results: list[Any] = [None] * len(futures)
-            for fut in as_completed(futures):
-                if fut.status == "finished":
-                    results[index[fut.key]] = fut.result()
-                    tick(fut.key, None)
-                else:
-                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
-                    errors[keys[index[fut.key]]] = exc
-                    tick(fut.key, exc)
-            del futures
-        seconds = _stream_seconds(stream.data)
-        return _RunOutcome([r for k, r in zip(keys, results) if k not in errors], errors, seconds)
+        return run_graph(graph, client=client, on_tile=on_tile)
     finally:
         if bar is not None:
             bar.close()
 
 
-def _stream_seconds(data: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
-    """Compute seconds per key from ``distributed`` task-stream records."""
-    out: dict[Any, float] = {}
-    for rec in data:
-        key = rec.get("key")
-        if isinstance(key, str) and key.startswith("("):
-            try:
-                key = ast.literal_eval(key)
-            except (ValueError, SyntaxError):
-                pass
-        spent = sum(s["stop"] - s["start"] for s in rec.get("startstops", ()) if s.get("action") == "compute")
-        out[key] = out.get(key, 0.0) + spent
-    return out
-
-
-class _TaskLabels:
-    """Readable names of graph keys (``drizzle f.fits``, ``tile 0,1``)."""
-
-    def __init__(self, plan: MosaicPlan, token: str) -> None:
-        self.token = token
-        self.names = {r.index: r.filename for r in plan.refs}
-
-    def __call__(self, key: Any) -> str | None:
-        if not (isinstance(key, tuple) and key and isinstance(key[0], str) and key[0].endswith(self.token)):
-            return None
-        kind = key[0][: -len(self.token) - 1]
-        if kind == "drizzle":
-            return f"drizzle {self.names.get(key[1], key[1])}"
-        group = f" [{key[1]}]" if len(key) > 3 and key[1] else ""
-        if kind == "tile":
-            return f"tile {key[2]},{key[3]}{group}"
-        if kind == "fold":
-            return f"fold {key[2]},{key[3]}#{key[4]}{group}"
-        return None
-
-
-def _slowest(seconds: Mapping[Any, float], labels: _TaskLabels, n: int = 5) -> list[tuple[str, float]]:
-    named = [(name, s) for key, s in seconds.items() if (name := labels(key)) is not None]
+def _slowest(seconds: Mapping[Any, float], graph: MosaicGraph, n: int = 5) -> list[tuple[str, float]]:
+    named = [(name, s) for key, s in seconds.items() if (name := graph.label(key)) is not None]
     return sorted(named, key=lambda item: -item[1])[:n]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    msg = text[0] if text else ""
-    if isinstance(exc, (TileTaskError, InputError)):
-        return msg
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
 class IncompleteMosaicError(TileTaskError):
@@ -622,11 +550,14 @@ class IncompleteMosaicError(TileTaskError):
         self.summary = summary
 
     @classmethod
-    def from_errors(
-        cls, output: Path, errors: Mapping[Any, BaseException], labels: _TaskLabels, summary: RunSummary
+    def from_failures(
+        cls, output: Path, failures: Mapping[Any, TaskFailure], graph: MosaicGraph, summary: RunSummary
     ) -> IncompleteMosaicError:
-        """Summarise per-tile exceptions in one line naming the failing inputs."""
-        per_tile = {(key[1], (key[2], key[3])): _one_line(exc) for key, exc in errors.items()}
+        """Summarise per-tile failures in one line naming the failing inputs."""
+        per_tile = {}
+        for key, failure in failures.items():
+            group, tile = graph.keys.tile_of(key) or ("", (-1, -1))
+            per_tile[(group, tile)] = failure.message
         unique = list(dict.fromkeys(per_tile.values()))
         shown = "; ".join(unique[:5]) + (f"; and {len(unique) - 5} more" if len(unique) > 5 else "")
         n_failed = len(per_tile)

@@ -1,38 +1,46 @@
-"""The task graph: the only module that builds Dask graphs.
+"""The task graph: the only module that builds and runs Dask graphs.
 
-For each exposure ``i`` one task drizzles it into every tile it overlaps; small
-``getitem`` tasks hand each tile its partial; per ``(group, tile)`` a chain of
-``fold`` tasks adds partials in input order (in batches, so no task holds more
-than :data:`FOLD_BATCH` partials); a final task finalises and writes the tile and
-returns a small record. Groups of a many-to-many mosaic are independent branches
-of the same graph.
+Two kinds of task, in the style of odc-loader's graph builder (plan the
+overlaps, then a sparse graph whose shared state is stored once):
 
-The same task dictionary runs on any ``distributed`` client or, without Dask, in
-this process with :func:`run_serial` (the debugging path, also the fastest for
-tiny inputs).
+* ``drizzle-<token>, i``: exposure ``i`` is read, mapped and drizzled once, and
+  its part of each tile it overlaps is written to a scratch file
+  (:mod:`dask_resample.scratch`); the task returns small records;
+* ``tile-<token>, group, ty, tx``: when every contributor is done, the tile's
+  partials are read back one at a time in input order, summed, finalised and
+  written to the mosaic; the task returns a small record.
+
+The output WCS and parameters (:class:`~dask_resample.kernel.DrizzleSpec`) and
+the store and scratch locations sit once in the graph under their own keys, so
+they travel once per worker, not inside every task. The graph has one task per
+exposure and one per tile, and its edges are the overlaps.
+
+Failures are values (:class:`~dask_resample.failures.TaskFailure`): a tile fed
+by an unreadable input returns the failure, every other tile is written, and
+the client reports each failure once. The same graph runs on any
+``distributed`` client or, without a cluster, on Dask's synchronous scheduler
+(:func:`dask.get`): the debugging path, also the fastest for tiny inputs.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import settings
+from .failures import TaskFailure
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
-from .reduce import AccumulatorSpec, finalize_tile, fold
-from .store import StoreSpec, write_tile
+from .reduce import AccumulatorSpec, finalize_tile, reduce_partials
+from .scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
+from .store import StoreSpec, tile_marker, write_tile
 
-__all__ = ["FOLD_BATCH", "TileTaskError", "build_graph", "run_serial", "tile_key"]
+__all__ = ["GraphKeys", "MosaicGraph", "TileTaskError", "build_graph", "run_graph"]
 
 log = logging.getLogger(__name__)
-
-#: Number of partials folded by one reduction task (``resample.fold-batch`` overrides it).
-FOLD_BATCH = 4
 
 
 class TileTaskError(RuntimeError):
@@ -41,53 +49,148 @@ class TileTaskError(RuntimeError):
 
 @dataclass(frozen=True)
 class GraphKeys:
-    """Key names of one graph (prefixed by a token unique to the mosaic)."""
+    """The keys of one graph (prefixed by a token unique to the run), and their readable names."""
 
     token: str
 
+    @property
+    def drizzle_spec(self) -> str:
+        """Key of the shared :class:`DrizzleSpec`."""
+        return f"drizzle-spec-{self.token}"
+
+    @property
+    def scratch(self) -> str:
+        """Key of the shared :class:`~dask_resample.scratch.ScratchSpec`."""
+        return f"scratch-{self.token}"
+
     def exposure(self, i: int) -> tuple:
+        """Key of exposure ``i``'s drizzle task."""
         return (f"drizzle-{self.token}", i)
 
-    def partial(self, i: int, key: tuple[int, int]) -> tuple:
-        return (f"partial-{self.token}", i, *key)
-
-    def fold(self, group: str, key: tuple[int, int], j: int) -> tuple:
-        return (f"fold-{self.token}", group, *key, j)
-
     def tile(self, group: str, key: tuple[int, int]) -> tuple:
+        """Key of the reduction task of ``(group, (ty, tx))``."""
         return (f"tile-{self.token}", group, *key)
 
+    def tile_of(self, key: Any) -> tuple[str, tuple[int, int]] | None:
+        """``(group, (ty, tx))`` of a tile key, else ``None``."""
+        key = _as_tuple(key)
+        if isinstance(key, tuple) and len(key) == 4 and key[0] == f"tile-{self.token}":
+            return key[1], (int(key[2]), int(key[3]))
+        return None
 
-def tile_key(token: str, group: str, key: tuple[int, int]) -> tuple:
-    """Key of the write task of ``(group, tile)``."""
-    return GraphKeys(token).tile(group, key)
+    def label(self, key: Any, names: Mapping[int, str]) -> str | None:
+        """Readable name of a key (``drizzle f.fits``, ``tile 0,1 [group]``), ``None`` if not ours."""
+        key = _as_tuple(key)
+        if not isinstance(key, tuple) or not key:
+            return None
+        if key[0] == f"drizzle-{self.token}" and len(key) == 2:
+            return f"drizzle {names.get(key[1], key[1])}"
+        if (tile := self.tile_of(key)) is not None:
+            group, (ty, tx) = tile
+            return f"tile {ty},{tx}" + (f" [{group}]" if group else "")
+        return None
 
 
-def _drizzle_named(ref: Any, spec: DrizzleSpec, keys: tuple) -> Any:
+def _as_tuple(key: Any) -> Any:
+    """Task-stream records name tuple keys by their string form; turn those back into tuples."""
+    if isinstance(key, str) and key.startswith("("):
+        import ast
+
+        try:
+            return ast.literal_eval(key)
+        except (ValueError, SyntaxError):
+            return key
+    return key
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """What a tile's reduction needs besides the shared specs (small)."""
+
+    group: str
+    ty: int
+    tx: int
+    order: tuple[int, ...]
+    accumulator: AccumulatorSpec
+    store: StoreSpec
+
+
+@dataclass(frozen=True)
+class MosaicGraph:
+    """A graph ready to run.
+
+    Attributes
+    ----------
+    dsk : dict
+        The task dictionary (Dask's graph specification).
+    tile_keys : list
+        One key per ``(group, tile)`` to compute, in plan order.
+    keys : GraphKeys
+    scratch : ScratchSpec
+    names : mapping
+        ``input index -> file name`` (for labels).
+    """
+
+    dsk: dict
+    tile_keys: list
+    keys: GraphKeys
+    scratch: ScratchSpec
+    names: Mapping[int, str]
+
+    def label(self, key: Any) -> str | None:
+        """Readable name of a key of this graph."""
+        return self.keys.label(key, self.names)
+
+
+def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...],
+                 scratch: ScratchSpec) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
+    """Drizzle one exposure and write its tile partials to scratch (a worker task)."""
+    from .io import InputError
+
     try:
-        return drizzle_exposure(ref, spec, keys)
+        partials = drizzle_exposure(ref, spec, tiles)
+        return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
+    except InputError as exc:
+        return TaskFailure.from_exception(exc)
     except Exception as exc:
-        from .io import InputError
-
-        if isinstance(exc, InputError):
-            raise
-        raise TileTaskError(f"{ref.filename}: drizzling failed: {type(exc).__name__}: {exc}") from exc
+        return TaskFailure(f"{ref.filename}: drizzling failed: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
-def _finish_tile(acc: Any, spec: StoreSpec, ty: int, tx: int, n_inputs: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    arrays = finalize_tile(acc)
-    record = {
-        "group": spec.group,
-        "tile": [ty, tx],
-        "n_inputs": n_inputs,
-        "y0": acc.spec.y0,
-        "x0": acc.spec.x0,
-        "shape": list(acc.spec.shape_yx),
-    }
-    write_tile(spec, acc.spec.y0, acc.spec.x0, ty, tx, arrays, record)
-    record["seconds_write"] = time.perf_counter() - t0
-    return record
+def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
+    """Sum a tile's partials in input order, finalise and write it (a worker task).
+
+    ``contributions`` are the records of the contributors' drizzle tasks, in
+    ``task.order``. A tile already marked complete (a retried task) is not
+    written again.
+    """
+    for c in contributions:
+        if isinstance(c, TaskFailure):
+            return c
+    try:
+        if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+            return done
+        t0 = time.perf_counter()
+        key = (task.ty, task.tx)
+        files = [c.get(key) for c in contributions]
+        acc = reduce_partials(task.accumulator, (None if f is None else read_partial(f.path) for f in files))
+        arrays = finalize_tile(acc)
+        spec = task.accumulator
+        record = {
+            "group": task.group,
+            "tile": [task.ty, task.tx],
+            "n_inputs": len(task.order),
+            "y0": spec.y0,
+            "x0": spec.x0,
+            "shape": list(spec.shape_yx),
+            "ctx_planes": list(spec.ctx_planes),
+        }
+        write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
+        del acc, arrays
+        remove_tile(scratch, task.group, task.ty, task.tx)
+        record["seconds"] = time.perf_counter() - t0
+        return record
+    except Exception as exc:
+        return TaskFailure(f"tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def build_graph(
@@ -96,9 +199,10 @@ def build_graph(
     store_path: str,
     arrays: tuple[str, ...],
     token: str,
+    scratch_root: str,
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
     fast_pixmap: bool | None = None,
-) -> tuple[dict, list]:
+) -> MosaicGraph:
     """Build the task dictionary of a mosaic.
 
     Parameters
@@ -110,6 +214,8 @@ def build_graph(
         Output array names.
     token : str
         Unique key prefix.
+    scratch_root : str
+        Directory for the run's tile partials.
     skip_tiles : set, optional
         ``(group, (ty, tx))`` already complete (resume); they and any exposure
         that only feeds them are left out.
@@ -120,13 +226,9 @@ def build_graph(
 
     Returns
     -------
-    dsk : dict
-        The graph.
-    keys : list
-        Write-task keys, one per ``(group, tile)``.
+    MosaicGraph
     """
     skip_tiles = skip_tiles or set()
-    fold_batch = max(1, int(settings.get("fold-batch", FOLD_BATCH) or FOLD_BATCH))
     k = GraphKeys(token)
     spec = DrizzleSpec(
         out_wcs=plan.grid.wcs,
@@ -137,159 +239,120 @@ def build_graph(
         pixel_scale_ratio=plan.grid.pixel_scale_ratio,
         fast_pixmap=bool(settings.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
     )
+    scratch = ScratchSpec(root=scratch_root)
     group_of = {i: g for g, members in plan.members.items() for i in members}
     todo = {gk: idx for gk, idx in plan.contributions.items() if gk not in skip_tiles}
-    needed: dict[int, list[tuple[int, int]]] = {}
-    for (group, key), indices in todo.items():
+    needed: dict[int, set[tuple[int, int]]] = {}
+    for (_, key), indices in todo.items():
         for i in indices:
-            needed.setdefault(i, []).append(key)
+            needed.setdefault(i, set()).add(key)
 
-    dsk: dict = {}
+    dsk: dict = {k.drizzle_spec: spec, k.scratch: scratch}
     refs = {r.index: r for r in plan.refs}
     for i in sorted(needed):
-        tile_keys = tuple(sorted(set(needed[i])))
-        dsk[k.exposure(i)] = (_drizzle_named, refs[i], spec, tile_keys)
-        for key in tile_keys:
-            dsk[k.partial(i, key)] = (operator.getitem, k.exposure(i), key)
-
-    out_keys = []
+        dsk[k.exposure(i)] = (drizzle_task, refs[i], k.drizzle_spec, group_of[i], tuple(sorted(needed[i])),
+                              k.scratch)
+    tile_keys = []
     for (group, key), indices in todo.items():
         tile = plan.tiles.tile(*key)
-        acc_spec = AccumulatorSpec(
-            y0=tile.y0,
-            x0=tile.x0,
-            shape_yx=tile.shape_yx,
-            n_ctx_planes=plan.n_ctx_planes(group),
-            ctx_bit={i: plan.ctx_bit[i] for i in indices},
-            params=plan.params,
-            pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        task = TileTask(
+            group=group,
+            ty=key[0],
+            tx=key[1],
+            order=tuple(indices),
+            accumulator=AccumulatorSpec(
+                y0=tile.y0,
+                x0=tile.x0,
+                shape_yx=tile.shape_yx,
+                ctx_bit={i: plan.ctx_bit[i] for i in indices},
+                params=plan.params,
+                pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+            ),
+            store=StoreSpec(path=store_path, group=group, arrays=arrays),
         )
-        prev: Any = acc_spec
-        for j in range(0, len(indices), fold_batch):
-            batch = indices[j : j + fold_batch]
-            fk = k.fold(group, key, j // fold_batch)
-            dsk[fk] = (fold, prev, [k.partial(i, key) for i in batch])
-            prev = fk
-        store = StoreSpec(path=store_path, group=group, arrays=arrays)
         tk = k.tile(group, key)
-        dsk[tk] = (_finish_tile, prev, store, key[0], key[1], len(indices))
-        out_keys.append(tk)
-        assert all(group_of[i] == group for i in indices)
-    return dsk, out_keys
+        dsk[tk] = (tile_task, [k.exposure(i) for i in indices], task, k.scratch)
+        tile_keys.append(tk)
+    return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
+                       names={r.index: r.filename for r in plan.refs})
 
 
-def _is_key(x: Any, dsk: dict) -> bool:
-    try:
-        return isinstance(x, tuple) and x in dsk
-    except TypeError:
-        return False
+@dataclass(frozen=True)
+class GraphOutcome:
+    """Results of a run: tile records, failures and seconds per task."""
+
+    records: dict[Any, dict[str, Any]]
+    failures: dict[Any, TaskFailure]
+    seconds: dict[Any, float]
 
 
-def _deps(task: Any, dsk: dict) -> list:
-    out = []
-    if _is_key(task, dsk):
-        return [task]
-    if isinstance(task, tuple) and task and callable(task[0]):
-        for a in task[1:]:
-            out.extend(_deps(a, dsk))
-    elif isinstance(task, list):
-        for a in task:
-            out.extend(_deps(a, dsk))
-    return out
-
-
-def _resolve(arg: Any, dsk: dict, cache: dict) -> Any:
-    if _is_key(arg, dsk):
-        return cache[arg]
-    if isinstance(arg, list):
-        return [_resolve(a, dsk, cache) for a in arg]
-    return arg
-
-
-def run_serial(
-    dsk: dict,
-    keys: Iterable,
-    callback: Callable[[Any, Any], None] | None = None,
-    *,
-    errors: dict | None = None,
-    timings: dict | None = None,
-) -> list:
-    """Run a task dictionary in this process, freeing intermediates as soon as possible.
-
-    Tasks run exposure by exposure in input order, then the tiles they complete,
-    so memory stays bounded by one exposure and the tiles in flight.
+def run_graph(graph: MosaicGraph, *, client: Any = None,
+              on_tile: Callable[[Any, Any], None] | None = None) -> GraphOutcome:
+    """Run a graph on ``client``, or on Dask's synchronous scheduler when ``client`` is ``None``.
 
     Parameters
     ----------
-    dsk : dict
-        Graph built by :func:`build_graph`.
-    keys : iterable
-        Keys whose results are returned.
-    callback : callable, optional
-        Called as ``callback(key, result)`` after each output key completes.
-    errors : dict, optional
-        If given, a failing task does not stop the run: its exception is stored
-        here under every wanted key that depends on it (their result is
-        ``None``), and every other key is still computed.
-    timings : dict, optional
-        If given, filled with ``key -> seconds`` spent in each task.
+    graph : MosaicGraph
+    client : distributed.Client, optional
+    on_tile : callable, optional
+        Called as ``on_tile(key, result)`` as each tile finishes (a record or a
+        :class:`TaskFailure`).
 
     Returns
     -------
-    list
-        Results of ``keys``, in order.
+    GraphOutcome
     """
-    keys = list(keys)
-    deps = {key: _deps(task, dsk) for key, task in dsk.items()}
-    dependents: dict = {key: [] for key in dsk}
-    for key, ds in deps.items():
-        for d in ds:
-            dependents[d].append(key)
-    remaining = {key: len(dependents[key]) for key in dsk}
-    wanted = set(keys)
-    cache: dict = {}
-    done: set = set()
-    failed: dict = {}
+    keys = graph.tile_keys
+    results: dict[Any, Any] = {}
+    seconds: dict[Any, float] = {}
+    if not keys:
+        return GraphOutcome({}, {}, {})
+    if client is None:
+        import dask
+        from dask.callbacks import Callback
 
-    def run(key: Any) -> None:
-        if key in done:
-            return
-        stack = [key]
-        while stack:
-            cur = stack[-1]
-            pending = [d for d in deps[cur] if d not in done]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if cur in done:
-                continue
-            task = dsk[cur]
-            bad = next((failed[d] for d in deps[cur] if d in failed), None)
-            if bad is None:
-                t0 = time.perf_counter()
-                try:
-                    cache[cur] = task[0](*[_resolve(a, dsk, cache) for a in task[1:]])
-                except Exception as exc:
-                    if errors is None:
-                        raise
-                    bad = exc
-                if timings is not None:
-                    timings[cur] = time.perf_counter() - t0
-            if bad is not None:
-                failed[cur] = bad
-                cache[cur] = None
-                if cur in wanted:
-                    errors[cur] = bad  # type: ignore[index]
-            done.add(cur)
-            for d in deps[cur]:
-                remaining[d] -= 1
-                if remaining[d] == 0 and d not in wanted:
-                    cache.pop(d, None)
-            if cur in wanted and callback is not None and cur not in failed:
-                callback(cur, cache[cur])
+        wanted = set(keys)
+        started: dict[Any, float] = {}
 
-    # order: drive by output keys sorted so that early exposures finish first
-    for key in keys:
-        run(key)
-    return [cache[key] for key in keys]
+        def pretask(key: Any, dsk: Any, state: Any) -> None:
+            started[key] = time.perf_counter()
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            seconds[key] = time.perf_counter() - started.pop(key, time.perf_counter())
+            if key in wanted and on_tile is not None:
+                on_tile(key, result)
+
+        with Callback(pretask=pretask, posttask=posttask):
+            values = dask.get(graph.dsk, keys)
+        results = dict(zip(keys, values, strict=True))
+    else:
+        from distributed import as_completed, get_task_stream
+
+        with get_task_stream(client) as stream:
+            futures = client.get(graph.dsk, keys, sync=False)
+            index = {f.key: key for f, key in zip(futures, keys, strict=True)}
+            for fut in as_completed(futures):
+                key = index[fut.key]
+                if fut.status == "finished":
+                    value = fut.result()
+                else:
+                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
+                    value = TaskFailure.from_exception(exc)
+                results[key] = value
+                if on_tile is not None:
+                    on_tile(key, value)
+            del futures
+        seconds = _stream_seconds(stream.data)
+    failures = {key: v for key, v in results.items() if isinstance(v, TaskFailure)}
+    records = {key: v for key, v in results.items() if not isinstance(v, TaskFailure)}
+    return GraphOutcome(records, failures, seconds)
+
+
+def _stream_seconds(data: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
+    """Compute seconds per key from ``distributed`` task-stream records."""
+    out: dict[Any, float] = {}
+    for rec in data:
+        key = _as_tuple(rec.get("key"))
+        spent = sum(s["stop"] - s["start"] for s in rec.get("startstops", ()) if s.get("action") == "compute")
+        out[key] = out.get(key, 0.0) + spent
+    return out

@@ -12,13 +12,17 @@ over pixels where ``V_k`` is finite and non-negative and ``w_k > 0``; then
 ``var = S_vw2 / S_w'**2 / pixel_scale_ratio**2``. Context bits and DQ combine by OR.
 
 All sums are float64 and are always taken in input order, so a tile's result
-does not depend on how many workers ran, in which order tasks finished, or how
-partials were batched.
+does not depend on how many workers ran or in which order tasks finished.
+
+Context follows the local depth: a tile's accumulator holds only the context
+planes that its contributors' bits fall in (``AccumulatorSpec.ctx_planes``),
+not the mosaic's ``ceil(N / 32)``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,20 +31,44 @@ import numpy as np
 from .config import ResampleParams
 from .kernel import VARIANCE_NAMES, TilePartial
 
-__all__ = ["AccumulatorSpec", "TileAccumulator", "accumulate", "empty_pixel_values", "finalize_tile", "merge"]
+__all__ = [
+    "AccumulatorSpec",
+    "TileAccumulator",
+    "accumulate",
+    "empty_pixel_values",
+    "finalize_tile",
+    "merge",
+    "reduce_partials",
+]
 
 
 @dataclass(frozen=True)
 class AccumulatorSpec:
-    """Shape and content of one tile's accumulator."""
+    """Shape and content of one tile's accumulator.
+
+    Attributes
+    ----------
+    y0, x0 : int
+        Position of the tile in the mosaic.
+    shape_yx : tuple of int
+        Tile shape.
+    ctx_bit : dict
+        ``input index -> context bit`` of the tile's contributors.
+    params : ResampleParams
+    pixel_scale_ratio : float
+    """
 
     y0: int
     x0: int
     shape_yx: tuple[int, int]
-    n_ctx_planes: int
     ctx_bit: dict[int, int]
     params: ResampleParams
     pixel_scale_ratio: float
+
+    @property
+    def ctx_planes(self) -> tuple[int, ...]:
+        """Context planes (of the mosaic's ``con``) that the contributors' bits fall in, sorted."""
+        return tuple(sorted({bit // 32 for bit in self.ctx_bit.values()})) or (0,)
 
 
 @dataclass
@@ -67,7 +95,7 @@ class TileAccumulator:
             s_wd=np.zeros(shape, np.float64),
             s_w=np.zeros(shape, np.float64),
             s_err=np.zeros(shape, np.float64) if p.compute_err == "driz_err" else None,
-            ctx=np.zeros((spec.n_ctx_planes, *shape), np.int32) if p.enable_ctx else None,
+            ctx=np.zeros((len(spec.ctx_planes), *shape), np.int32) if p.enable_ctx else None,
             dq=np.zeros(shape, np.uint32) if p.propagate_dq else None,
             var_s={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
             var_w={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
@@ -121,7 +149,7 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
     del wht, term
     if acc.ctx is not None and partial.ctx is not None:
         bit = spec.ctx_bit[partial.index]
-        view = acc.ctx[bit // 32][sl]
+        view = acc.ctx[spec.ctx_planes.index(bit // 32)][sl]
         np.bitwise_or(view, np.uint32(1 << (bit % 32)).view(np.int32), out=view, where=partial.ctx)
     if acc.dq is not None and partial.dq is not None:
         view = acc.dq[sl]
@@ -190,7 +218,8 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``data``, ``wht`` (float32), ``con`` (int32 planes), ``var_rnoise``,
+        ``data``, ``wht`` (float32), ``con`` (int32, the planes
+        ``acc.spec.ctx_planes`` of the mosaic's context), ``var_rnoise``,
         ``var_flat``, ``var_poisson``, ``err`` (float32), ``dq`` (uint32), as enabled.
     """
     spec = acc.spec
@@ -251,7 +280,7 @@ def empty_pixel_values(params: ResampleParams, pixel_scale_ratio: float | None) 
     dict
         Array name -> scalar of the array's dtype.
     """
-    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), n_ctx_planes=1, ctx_bit={}, params=params,
+    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), ctx_bit={}, params=params,
                            pixel_scale_ratio=pixel_scale_ratio)
     arrays = finalize_tile(TileAccumulator.empty(spec))
     return {name: a.reshape(-1)[0] for name, a in arrays.items()}
@@ -271,16 +300,13 @@ def output_arrays(params: ResampleParams) -> list[str]:
     return names
 
 
-def fold(acc: TileAccumulator | AccumulatorSpec, partials: list[Any]) -> TileAccumulator:
-    """Fold a batch of partials (in input order) into an accumulator (a graph task).
+def reduce_partials(spec: AccumulatorSpec, partials: Iterable[TilePartial | None]) -> TileAccumulator:
+    """Accumulate partials, in the order given, into a new accumulator.
 
-    ``acc`` may be the spec of a new accumulator. The incoming accumulator is
-    copied, so a retried task never sees a half-updated one.
+    ``partials`` may be a generator: each partial is dropped once added, so
+    memory holds the accumulator and one partial.
     """
-    if isinstance(acc, AccumulatorSpec):
-        acc = TileAccumulator.empty(acc)
-    else:
-        acc = acc.copy()
+    acc = TileAccumulator.empty(spec)
     for partial in partials:
         accumulate(acc, partial)
     return acc

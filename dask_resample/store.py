@@ -50,6 +50,8 @@ __all__ = [
     "read_metadata",
     "remove_partial_writes",
     "remove_stale_siblings",
+    "scratch_sibling",
+    "tile_marker",
     "tiles_done",
     "wcs_to_fits_header",
     "write_tile",
@@ -256,8 +258,9 @@ def create_store(
             g.attrs[FORMAT_KEY] = json.loads(json.dumps(dict(info["attrs"]), default=_json_default))
         for name in arrays:
             if name == "con":
+                # one chunk per plane and tile: planes no contributor of a tile sets are never written
                 shape = (int(info["n_ctx_planes"]), *shape_yx)
-                chunks = (int(info["n_ctx_planes"]), *tile_shape_yx)
+                chunks = (1, *tile_shape_yx)
                 dims = ("plane", "y", "x")
             else:
                 shape, chunks, dims = shape_yx, tile_shape_yx, ("y", "x")
@@ -280,8 +283,14 @@ def _sibling(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:12]}"
 
 
-def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
-    """Remove half-created or half-removed copies of ``path`` left by killed runs.
+def scratch_sibling(path: str | os.PathLike, token: str) -> Path:
+    """The hidden sibling of ``path`` holding a run's tile partials."""
+    path = Path(path)
+    return path.parent / f".{path.name}.scratch-{token}"
+
+
+def remove_stale_siblings(path: str | os.PathLike, kinds: Sequence[str] = ("staging", "trash", "scratch")) -> list[Path]:
+    """Remove half-created or half-removed copies of ``path``, and partials, left by killed runs.
 
     Returns
     -------
@@ -292,7 +301,7 @@ def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
     removed = []
     if not path.parent.is_dir():
         return removed
-    for kind in ("staging", "trash"):
+    for kind in kinds:
         for stale in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*"):
             shutil.rmtree(stale, ignore_errors=True)
             removed.append(stale)
@@ -368,12 +377,34 @@ def finalize_store(path: str | os.PathLike) -> None:
 
 
 def write_tile(
-    spec: StoreSpec, y0: int, x0: int, ty: int, tx: int, arrays: Mapping[str, np.ndarray], record: dict[str, Any]
+    spec: StoreSpec,
+    y0: int,
+    x0: int,
+    ty: int,
+    tx: int,
+    arrays: Mapping[str, np.ndarray],
+    record: dict[str, Any],
+    ctx_planes: Sequence[int] = (0,),
 ) -> dict[str, Any]:
-    """Write one tile's arrays into its chunk and mark the tile complete.
+    """Write one tile's arrays into its chunks and mark the tile complete.
 
     The marker is written (atomically, by rename) only after every array is
     written, so a tile with a marker is complete.
+
+    Parameters
+    ----------
+    spec : StoreSpec
+    y0, x0 : int
+        Position of the tile in the mosaic.
+    ty, tx : int
+        Tile index.
+    arrays : mapping
+        Finalised arrays; ``con`` holds only the planes ``ctx_planes`` of the
+        mosaic's context (the others stay unwritten: zero).
+    record : dict
+        Small record stored in the marker.
+    ctx_planes : sequence of int
+        Planes of ``con`` held by ``arrays["con"]``.
 
     Returns
     -------
@@ -388,7 +419,8 @@ def write_tile(
         block = arrays[name]
         arr = zarr.open_array(str(base), path=f"{gpath}/{name}" if gpath else name, mode="r+")
         if name == "con":
-            arr[:, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block
+            for local, plane in enumerate(ctx_planes):
+                arr[plane, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block[local]
         else:
             arr[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
     marker_dir = base / gpath / PROGRESS_DIR
@@ -398,6 +430,15 @@ def write_tile(
         json.dump(record, fh)
     os.replace(tmp, marker_dir / f"{ty}_{tx}.json")
     return record
+
+
+def tile_marker(spec: StoreSpec, ty: int, tx: int) -> dict[str, Any] | None:
+    """The completion record of a tile, or ``None`` if it is not complete."""
+    marker = Path(spec.path) / _group_path(spec.group) / PROGRESS_DIR / f"{ty}_{tx}.json"
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def tiles_done(path: str | os.PathLike, group: str = "") -> dict[tuple[int, int], dict[str, Any]]:

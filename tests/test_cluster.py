@@ -25,7 +25,8 @@ def test_packaged_defaults_are_loaded_under_resample():
     assert dask.config.get("resample.tile-shape") == [1024, 1024]
     assert dask.config.get("resample.local.threads-per-worker") == 1
     assert dask.config.get("resample.jobqueue.jobs") == 1
-    assert settings.get("fold-batch") == 4
+    assert settings.get("scratch-dir") is None
+    assert settings.get("local.dashboard-address") == "127.0.0.1:0"
     assert settings.get("local.malloc-trim-threshold") is None
     # the batch-system keys are dask-jobqueue's, not ours
     assert "jobqueue" not in doc

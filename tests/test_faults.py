@@ -66,9 +66,9 @@ def _worker_pids(c: Client) -> set[int]:
     return set(c.run(os.getpid).values())
 
 
-@pytest.mark.parametrize("prefix", ["fold-", "tile-"])
+@pytest.mark.parametrize("prefix", ["drizzle-", "tile-"])
 def test_worker_killed_during_a_task(prefix, cluster_client, small_dataset, reference, tmp_path):
-    """A worker dies (SIGKILL) as it starts a reduction / a tile write: the run still ends bit-identical."""
+    """A worker dies (SIGKILL) as it starts a drizzle / a tile reduction: the run still ends bit-identical."""
     c = cluster_client
     before = _worker_pids(c)
     sentinel = tmp_path / "killed.pid"

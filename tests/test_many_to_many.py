@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dask_resample import open_mosaic, plan_mosaic, resample
-from dask_resample.graph import _drizzle_named, build_graph
+from dask_resample.graph import build_graph, drizzle_task
 from dask_resample.reduce import output_arrays
 from dask_resample.store import read_metadata
 
@@ -150,13 +150,16 @@ def test_groups_are_independent_branches_of_one_graph(small_dataset):
     from dask.core import get_dependencies, reverse_dict
 
     plan = plan_mosaic(small_dataset.asn_path, mode="many_to_many", tile_shape=(64, 64))
-    dsk, write_keys = build_graph(plan, store_path="unused.zarr", arrays=tuple(output_arrays(plan.params)), token="t")
-    deps = {key: get_dependencies(dsk, key) for key in dsk}
+    graph = build_graph(plan, store_path="unused.zarr", arrays=tuple(output_arrays(plan.params)), token="t",
+                        scratch_root="unused-scratch")
+    dsk, write_keys = graph.dsk, graph.tile_keys
+    shared = {graph.keys.drizzle_spec, graph.keys.scratch}  # stored once, used by every branch
+    deps = {key: get_dependencies(dsk, key) - shared for key in dsk}
     dependents = reverse_dict(deps)
     assert len(plan.groups) == 3
 
     # one drizzle task (hence one pixel map) per exposure
-    drizzle_tasks = {key: task for key, task in dsk.items() if task[0] is _drizzle_named}
+    drizzle_tasks = {key: task for key, task in dsk.items() if isinstance(task, tuple) and task[0] is drizzle_task}
     exposures = sorted(task[1].index for task in drizzle_tasks.values())
     assert exposures == list(range(len(plan.refs)))
 
@@ -174,7 +177,8 @@ def test_groups_are_independent_branches_of_one_graph(small_dataset):
         for b in range(a + 1, len(groups)):
             assert not (branch[groups[a]] & branch[groups[b]])
     # every task belongs to exactly one branch, and a drizzle task feeds only its group's writes
-    assert sum(len(v) for v in branch.values()) == len(dsk)
+    assert sum(len(v) for v in branch.values()) == len(dsk) - len(shared)
     for key in drizzle_tasks:
+        assert dsk[key][2] == graph.keys.drizzle_spec  # the output WCS and parameters by reference
         reached = _ancestors(dependents, key)
         assert {group_of_key[k] for k in reached if k in group_of_key} == {plan.refs[key[1]].group_id}

@@ -15,7 +15,7 @@ PARAMS = ResampleParams(compute_err="driz_err", propagate_dq=True, weight_type="
 
 
 def _spec(n_inputs: int) -> AccumulatorSpec:
-    return AccumulatorSpec(y0=0, x0=0, shape_yx=SHAPE, n_ctx_planes=(n_inputs - 1) // 32 + 1,
+    return AccumulatorSpec(y0=0, x0=0, shape_yx=SHAPE,
                            ctx_bit={i: i for i in range(n_inputs)}, params=PARAMS, pixel_scale_ratio=1.0)
 
 

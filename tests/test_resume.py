@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dask_resample import open_mosaic, resample
+from dask_resample import ResampleParams, open_mosaic, resample
+from dask_resample.reduce import empty_pixel_values
 from dask_resample.store import (
     create_store,
     gwcs_from_text,
@@ -257,7 +258,8 @@ def _half_created(out: Path, reference: Path) -> None:
     create_store(
         out, groups={"": {"attrs": {}, "n_ctx_planes": ref["con"].shape[0]}}, root_attrs=meta,
         shape_yx=ref["data"].shape, tile_shape_yx=TILE, arrays=tuple(meta["arrays"]),
-        fill_value=np.nan, many_to_many=False,
+        fill_values=empty_pixel_values(ResampleParams(**meta["params"]), meta["grid"]["pixel_scale_ratio"]),
+        many_to_many=False,
     )
     shutil.rmtree(out / "var_flat")
     shutil.rmtree(out / "_progress")
