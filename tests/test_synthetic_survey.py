@@ -9,7 +9,7 @@ import pytest
 
 from dask_resample.synthetic_survey import SurveyLayout, write_survey
 
-pytest.importorskip("jwst")
+
 
 
 def _corners(model):
