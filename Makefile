@@ -6,9 +6,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
+# an environment with the core dependencies only (no jwst/stdatamodels): what `pip install dask-resample` gives
+CORE_VENV := .venv-core
+CORE_TESTS := tests/test_plain_fits.py tests/test_core_install.py
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test install install-test benchmark clean
+.PHONY: demo test test-core install install-test benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,19 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) test-core
+
+$(CORE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CORE_VENV)/bin/python -m pip install --quiet -e . pytest pytest-timeout
+	touch $@
+
+# the core tests again, where jwst cannot be imported
+test-core: $(CORE_VENV)/.installed
+	! $(CORE_VENV)/bin/python -c "import jwst" 2>/dev/null
+	! $(CORE_VENV)/bin/python -c "import stdatamodels" 2>/dev/null
+	$(CORE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m core $(CORE_TESTS)
 
 benchmark: install-test
 	$(BIN)/python benchmarks/bench_vs_jwst.py

@@ -148,20 +148,10 @@ def compute_pixmap(
 
 def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output ``(x, y)`` of input pixels through both WCSs (output bounding box disabled)."""
-    bbox_to = getattr(wcs_out, "bounding_box", None)
-    if bbox_to is not None:
-        try:
-            bbox_to = bbox_to.bounding_box(order="F")
-        except AttributeError:
-            bbox_to = tuple(bbox_to)
-    try:
-        if bbox_to is not None:
-            wcs_out.bounding_box = None
-        ox, oy = wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
-    finally:
-        if bbox_to is not None:
-            wcs_out.bounding_box = bbox_to
-    return ox, oy
+    from .wcs_adapter import without_bounding_box
+
+    with without_bounding_box(wcs_out):
+        return wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
 
 
 def _fast_pixmap_checked(wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int]) -> np.ndarray | None:
