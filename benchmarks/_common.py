@@ -35,7 +35,7 @@ PARAMS: dict[str, Any] = {
 }
 
 #: Task kinds of a dask-resample graph, matched by key-name prefix (longest first).
-TASK_KINDS = ("compute_footprint", "make_output_grid", "prepare", "drizzle", "partial", "fold", "tile")
+TASK_KINDS = ("describe_sources", "make_output_grid", "prepare", "drizzle-spec", "scratch", "drizzle", "tile")
 
 
 # ----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from _common import (
 #: Task kinds of the planning phase (not part of the per-tile graph).
 PLANNING_KINDS = ("prepare", "make_output_grid", "compute_footprint")
 #: Task kinds reported in the per-kind totals, in this order; others follow.
-REPORTED_KINDS = ("drizzle", "partial", "fold", "tile")
+REPORTED_KINDS = ("drizzle", "tile")
 FLOAT_PLANES = 6  # data, wht, err, var_rnoise, var_poisson, var_flat (float32)
 
 

@@ -144,7 +144,7 @@ def child_reference(asn: Path, result: Path, data_out: Path) -> None:
 
 
 def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) -> dict[str, Any]:
-    """Compute seconds per task kind (drizzle, fold, tile write, footprints, ...) and the phases of the run.
+    """Compute seconds per task kind (drizzle, tile reduction and write, metadata, ...) and the phases of the run.
 
     ``t_start``/``t_end`` are the wall-clock (epoch) bounds of the ``resample`` call.
     """
@@ -164,7 +164,7 @@ def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) ->
     if "drizzle" in first:
         phases["planning (until the first drizzle task)"] = first["drizzle"] - t_start
         end_tasks = max(last.values())
-        phases["drizzle, fold and write tasks"] = end_tasks - first["drizzle"]
+        phases["drizzle and tile tasks"] = end_tasks - first["drizzle"]
         phases["after the last task (metadata, opening the result)"] = t_end - end_tasks
     return {"compute_seconds": dict(per_kind), "tasks": dict(counts), "phases": phases}
 
