@@ -1,5 +1,8 @@
 """Packaged defaults under the ``resample`` namespace of :mod:`dask.config`.
 
+The one place the package's run-time defaults live (``resample.yaml``); the
+constants below are read from it.
+
 Importing this module registers the defaults of ``resample.yaml`` (shipped
 with the package) with :func:`dask.config.update_defaults`, the way
 dask-jobqueue registers ``jobqueue.yaml``. Values from the user's Dask
@@ -15,7 +18,7 @@ from typing import Any
 import dask.config
 import yaml
 
-__all__ = ["DEFAULTS_PATH", "get", "reconfigure"]
+__all__ = ["DEFAULTS_PATH", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_TILE_SHAPE", "get", "reconfigure"]
 
 #: The packaged defaults file.
 DEFAULTS_PATH = Path(__file__).with_name("resample.yaml")
@@ -48,4 +51,10 @@ def get(key: str, default: Any = None) -> Any:
     return dask.config.get(f"resample.{key}", default=default)
 
 
-reconfigure()
+_PACKAGED = reconfigure()["resample"]
+
+#: Default tile (and Zarr chunk) shape (ny, nx): ``resample.tile-shape`` of ``resample.yaml``.
+DEFAULT_TILE_SHAPE: tuple[int, int] = tuple(int(n) for n in _PACKAGED["tile-shape"])  # type: ignore[assignment]
+
+#: Refuse outputs with more pixels unless told otherwise: ``resample.max-output-pixels`` of ``resample.yaml``.
+DEFAULT_MAX_OUTPUT_PIXELS: int = int(_PACKAGED["max-output-pixels"])

@@ -1,26 +1,41 @@
 """Resampling parameters: one validated, frozen record shared by every task.
 
-The names and defaults are those of :class:`jwst.resample.resample.ResampleImage`.
-Validation happens here, on the client, before any pixel is read, so that a bad
-parameter fails with one line naming it.
+:class:`ResampleParams` is the single source of truth for the drizzle and
+output parameters: their names, defaults (those of
+:class:`jwst.resample.resample.ResampleImage`), allowed values, help text and
+command-line form live in the metadata of its fields. The command line, the
+option files, :func:`dask_resample.resample` and the jwst-compatible facade
+are all derived from it. Validation happens here, on the client, before any
+pixel is read, so that a bad parameter fails with one line naming it.
+
+The command line uses the defaults of jwst's ``ResampleStep`` instead, which
+differ in a few parameters: :data:`STEP_DEFAULTS` lists exactly those.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from astropy.nddata.bitmask import interpret_bit_flags
 
 __all__ = [
+    "COMPUTE_ERR_CHOICES",
     "KERNELS",
+    "STEP_DEFAULTS",
     "WCS_PARS_KEYS",
+    "WEIGHT_TYPES",
+    "CommandLineForm",
     "ResampleParams",
     "check_wcs_pars",
     "default_flag_name_map",
+    "parameter_default",
+    "parameter_fields",
     "parse_fillval",
+    "step_defaults",
 ]
 
 #: Drizzle kernels supported by the reference.
@@ -36,8 +51,11 @@ WCS_PARS_KEYS: tuple[str, ...] = (
     "rotation",
 )
 
-_WEIGHT_TYPES = ("ivm", "exptime")
-_COMPUTE_ERR = (None, "from_var", "driz_err")
+#: Input weightings supported by the reference.
+WEIGHT_TYPES: tuple[str, ...] = ("ivm", "exptime")
+
+#: How the error array is made (``None``: no error array).
+COMPUTE_ERR_CHOICES: tuple[str | None, ...] = (None, "from_var", "driz_err")
 
 #: Reach of each kernel, in input pixels, used to size the tile halo.
 _KERNEL_REACH: dict[str, float] = {
@@ -127,27 +145,123 @@ def parse_fillval(fillval: Any) -> float:
         raise ValueError(f"fillval: cannot interpret {fillval!r} as a number, 'NAN' or 'INDEF'") from None
 
 
+
+# -- reading a parameter from text (command line, option files) ---------------
+def _number(text: Any) -> float:
+    """A float from text or a number (not a boolean)."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a number, got {text!r}")
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def _word(text: Any) -> str:
+    return str(text)
+
+
+def _good_bits_text(text: Any) -> Any:
+    """``good_bits`` as given: integers stay integers, ``none`` turns DQ off."""
+    if text is None or isinstance(text, int) and not isinstance(text, bool):
+        return text
+    value = str(text).strip()
+    if value.lower() == "none":
+        return None
+    return value
+
+
+def _fillval_text(text: Any) -> Any:
+    return text if isinstance(text, (int, float)) and not isinstance(text, bool) else str(text)
+
+
+def _compute_err_text(text: Any) -> str | None:
+    if text is None:
+        return None
+    value = str(text).strip()
+    if value.lower() in ("none", "null", ""):
+        return None
+    if value not in COMPUTE_ERR_CHOICES:
+        raise ValueError(f"expected 'from_var', 'driz_err' or 'none', got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CommandLineForm:
+    """How a parameter is spelled on the command line and in option files.
+
+    Attributes
+    ----------
+    flag : str
+        Long flag (``--pixfrac``); its option-file key is the flag without the
+        dashes (``pixfrac``), and the parameter's own name is accepted too.
+    parse : callable, optional
+        Converts one value given as text (``None`` for on/off switches).
+    metavar : str, optional
+    negate : bool
+        For switches: giving the flag sets the parameter to ``False``
+        (``--no-ctx`` sets ``enable_ctx=False``).
+    """
+
+    flag: str
+    parse: Callable[[Any], Any] | None = None
+    metavar: Any = None
+    negate: bool = False
+
+    @property
+    def dest(self) -> str:
+        """Name of the option (``no_ctx``)."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _param(default: Any, help: str, form: CommandLineForm, *, choices: tuple[Any, ...] | None = None) -> Any:
+    """A :class:`ResampleParams` field with its help text, choices and command-line form."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": form})
+
+
 @dataclass(frozen=True)
 class ResampleParams:
     """Drizzle and output parameters of one mosaic.
 
-    Parameters mirror :class:`jwst.resample.resample.ResampleImage`; see its
-    documentation for their meaning. ``good_bits`` is kept as given (for the
+    Names and defaults are those of :class:`jwst.resample.resample.ResampleImage`;
+    each field's metadata holds its help text (``"help"``), allowed values
+    (``"choices"``) and command-line form (``"cli"``, a
+    :class:`CommandLineForm`). ``good_bits`` is kept as given (for the
     record) and resolved to an integer mask in :attr:`good_bits_mask`.
+
+    Raises
+    ------
+    ValueError
+        For an invalid value; the message starts with the parameter's name.
     """
 
-    pixfrac: float = 1.0
-    kernel: str = "square"
-    fillval: Any = "NAN"
-    weight_type: str = "ivm"
-    good_bits: Any = 0
-    enable_ctx: bool = True
-    enable_var: bool = True
-    report_var: bool = True
-    compute_err: str | None = None
-    propagate_dq: bool = False
-    pixmap_stepsize: float = 1
-    pixmap_order: int = 1
+    pixfrac: float = _param(1.0, "pixel shrink factor, in (0, 1]",
+                            CommandLineForm("--pixfrac", _number, "F"))
+    kernel: str = _param("square", "drizzle kernel", CommandLineForm("--kernel", _word), choices=KERNELS)
+    fillval: Any = _param("NAN", "value of pixels without input: a number, NAN or INDEF",
+                          CommandLineForm("--fillval", _fillval_text, "VALUE"))
+    weight_type: str = _param("ivm", "input weighting", CommandLineForm("--weight-type", _word),
+                              choices=WEIGHT_TYPES)
+    good_bits: Any = _param(0, "DQ flags treated as good: integer, mnemonics such as '~DO_NOT_USE+NON_SCIENCE' "
+                            "or 'none' to ignore DQ", CommandLineForm("--good-bits", _good_bits_text, "BITS"))
+    enable_ctx: bool = _param(True, "do not compute the context (CON) array",
+                              CommandLineForm("--no-ctx", negate=True))
+    enable_var: bool = _param(True, "do not resample the variance arrays (with --compute-err from_var they "
+                              "are still resampled to make the error array)",
+                              CommandLineForm("--no-var", negate=True))
+    report_var: bool = _param(True, "compute but do not store the variance arrays",
+                              CommandLineForm("--no-report-var", negate=True))
+    compute_err: str | None = _param(None, "error array: from the resampled variances, drizzled from the input "
+                                     "ERR, or none",
+                                     CommandLineForm("--compute-err", _compute_err_text,
+                                                     "{from_var,driz_err,none}"),
+                                     choices=COMPUTE_ERR_CHOICES)
+    propagate_dq: bool = _param(False, "also resample the DQ array (bitwise OR)",
+                                CommandLineForm("--propagate-dq"))
+    pixmap_stepsize: float = _param(1, "pixel-map sampling step, interpolated in between (1: every pixel)",
+                                    CommandLineForm("--pixmap-stepsize", _number, "N"))
+    pixmap_order: int = _param(1, "pixel-map interpolation order", CommandLineForm("--pixmap-order", int),
+                               choices=(1, 3))
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -160,9 +274,9 @@ class ResampleParams:
         if not (0.0 < pixfrac <= 1.0):
             raise ValueError(f"pixfrac: must be in (0, 1], got {self.pixfrac!r}")
         object.__setattr__(self, "pixfrac", pixfrac)
-        if self.weight_type not in _WEIGHT_TYPES:
+        if self.weight_type not in WEIGHT_TYPES:
             raise ValueError(f"weight_type: expected 'ivm' or 'exptime', got {self.weight_type!r}")
-        if self.compute_err not in _COMPUTE_ERR:
+        if self.compute_err not in COMPUTE_ERR_CHOICES:
             raise ValueError(f"compute_err: expected None, 'from_var' or 'driz_err', got {self.compute_err!r}")
         parse_fillval(self.fillval)
         try:
@@ -177,6 +291,44 @@ class ResampleParams:
                 f"pixmap_order: must be 1 or 3 when pixmap_stepsize != 1, got {self.pixmap_order!r}"
             )
         self.good_bits_mask  # validate early: unknown mnemonics fail here
+
+    # -- construction ---------------------------------------------------
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Names of the parameters (without ``flag_name_map``), in order."""
+        return tuple(f.name for f in parameter_fields())
+
+    @classmethod
+    def from_kwargs(cls, params: ResampleParams | None = None, **kwargs: Any) -> ResampleParams:
+        """A record from keyword arguments, or ``params`` (not both).
+
+        Parameters
+        ----------
+        params : ResampleParams, optional
+            A ready record; returned as is.
+        **kwargs
+            Parameter values; unset ones take their defaults.
+
+        Raises
+        ------
+        TypeError
+            For an unknown keyword, or ``params`` together with keywords.
+        """
+        unknown = sorted(set(kwargs).difference(cls.names()))
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                            f"expected some of {', '.join(cls.names())}")
+        if params is not None:
+            if kwargs:
+                raise TypeError(f"give either params=ResampleParams(...) or {', '.join(sorted(kwargs))}, not both")
+            if not isinstance(params, ResampleParams):
+                raise TypeError(f"params: expected a ResampleParams, got {type(params).__name__}")
+            return params
+        return cls(**kwargs)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The parameters as keyword arguments (without ``flag_name_map``)."""
+        return {name: getattr(self, name) for name in self.names()}
 
     # -- derived values -------------------------------------------------
     @property
@@ -205,11 +357,6 @@ class ResampleParams:
         return parse_fillval(self.fillval)
 
     @property
-    def fillval_str(self) -> str:
-        """``fillval`` as the string handed to drizzle."""
-        return "INDEF" if self.fillval is None else str(self.fillval)
-
-    @property
     def err_enabled(self) -> bool:
         """Whether the output has an error array.
 
@@ -230,3 +377,28 @@ class ResampleParams:
         if isinstance(out["good_bits"], np.integer):
             out["good_bits"] = int(out["good_bits"])
         return out
+
+
+def parameter_fields() -> Iterator[Field]:
+    """The fields of :class:`ResampleParams` that are parameters (with a command-line form)."""
+    return (f for f in fields(ResampleParams) if "cli" in f.metadata)
+
+
+def parameter_default(f: Field) -> Any:
+    """Default of a :class:`ResampleParams` field."""
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+#: Defaults of jwst's ``ResampleStep`` where they differ from those of ``ResampleImage``
+#: (the record's own defaults). The command line and option files use these; the Python
+#: API and the facade keep the record's defaults.
+STEP_DEFAULTS: Mapping[str, Any] = {
+    "good_bits": "~DO_NOT_USE+NON_SCIENCE",
+    "compute_err": "from_var",
+    "pixmap_stepsize": 1.0,
+}
+
+
+def step_defaults() -> dict[str, Any]:
+    """Every parameter's default as jwst's ``ResampleStep`` has it (record defaults + :data:`STEP_DEFAULTS`)."""
+    return {f.name: STEP_DEFAULTS.get(f.name, parameter_default(f)) for f in parameter_fields()}
