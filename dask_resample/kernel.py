@@ -196,7 +196,7 @@ def drizzle_exposure(
     """
     from stcal.resample.utils import build_driz_weight, get_tmeasure, resample_range
 
-    from .grid import TileGrid
+    from .geometry import TileGrid
 
     params = spec.params
     need_var = params.enable_var

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..geometry import outline_from_wcs, s_region_from_wcs
+__all__ = ["complete_wcsinfo", "mean_pixel_area"]
 
-__all__ = ["complete_wcsinfo", "mean_pixel_area", "outline_from_wcs", "s_region_from_wcs"]
 
 def complete_wcsinfo(info: dict[str, Any], wcs: Any) -> dict[str, Any]:
     """Fill the ``wcsinfo`` keys that ``stcal.alignment.util.wcs_from_sregions`` needs."""
