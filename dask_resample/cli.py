@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import one_line
-from .params import STEP_DEFAULTS, ResampleParams, check_wcs_pars, parameter_fields, step_defaults
+from .params import STEP_DEFAULTS, ResampleParams, check_wcs_pars, parameter_fields, parse_number, step_defaults
 
 __all__ = ["CLIError", "DRIZZLE_OPTIONS", "build_parser", "load_options_file", "main"]
 
@@ -78,15 +78,6 @@ def _pixel_count(text: Any) -> int:
     if not math.isfinite(value) or value < 1:
         raise ValueError(f"expected a positive number of pixels, got {text!r}")
     return int(value)
-
-
-def _float(text: Any) -> float:
-    if isinstance(text, bool):
-        raise ValueError(f"expected a number, got {text!r}")
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {text!r}") from None
 
 
 def _text(text: Any) -> str:
@@ -179,7 +170,7 @@ def _argparse_type(convert: Callable[[Any], Any]) -> Callable[[str], Any]:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = convert.__name__.lstrip("_")
+    parse.__name__ = convert.__name__.lstrip("_").removeprefix("parse_").removesuffix("_text")
     return parse
 
 
@@ -224,15 +215,15 @@ _DEFAULTS: dict[str, Any] = {**_drizzle_defaults(), "mode": "many_to_one"}
 DRIZZLE_OPTIONS: tuple[Option, ...] = _drizzle_options()
 
 GRID_OPTIONS: tuple[Option, ...] = (
-    Option("--pixel-scale-ratio", "output/input pixel scale ratio (default 1.0)", _float, metavar="R"),
-    Option("--pixel-scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", _float,
+    Option("--pixel-scale-ratio", "output/input pixel scale ratio (default 1.0)", parse_number, metavar="R"),
+    Option("--pixel-scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", parse_number,
            metavar="ARCSEC"),
     Option("--output-shape", "output array shape (ny, nx)", _positive_int, nargs=2, metavar=("NY", "NX")),
     Option("--rotation", "position angle of the output y axis, deg East of North (default: that of the "
-           "first input)", _float, metavar="DEG"),
+           "first input)", parse_number, metavar="DEG"),
     Option("--crpix", "reference pixel (x, y), 0-based array coordinates as jwst's crpix (default: the "
-           "centre of the bounding box)", _float, nargs=2, metavar=("X", "Y")),
-    Option("--crval", "sky position of the reference pixel, deg", _float, nargs=2, metavar=("RA", "DEC")),
+           "centre of the bounding box)", parse_number, nargs=2, metavar=("X", "Y")),
+    Option("--crval", "sky position of the reference pixel, deg", parse_number, nargs=2, metavar=("RA", "DEC")),
     Option("--output-wcs", "ASDF file holding the output gwcs under 'wcs' (overrides the options above, "
            "except --output-shape)", _text, metavar="FILE.asdf"),
     Option("--tile-shape", "tile (Zarr chunk) shape (default 1024 1024)", _positive_int, nargs=2,

@@ -35,6 +35,7 @@ __all__ = [
     "parameter_default",
     "parameter_fields",
     "parse_fillval",
+    "parse_number",
     "step_defaults",
 ]
 
@@ -147,7 +148,7 @@ def parse_fillval(fillval: Any) -> float:
 
 
 # -- reading a parameter from text (command line, option files) ---------------
-def _number(text: Any) -> float:
+def parse_number(text: Any) -> float:
     """A float from text or a number (not a boolean)."""
     if isinstance(text, bool):
         raise ValueError(f"expected a number, got {text!r}")
@@ -236,7 +237,7 @@ class ResampleParams:
     """
 
     pixfrac: float = _param(1.0, "pixel shrink factor, in (0, 1]",
-                            CommandLineForm("--pixfrac", _number, "F"))
+                            CommandLineForm("--pixfrac", parse_number, "F"))
     kernel: str = _param("square", "drizzle kernel", CommandLineForm("--kernel", _word), choices=KERNELS)
     fillval: Any = _param("NAN", "value of pixels without input: a number, NAN or INDEF",
                           CommandLineForm("--fillval", _fillval_text, "VALUE"))
@@ -259,7 +260,7 @@ class ResampleParams:
     propagate_dq: bool = _param(False, "also resample the DQ array (bitwise OR)",
                                 CommandLineForm("--propagate-dq"))
     pixmap_stepsize: float = _param(1, "pixel-map sampling step, interpolated in between (1: every pixel)",
-                                    CommandLineForm("--pixmap-stepsize", _number, "N"))
+                                    CommandLineForm("--pixmap-stepsize", parse_number, "N"))
     pixmap_order: int = _param(1, "pixel-map interpolation order", CommandLineForm("--pixmap-order", int),
                                choices=(1, 3))
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
