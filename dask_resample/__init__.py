@@ -6,19 +6,20 @@ and :func:`open_mosaic` (a mosaic as a lazy :class:`xarray.Dataset`).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import accessor  # noqa: E402,F401  (registers the ``ds.mosaic`` accessor)
-from .api import plan_mosaic, resample  # noqa: E402
-from .config import ResampleParams  # noqa: E402
-from .io import Exposure, InputError  # noqa: E402
-from .pyramid import write_pyramid  # noqa: E402
-from .store import MosaicExistsError, open_mosaic  # noqa: E402
+from . import accessor  # noqa: F401  (registers the ``ds.mosaic`` accessor)
+from ._version import __version__
+from .api import plan_mosaic, resample
+from .io import Exposure, InputError
+from .params import ResampleParams
+from .plan import MosaicPlan
+from .pyramid import write_pyramid
+from .store import MosaicExistsError, open_mosaic
 
 __all__ = [
     "Exposure",
     "InputError",
     "MosaicExistsError",
+    "MosaicPlan",
     "ResampleParams",
     "__version__",
     "open_mosaic",

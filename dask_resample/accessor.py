@@ -26,7 +26,6 @@ working on Datasets derived with ``isel`` only if their metadata is updated;
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Mapping
@@ -36,162 +35,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .store import FORMAT_KEY, gwcs_from_text, gwcs_to_text
+from .geometry import cutout_box, fits_wcs_from_cards, gwcs_from_text, image_corners_xy, subgrid_metadata
+from .store import FORMAT_KEY
 
-__all__ = ["MosaicAccessor", "affine_fits_header", "affine_gwcs", "subgrid_metadata"]
-
-#: FITS extension names of the arrays, in the order of a jwst ``i2d`` file.
-FITS_EXTENSIONS = {
-    "data": "SCI",
-    "wht": "WHT",
-    "con": "CON",
-    "err": "ERR",
-    "var_rnoise": "VAR_RNOISE",
-    "var_poisson": "VAR_POISSON",
-    "var_flat": "VAR_FLAT",
-    "dq": "DQ",
-}
-
-
-# -- WCS of a pixel sub-grid -------------------------------------------------
-def affine_gwcs(wcs: Any, *, scale: float, offset_yx: tuple[float, float], shape_yx: tuple[int, int]) -> Any:
-    """A gwcs whose pixel ``(y, x)`` is pixel ``(scale*y + oy, scale*x + ox)`` of ``wcs``.
-
-    Cutouts use ``scale=1`` and the cutout origin as offset; pyramid levels use
-    ``scale=2**k`` and offset ``(2**k - 1) / 2`` (the centre of the block).
-
-    Parameters
-    ----------
-    wcs : gwcs.WCS
-        The parent WCS.
-    scale : float
-        Size of a new pixel in parent pixels.
-    offset_yx : (float, float)
-        Parent pixel coordinates of the new pixel (0, 0).
-    shape_yx : (int, int)
-        Shape of the new grid; sets the bounding box and ``array_shape``.
-
-    Returns
-    -------
-    gwcs.WCS
-    """
-    import gwcs
-    from astropy.modeling.models import Identity, Scale, Shift
-
-    def axis(offset: float) -> Any:
-        model = Identity(1)
-        if scale != 1:
-            model = Scale(float(scale))
-        if offset != 0:
-            model = Shift(float(offset)) if scale == 1 else model | Shift(float(offset))
-        return model
-
-    oy, ox = (float(v) for v in offset_yx)
-    forward = (axis(ox) & axis(oy)) | wcs.forward_transform
-    new = gwcs.WCS(forward_transform=forward, input_frame=wcs.input_frame, output_frame=wcs.output_frame)
-    ny, nx = (int(v) for v in shape_yx)
-    new.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
-    new.array_shape = (ny, nx)
-    return new
-
-
-def affine_fits_header(
-    cards: Mapping[str, Any], *, scale: float, offset_yx: tuple[float, float], shape_yx: tuple[int, int]
-) -> dict[str, Any]:
-    """FITS WCS cards of the sub-grid described in :func:`affine_gwcs`.
-
-    CRPIX moves to the new grid, CDELT (or CD) grows by ``scale`` and SIP
-    coefficients, if any, are rescaled, so the cards describe exactly the same
-    sky positions as the parent cards.
-
-    Parameters
-    ----------
-    cards : mapping
-        Parent FITS WCS cards (as in ``attrs["dask_resample"]["wcs_fits"]``).
-    scale, offset_yx, shape_yx
-        As in :func:`affine_gwcs`.
-
-    Returns
-    -------
-    dict
-    """
-    out = dict(cards)
-    oy, ox = (float(v) for v in offset_yx)
-    for axis_n, off in ((1, ox), (2, oy)):
-        key = f"CRPIX{axis_n}"
-        if key in out:
-            out[key] = (float(out[key]) - 1.0 - off) / scale + 1.0
-    if scale != 1:
-        if any(k.startswith("CD") and "_" in k for k in out):
-            for k in list(out):
-                if k.startswith("CD") and "_" in k and k[2:].replace("_", "").isdigit():
-                    out[k] = float(out[k]) * scale
-        else:
-            for k in ("CDELT1", "CDELT2"):
-                if k in out:
-                    out[k] = float(out[k]) * scale
-        for prefix in ("A", "B", "AP", "BP"):
-            for k in list(out):
-                head, _, tail = k.partition("_")
-                if head == prefix and tail and tail.replace("_", "").isdigit() and tail.count("_") == 1:
-                    i, j = (int(v) for v in tail.split("_"))
-                    out[k] = float(out[k]) * scale ** (i + j - 1)
-    ny, nx = (int(v) for v in shape_yx)
-    out["NAXIS1"] = nx
-    out["NAXIS2"] = ny
-    return out
-
-
-def subgrid_metadata(
-    meta: Mapping[str, Any],
-    *,
-    scale: float,
-    offset_yx: tuple[float, float],
-    shape_yx: tuple[int, int],
-    wcs: Any = None,
-) -> dict[str, Any]:
-    """Mosaic metadata of a sub-grid (cutout or pyramid level) of ``meta``.
-
-    ``wcs_asdf``, ``wcs_fits`` and ``grid`` (shape, pixel scale) are replaced;
-    ``subgrid`` records the placement in level-0 pixels of the original mosaic
-    (``scale``, ``origin_yx``), composed with any earlier placement.
-
-    Parameters
-    ----------
-    meta : mapping
-        Parent metadata (``attrs["dask_resample"]``).
-    scale, offset_yx, shape_yx
-        As in :func:`affine_gwcs`.
-    wcs : gwcs.WCS, optional
-        The parent gwcs, if already deserialised.
-
-    Returns
-    -------
-    dict
-    """
-    parent_wcs = wcs if wcs is not None else gwcs_from_text(meta["wcs_asdf"])
-    new = copy.deepcopy(dict(meta))
-    new["wcs_asdf"] = gwcs_to_text(affine_gwcs(parent_wcs, scale=scale, offset_yx=offset_yx, shape_yx=shape_yx))
-    if "wcs_fits" in meta:
-        new["wcs_fits"] = affine_fits_header(meta["wcs_fits"], scale=scale, offset_yx=offset_yx, shape_yx=shape_yx)
-    grid = dict(meta.get("grid", {}))
-    grid["shape_yx"] = [int(v) for v in shape_yx]
-    for key in ("pixel_scale",):
-        if grid.get(key) is not None:
-            grid[key] = float(grid[key]) * scale
-    for key in ("pixelarea_steradians", "pixelarea_arcsecsq"):
-        if grid.get(key) is not None:
-            grid[key] = float(grid[key]) * scale * scale
-    new["grid"] = grid
-    prev = meta.get("subgrid", {"scale": 1.0, "origin_yx": [0.0, 0.0]})
-    pscale = float(prev["scale"])
-    py, px = (float(v) for v in prev["origin_yx"])
-    new["subgrid"] = {
-        "scale": pscale * scale,
-        "origin_yx": [py + pscale * float(offset_yx[0]), px + pscale * float(offset_yx[1])],
-    }
-    return new
-
+__all__ = ["MosaicAccessor"]
 
 def _popcount(planes: np.ndarray) -> np.ndarray:
     """Number of set bits of int32 context planes, per element."""
@@ -255,16 +102,10 @@ class MosaicAccessor:
     def fits_wcs(self) -> Any:
         """The WCS as :class:`astropy.wcs.WCS`, built from the FITS cards ``wcs_fits``."""
         if self._fits_wcs is None:
-            from astropy.io import fits
-            from astropy.wcs import WCS
-
             cards = self.meta.get("wcs_fits")
             if not cards:
                 raise ValueError("ds.mosaic.fits_wcs: no FITS cards ('wcs_fits') in the mosaic metadata")
-            header = fits.Header()
-            for key, value in cards.items():
-                header[key] = value
-            self._fits_wcs = WCS(header)
+            self._fits_wcs = fits_wcs_from_cards(cards)
         return self._fits_wcs
 
     # -- coordinates -----------------------------------------------------
@@ -313,9 +154,7 @@ class MosaicAccessor:
 
     def footprint(self) -> np.ndarray:
         """Sky positions (degrees) of the four outer corners, shape (4, 2) as (ra, dec)."""
-        ny, nx = self.shape_yx
-        y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-        x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
+        x, y = image_corners_xy(self.shape_yx)
         ra, dec = self.world(y, x)
         return np.column_stack([ra, dec])
 
@@ -398,17 +237,15 @@ class MosaicAccessor:
         ValueError
             If the cutout lies outside the mosaic, or ``size``/``mode`` is invalid.
         """
-        from astropy.nddata.utils import NoOverlapError, PartialOverlapError, overlap_slices
+        from astropy.nddata.utils import NoOverlapError, PartialOverlapError
 
         if mode not in ("trim", "strict"):
             raise ValueError(f"mode: expected 'trim' or 'strict', got {mode!r}")
         ra, dec = _radec(position)
         yc, xc = self.pixel(ra, dec)
         shape = self._size_pixels(size)
-        # round away the inversion's last bits so that a pixel centre gives a stable origin
-        centre = (round(float(yc), 6), round(float(xc), 6))
         try:
-            (sl_y, sl_x), _ = overlap_slices(self.shape_yx, shape, centre, mode=mode)
+            sl_y, sl_x = cutout_box(self.shape_yx, shape, (yc, xc), mode=mode)
         except NoOverlapError:
             raise ValueError(f"position: ({ra:.6f}, {dec:.6f}) deg is outside the mosaic") from None
         except PartialOverlapError:
@@ -443,11 +280,11 @@ class MosaicAccessor:
     def to_fits(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the Dataset as a FITS file with WCS.
 
-        Extensions follow a jwst ``i2d`` product: ``SCI`` (data), ``WHT``,
-        ``CON``, ``ERR``, ``VAR_RNOISE``, ``VAR_POISSON``, ``VAR_FLAT``, ``DQ``,
-        whichever exist; each image extension carries the FITS WCS cards. The
-        arrays are computed and appended one at a time, so memory holds one
-        array, not the whole product.
+        The plain-FITS layout of :func:`dask_resample.export.export_fits`
+        (:func:`~dask_resample.export.write_plain_fits`): extensions ``SCI``
+        (data), ``WHT``, ``CON``, ``ERR``, ``VAR_*``, ``DQ``, whichever exist,
+        each with the FITS WCS cards. The arrays are computed and appended one
+        at a time, so memory holds one array, not the whole product.
 
         Parameters
         ----------
@@ -465,47 +302,16 @@ class MosaicAccessor:
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
-        from astropy.io import fits
+        from .export import EXTENSION_NAMES, write_plain_fits
 
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
-        meta = self.meta
-        names = [n for n in FITS_EXTENSIONS if n in self._ds]
+        names = [n for n in EXTENSION_NAMES if n in self._ds]
         if not names:
             raise ValueError("ds.mosaic.to_fits: the Dataset holds none of the mosaic arrays")
-        primary = fits.PrimaryHDU()
-        hdr = primary.header
-        hdr["ORIGIN"] = (str(meta.get("software", "dask-resample"))[:60], "software")
-        hdr["RESMODE"] = (str(meta.get("mode", "many_to_one")), "resample mode")
-        params = meta.get("params", {})
-        for key, card in (("pixfrac", "PIXFRAC"), ("kernel", "KERNEL"), ("weight_type", "WHTTYPE")):
-            if params.get(key) is not None:
-                hdr[card] = params[key]
-        if params.get("fillval") is not None:
-            hdr["FILLVAL"] = str(params["fillval"])
-        totals = meta.get("totals", {})
-        if totals.get("exposure_time") is not None:
-            hdr["XPOSURE"] = (float(totals["exposure_time"]), "[s] total exposure time")
-        hdr["NINPUTS"] = (len([r for r in meta.get("inputs", []) if not r.get("skipped")]), "inputs drizzled")
-        if "subgrid" in meta:
-            hdr["SUBSCALE"] = (float(meta["subgrid"]["scale"]), "pixel size in mosaic pixels")
-            hdr["SUBORIGY"] = (float(meta["subgrid"]["origin_yx"][0]), "origin y in mosaic pixels")
-            hdr["SUBORIGX"] = (float(meta["subgrid"]["origin_yx"][1]), "origin x in mosaic pixels")
-        tmp = path.with_name(path.name + ".partial")
-        if tmp.exists():
-            tmp.unlink()
-        primary.writeto(tmp)
-        wcs_cards = {k: v for k, v in meta.get("wcs_fits", {}).items() if k not in ("NAXIS1", "NAXIS2", "WCSAXES")}
-        for name in names:
-            data = np.asarray(self._ds[name].values)
-            ext = fits.ImageHDU(data=data, name=FITS_EXTENSIONS[name])
-            if data.ndim == 2:
-                for key, value in wcs_cards.items():
-                    ext.header[key] = value
-            fits.append(tmp, ext.data, ext.header)
-        os.replace(tmp, path)
-        return path
+        arrays = {name: (lambda name=name: np.asarray(self._ds[name].values)) for name in names}
+        return write_plain_fits(path, arrays, self.meta)
 
 
 def _radec(position: Any) -> tuple[float, float]:

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, settings
-from .config import ResampleParams, check_wcs_pars
+from . import config
+from ._version import __version__
 from .failures import TaskFailure
+from .geometry import OutputGrid, gwcs_to_text, wcs_to_fits_header
 from .graph import GraphOutcome, MosaicGraph, TileTaskError, build_graph, run_graph
-from .grid import DEFAULT_TILE_SHAPE, OutputGrid, make_output_grid
+from .grid import make_output_grid
 from .io import ExposureRef, InputError, check_group_ids, describe_resolved, resolve_inputs
-from .plan import MosaicPlan, compute_footprints, make_plan
+from .params import ResampleParams, check_wcs_pars
+from .plan import MODES, MosaicPlan, compute_footprints, make_plan
+from .report import run_summary
 from .reduce import empty_pixel_values, output_arrays
 from .scratch import remove_all
 from .store import (
@@ -26,7 +29,6 @@ from .store import (
     MosaicExistsError,
     create_store,
     finalize_store,
-    gwcs_to_text,
     input_fingerprint,
     is_mosaic,
     layout_problems,
@@ -37,17 +39,11 @@ from .store import (
     remove_stale_siblings,
     scratch_sibling,
     tiles_done,
-    wcs_to_fits_header,
 )
 
 __all__ = ["IncompleteMosaicError", "RunSummary", "exposure_totals", "plan_mosaic", "resample"]
 
 log = logging.getLogger(__name__)
-
-#: Refuse outputs larger than this many pixels unless told otherwise (1e10 px ~ 200 GB of arrays).
-DEFAULT_MAX_OUTPUT_PIXELS = 10_000_000_000
-
-MODES = ("many_to_one", "many_to_many")
 
 
 @dataclass
@@ -127,20 +123,23 @@ def plan_mosaic(
     tile_shape: Sequence[int] | None = None,
     client: Any = None,
     max_output_pixels: int | None = None,
+    **param_kwargs: Any,
 ) -> MosaicPlan:
     """Plan a mosaic without reading any pixel: grid, tiles and overlap index.
 
-    Parameters are those of :func:`resample`. ``client`` maps the footprint tasks
-    (``None``: computed in this process).
+    Parameters are those of :func:`resample`. ``client`` reads the input
+    metadata on its workers (``None``: in this process).
 
     Returns
     -------
     MosaicPlan
+        ``print(plan.summary())`` describes it, ``plan.coverage_png(path)``
+        draws it and ``resample(plan, output)`` runs it.
     """
-    params = params or ResampleParams()
+    params = ResampleParams.from_kwargs(params, **param_kwargs)
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    tile_shape = tuple(int(v) for v in (tile_shape or settings.get("tile-shape") or DEFAULT_TILE_SHAPE))
+    tile_shape = tuple(int(v) for v in (tile_shape or config.get("tile-shape") or config.DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
     refs = describe_resolved(resolve_inputs(inputs), client=client)
@@ -152,7 +151,7 @@ def plan_mosaic(
     else:
         grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
     if max_output_pixels is None:
-        max_output_pixels = settings.get("max-output-pixels") or DEFAULT_MAX_OUTPUT_PIXELS
+        max_output_pixels = config.get("max-output-pixels") or config.DEFAULT_MAX_OUTPUT_PIXELS
     limit = int(max_output_pixels)
     npix = grid.shape_yx[0] * grid.shape_yx[1]
     if npix > limit:
@@ -194,21 +193,10 @@ def resample(
     inputs: Any,
     output: str | Path,
     *,
-    mode: str = "many_to_one",
-    pixfrac: float = 1.0,
-    kernel: str = "square",
-    fillval: Any = "NAN",
-    weight_type: str = "ivm",
-    good_bits: Any = 0,
+    mode: str | None = None,
+    params: ResampleParams | None = None,
     output_wcs: Mapping[str, Any] | None = None,
     wcs_pars: Mapping[str, Any] | None = None,
-    enable_ctx: bool = True,
-    enable_var: bool = True,
-    report_var: bool = True,
-    compute_err: str | None = None,
-    propagate_dq: bool = False,
-    pixmap_stepsize: float = 1,
-    pixmap_order: int = 1,
     tile_shape: Sequence[int] | None = None,
     client: Any = None,
     overwrite: bool = False,
@@ -217,6 +205,7 @@ def resample(
     progress: bool | None = None,
     max_output_pixels: int | None = None,
     fast_pixmap: bool | None = None,
+    **param_kwargs: Any,
 ) -> Any:
     """Drizzle ``inputs`` into a tiled Zarr mosaic at ``output``.
 
@@ -224,26 +213,33 @@ def resample(
 
     Parameters
     ----------
-    inputs : str, Path, sequence, ModelLibrary
+    inputs : str, Path, sequence, ModelLibrary or MosaicPlan
         An association JSON, paths to ``*_cal.fits`` or plain FITS files, a
-        ``ModelLibrary`` or in-memory :class:`~dask_resample.io.Exposure` records.
+        ``ModelLibrary`` or in-memory :class:`~dask_resample.io.Exposure`
+        records; or a plan from :func:`plan_mosaic`, which is run as it is
+        (then the planning arguments ``mode``, ``params``, ``output_wcs``,
+        ``wcs_pars``, ``tile_shape``, ``max_output_pixels`` and the drizzle
+        parameters must not be given).
     output : str or Path
         Zarr store to create.
-    mode : {"many_to_one", "many_to_many"}
-        One output, or one output per exposure group (Zarr subgroups).
-    pixfrac, kernel, fillval, weight_type, good_bits
-        Drizzle parameters, as in the reference.
+    mode : {"many_to_one", "many_to_many"}, optional
+        One output (default), or one output per exposure group (Zarr subgroups).
+    params : ResampleParams, optional
+        The drizzle and output parameters as one record; or give them as
+        keywords (below), not both.
+    **param_kwargs
+        The fields of :class:`~dask_resample.params.ResampleParams`, as in the
+        reference: ``pixfrac``, ``kernel``, ``fillval``, ``weight_type``,
+        ``good_bits``, ``enable_ctx``, ``enable_var``, ``report_var``,
+        ``compute_err`` (``"from_var"`` gives an error array only with
+        ``enable_var=True``), ``propagate_dq``, ``pixmap_stepsize``,
+        ``pixmap_order``.
     output_wcs : dict, optional
         ``{"wcs": gwcs, "pixel_scale": arcsec}``; else the grid comes from the
         inputs and ``wcs_pars``.
     wcs_pars : dict, optional
         ``pixel_scale_ratio``, ``pixel_scale``, ``output_shape`` (ny, nx),
         ``rotation``, ``crpix``, ``crval``.
-    enable_ctx, enable_var, report_var, compute_err, propagate_dq
-        Outputs to compute, as in the reference: ``compute_err="from_var"``
-        gives an error array only with ``enable_var=True``.
-    pixmap_stepsize, pixmap_order
-        Sparse pixel-map evaluation, as in the reference.
     tile_shape : (int, int), optional
         Tile (= Zarr chunk) shape (ny, nx); default ``resample.tile-shape``
         of :mod:`dask.config` (1024, 1024).
@@ -282,11 +278,17 @@ def resample(
         every other tile is written; the message names the inputs.
     """
     t_start = time.perf_counter()
-    params = ResampleParams(
-        pixfrac=pixfrac, kernel=kernel, fillval=fillval, weight_type=weight_type, good_bits=good_bits,
-        enable_ctx=enable_ctx, enable_var=enable_var, report_var=report_var, compute_err=compute_err,
-        propagate_dq=propagate_dq, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order,
-    )
+    given_plan = inputs if isinstance(inputs, MosaicPlan) else None
+    if given_plan is not None:
+        planning = {"mode": mode, "params": params, "output_wcs": output_wcs, "wcs_pars": wcs_pars,
+                    "tile_shape": tile_shape, "max_output_pixels": max_output_pixels, **param_kwargs}
+        extra = sorted(k for k, v in planning.items() if v is not None)
+        if extra:
+            raise TypeError(f"resample(plan, ...): {', '.join(extra)} belong to plan_mosaic(), not to running a plan")
+        mode = given_plan.mode
+    else:
+        mode = mode or "many_to_one"
+        params = ResampleParams.from_kwargs(params, **param_kwargs)
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     if mode not in MODES:
@@ -297,7 +299,7 @@ def resample(
         raise MosaicExistsError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
     if output.exists() and not (overwrite or resume):
         raise MosaicExistsError(f"{output}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
-    resolved = resolve_inputs(inputs)  # cheap checks, before any cluster starts
+    resolved = None if given_plan is not None else resolve_inputs(inputs)  # cheap checks, before any cluster starts
 
     handle = None
     if scheduler == "distributed":
@@ -311,7 +313,7 @@ def resample(
     else:
         client = None
     try:
-        plan = plan_mosaic(
+        plan = given_plan or plan_mosaic(
             resolved, mode=mode, params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
             tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
         )
@@ -443,7 +445,7 @@ def _scratch_root(output: Path, token: str) -> str:
     Beside the mosaic (a hidden sibling ``.<name>.scratch-<token>``) is on the
     same file system, which every worker writing the mosaic can reach.
     """
-    configured = settings.get("scratch-dir")
+    configured = config.get("scratch-dir")
     if configured:
         return str(Path(configured).expanduser() / f"{output.name}-{token}")
     return str(scratch_sibling(output, token))
@@ -569,9 +571,4 @@ class IncompleteMosaicError(TileTaskError):
 
 
 def _log_summary(summary: RunSummary) -> None:
-    slowest = ", ".join(f"{name} {s:.2f} s" for name, s in summary.slowest_tasks) or "-"
-    log.info(
-        "Mosaic %s: %d inputs, %d tiles written (%d already complete, %d failed), %.1f s; slowest tasks: %s",
-        "incomplete" if summary.n_tiles_failed else "done", summary.n_inputs, summary.n_tiles,
-        summary.n_tiles_skipped, summary.n_tiles_failed, summary.seconds, slowest,
-    )
+    log.info("%s", run_summary(summary))

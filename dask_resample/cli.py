@@ -17,7 +17,6 @@ defaults of ``ResampleImage``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -29,7 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIError", "STEP_DEFAULTS", "build_parser", "load_config", "main"]
+from .io import one_line
+from .params import STEP_DEFAULTS, ResampleParams, check_wcs_pars, parameter_fields, parse_number, step_defaults
+
+__all__ = ["CLIError", "DRIZZLE_OPTIONS", "build_parser", "load_options_file", "main"]
 
 PROG = "dask-resample"
 
@@ -76,40 +78,6 @@ def _pixel_count(text: Any) -> int:
     if not math.isfinite(value) or value < 1:
         raise ValueError(f"expected a positive number of pixels, got {text!r}")
     return int(value)
-
-
-def _float(text: Any) -> float:
-    if isinstance(text, bool):
-        raise ValueError(f"expected a number, got {text!r}")
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {text!r}") from None
-
-
-def _good_bits(text: Any) -> Any:
-    """``good_bits`` as given: integers stay integers, ``none`` turns DQ off."""
-    if text is None or isinstance(text, int) and not isinstance(text, bool):
-        return text
-    value = str(text).strip()
-    if value.lower() == "none":
-        return None
-    return value
-
-
-def _fillval(text: Any) -> Any:
-    return text if isinstance(text, (int, float)) and not isinstance(text, bool) else str(text)
-
-
-def _compute_err(text: Any) -> str | None:
-    if text is None:
-        return None
-    value = str(text).strip()
-    if value.lower() in ("none", "null", ""):
-        return None
-    if value not in ("from_var", "driz_err"):
-        raise ValueError(f"expected 'from_var', 'driz_err' or 'none', got {text!r}")
-    return value
 
 
 def _text(text: Any) -> str:
@@ -202,62 +170,60 @@ def _argparse_type(convert: Callable[[Any], Any]) -> Callable[[str], Any]:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = convert.__name__.lstrip("_")
+    parse.__name__ = convert.__name__.lstrip("_").removeprefix("parse_").removesuffix("_text")
     return parse
 
 
-#: Defaults of ``run``/``plan``: those of jwst's ``ResampleStep``.
-STEP_DEFAULTS: dict[str, Any] = {
-    "pixfrac": 1.0,
-    "kernel": "square",
-    "fillval": "NAN",
-    "weight_type": "ivm",
-    "good_bits": "~DO_NOT_USE+NON_SCIENCE",
-    "no_ctx": False,
-    "no_var": False,
-    "no_report_var": False,
-    "compute_err": "from_var",
-    "propagate_dq": False,
-    "pixmap_stepsize": 1.0,
-    "pixmap_order": 1,
-    "tile_shape": None,
-    "mode": "many_to_one",
-}
+def _default_text(value: Any) -> str:
+    return "none" if value is None else str(value)
 
-_KERNELS = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
 
-DRIZZLE_OPTIONS: tuple[Option, ...] = (
-    Option("--pixfrac", "pixel shrink factor, in (0, 1] (default 1.0)", _float, metavar="F"),
-    Option("--kernel", "drizzle kernel (default square)", _text, choices=_KERNELS),
-    Option("--fillval", "value of pixels without input: a number, NAN or INDEF (default NAN)", _fillval,
-           metavar="VALUE"),
-    Option("--weight-type", "input weighting (default ivm)", _text, choices=("ivm", "exptime")),
-    Option("--good-bits", "DQ flags treated as good: integer, mnemonics such as '~DO_NOT_USE+NON_SCIENCE' or "
-           "'none' to ignore DQ (default ~DO_NOT_USE+NON_SCIENCE, as jwst's ResampleStep)", _good_bits,
-           metavar="BITS"),
-    Option("--no-ctx", "do not compute the context (CON) array"),
-    Option("--no-var", "do not resample the variance arrays (with --compute-err from_var they are still "
-           "resampled to make the error array)"),
-    Option("--no-report-var", "compute but do not store the variance arrays"),
-    Option("--compute-err", "error array: from the resampled variances, drizzled from the input ERR, or "
-           "none (default from_var, as jwst's ResampleStep)", _compute_err,
-           choices=("from_var", "driz_err", None), metavar="{from_var,driz_err,none}"),
-    Option("--propagate-dq", "also resample the DQ array (bitwise OR)"),
-    Option("--pixmap-stepsize", "pixel-map sampling step, interpolated in between (default 1: every pixel)",
-           _float, metavar="N"),
-    Option("--pixmap-order", "pixel-map interpolation order, 1 or 3 (default 1)", int, choices=(1, 3)),
-)
+def _drizzle_options() -> tuple[Option, ...]:
+    """One option per field of :class:`~dask_resample.params.ResampleParams`, from the field's metadata.
+
+    Defaults shown are those of jwst's ``ResampleStep`` (:data:`~dask_resample.params.STEP_DEFAULTS`).
+    """
+    step = step_defaults()
+    options = []
+    for f in parameter_fields():
+        form = f.metadata["cli"]
+        help_text = f.metadata["help"]
+        if form.parse is not None:
+            origin = ", as jwst's ResampleStep" if f.name in STEP_DEFAULTS else ""
+            help_text = f"{help_text} (default {_default_text(step[f.name])}{origin})"
+        options.append(Option(form.flag, help_text, form.parse, metavar=form.metavar,
+                              choices=f.metadata["choices"] if form.parse is not None else None))
+    return tuple(options)
+
+
+def _drizzle_defaults() -> dict[str, Any]:
+    """Option name -> default (jwst's ``ResampleStep``), with ``--no-*`` switches as booleans."""
+    step = step_defaults()
+    out = {}
+    for f in parameter_fields():
+        form = f.metadata["cli"]
+        out[form.dest] = (not step[f.name]) if form.negate else step[f.name]
+    return out
+
+
+#: Option-file keys that are parameter names of negated switches (``enable_ctx`` for ``--no-ctx``).
+_ALIASES = {f.name: f.metadata["cli"].dest for f in parameter_fields() if f.metadata["cli"].negate}
+
+#: Defaults of ``run``/``plan``: jwst's ``ResampleStep`` for the drizzle parameters.
+_DEFAULTS: dict[str, Any] = {**_drizzle_defaults(), "mode": "many_to_one"}
+
+DRIZZLE_OPTIONS: tuple[Option, ...] = _drizzle_options()
 
 GRID_OPTIONS: tuple[Option, ...] = (
-    Option("--pixel-scale-ratio", "output/input pixel scale ratio (default 1.0)", _float, metavar="R"),
-    Option("--pixel-scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", _float,
+    Option("--pixel-scale-ratio", "output/input pixel scale ratio (default 1.0)", parse_number, metavar="R"),
+    Option("--pixel-scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", parse_number,
            metavar="ARCSEC"),
     Option("--output-shape", "output array shape (ny, nx)", _positive_int, nargs=2, metavar=("NY", "NX")),
     Option("--rotation", "position angle of the output y axis, deg East of North (default: that of the "
-           "first input)", _float, metavar="DEG"),
+           "first input)", parse_number, metavar="DEG"),
     Option("--crpix", "reference pixel (x, y), 0-based array coordinates as jwst's crpix (default: the "
-           "centre of the bounding box)", _float, nargs=2, metavar=("X", "Y")),
-    Option("--crval", "sky position of the reference pixel, deg", _float, nargs=2, metavar=("RA", "DEC")),
+           "centre of the bounding box)", parse_number, nargs=2, metavar=("X", "Y")),
+    Option("--crval", "sky position of the reference pixel, deg", parse_number, nargs=2, metavar=("RA", "DEC")),
     Option("--output-wcs", "ASDF file holding the output gwcs under 'wcs' (overrides the options above, "
            "except --output-shape)", _text, metavar="FILE.asdf"),
     Option("--tile-shape", "tile (Zarr chunk) shape (default 1024 1024)", _positive_int, nargs=2,
@@ -292,16 +258,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "one composed sky rotation where the WCSs allow it)"),
 )
 
-#: Config-file keys that are not options (``enable_*`` aliases, the positional arguments).
-_ALIASES = {"enable_ctx": "no_ctx", "enable_var": "no_var", "report_var": "no_report_var"}
-
-
 def _norm_key(key: Any) -> str:
     return str(key).strip().lstrip("-").replace("-", "_")
 
 
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML or TOML config file into a flat dictionary.
+def load_options_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML or TOML options file (``--config``) into a flat dictionary.
 
     Keys are the long option names, with dashes or underscores. A ``wcs_pars``
     table may hold the output-grid keys (``pixel_scale``, ``rotation``, ...).
@@ -323,7 +285,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CLIError(f"{path}: config file not found")
+        raise CLIError(f"{path}: options file (--config) not found")
     text = path.read_text()
     try:
         if path.suffix.lower() == ".toml":
@@ -346,8 +308,6 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     for key, value in doc.items():
         k = _norm_key(key)
         if k == "wcs_pars":
-            from .config import check_wcs_pars
-
             if not isinstance(value, Mapping):
                 raise CLIError(f"{path}: wcs_pars: expected a mapping")
             try:
@@ -363,10 +323,10 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def _resolve(args: argparse.Namespace, options: Sequence[Option], positional: Sequence[str] = ()) -> dict[str, Any]:
     """Merge defaults < config file < command line into one dictionary."""
-    values: dict[str, Any] = {opt.dest: STEP_DEFAULTS.get(opt.dest) for opt in options}
+    values: dict[str, Any] = {opt.dest: _DEFAULTS.get(opt.dest) for opt in options}
     if getattr(args, "config", None):
         source = str(args.config)
-        config = load_config(args.config)
+        config = load_options_file(args.config)
         by_dest = {opt.dest: opt for opt in options}
         for key, raw in config.items():
             if key in _ALIASES:
@@ -394,21 +354,14 @@ def _resolve(args: argparse.Namespace, options: Sequence[Option], positional: Se
 # ----------------------------------------------------------------------------
 # turning options into API arguments
 # ----------------------------------------------------------------------------
-def _params_kwargs(v: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "pixfrac": v["pixfrac"],
-        "kernel": v["kernel"],
-        "fillval": v["fillval"],
-        "weight_type": v["weight_type"],
-        "good_bits": v["good_bits"],
-        "enable_ctx": not v["no_ctx"],
-        "enable_var": not v["no_var"],
-        "report_var": not v["no_report_var"],
-        "compute_err": v["compute_err"],
-        "propagate_dq": bool(v["propagate_dq"]),
-        "pixmap_stepsize": v["pixmap_stepsize"],
-        "pixmap_order": v["pixmap_order"],
-    }
+def _params(v: Mapping[str, Any]) -> ResampleParams:
+    """The parameter record from resolved option values (validated: a bad value names its parameter)."""
+    kwargs = {}
+    for f in parameter_fields():
+        form = f.metadata["cli"]
+        value = v[form.dest]
+        kwargs[f.name] = (not value) if form.negate else (bool(value) if form.parse is None else value)
+    return ResampleParams(**kwargs)
 
 
 def _wcs_pars(v: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -420,52 +373,6 @@ def _wcs_pars(v: Mapping[str, Any]) -> dict[str, Any] | None:
         if v.get(key) is not None:
             pars[key] = tuple(v[key])
     return pars or None
-
-
-def load_output_wcs(path: str | os.PathLike, output_shape: Sequence[int] | None = None) -> dict[str, Any]:
-    """Read an output WCS from an ASDF file (``{"wcs": gwcs, ...}``).
-
-    Parameters
-    ----------
-    path : path-like
-        ASDF file with the gwcs under ``"wcs"`` (optionally ``pixel_scale`` in
-        arcsec, ``pixel_area``, ``array_shape``), as jwst's ``output_wcs``.
-    output_shape : (int, int), optional
-        Output shape (ny, nx), overriding the one of the WCS.
-
-    Returns
-    -------
-    dict
-        ``{"wcs": gwcs, "pixel_scale": float or None}``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"{path}: output WCS file not found")
-    shape_xy = None if output_shape is None else (int(output_shape[1]), int(output_shape[0]))
-    try:
-        try:
-            from jwst.resample.resample_utils import load_custom_wcs
-        except ImportError:
-            load_custom_wcs = None
-        if load_custom_wcs is not None:
-            out = dict(load_custom_wcs(str(path), shape_xy))
-        else:
-            import asdf
-
-            with asdf.open(str(path), lazy_load=False, memmap=False) as af:
-                wcs = af.tree["wcs"]
-                scale = af.tree.get("pixel_scale")
-            if output_shape is not None:
-                wcs.array_shape = tuple(int(n) for n in output_shape)
-            out = {"wcs": wcs, "pixel_scale": scale}
-    except Exception as exc:
-        raise CLIError(f"{path}: cannot read an output WCS ({_one_line(exc)})") from None
-    wcs = out.get("wcs")
-    if wcs is None or not hasattr(wcs, "forward_transform"):
-        raise CLIError(f"{path}: the 'wcs' entry is not a gwcs")
-    if getattr(wcs, "array_shape", None) is None:
-        raise CLIError(f"{path}: the output WCS has no array shape; pass --output-shape NY NX")
-    return {"wcs": wcs, "pixel_scale": out.get("pixel_scale")}
 
 
 def _check_inputs(inputs: Sequence[str]) -> list[str]:
@@ -496,18 +403,28 @@ def _check_output(output: Path, overwrite: bool, resume: bool) -> None:
         raise CLIError(f"{output}: mosaic exists; pass --overwrite to replace it (or --resume to finish it)")
 
 
-def _validate_params(v: Mapping[str, Any]) -> None:
-    from .config import ResampleParams
-
-    ResampleParams(**_params_kwargs(v))
-
-
 # ----------------------------------------------------------------------------
 # commands
 # ----------------------------------------------------------------------------
+def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
+    """The mosaic plan of resolved option values (shared by ``plan`` and ``run``)."""
+    from .api import plan_mosaic
+    from .grid import load_output_wcs
+
+    params = _params(v)
+    wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
+    output_wcs = load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
+    return plan_mosaic(
+        inputs, mode=v["mode"], params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
+        tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"], client=client,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import api
+    from .api import resample
     from .cluster import connect
+    from .grid import load_output_wcs
+    from .io import resolve_inputs
 
     options = (*DRIZZLE_OPTIONS, *GRID_OPTIONS, *CLUSTER_OPTIONS, *RUN_OPTIONS)
     v = _resolve(args, options, positional=("inputs", "output"))
@@ -517,24 +434,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     output = Path(v["output"])
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
-    _validate_params(v)
-    from .config import check_wcs_pars
-
-    wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
-    output_wcs = load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
+    _params(v)  # bad parameters fail before anything else
+    check_wcs_pars(_wcs_pars(v))
+    if v.get("output_wcs"):
+        load_output_wcs(v["output_wcs"], v.get("output_shape"))
     _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
     if v["serial"] and (v["scheduler"] or v["cluster"] or v["workers"] or v["jobs"]):
         raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
     if v["jobs"] is not None and str(v["cluster"]).lower() == "local":
         raise CLIError("--jobs: only with a job-queue --cluster (slurm, pbs, ...), not with --cluster local")
-
-    progress = False if args.quiet else None
-    common = dict(
-        mode=v["mode"], output_wcs=output_wcs, wcs_pars=wcs_pars, tile_shape=v["tile_shape"],
-        overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=progress,
-        max_output_pixels=v["max_output_pixels"], **_params_kwargs(v),
-    )
-    from .io import resolve_inputs
 
     resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
     handle = None
@@ -544,20 +452,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
             threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
         )
+    client = None if handle is None else handle.client
     try:
         if handle is not None and (link := handle.dashboard_link):
             log.info("Dask dashboard: %s", link)
-        api.resample(
-            resolved, output, client=None if handle is None else handle.client,
-            scheduler="serial" if handle is None else "distributed",
-            fast_pixmap=False if v["no_fast_pixmap"] else None, **common,
+        plan = _plan(v, resolved, client=client)
+        resample(
+            plan, output, client=client, scheduler="serial" if handle is None else "distributed",
+            overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
+            fast_pixmap=False if v["no_fast_pixmap"] else None,
         )
         if v["pyramid"]:
             try:
                 from .pyramid import write_pyramid
             except ImportError as exc:
-                raise CLIError(f"--pyramid: pyramids are not available ({_one_line(exc)})") from None
-            write_pyramid(output, client=None if handle is None else handle.client)
+                raise CLIError(f"--pyramid: pyramids are not available ({one_line(exc)})") from None
+            write_pyramid(output, client=client)
     finally:
         if handle is not None:
             handle.close()
@@ -566,117 +476,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from . import api
-    from .config import ResampleParams, check_wcs_pars
-    from .figures import coverage_png, tile_input_counts
-
-    options = (*DRIZZLE_OPTIONS, *GRID_OPTIONS)
-    v = _resolve(args, options, positional=("inputs",))
-    inputs = _check_inputs(v.get("inputs") or [])
-    params = ResampleParams(**_params_kwargs(v))
-    wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
-    output_wcs = load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
-    plan = api.plan_mosaic(
-        _inputs_arg(inputs), mode=v["mode"], params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
-        tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"],
-    )
-    counts = tile_input_counts(plan)
-    used = counts[counts > 0]
-    ny, nx = plan.grid.shape_yx
-    sy, sx = plan.tiles.tile_shape_yx
-    nty, ntx = plan.tiles.n_tiles_yx
-    lines = [
-        f"grid:            {ny} x {nx} pixels ({ny * nx / 1e6:.3g} Mpix), pixel scale "
-        f"{plan.grid.pixel_scale:.6g} arcsec (ratio {plan.grid.pixel_scale_ratio:.6g})",
-        f"tiles:           {nty} x {ntx} tiles of {sy} x {sx} pixels; {used.size} receive inputs",
-        f"halo:            {plan.halo} pixels",
-        f"inputs:          {len(plan.refs)} ({len(plan.skipped)} skipped)",
-        f"groups:          {len(plan.groups)}" + ("" if plan.groups != ("",) else " (one mosaic)"),
-    ]
-    if used.size:
-        lines.append(f"inputs per tile: min {int(used.min())}, median {float(np.median(used)):g}, "
-                     f"max {int(used.max())}")
-        per_input = [len(plan.exposure_tiles.get(r.index, ())) for r in plan.refs if r.index not in plan.skipped]
-        lines.append(f"tiles per input: min {min(per_input)}, max {max(per_input)}")
-    for i in plan.skipped:
-        lines.append(f"skipped:         {plan.refs[i].filename} (does not overlap the grid)")
-    print("\n".join(lines))
+    v = _resolve(args, (*DRIZZLE_OPTIONS, *GRID_OPTIONS), positional=("inputs",))
+    plan = _plan(v, _inputs_arg(_check_inputs(v.get("inputs") or [])))
+    print(plan.summary())
     if args.png:
-        out = coverage_png(plan, args.png)
-        print(f"coverage figure: {out}")
+        print(f"coverage figure: {plan.coverage_png(args.png)}")
     return 0
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .store import is_mosaic, read_metadata, tiles_done
+    from .report import mosaic_info, mosaic_info_json
 
-    path = Path(args.mosaic)
-    if not path.exists():
-        raise CLIError(f"{path}: not found")
-    if not is_mosaic(path):
-        raise CLIError(f"{path}: not a dask-resample mosaic")
-    meta = read_metadata(path)
-    if args.json:
-        doc = dict(meta)
-        doc.pop("wcs_asdf", None)
-        doc["tiles_done"] = {g: len(tiles_done(path, g)) for g in (meta.get("groups") or [""])}
-        print(json.dumps(doc, indent=2, default=str))
-        return 0
-    grid = meta.get("grid", {})
-    ny, nx = grid.get("shape_yx", (0, 0))
-    sy, sx = grid.get("tile_shape_yx", (0, 0))
-    nty, ntx = (-(-ny // sy) if sy else 0), (-(-nx // sx) if sx else 0)
-    out = [
-        f"mosaic:       {path}",
-        f"software:     {meta.get('software', '?')} (format {meta.get('format_version', '?')})",
-        f"mode:         {meta.get('mode')}",
-        f"grid:         {ny} x {nx} pixels ({ny * nx / 1e6:.3g} Mpix)",
-        f"pixel scale:  {_format_value(grid.get('pixel_scale'))} arcsec "
-        f"(ratio {_format_value(grid.get('pixel_scale_ratio'))})",
-        f"tiles:        {sy} x {sx} pixels; {nty} x {ntx} tiles; halo {grid.get('halo', '?')} px",
-        f"arrays:       {', '.join(meta.get('arrays', []))}",
-        "tiles written:",
-    ]
-    planned = meta.get("n_tiles_planned") or {}
-    groups = meta.get("groups") or [""]
-    for g in groups:
-        done = len(tiles_done(path, g))
-        want = planned.get(g)
-        state = "" if want is None else (" (complete)" if done >= want else " (incomplete: --resume to finish)")
-        name = g or "(mosaic)"
-        out.append(f"  {name}: {done} / {want if want is not None else '?'}{state}")
-    out.append("WCS:")
-    for key, value in meta.get("wcs_fits", {}).items():
-        out.append(f"  {key:<8} = {_format_value(value)}")
-    out.append("parameters:")
-    for key, value in meta.get("params", {}).items():
-        out.append(f"  {key:<16} {_format_value(value)}")
-    totals = meta.get("totals", {})
-    out.append("totals:")
-    for key, value in totals.items():
-        out.append(f"  {key:<22} {_format_value(value)}")
-    rows = meta.get("inputs", [])
-    out.append(f"inputs ({len(rows)}):")
-    if rows:
-        width = max(len(str(r.get("filename"))) for r in rows)
-        gwidth = max(len(str(r.get("group_id"))) for r in rows)
-        out.append(f"  {'#':>4}  {'filename':<{width}}  {'group':<{gwidth}}  {'exptime':>9}  {'ctx':>4}  skipped")
-        for r in rows:
-            exptime = r.get("exposure_time")
-            out.append(
-                f"  {r.get('index', '?'):>4}  {str(r.get('filename')):<{width}}  {str(r.get('group_id')):<{gwidth}}  "
-                f"{'' if exptime is None else f'{exptime:9.1f}':>9}  {str(r.get('context_bit', '')):>4}  "
-                f"{'yes' if r.get('skipped') else 'no'}"
-            )
-    print("\n".join(out))
+    _require_mosaic(args.mosaic)
+    print(mosaic_info_json(args.mosaic) if args.json else mosaic_info(args.mosaic))
     return 0
 
 
@@ -749,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(
         prog=PROG,
@@ -841,20 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
-        text = exc.args[0]
-    else:
-        text = str(exc)
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 _PLAIN_ERRORS = (CLIError, ValueError, KeyError, OSError, TypeError)
 
 
 def _message(exc: BaseException) -> str:
-    text = _one_line(exc)
+    text = one_line(exc)
     if isinstance(exc, _PLAIN_ERRORS) and text != type(exc).__name__:
         return text
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text

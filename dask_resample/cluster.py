@@ -109,7 +109,7 @@ def connect(
     import dask.config
     from distributed import Client
 
-    from . import settings
+    from . import config
 
     if client is not None:
         return ClusterHandle(client=client)
@@ -118,18 +118,18 @@ def connect(
     if cluster is None:
         if (current := _current_client()) is not None:
             return ClusterHandle(client=current)
-        if (configured := settings.get("scheduler")):
+        if (configured := config.get("scheduler")):
             return _connect_scheduler(str(configured))
-        cluster = settings.get("cluster") or "local"
+        cluster = config.get("cluster") or "local"
     cluster = str(cluster).strip().lower()
     if cluster == "local":
         from distributed import LocalCluster
 
-        n = n_workers or settings.get("local.n-workers") or max(1, os.cpu_count() or 1)
-        threads = threads_per_worker or settings.get("local.threads-per-worker") or 1
-        memory = memory_limit if memory_limit is not None else settings.get("local.memory-limit", "auto")
+        n = n_workers or config.get("local.n-workers") or max(1, os.cpu_count() or 1)
+        threads = threads_per_worker or config.get("local.threads-per-worker") or 1
+        memory = memory_limit if memory_limit is not None else config.get("local.memory-limit", "auto")
         # glibc's allocator setting for the workers: unset (adaptive) unless configured
-        trim = settings.get("local.malloc-trim-threshold")
+        trim = config.get("local.malloc-trim-threshold")
         env = dict(kwargs.pop("env", None) or {})
         if trim is not None:
             env.setdefault("MALLOC_TRIM_THRESHOLD_", str(int(trim)))
@@ -142,8 +142,8 @@ def connect(
                 memory_limit=memory,
                 processes=True,
                 dashboard_address=kwargs.pop("dashboard_address", None)
-                or settings.get("local.dashboard-address", "127.0.0.1:0"),
-                silence_logs=kwargs.pop("silence_logs", None) or _log_level(settings.get("local.silence-logs")),
+                or config.get("local.dashboard-address", "127.0.0.1:0"),
+                silence_logs=kwargs.pop("silence_logs", None) or _log_level(config.get("local.silence-logs")),
                 **kwargs,
             )
         c = Client(lc)
@@ -155,7 +155,8 @@ def connect(
         log.warning("%s: ignored for a %s cluster (use jobs, cores, memory, processes)", ", ".join(ignored), cluster)
     from .hpc import start_jobqueue_cluster
 
-    return start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
+    client, jobqueue_cluster = start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
+    return ClusterHandle(client=client, cluster=jobqueue_cluster, owned=True)
 
 
 def _log_level(name: Any) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from .store import gwcs_from_attrs, is_mosaic, open_mosaic, read_metadata, tiles_done
 
-__all__ = ["EXTENSION_NAMES", "export_fits"]
+__all__ = ["EXTENSION_NAMES", "export_fits", "write_plain_fits"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def export_fits(
     if fmt == "jwst":
         _write_image_model(out, arrays, meta)
     else:
-        _write_plain_fits(out, arrays, meta)
+        write_plain_fits(out, arrays, meta)
     log.info("Wrote %s", out)
     return out
 
@@ -224,8 +224,9 @@ def _header_cards(meta: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     grid = meta.get("grid", {})
     totals = meta.get("totals", {})
     cards: list[tuple[str, Any, str]] = [
-        ("ORIGIN", str(meta.get("software", "dask-resample")), "software that made the mosaic"),
-        ("NINPUTS", len(meta.get("inputs", [])), "number of input exposures"),
+        ("ORIGIN", str(meta.get("software", "dask-resample"))[:60], "software that made the mosaic"),
+        ("RESMODE", str(meta.get("mode", "many_to_one")), "resample mode"),
+        ("NINPUTS", len([r for r in meta.get("inputs", []) if not r.get("skipped")]), "inputs drizzled"),
         ("NPOINTS", int(totals.get("pointings") or 0), "number of pointings (exposure groups)"),
         ("PIXFRAC", float(params.get("pixfrac", 1.0)), "drizzle pixfrac"),
         ("KERNEL", str(params.get("kernel", "square")), "drizzle kernel"),
@@ -246,23 +247,53 @@ def _header_cards(meta: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     ):
         if totals.get(key) is not None:
             cards.append((card, float(totals[key]), comment))
+    if "subgrid" in meta:  # a cutout or pyramid level
+        cards.append(("SUBSCALE", float(meta["subgrid"]["scale"]), "pixel size in mosaic pixels"))
+        cards.append(("SUBORIGY", float(meta["subgrid"]["origin_yx"][0]), "origin y in mosaic pixels"))
+        cards.append(("SUBORIGX", float(meta["subgrid"]["origin_yx"][1]), "origin x in mosaic pixels"))
     return cards
 
 
-def _write_plain_fits(out: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-    """Write ``arrays`` as a primary HDU plus one named image HDU per array."""
+def write_plain_fits(
+    out: str | os.PathLike, arrays: Mapping[str, np.ndarray | Callable[[], np.ndarray]], meta: Mapping[str, Any]
+) -> Path:
+    """Write a primary HDU plus one named image HDU per array, with the mosaic's FITS WCS.
+
+    The arrays are appended one at a time (a callable is called only when its
+    extension is written), so memory holds one array, not the whole product;
+    the file appears under its name only when complete.
+
+    Parameters
+    ----------
+    out : path-like
+        FITS file to write (replaced if it exists).
+    arrays : mapping
+        Mosaic array name (``"data"``, ``"wht"``, ...) -> array, or a callable
+        returning it; written in the order of :data:`EXTENSION_NAMES`.
+    meta : mapping
+        Mosaic metadata (``attrs["dask_resample"]``).
+
+    Returns
+    -------
+    Path
+    """
     from astropy.io import fits
 
+    out = Path(out)
     grid = meta.get("grid", {})
     primary = fits.PrimaryHDU()
     for key, value, comment in _header_cards(meta):
         primary.header[key] = (value, comment)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        tmp.unlink()
+    primary.writeto(tmp)
     wcs_cards = {k: v for k, v in meta.get("wcs_fits", {}).items() if k not in ("NAXIS1", "NAXIS2", "WCSAXES")}
-    hdus: list[Any] = [primary]
     for name, ext in EXTENSION_NAMES.items():
         if name not in arrays:
             continue
-        hdu = fits.ImageHDU(arrays[name], name=ext)
+        data = arrays[name]
+        hdu = fits.ImageHDU(np.asarray(data() if callable(data) else data), name=ext)
         if name == "con":
             hdu.header["WCSAXES"] = (2, "celestial WCS of the (x, y) axes of every plane")
         for key, value in wcs_cards.items():
@@ -276,5 +307,6 @@ def _write_plain_fits(out: Path, arrays: Mapping[str, np.ndarray], meta: Mapping
                 hdu.header["PIXAR_SR"] = (float(grid["pixelarea_steradians"]), "nominal pixel area in sr")
             if grid.get("pixelarea_arcsecsq") is not None:
                 hdu.header["PIXAR_A2"] = (float(grid["pixelarea_arcsecsq"]), "nominal pixel area in arcsec^2")
-        hdus.append(hdu)
-    fits.HDUList(hdus).writeto(out)
+        fits.append(tmp, hdu.data, hdu.header)
+    os.replace(tmp, out)
+    return out

@@ -15,33 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .geometry import fits_wcs_from_cards, sky_polygons, wcs_to_fits_header
 from .store import is_mosaic, open_mosaic, read_metadata
 
-__all__ = ["coverage_png", "fits_wcs", "preview_png", "tile_input_counts"]
+__all__ = ["coverage_png", "preview_png"]
 
 #: Longest side (pixels) of the image drawn by :func:`preview_png`.
 PREVIEW_MAX_SIZE = 2000
-
-
-def fits_wcs(cards: Mapping[str, Any]) -> Any:
-    """Build an :class:`astropy.wcs.WCS` from stored FITS WCS cards.
-
-    Parameters
-    ----------
-    cards : mapping
-        Keyword -> value, as in ``attrs["dask_resample"]["wcs_fits"]``.
-
-    Returns
-    -------
-    astropy.wcs.WCS
-    """
-    from astropy.io import fits
-    from astropy.wcs import WCS
-
-    header = fits.Header()
-    for key, value in cards.items():
-        header[key] = value
-    return WCS(header, naxis=2)
 
 
 def _figure(width_in: float, height_in: float) -> Any:
@@ -128,7 +108,7 @@ def preview_png(
     step = max(1, math.ceil(max(ny, nx) / max(int(max_size), 1)))
     image = np.asarray(da.data[::step, ::step].compute(), dtype=np.float64)
     meta = ds.attrs["dask_resample"]
-    wcs = fits_wcs(meta["wcs_fits"])
+    wcs = fits_wcs_from_cards(meta["wcs_fits"])
     if step > 1:
         wcs = wcs[::step, ::step]
 
@@ -152,60 +132,16 @@ def preview_png(
     return out_png
 
 
-def tile_input_counts(plan: Any) -> np.ndarray:
-    """Number of distinct inputs contributing to each tile of a plan.
+def _input_polygons(ref: Any) -> list[Any]:
+    """Sky polygons of an input: its S_REGION, else the footprint of its WCS (read from the input)."""
+    from .geometry import sregion_polygons
 
-    Parameters
-    ----------
-    plan : MosaicPlan
-
-    Returns
-    -------
-    numpy.ndarray
-        Integer array of shape ``plan.tiles.n_tiles_yx``.
-    """
-    counts: dict[tuple[int, int], set[int]] = {}
-    for (_, key), indices in plan.contributions.items():
-        counts.setdefault(key, set()).update(indices)
-    out = np.zeros(plan.tiles.n_tiles_yx, dtype=np.int64)
-    for (ty, tx), indices in counts.items():
-        out[ty, tx] = len(indices)
-    return out
-
-
-def _sregion_polygons(s_region: str) -> list[np.ndarray]:
-    """(ra, dec) vertex arrays of every polygon of an S_REGION string."""
-    from .grid import split_sregions
-
-    polys = []
-    for text in split_sregions(s_region):
-        numbers = []
-        for token in text.split():
-            try:
-                numbers.append(float(token))
-            except ValueError:
-                continue
-        if len(numbers) >= 6 and len(numbers) % 2 == 0:
-            polys.append(np.asarray(numbers, dtype=float).reshape(-1, 2))
-    return polys
-
-
-def _input_polygons(ref: Any) -> list[np.ndarray]:
-    """Sky polygons of an input: its S_REGION, else the footprint of its WCS."""
-    if ref.s_region:
-        polys = _sregion_polygons(ref.s_region)
-        if polys:
-            return polys
+    if ref.s_region and (polys := sregion_polygons(ref.s_region)):
+        return polys
     from .io import load_wcs
 
     wcs, shape, _ = load_wcs(ref)
-    try:
-        return [np.asarray(wcs.footprint(), dtype=float)]
-    except Exception:
-        ny, nx = shape
-        x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-        y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-        return [np.column_stack(wcs.pixel_to_world_values(x, y))]
+    return sky_polygons(None, wcs, shape)
 
 
 def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label_inputs: bool | None = None) -> Path:
@@ -236,14 +172,12 @@ def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label
     from matplotlib import colormaps
     from matplotlib.colors import BoundaryNorm
 
-    from .store import wcs_to_fits_header
-
     out_png = Path(out_png)
     ny, nx = plan.grid.shape_yx
     sy, sx = plan.tiles.tile_shape_yx
     nty, ntx = plan.tiles.n_tiles_yx
-    wcs = fits_wcs(wcs_to_fits_header(plan.grid.wcs))
-    counts = tile_input_counts(plan)
+    wcs = fits_wcs_from_cards(wcs_to_fits_header(plan.grid.wcs))
+    counts = plan.tile_input_counts()
 
     fig = _figure(*_figsize(ny, nx))
     ax = fig.add_subplot(projection=wcs)

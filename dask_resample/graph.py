@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import settings
+from . import config
 from .failures import TaskFailure
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
@@ -237,7 +237,7 @@ def build_graph(
         halo=plan.halo,
         params=plan.params,
         pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-        fast_pixmap=bool(settings.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
+        fast_pixmap=bool(config.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
     )
     scratch = ScratchSpec(root=scratch_root)
     group_of = {i: g for g, members in plan.members.items() for i in members}

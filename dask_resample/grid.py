@@ -1,4 +1,4 @@
-"""The output pixel grid (WCS and shape) and its partition into tiles.
+"""Choosing the output grid: from the inputs and ``wcs_pars``, or from a given WCS.
 
 The output WCS is computed by the very functions the reference uses
 (``stcal.alignment.util.wcs_from_sregions``, ``compute_scale`` and
@@ -11,87 +11,28 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import WCS_PARS_KEYS
-from .io import ExposureRef, InputError, load_wcs
+from .geometry import OutputGrid, s_region_from_wcs, split_sregions
+from .io import ExposureRef, InputError, load_wcs, one_line
+from .params import check_wcs_pars
 
-__all__ = [
-    "DEFAULT_TILE_SHAPE",
-    "OutputGrid",
-    "Tile",
-    "TileGrid",
-    "make_output_grid",
-    "split_sregions",
-]
-
-#: Default tile (and Zarr chunk) shape, (ny, nx). See README "Tiles".
-DEFAULT_TILE_SHAPE: tuple[int, int] = (1024, 1024)
-
-
-@dataclass(frozen=True)
-class OutputGrid:
-    """The output frame of a mosaic.
-
-    Attributes
-    ----------
-    wcs : gwcs.wcs.WCS
-        Output WCS; ``wcs.array_shape == shape_yx``.
-    shape_yx : tuple of int
-        Output array shape (ny, nx).
-    pixel_scale : float
-        Output pixel scale in arcsec.
-    pixel_scale_ratio : float
-        Output to input pixel scale ratio handed to drizzle.
-    """
-
-    wcs: Any
-    shape_yx: tuple[int, int]
-    pixel_scale: float
-    pixel_scale_ratio: float
-
-    @property
-    def pixelarea_steradians(self) -> float:
-        """Nominal output pixel area in steradians."""
-        return self.pixel_scale**2 / np.rad2deg(3600) ** 2
-
-    @property
-    def pixelarea_arcsecsq(self) -> float:
-        """Nominal output pixel area in square arcsec."""
-        return self.pixel_scale**2
-
-
-def split_sregions(s_region: str) -> list[str]:
-    """Split an S_REGION holding several ``POLYGON``s into one string per polygon."""
-    if "POLYGON ICRS" in s_region:
-        return ["POLYGON ICRS " + s for s in map(str.strip, s_region.split("POLYGON ICRS")) if s]
-    return ["POLYGON " + s for s in map(str.strip, s_region.split("POLYGON")) if s]
-
+__all__ = ["OutputWCSError", "load_output_wcs", "make_output_grid"]
 
 def _s_regions(refs: Sequence[ExposureRef]) -> list[str]:
-    from stcal.alignment.util import compute_s_region_keyword
-
+    """``S_REGION`` polygons of the inputs (from their metadata, else from their WCS)."""
     regions: list[str] = []
     for ref in refs:
         if ref.s_region:
             regions.extend(split_sregions(ref.s_region))
             continue
         wcs, shape, _ = load_wcs(ref)
-        ny, nx = shape
-        bbox = wcs.bounding_box
-        if bbox is None:
-            fp = wcs.footprint() if hasattr(wcs, "footprint") else None
-            if fp is None:
-                x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-                y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-                fp = np.column_stack(wcs.pixel_to_world_values(x, y))
-        else:
-            fp = wcs.footprint()
-        regions.append(compute_s_region_keyword(np.asarray(fp)))
+        regions.append(s_region_from_wcs(wcs, shape))
     return regions
 
 
@@ -126,11 +67,7 @@ def make_output_grid(
     from stcal.alignment.util import compute_scale, wcs_from_sregions
     from stcal.resample.utils import compute_mean_pixel_area
 
-    wcs_pars = dict(wcs_pars or {})
-    unknown = sorted(set(wcs_pars).difference(WCS_PARS_KEYS))
-    if unknown:
-        raise KeyError(f"wcs_pars: unsupported key(s) {', '.join(map(repr, unknown))}; "
-                       f"supported: {', '.join(WCS_PARS_KEYS)}")
+    wcs_pars = check_wcs_pars(wcs_pars)
     if not refs:
         raise InputError("inputs: no exposures given")
 
@@ -182,79 +119,57 @@ def make_output_grid(
     return OutputGrid(wcs, shape_yx, float(3600.0 * pscale), float(pixel_scale_ratio))
 
 
-@dataclass(frozen=True)
-class Tile:
-    """One output tile: the inner box ``[y0:y1, x0:x1]`` it owns in the mosaic."""
-
-    ty: int
-    tx: int
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-
-    @property
-    def key(self) -> tuple[int, int]:
-        """Tile index (ty, tx)."""
-        return (self.ty, self.tx)
-
-    @property
-    def shape_yx(self) -> tuple[int, int]:
-        """Shape of the inner box."""
-        return (self.y1 - self.y0, self.x1 - self.x0)
-
-    def halo_box(self, halo: int, shape_yx: tuple[int, int]) -> tuple[int, int, int, int]:
-        """The inner box grown by ``halo`` pixels, clipped to the mosaic: (y0, y1, x0, x1)."""
-        return (
-            max(0, self.y0 - halo),
-            min(shape_yx[0], self.y1 + halo),
-            max(0, self.x0 - halo),
-            min(shape_yx[1], self.x1 + halo),
-        )
+class OutputWCSError(ValueError):
+    """An output WCS file that cannot be used; the message names the file."""
 
 
-@dataclass(frozen=True)
-class TileGrid:
-    """A regular partition of the output frame into tiles (= Zarr chunks)."""
+def load_output_wcs(path: str | os.PathLike, output_shape: Sequence[int] | None = None) -> dict[str, Any]:
+    """Read an output WCS from an ASDF file (``{"wcs": gwcs, ...}``), as jwst's ``output_wcs``.
 
-    shape_yx: tuple[int, int]
-    tile_shape_yx: tuple[int, int]
+    Parameters
+    ----------
+    path : path-like
+        ASDF file with the gwcs under ``"wcs"`` (optionally ``pixel_scale`` in
+        arcsec, ``pixel_area``, ``array_shape``).
+    output_shape : (int, int), optional
+        Output shape (ny, nx), overriding the one of the WCS.
 
-    def __post_init__(self) -> None:
-        ty, tx = self.tile_shape_yx
-        if int(ty) < 1 or int(tx) < 1:
-            raise ValueError(f"tile_shape: must be positive, got {self.tile_shape_yx}")
+    Returns
+    -------
+    dict
+        ``{"wcs": gwcs, "pixel_scale": float or None}``, the ``output_wcs``
+        argument of :func:`dask_resample.resample`.
 
-    @property
-    def n_tiles_yx(self) -> tuple[int, int]:
-        """Number of tiles along y and x."""
-        return (
-            -(-self.shape_yx[0] // self.tile_shape_yx[0]),
-            -(-self.shape_yx[1] // self.tile_shape_yx[1]),
-        )
+    Raises
+    ------
+    OutputWCSError
+        If the file is missing, unreadable, holds no gwcs or no array shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OutputWCSError(f"{path}: output WCS file not found")
+    shape_xy = None if output_shape is None else (int(output_shape[1]), int(output_shape[0]))
+    try:
+        try:
+            from jwst.resample.resample_utils import load_custom_wcs
+        except ImportError:
+            load_custom_wcs = None
+        if load_custom_wcs is not None:
+            out = dict(load_custom_wcs(str(path), shape_xy))
+        else:
+            import asdf
 
-    def tile(self, ty: int, tx: int) -> Tile:
-        """Return tile (ty, tx)."""
-        sy, sx = self.tile_shape_yx
-        return Tile(ty, tx, ty * sy, min((ty + 1) * sy, self.shape_yx[0]),
-                    tx * sx, min((tx + 1) * sx, self.shape_yx[1]))
-
-    def __iter__(self) -> Iterator[Tile]:
-        ny, nx = self.n_tiles_yx
-        for ty in range(ny):
-            for tx in range(nx):
-                yield self.tile(ty, tx)
-
-    def __len__(self) -> int:
-        ny, nx = self.n_tiles_yx
-        return ny * nx
-
-    def overlapping(self, y0: float, y1: float, x0: float, x1: float) -> list[Tile]:
-        """Tiles whose inner box intersects the pixel box ``[y0, y1) x [x0, x1)``."""
-        sy, sx = self.tile_shape_yx
-        ny, nx = self.n_tiles_yx
-        ty0 = max(0, int(math.floor(y0 / sy)))
-        ty1 = min(ny - 1, int(math.floor((y1 - 1) / sy)))
-        tx0 = max(0, int(math.floor(x0 / sx)))
-        tx1 = min(nx - 1, int(math.floor((x1 - 1) / sx)))
-        return [self.tile(ty, tx) for ty in range(ty0, ty1 + 1) for tx in range(tx0, tx1 + 1)]
+            with asdf.open(str(path), lazy_load=False, memmap=False) as af:
+                wcs = af.tree["wcs"]
+                scale = af.tree.get("pixel_scale")
+            if output_shape is not None:
+                wcs.array_shape = tuple(int(n) for n in output_shape)
+            out = {"wcs": wcs, "pixel_scale": scale}
+    except Exception as exc:
+        raise OutputWCSError(f"{path}: cannot read an output WCS ({one_line(exc)})") from None
+    wcs = out.get("wcs")
+    if wcs is None or not hasattr(wcs, "forward_transform"):
+        raise OutputWCSError(f"{path}: the 'wcs' entry is not a gwcs")
+    if getattr(wcs, "array_shape", None) is None:
+        raise OutputWCSError(f"{path}: the output WCS has no array shape; pass --output-shape NY NX")
+    return {"wcs": wcs, "pixel_scale": out.get("pixel_scale")}

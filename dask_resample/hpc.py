@@ -19,8 +19,7 @@ from typing import Any
 
 import dask.config
 
-from . import settings
-from .cluster import ClusterHandle
+from . import config
 
 try:  # registers dask-jobqueue's defaults (jobqueue.*) with dask.config on import
     import dask_jobqueue  # noqa: F401
@@ -209,8 +208,11 @@ def start_jobqueue_cluster(
     wait_for_workers: int | None = None,
     timeout: float | None = None,
     **kw: Any,
-) -> ClusterHandle:
+) -> tuple[Any, Any]:
     """Start a batch-system cluster, submit its jobs and wait for workers.
+
+    :func:`dask_resample.cluster.connect` wraps the result in a
+    :class:`~dask_resample.cluster.ClusterHandle`; this module does not depend on it.
 
     Parameters
     ----------
@@ -234,8 +236,8 @@ def start_jobqueue_cluster(
 
     Returns
     -------
-    ClusterHandle
-        Owns the client and the cluster; ``close()`` cancels the jobs. With
+    client, cluster : distributed.Client, dask_jobqueue.JobQueueCluster
+        Closing the cluster cancels the jobs. With
         ``resample.jobqueue.keep-alive`` (default true) jobs that end before
         the run (walltime, pre-emption) are replaced by new ones; the tasks
         they held are recomputed elsewhere.
@@ -247,7 +249,7 @@ def start_jobqueue_cluster(
     """
     from distributed import Client
 
-    jobs = int(jobs if jobs is not None else settings.get("jobqueue.jobs", 1))
+    jobs = int(jobs if jobs is not None else config.get("jobqueue.jobs", 1))
     if jobs < 1:
         raise ValueError(f"jobs: expected a positive number of batch jobs, got {jobs}")
     cluster = make_jobqueue_cluster(
@@ -257,15 +259,15 @@ def start_jobqueue_cluster(
     client = None
     try:
         cluster.scale(jobs=jobs)
-        if settings.get("jobqueue.keep-alive", True):
+        if config.get("jobqueue.keep-alive", True):
             # resubmit jobs that end (walltime, pre-emption) so that ``jobs`` keep running
             cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         client = Client(cluster)
         n_total = jobs * _workers_per_job(cluster)
         if wait_for_workers is None:
-            wait_for_workers = settings.get("jobqueue.wait-for-workers", 1)
+            wait_for_workers = config.get("jobqueue.wait-for-workers", 1)
         n_wait = n_total if wait_for_workers is None else min(int(wait_for_workers), n_total)
-        timeout = float(timeout if timeout is not None else settings.get("jobqueue.wait-timeout", 600))
+        timeout = float(timeout if timeout is not None else config.get("jobqueue.wait-timeout", 600))
         log.info(
             "%s: %d job(s) submitted (%d worker(s)); waiting up to %.0f s for %d worker(s); dashboard %s",
             type(cluster).__name__, jobs, n_total, timeout, n_wait, client.dashboard_link,
@@ -283,7 +285,7 @@ def start_jobqueue_cluster(
         cluster.close()
         raise
     log.info("%s ready: %d worker(s)", type(cluster).__name__, len(client.scheduler_info(n_workers=-1)["workers"]))
-    return ClusterHandle(client=client, cluster=cluster, owned=True)
+    return client, cluster
 
 
 def _workers_per_job(cluster: Any) -> int:

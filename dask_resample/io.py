@@ -185,8 +185,12 @@ class InputSource:
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name if empty)."""
-    text = str(exc).strip().splitlines()
+    """The first line of an exception's message (its type name if empty).
+
+    A :class:`KeyError` carrying a message gives the message itself, not its quoted ``repr``.
+    """
+    raw = exc.args[0] if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) else str(exc)
+    text = [ln.strip() for ln in raw.strip().splitlines() if ln.strip()]
     return text[0] if text else type(exc).__name__
 
 

@@ -26,6 +26,7 @@ workers.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import shutil
@@ -42,10 +43,10 @@ from jwst.resample import resample as _reference
 from stcal.resample import Resample
 
 from .api import resample
-from .config import ResampleParams
 from .drivers import in_memory
 from .drivers.jwst_model import library_member_ref
 from .io import ExposureRef, load_wcs
+from .params import ResampleParams
 from .store import MosaicExistsError, is_mosaic, read_metadata
 
 __all__ = ["ResampleImage"]
@@ -57,6 +58,19 @@ log = logging.getLogger(__name__)
 DEFAULT_MANY_TO_MANY_ASN_ID = "abcdefg"
 
 _CTX_PLANE_BITS = 32
+
+#: The reference's constructor: names, order and defaults of the facade's parameters.
+_REFERENCE_SIGNATURE = inspect.signature(_reference.ResampleImage.__init__)
+
+#: Attribute in which the reference (``stcal.resample.Resample``) keeps a parameter
+#: after ``__init__``, where it is not the parameter's own name.
+REFERENCE_ATTRIBUTES: dict[str, str] = {
+    "enable_ctx": "_enable_ctx",
+    "enable_var": "_enable_var",
+    "report_var": "_report_var",
+    "compute_err": "_compute_err",
+    "propagate_dq": "_propagate_dq",
+}
 
 
 def _ctx_planes(n_input_models: int | None) -> int:
@@ -218,12 +232,14 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
     ----------
     input_models : jwst.datamodels.ModelLibrary
         The models to resample.
-    pixfrac, kernel, fillval, weight_type, good_bits, blendheaders, output_wcs, wcs_pars, \
-output, enable_ctx, enable_var, report_var, compute_err, propagate_dq, pixmap_stepsize, \
-pixmap_order
-        As in :class:`jwst.resample.resample.ResampleImage`, with the same defaults.
+    *args, **kwargs
+        The parameters of :class:`jwst.resample.resample.ResampleImage`
+        (``pixfrac``, ``kernel``, ..., ``pixmap_order``), by position or name,
+        with its defaults: they are bound to the reference's own signature, and
+        the drizzle parameters among them are checked by
+        :class:`~dask_resample.params.ResampleParams`.
     asn_id : str, optional
-        Accepted for compatibility with versions of the reference that take it:
+        Keyword only. Accepted for compatibility with versions of the reference that take it:
         passed as ``asn_id`` to ``asn_from_list`` when
         ``resample_many_to_many(in_memory=False)`` builds its association, in
         place of the reference's fixed ``"abcdefg"``.
@@ -250,35 +266,23 @@ pixmap_order
     def __init__(
         self,
         input_models: Any,
-        pixfrac: float = 1.0,
-        kernel: str = "square",
-        fillval: Any = "NAN",
-        weight_type: str = "ivm",
-        good_bits: Any = 0,
-        blendheaders: bool = True,
-        output_wcs: dict[str, Any] | None = None,
-        wcs_pars: dict[str, Any] | None = None,
-        output: str | None = None,
-        enable_ctx: bool = True,
-        enable_var: bool = True,
-        report_var: bool = True,
-        compute_err: str | None = None,
-        propagate_dq: bool = False,
-        pixmap_stepsize: float = 1,
-        pixmap_order: int = 1,
+        *args: Any,
         asn_id: str | None = None,
-        *,
         client: Any = None,
         tile_shape: Sequence[int] | None = None,
         store: str | Path | None = None,
         scheduler: str = "distributed",
+        **kwargs: Any,
     ) -> None:
+        # the reference's own signature decides names, order and defaults
+        try:
+            bound = _REFERENCE_SIGNATURE.bind(self, input_models, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"ResampleImage: {exc}") from None
+        bound.apply_defaults()
+        reference_kwargs = {k: v for k, v in bound.arguments.items() if k not in ("self", "input_models")}
         # bad parameters fail here, with one line naming them, before any model is read
-        ResampleParams(
-            pixfrac=pixfrac, kernel=kernel, fillval=fillval, weight_type=weight_type, good_bits=good_bits,
-            enable_ctx=enable_ctx, enable_var=enable_var, report_var=report_var, compute_err=compute_err,
-            propagate_dq=propagate_dq, pixmap_stepsize=pixmap_stepsize, pixmap_order=pixmap_order,
-        )
+        ResampleParams(**{name: reference_kwargs[name] for name in ResampleParams.names()})
         if scheduler not in ("distributed", "serial"):
             raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
         if tile_shape is not None:
@@ -303,25 +307,13 @@ pixmap_order
             self._store_is_temporary = False
             if self._store.exists() and not is_mosaic(self._store):
                 raise MosaicExistsError(f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
-        super().__init__(
-            input_models,
-            pixfrac=pixfrac,
-            kernel=kernel,
-            fillval=fillval,
-            weight_type=weight_type,
-            good_bits=good_bits,
-            blendheaders=blendheaders,
-            output_wcs=output_wcs,
-            wcs_pars=wcs_pars,
-            output=output,
-            enable_ctx=enable_ctx,
-            enable_var=enable_var,
-            report_var=report_var,
-            compute_err=compute_err,
-            propagate_dq=propagate_dq,
-            pixmap_stepsize=pixmap_stepsize,
-            pixmap_order=pixmap_order,
-        )
+        super().__init__(input_models, **reference_kwargs)
+
+    @property
+    def params(self) -> ResampleParams:
+        """The drizzle parameters as the reference holds them now (see :data:`REFERENCE_ATTRIBUTES`)."""
+        return ResampleParams(**{name: getattr(self, REFERENCE_ATTRIBUTES.get(name, name))
+                                 for name in ResampleParams.names()})
 
     @property
     def store(self) -> Path:
@@ -340,19 +332,8 @@ pixmap_order
             list(refs),
             self._store,
             mode=mode,
-            pixfrac=self.pixfrac,
-            kernel=self.kernel,
-            fillval=self.fillval,
-            weight_type=self.weight_type,
-            good_bits=self.good_bits,
+            params=self.params,
             output_wcs=output_wcs,
-            enable_ctx=self._enable_ctx,
-            enable_var=self._enable_var,
-            report_var=self._report_var,
-            compute_err=self._compute_err,
-            propagate_dq=self._propagate_dq,
-            pixmap_stepsize=self.pixmap_stepsize,
-            pixmap_order=self.pixmap_order,
             tile_shape=self._tile_shape,
             client=self._client,
             overwrite=True,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ResampleParams
+from .params import ResampleParams
 from .io import ExposureRef, load_model_dict
 
 __all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -148,7 +148,7 @@ def compute_pixmap(
 
 def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output ``(x, y)`` of input pixels through both WCSs (output bounding box disabled)."""
-    from .wcs_adapter import without_bounding_box
+    from .geometry import without_bounding_box
 
     with without_bounding_box(wcs_out):
         return wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
@@ -196,7 +196,7 @@ def drizzle_exposure(
     """
     from stcal.resample.utils import build_driz_weight, get_tmeasure, resample_range
 
-    from .grid import TileGrid
+    from .geometry import TileGrid
 
     params = spec.params
     need_var = params.enable_var

@@ -16,15 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from .config import ResampleParams
-from .grid import OutputGrid, Tile, TileGrid
+from .geometry import OutputGrid, Tile, TileGrid, outline_from_wcs, without_bounding_box
 from .io import ExposureRef
-from .wcs_adapter import without_bounding_box
+from .params import ResampleParams
 
 __all__ = ["Footprint", "MosaicPlan", "compute_footprints", "make_plan"]
 
 #: Group key used for many-to-one mosaics (one output).
 SINGLE_GROUP = ""
+
+#: The two ways of combining inputs: one output, or one output per exposure group.
+MODES: tuple[str, ...] = ("many_to_one", "many_to_many")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,6 @@ def compute_footprints(refs: Sequence[ExposureRef], out_wcs: Any) -> list[Footpr
     list of Footprint
         In the order of ``refs``.
     """
-    from .drivers._wcs import outline_from_wcs
     from .io import load_wcs
 
     outlines = []
@@ -122,9 +123,15 @@ def _pixel_area_sr(wcs: Any) -> float:
     return sep(1) * sep(2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MosaicPlan:
     """Everything the graph needs, decided before any pixel is read.
+
+    Made by :func:`dask_resample.plan_mosaic` (the expensive, pixel-free part:
+    input metadata, output grid, footprints, overlap index) and run by
+    :func:`dask_resample.resample` (``resample(plan, "out.zarr")``), which does
+    not plan again. ``print(plan.summary())`` describes it and
+    :meth:`coverage_png` draws it.
 
     Attributes
     ----------
@@ -147,6 +154,8 @@ class MosaicPlan:
         ``input index -> ((ty, tx)...)``.
     skipped : tuple of int
         Inputs that do not overlap the grid.
+    mode : {"many_to_one", "many_to_many"}
+        One output, or one per exposure group.
     """
 
     grid: OutputGrid
@@ -160,6 +169,43 @@ class MosaicPlan:
     contributions: Any
     exposure_tiles: Any
     skipped: tuple[int, ...] = field(default=())
+    mode: str = "many_to_one"
+
+    def __repr__(self) -> str:
+        ny, nx = self.grid.shape_yx
+        nty, ntx = self.tiles.n_tiles_yx
+        return (f"<MosaicPlan {self.mode}: {len(self.refs)} inputs ({len(self.skipped)} skipped), "
+                f"grid {ny} x {nx} px, {len(self.contributions)} of {nty * ntx} tiles of "
+                f"{self.tiles.tile_shape_yx[0]} x {self.tiles.tile_shape_yx[1]} px, {len(self.groups)} group(s)>")
+
+    def summary(self) -> str:
+        """A few lines describing the plan (grid, tiles, inputs per tile, skipped inputs)."""
+        from .report import plan_summary
+
+        return plan_summary(self)
+
+    def coverage_png(self, path: str | Any, **kwargs: Any) -> Any:
+        """Draw the tile grid coloured by inputs per tile, with the input footprints, to a PNG.
+
+        See :func:`dask_resample.figures.coverage_png` for the keyword arguments.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from .figures import coverage_png
+
+        return coverage_png(self, path, **kwargs)
+
+    def tile_input_counts(self) -> np.ndarray:
+        """Number of distinct inputs contributing to each tile, shape ``tiles.n_tiles_yx``."""
+        counts: dict[tuple[int, int], set[int]] = {}
+        for (_, key), indices in self.contributions.items():
+            counts.setdefault(key, set()).update(indices)
+        out = np.zeros(self.tiles.n_tiles_yx, dtype=np.int64)
+        for (ty, tx), indices in counts.items():
+            out[ty, tx] = len(indices)
+        return out
 
     def n_ctx_planes(self, group: str) -> int:
         """Number of int32 context planes of ``group``'s output."""
@@ -257,4 +303,5 @@ def make_plan(
         contributions=dict(ordered),
         exposure_tiles=dict({k: tuple(v) for k, v in exposure_tiles.items()}),
         skipped=tuple(skipped),
+        mode="many_to_many" if many_to_many else "many_to_one",
     )

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from .accessor import subgrid_metadata
-from .store import FORMAT_KEY, finalize_store, gwcs_from_text, is_mosaic, read_metadata
+from .geometry import gwcs_from_text, subgrid_metadata
+from .store import FORMAT_KEY, finalize_store, is_mosaic, read_metadata
 
 __all__ = ["LEVELS_GROUP", "level_shape", "n_levels_for", "write_pyramid"]
 

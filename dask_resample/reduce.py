@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ResampleParams
+from .params import ResampleParams
 from .kernel import VARIANCE_NAMES, TilePartial
 
 __all__ = [

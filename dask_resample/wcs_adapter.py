@@ -9,30 +9,11 @@ plain FITS exposures flow through the very same code as JWST ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FitsImagingWCS", "without_bounding_box"]
-
-
-@contextmanager
-def without_bounding_box(wcs: Any) -> Iterator[Any]:
-    """Evaluate ``wcs`` with its bounding box disabled, restoring it afterwards.
-
-    The reference disables the *output* WCS's bounding box for the pixel map
-    (``stcal.resample.utils.calc_pixmap``); footprints and grid maths do the same.
-    """
-    saved = getattr(wcs, "bounding_box", None)
-    if saved is not None:
-        wcs.bounding_box = None
-    try:
-        yield wcs
-    finally:
-        if saved is not None:
-            wcs.bounding_box = saved
+__all__ = ["FitsImagingWCS"]
 
 
 class FitsImagingWCS:

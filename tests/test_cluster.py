@@ -13,7 +13,7 @@ import dask.config
 import pytest
 import yaml
 
-from dask_resample import resample, settings
+from dask_resample import config, resample
 from dask_resample.cluster import ClusterHandle, connect
 
 
@@ -25,15 +25,15 @@ def test_packaged_defaults_are_loaded_under_resample():
     assert dask.config.get("resample.tile-shape") == [1024, 1024]
     assert dask.config.get("resample.local.threads-per-worker") == 1
     assert dask.config.get("resample.jobqueue.jobs") == 1
-    assert settings.get("scratch-dir") is None
-    assert settings.get("local.dashboard-address") == "127.0.0.1:0"
-    assert settings.get("local.malloc-trim-threshold") is None
+    assert config.get("scratch-dir") is None
+    assert config.get("local.dashboard-address") == "127.0.0.1:0"
+    assert config.get("local.malloc-trim-threshold") is None
     # the batch-system keys are dask-jobqueue's, not ours
     assert "jobqueue" not in doc
 
 
 def test_environment_overrides_defaults():
-    code = "from dask_resample import settings; print(settings.get('jobqueue.jobs'), settings.get('cluster'))"
+    code = "from dask_resample import config; print(config.get('jobqueue.jobs'), config.get('cluster'))"
     env = {**os.environ, "DASK_RESAMPLE__JOBQUEUE__JOBS": "12", "DASK_RESAMPLE__CLUSTER": "pbs"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["12", "pbs"]

@@ -18,7 +18,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from dask_resample import open_mosaic, resample, synthetic
 from dask_resample.api import IncompleteMosaicError, _execute, plan_mosaic
-from dask_resample.config import ResampleParams
+from dask_resample.params import ResampleParams
 from dask_resample.graph import TileTaskError
 from dask_resample.store import tiles_done
 

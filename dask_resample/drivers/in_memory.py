@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io import Exposure, ExposureRef, InputError, InputSource, number
 from ..wcs_adapter import FitsImagingWCS
+from .. import geometry
 from . import _wcs
 
 __all__ = ["describe", "load_arrays", "load_wcs", "ref_from_exposure", "ref_from_model_dict"]
@@ -40,9 +41,9 @@ def ref_from_model_dict(index: int, model: dict[str, Any], *, filename: str, gro
         start_time=number(model.get("start_time")),
         end_time=number(model.get("end_time")),
         duration=number(model.get("duration")),
-        s_region=s_region or _wcs.s_region_from_wcs(wcs, shape),
+        s_region=s_region or geometry.s_region_from_wcs(wcs, shape),
         pixelarea_steradians=area,
-        outline=_wcs.outline_from_wcs(wcs, shape),
+        outline=geometry.outline_from_wcs(wcs, shape),
         payload=model,
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..io import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
+from .. import geometry
 from . import _wcs
 from ._fitsfile import check_fits_file
 
@@ -154,8 +155,8 @@ def describe(source: InputSource) -> ExposureRef:
         outline = _outline_from_s_region(s_region)
     else:
         wcs, shape, _ = load_wcs_from(path)
-        s_region = _wcs.s_region_from_wcs(wcs, shape)
-        outline = _wcs.outline_from_wcs(wcs, shape)
+        s_region = geometry.s_region_from_wcs(wcs, shape)
+        outline = geometry.outline_from_wcs(wcs, shape)
     if area is None:
         wcs, shape, _ = load_wcs_from(path)
         area = _wcs.mean_pixel_area(wcs, shape)
@@ -179,7 +180,7 @@ def describe(source: InputSource) -> ExposureRef:
 def _outline_from_s_region(s_region: str) -> tuple[tuple[float, float], ...]:
     from stcal.alignment.util import sregion_to_footprint
 
-    from ..grid import split_sregions
+    from ..geometry import split_sregions
 
     try:
         verts = np.vstack([sregion_to_footprint(s) for s in split_sregions(s_region)])

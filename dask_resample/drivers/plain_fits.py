@@ -32,6 +32,7 @@ import numpy as np
 
 from ..io import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from ..wcs_adapter import FitsImagingWCS
+from .. import geometry
 from . import _wcs
 from ._fitsfile import check_fits_file
 
@@ -128,9 +129,9 @@ def describe(source: InputSource) -> ExposureRef:
         start_time=number(_lookup(headers, "EXPSTART")),
         end_time=number(_lookup(headers, "EXPEND")),
         duration=number(_lookup(headers, "DURATION")),
-        s_region=_lookup(headers, "S_REGION") or _wcs.s_region_from_wcs(wcs, shape),
+        s_region=_lookup(headers, "S_REGION") or geometry.s_region_from_wcs(wcs, shape),
         pixelarea_steradians=area if area else _wcs.mean_pixel_area(wcs, shape),
-        outline=_wcs.outline_from_wcs(wcs, shape),
+        outline=geometry.outline_from_wcs(wcs, shape),
         hdu=hdu,
     )
 
