@@ -110,7 +110,8 @@ def spawn(script: str | Path, args: list[str]) -> dict[str, Any]:
     try:
         cmd = [sys.executable, str(Path(script).resolve()), *args, "--result", str(result)]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # in the temporary directory: an on-disk ModelLibrary keeps its models in ./tmp_* of the cwd
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=result.parent)
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")
