@@ -101,6 +101,14 @@ PIXMAP_BLOCK_ROWS = 256
 #: evaluation costs about as much as the fast path's recognition and self-check.
 FAST_PIXMAP_MIN_PIXELS = 256 * 256
 
+#: Kernels whose drizzled result is a continuous function of the pixel map (exact overlap
+#: areas), so the fast map's last-bit differences from ``calc_pixmap`` (below 1e-8 pixel)
+#: stay below 1e-7 of the output. The others select output pixels and kernel values by
+#: truncating positions (point: nearest pixel; gaussian, lanczos: support cut-off and
+#: tabulated values), where a position that differs in its last bit can move a whole
+#: contribution: they keep the reference's own pixel map.
+FAST_PIXMAP_KERNELS: tuple[str, ...] = ("square", "turbo")
+
 
 def compute_pixmap(
     wcs_in: Any,
@@ -209,7 +217,8 @@ def drizzle_exposure(
 
     pixmap = compute_pixmap(wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize,
                             order=params.pixmap_order,
-                            fast=spec.fast_pixmap and data.size >= FAST_PIXMAP_MIN_PIXELS)
+                            fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS
+                            and data.size >= FAST_PIXMAP_MIN_PIXELS)
     weight = build_driz_weight(
         model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
     )
