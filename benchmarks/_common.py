@@ -62,8 +62,14 @@ def count_inputs(asn: Path) -> int:
 # processes
 # ----------------------------------------------------------------------------
 def maxrss_bytes() -> int:
-    """Peak RSS of this process (``getrusage``; KiB on Linux)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    """Peak RSS of this process: ``VmHWM``, else ``getrusage``.
+
+    ``getrusage``'s ``ru_maxrss`` survives ``exec``: a child started by a process that
+    held a lot of memory reports its parent's peak. ``VmHWM`` belongs to the process's
+    own address space.
+    """
+    hwm = vmhwm_bytes(os.getpid())
+    return hwm if hwm is not None else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def vmhwm_bytes(pid: int) -> int | None:
@@ -90,9 +96,7 @@ def warm_worker() -> int:
 
 def worker_maxrss() -> int:
     """Peak RSS of the calling process (run on a worker)."""
-    import resource as _resource
-
-    return int(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return maxrss_bytes()
 
 
 def worker_cpu() -> float:

@@ -13,7 +13,7 @@ variances resampled and reported, ``err`` from the variances, context on):
 
 Wall time is measured around the resampling call in each process (imports and
 cluster start-up excluded; workers import their modules before the clock starts).
-Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss`` of every process: the reference
+Peak RSS is ``VmHWM`` of every process (its own address space): the reference
 process, the dask-resample client process (which also hosts the scheduler and
 the nannies of a LocalCluster) and each worker process.
 
