@@ -233,7 +233,8 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
                     enable_var=True,
                     compute_err="driz_err" if need_err else None,
                 )
-                out = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+                # the arrays outlive the closed model (read into memory, not mapped): no copies
+                out = {k: (np.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
     except Exception as exc:
         raise InputError(f"{ref.source}: cannot read ({one_line(exc)})") from None
     out["wcsinfo"] = None
