@@ -153,13 +153,13 @@ def describe(source: InputSource) -> ExposureRef:
     s_region = wcsinfo.get("s_region")
     if s_region:
         outline = _outline_from_s_region(s_region)
-    else:
+    if not s_region or area is None:  # rare: the WCS itself is needed (read once)
         wcs, shape, _ = load_wcs_from(path)
-        s_region = geometry.s_region_from_wcs(wcs, shape)
-        outline = geometry.outline_from_wcs(wcs, shape)
-    if area is None:
-        wcs, shape, _ = load_wcs_from(path)
-        area = _wcs.mean_pixel_area(wcs, shape)
+        if not s_region:
+            s_region = geometry.s_region_from_wcs(wcs, shape)
+            outline = geometry.outline_from_wcs(wcs, shape)
+        if area is None:
+            area = _wcs.mean_pixel_area(wcs, shape)
     return ExposureRef(
         index=source.index,
         source=str(path),
