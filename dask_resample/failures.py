@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from .records import InputError
+
 __all__ = ["TaskFailure", "first_failure", "one_line_message"]
 
 
 def one_line_message(exc: BaseException) -> str:
     """One line for an exception: its message, prefixed by its type unless it is an input error."""
-    from .io import InputError
-
     lines = str(exc).strip().splitlines()
     msg = lines[0] if lines else ""
     if isinstance(exc, InputError) or type(exc).__name__ == "TileTaskError":
@@ -45,14 +45,10 @@ class TaskFailure:
     @classmethod
     def from_exception(cls, exc: BaseException) -> TaskFailure:
         """Capture ``exc``."""
-        from .io import InputError
-
         return cls(one_line_message(exc), isinstance(exc, InputError))
 
     def raise_(self) -> NoReturn:
         """Raise it on the client: :class:`InputError` for input problems, else ``RuntimeError``."""
-        from .io import InputError
-
         if self.input_error:
             raise InputError(self.message)
         raise RuntimeError(self.message)

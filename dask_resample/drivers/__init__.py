@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..io import ExposureRef, InputSource
+    from ..records import ExposureRef, InputSource
 
 __all__ = ["DRIVERS", "InputDriver", "driver_for"]
 

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..io import InputError, one_line
+from ..records import InputError, one_line
 
 __all__ = ["check_fits_file", "primary_header"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import Exposure, ExposureRef, InputError, InputSource, number
+from ..records import Exposure, ExposureRef, InputError, InputSource, number
 from ..wcs_adapter import FitsImagingWCS
 from .. import geometry
 from . import _wcs

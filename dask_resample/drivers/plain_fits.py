@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
+from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from ..wcs_adapter import FitsImagingWCS
 from .. import geometry
 from . import _wcs
