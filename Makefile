@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # an environment with the core dependencies only (no jwst/stdatamodels): what `pip install dask-resample` gives
 CORE_VENV := .venv-core
-CORE_TESTS := tests/test_plain_fits.py tests/test_core_install.py
+CORE_TESTS := tests/test_plain_fits.py tests/test_core_install.py tests/test_layers.py
 DEMO_DIR ?= demo_output
 
 .PHONY: demo test test-core install install-test benchmark clean
