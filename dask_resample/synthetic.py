@@ -459,6 +459,38 @@ def _write_association(directory: Path, names: list[str]) -> Path:
     return asn_path
 
 
+#: Calibration steps recorded as complete in the synthetic ``*_cal.fits`` files.
+CAL_STEPS = ("assign_wcs", "flat_field", "photom", "jump", "ramp_fit", "dq_init", "saturation")
+
+
+def _exposure_meta(d: int, start: float, duration: float, exposure_time: float, sky_level: float) -> dict:
+    """Observation, exposure and background metadata of dither ``d`` (flattened datamodel paths)."""
+    t_start = Time(start, format="mjd", scale="utc")
+    return {
+        "telescope": "JWST",
+        "bunit_data": "MJy/sr",
+        "bunit_err": "MJy/sr",
+        "observation.date": t_start.isot[:10],
+        "observation.time": t_start.isot[11:],
+        "observation.program_number": _PROGRAM,
+        "observation.observation_number": _OBSERVATION,
+        "observation.visit_number": _VISIT,
+        "observation.visit_group": _VISIT_GROUP,
+        "observation.sequence_id": _SEQUENCE,
+        "observation.activity_id": _ACTIVITY,
+        "observation.exposure_number": str(d + 1),
+        "exposure.exposure_time": exposure_time,
+        "exposure.effective_exposure_time": exposure_time,
+        "exposure.measurement_time": exposure_time * 0.95,
+        "exposure.duration": duration,
+        "exposure.start_time": start,
+        "exposure.end_time": start + duration / 86400.0,
+        "exposure.nints": 1,
+        "background.level": float(sky_level) if sky_level > 0 else 0.0,
+        "background.subtracted": not sky_level > 0,
+    }
+
+
 def write_dataset(
     directory: str | Path,
     *,
@@ -551,7 +583,6 @@ def write_dataset(
     for d in range(n_dithers):
         ra_p, dec_p = (float(v) for v in base(*dither_pix[d]))
         start = _MJD_START + d * (duration + 60.0) / 86400.0
-        t_start = Time(start, format="mjd", scale="utc")
         for j in range(n_detectors):
             k = d * n_detectors + j
             detector = DETECTOR_NAMES[j]
@@ -574,32 +605,14 @@ def write_dataset(
             path = directory / (f"{name}_cal.fits" if fmt == "jwst" else f"{name}.fits")
             meta = {
                 "filename": path.name,
-                "telescope": "JWST",
-                "bunit_data": "MJy/sr",
-                "bunit_err": "MJy/sr",
                 "instrument.name": "NIRCAM",
                 "instrument.detector": detector,
                 "instrument.channel": "SHORT",
                 "instrument.module": detector[3],
                 "instrument.filter": "F200W",
                 "instrument.pupil": "CLEAR",
-                "observation.date": t_start.isot[:10],
-                "observation.time": t_start.isot[11:],
-                "observation.program_number": _PROGRAM,
-                "observation.observation_number": _OBSERVATION,
-                "observation.visit_number": _VISIT,
-                "observation.visit_group": _VISIT_GROUP,
-                "observation.sequence_id": _SEQUENCE,
-                "observation.activity_id": _ACTIVITY,
-                "observation.exposure_number": str(d + 1),
+                **_exposure_meta(d, start, duration, exposure_time, sky_level),
                 "exposure.type": "NRC_IMAGE",
-                "exposure.exposure_time": exposure_time,
-                "exposure.effective_exposure_time": exposure_time,
-                "exposure.measurement_time": exposure_time * 0.95,
-                "exposure.duration": duration,
-                "exposure.start_time": start,
-                "exposure.end_time": start + duration / 86400.0,
-                "exposure.nints": 1,
                 "subarray.name": "FULL" if (ny, nx) == (2048, 2048) else "GENERIC",
                 "subarray.xstart": 1,
                 "subarray.ystart": 1,
@@ -615,13 +628,10 @@ def write_dataset(
                 "wcsinfo.s_region": s_region,
                 "photometry.pixelarea_arcsecsq": pixel_area_a2,
                 "photometry.pixelarea_steradians": pixel_area_a2 * _ARCSEC2_TO_SR,
-                "background.level": float(sky_level) if sky_level > 0 else 0.0,
-                "background.subtracted": not sky_level > 0,
             }
             sip = _sip_header(wcs)
             if fmt == "jwst":
-                for step in ("assign_wcs", "flat_field", "photom", "jump", "ramp_fit", "dq_init", "saturation"):
-                    meta[f"cal_step.{step}"] = "COMPLETE"
+                meta.update({f"cal_step.{step}": "COMPLETE" for step in CAL_STEPS})
                 _write_jwst(path, arrays, wcs, sip, meta)
             else:
                 _write_fits(path, arrays, sip, meta)

@@ -41,6 +41,8 @@ import numpy as np
 from astropy.modeling import models
 
 from .synthetic import (
+    CAL_STEPS,
+    _exposure_meta,
     _ARCSEC2_TO_SR,
     SyntheticDataset,
     _dither_offsets,
@@ -51,12 +53,6 @@ from .synthetic import (
     _standard_coords,
     _write_association,
     _VISIT_ID,
-    _PROGRAM,
-    _OBSERVATION,
-    _VISIT,
-    _VISIT_GROUP,
-    _SEQUENCE,
-    _ACTIVITY,
     _MJD_START,
 )
 
@@ -523,32 +519,6 @@ def write_siaf_dataset(
 
 
 def _common_meta(d: int, start: float, duration: float, exposure_time: float, sky_level: float) -> dict[str, Any]:
-    from astropy.time import Time
-
-    t_start = Time(start, format="mjd", scale="utc")
-    meta: dict[str, Any] = {
-        "telescope": "JWST",
-        "bunit_data": "MJy/sr",
-        "bunit_err": "MJy/sr",
-        "observation.date": t_start.isot[:10],
-        "observation.time": t_start.isot[11:],
-        "observation.program_number": _PROGRAM,
-        "observation.observation_number": _OBSERVATION,
-        "observation.visit_number": _VISIT,
-        "observation.visit_group": _VISIT_GROUP,
-        "observation.sequence_id": _SEQUENCE,
-        "observation.activity_id": _ACTIVITY,
-        "observation.exposure_number": str(d + 1),
-        "exposure.exposure_time": exposure_time,
-        "exposure.effective_exposure_time": exposure_time,
-        "exposure.measurement_time": exposure_time * 0.95,
-        "exposure.duration": duration,
-        "exposure.start_time": start,
-        "exposure.end_time": start + duration / 86400.0,
-        "exposure.nints": 1,
-        "background.level": float(sky_level) if sky_level > 0 else 0.0,
-        "background.subtracted": not sky_level > 0,
-    }
-    for step in ("assign_wcs", "flat_field", "photom", "jump", "ramp_fit", "dq_init", "saturation"):
-        meta[f"cal_step.{step}"] = "COMPLETE"
+    meta = _exposure_meta(d, start, duration, exposure_time, sky_level)
+    meta.update({f"cal_step.{step}": "COMPLETE" for step in CAL_STEPS})
     return meta
