@@ -1,7 +1,8 @@
 """dask-resample: distributed drizzle mosaics of astronomical exposures.
 
-The main entry points are :func:`resample` (inputs in, a tiled Zarr mosaic out)
-and :func:`open_mosaic` (a mosaic as a lazy :class:`xarray.Dataset`).
+The main entry points are :func:`resample` (inputs in, a tiled Zarr mosaic out),
+:func:`open_mosaic` (a mosaic as a lazy :class:`xarray.Dataset`) and
+:func:`detect_outliers` (jwst's imaging outlier detection, ``*_crf.fits`` out).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .api import plan_mosaic, resample
 from .io import Exposure, InputError
 from .params import ResampleParams
 from .plan import MosaicPlan
+from .outliers import OutlierParams, detect_outliers
 from .pyramid import write_pyramid
 from .store import MosaicExistsError, open_mosaic
 
@@ -20,8 +22,10 @@ __all__ = [
     "InputError",
     "MosaicExistsError",
     "MosaicPlan",
+    "OutlierParams",
     "ResampleParams",
     "__version__",
+    "detect_outliers",
     "open_mosaic",
     "plan_mosaic",
     "resample",

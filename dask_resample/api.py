@@ -385,30 +385,8 @@ def _execute(
     skip = _resume_state(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint) if resume else None
     if skip is None:
         prepare_output(output, overwrite=overwrite or (resume and output.exists()))
-        root = {
-            "format_version": FORMAT_VERSION,
-            "software": f"dask-resample {__version__}",
-            "mode": mode,
-            "params": params.to_dict(),
-            "grid": grid_rec,
-            "wcs_fits": wcs_to_fits_header(plan.grid.wcs),
-            "wcs_asdf": gwcs_to_text(plan.grid.wcs),
-            "groups": [g for g in plan.groups] if mode == "many_to_many" else [],
-            "arrays": list(arrays),
-            "fingerprint": fingerprint,
-            "n_tiles_planned": {g: len(plan.tiles_of(g)) for g in plan.groups},
-            **_metadata(plan, mode, None),
-        }
-        groups = {
-            g: {"attrs": _metadata(plan, mode, g) | {"group_id": g}, "n_ctx_planes": plan.n_ctx_planes(g)}
-            for g in plan.groups
-        }
-        create_store(
-            output, groups=groups, root_attrs=root, shape_yx=plan.grid.shape_yx,
-            tile_shape_yx=plan.tiles.tile_shape_yx, arrays=arrays,
-            fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
-            many_to_many=(mode == "many_to_many"),
-        )
+        create_plan_store(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint,
+                          fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio))
         skip = set()
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run
@@ -437,6 +415,63 @@ def _execute(
         raise IncompleteMosaicError.from_failures(output, outcome.failures, graph, summary)
     finalize_store(output)
     return summary
+
+
+def create_plan_store(
+    plan: MosaicPlan,
+    output: Path,
+    *,
+    mode: str,
+    arrays: Sequence[str],
+    fill_values: Mapping[str, Any],
+    fingerprint: str = "",
+    extra_attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Create the empty store of a plan (layout and metadata complete before any tile is computed).
+
+    Parameters
+    ----------
+    plan : MosaicPlan
+    output : Path
+        Store to create (must not exist).
+    mode : {"many_to_one", "many_to_many"}
+    arrays : sequence of str
+        Array names.
+    fill_values : mapping
+        Array name -> value of a pixel no input reaches.
+    fingerprint : str
+        Inputs/parameters/grid digest, checked on resume.
+    extra_attrs : mapping, optional
+        More root metadata.
+    """
+    grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
+    root = {
+        "format_version": FORMAT_VERSION,
+        "software": f"dask-resample {__version__}",
+        "mode": mode,
+        "params": plan.params.to_dict(),
+        "grid": grid_rec,
+        "wcs_fits": wcs_to_fits_header(plan.grid.wcs),
+        "wcs_asdf": gwcs_to_text(plan.grid.wcs),
+        "groups": [g for g in plan.groups] if mode == "many_to_many" else [],
+        "arrays": list(arrays),
+        "fingerprint": fingerprint,
+        "n_tiles_planned": {g: len(plan.tiles_of(g)) for g in plan.groups},
+        **_metadata(plan, mode, None),
+        **dict(extra_attrs or {}),
+    }
+    if mode == "many_to_many" or plan.mode == "many_to_one":
+        groups = {
+            g: {"attrs": _metadata(plan, mode, g) | {"group_id": g}, "n_ctx_planes": plan.n_ctx_planes(g)}
+            for g in plan.groups
+        }
+    else:  # one output on the grid of a many-to-many plan (the outlier median)
+        groups = {"": {"attrs": {}, "n_ctx_planes": 1}}
+    create_store(
+        output, groups=groups, root_attrs=root, shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=plan.tiles.tile_shape_yx, arrays=tuple(arrays), fill_values=fill_values,
+        many_to_many=(mode == "many_to_many"),
+    )
 
 
 def _scratch_root(output: Path, token: str) -> str:
@@ -496,7 +531,8 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
-def _run(graph: MosaicGraph, *, client: Any, progress: bool | None) -> GraphOutcome:
+def _run(graph: MosaicGraph, *, client: Any, progress: bool | None, desc: str = "tiles",
+         unit: str = "tile") -> GraphOutcome:
     """Run the graph; a failing tile does not stop the others.
 
     Each distinct failure is logged once, when it first occurs.
@@ -507,7 +543,7 @@ def _run(graph: MosaicGraph, *, client: Any, progress: bool | None) -> GraphOutc
     if _progress_enabled(progress):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(graph.tile_keys), desc="tiles", unit="tile", file=sys.stderr)
+        bar = tqdm(total=len(graph.tile_keys), desc=desc, unit=unit, file=sys.stderr)
     n_total = len(graph.tile_keys)
     n_done = 0
     reported: set[str] = set()
@@ -521,7 +557,7 @@ def _run(graph: MosaicGraph, *, client: Any, progress: bool | None) -> GraphOutc
         if bar is not None:
             bar.update(1)
         elif n_done == n_total or n_done % max(1, n_total // 10) == 0:
-            log.info("tiles done: %d/%d", n_done, n_total)
+            log.info("%s done: %d/%d", desc, n_done, n_total)
 
     try:
         return run_graph(graph, client=client, on_tile=on_tile)

@@ -143,10 +143,17 @@ class MosaicGraph:
 
 
 def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...],
-                 scratch: ScratchSpec) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
-    """Drizzle one exposure and write its tile partials to scratch (a worker task)."""
+                 scratch: ScratchSpec, *after: Any) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
+    """Drizzle one exposure and write its tile partials to scratch (a worker task).
+
+    ``after`` are the results of tasks that must finish first (the exposure's
+    outlier flagging); a failure among them is passed on.
+    """
     from .io import InputError
 
+    for a in after:
+        if isinstance(a, TaskFailure):
+            return a
     try:
         partials = drizzle_exposure(ref, spec, tiles)
         return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
@@ -202,6 +209,7 @@ def build_graph(
     scratch_root: str,
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
     fast_pixmap: bool | None = None,
+    exposure_after: Mapping[int, Any] | None = None,
 ) -> MosaicGraph:
     """Build the task dictionary of a mosaic.
 
@@ -223,6 +231,10 @@ def build_graph(
         Use the fast pixel map where it applies; default ``resample.fast-pixmap``
         of :mod:`dask.config`, read here (on the client) and carried to the
         workers in the :class:`~dask_resample.kernel.DrizzleSpec`.
+    exposure_after : mapping, optional
+        ``input index -> key`` of a task that must finish before the exposure
+        is drizzled (its outlier flagging, when the graph is extended by
+        :mod:`dask_resample.outliers`).
 
     Returns
     -------
@@ -250,8 +262,9 @@ def build_graph(
     dsk: dict = {k.drizzle_spec: spec, k.scratch: scratch}
     refs = {r.index: r for r in plan.refs}
     for i in sorted(needed):
+        after = () if not exposure_after or i not in exposure_after else (exposure_after[i],)
         dsk[k.exposure(i)] = (drizzle_task, refs[i], k.drizzle_spec, group_of[i], tuple(sorted(needed[i])),
-                              k.scratch)
+                              k.scratch, *after)
     tile_keys = []
     for (group, key), indices in todo.items():
         tile = plan.tiles.tile(*key)

@@ -209,7 +209,9 @@ def drizzle_exposure(
     params = spec.params
     need_var = params.enable_var
     need_err = params.compute_err == "driz_err"
-    model = load_model_dict(ref, need_var=need_var, need_err=need_err)
+    model = load_model_dict(ref, need_var=need_var, need_err=need_err or ref.outlier_mask is not None)
+    if ref.outlier_mask is not None:
+        _apply_outliers(model, ref.outlier_mask)
     data = np.asarray(model["data"])
     wcs = model["wcs"]
     if data.ndim != 2:
@@ -267,6 +269,16 @@ def drizzle_exposure(
     del model, data, weight, pixmap, variances, err, dq, arrays
     release_free_memory()
     return out
+
+
+def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
+    """Apply an exposure's outlier mask to its arrays (copies: in-memory inputs stay untouched)."""
+    from .dqmask import NAN_ARRAYS, apply_outlier_mask, read_mask
+
+    for name in (*NAN_ARRAYS, "dq"):
+        if model.get(name) is not None:
+            model[name] = np.array(model[name])
+    apply_outlier_mask(model, read_mask(mask_path))
 
 
 def release_free_memory() -> None:

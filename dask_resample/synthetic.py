@@ -369,6 +369,37 @@ def _exposure_arrays(
     return out
 
 
+def add_cosmic_rays(arrays: dict[str, np.ndarray], fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Add cosmic-ray hits to ``arrays["data"]`` in place (not to err or the variances, as in real data).
+
+    A hit is a short track of 1 to 4 pixels in a random direction, each of
+    10 to 300 times the pixel's error above the data; pixels already NaN stay NaN.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The pixels hit.
+    """
+    data = arrays["data"]
+    ny, nx = data.shape
+    n = rng.binomial(ny * nx, fraction / 2.5)
+    y = rng.integers(0, ny, n)
+    x = rng.integers(0, nx, n)
+    length = rng.integers(1, 5, n)
+    dy, dx = rng.integers(-1, 2, (2, n))
+    hit = np.zeros(data.shape, bool)
+    amp = np.zeros(data.shape, np.float32)
+    err = arrays.get("err")
+    sigma = np.nan_to_num(err if err is not None else np.full(data.shape, 0.01, np.float32), nan=0.01)
+    for step in range(4):
+        on = length > step
+        yy, xx = np.clip(y[on] + step * dy[on], 0, ny - 1), np.clip(x[on] + step * dx[on], 0, nx - 1)
+        hit[yy, xx] = True
+        amp[yy, xx] = np.maximum(amp[yy, xx], rng.uniform(10, 300, on.sum()).astype(np.float32) * sigma[yy, xx])
+    data += amp
+    return hit
+
+
 # --------------------------------------------------------------------------- writers
 def _group_id(exposure_number: int) -> str:
     """Group id as built by ``jwst.datamodels.utils.attrs_to_group_id``."""
@@ -509,6 +540,7 @@ def write_dataset(
     seed: int = 0,
     exposure_time: float = 1000.0,
     distortion: float = 1e-6,
+    cosmic_rays: float = 0.0,
 ) -> SyntheticDataset:
     """Write a dithered NIRCam-like dataset and its image3 association.
 
@@ -548,6 +580,9 @@ def write_dataset(
         Exposure time in seconds (scales the Poisson variance).
     distortion : float, optional
         Distortion amplitude, see :func:`make_detector_wcs`.
+    cosmic_rays : float, optional
+        Fraction of each exposure's pixels hit by a cosmic ray (see
+        :func:`add_cosmic_rays`); 0 for none.
 
     Returns
     -------
@@ -599,6 +634,8 @@ def write_dataset(
             arrays = _exposure_arrays(
                 np.random.default_rng([seed, 1, k]), signal, sky_level, dq_fraction, exposure_time
             )
+            if cosmic_rays > 0:
+                add_cosmic_rays(arrays, cosmic_rays, np.random.default_rng([seed, 2, k]))
             ra_ref, dec_ref = (float(v) for v in wcs((nx - 1) / 2.0, (ny - 1) / 2.0))
             s_region = compute_s_region_keyword(wcs.footprint())
             name = f"{_VISIT_ID}_{d + 1:05d}_{detector.lower()}"

@@ -102,3 +102,40 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     model = dict(ref.payload)
     model["wcs"] = _gwcs_like(model["wcs"], tuple(np.shape(model["data"])))
     return model
+
+
+def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> None:
+    """Write an in-memory exposure with its outliers flagged as a FITS file in the ``SCI`` layout.
+
+    The header holds the WCS when it is a FITS WCS (a gwcs is not written: the
+    arrays, DQ and exposure keywords are).
+    """
+    from astropy.io import fits
+
+    from ..dqmask import apply_outlier_mask, match_nans_and_flags
+
+    model = load_arrays(ref, need_var=True, need_err=True)
+    arrays = {name: (None if model.get(name) is None else np.array(model[name]))
+              for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
+    if mask is not None:
+        apply_outlier_mask(arrays, np.asarray(mask, bool))
+    elif arrays["dq"] is not None:
+        match_nans_and_flags(arrays)
+    header = fits.Header()
+    wcs = model["wcs"]
+    inner = wcs.fits_wcs if isinstance(wcs, FitsImagingWCS) else wcs
+    if hasattr(inner, "to_header"):
+        header.update(inner.to_header(relax=True))
+    primary = fits.PrimaryHDU()
+    primary.header["FILENAME"] = path.name
+    primary.header["S_OUTLIR"] = (status, "outlier detection")
+    if ref.exposure_time is not None:
+        primary.header["XPOSURE"] = ref.exposure_time
+    if ref.measurement_time is not None:
+        primary.header["TMEASURE"] = ref.measurement_time
+    primary.header["GROUP_ID"] = ref.group_id
+    hdus = [primary, fits.ImageHDU(np.asarray(arrays["data"], np.float32), header=header, name="SCI")]
+    for name in ("err", "dq", "var_rnoise", "var_poisson", "var_flat"):
+        if arrays[name] is not None:
+            hdus.append(fits.ImageHDU(arrays[name], name=name.upper()))
+    fits.HDUList(hdus).writeto(path)

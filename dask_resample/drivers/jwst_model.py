@@ -241,3 +241,27 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     out["group_id"] = ref.group_id
     return out
 
+
+
+def write_flagged(ref: ExposureRef, mask: Any, path: Path, *, status: str) -> None:
+    """Write the exposure with its outliers flagged, as jwst's outlier step leaves it (``*_crf.fits``).
+
+    DQ gets ``DO_NOT_USE | OUTLIER`` where ``mask`` is set, then jwst's own
+    ``match_nans_and_flags`` runs; ``meta.cal_step.outlier_detection`` is
+    ``status``. ``mask`` ``None`` (a skipped step) leaves the arrays as read.
+    """
+    require_extra()
+    from jwst.lib.pipe_utils import match_nans_and_flags
+    from stdatamodels.jwst import datamodels
+
+    from ..dqmask import OUTLIER_BITS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with datamodels.open(ref.source) as model:
+            if mask is not None:
+                model.dq |= np.asarray(mask, dtype=np.uint32) * OUTLIER_BITS
+                match_nans_and_flags(model)
+            model.meta.cal_step.outlier_detection = status
+            model.meta.filename = path.name
+            model.save(str(path))

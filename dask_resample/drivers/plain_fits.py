@@ -5,7 +5,9 @@ Two layouts are read:
 * the JWST-like layout: a ``SCI`` extension, with optional ``ERR``, ``DQ``,
   ``VAR_RNOISE``, ``VAR_POISSON`` and ``VAR_FLAT`` extensions of the same shape;
 * a single image: the primary HDU if it holds a 2-D image, else the first 2-D
-  image extension (what most ground-based and many archive images are).
+  image extension (what most ground-based and many archive images are); the
+  extensions above are used too where they exist with the image's shape (a
+  ``*_crf.fits`` file written by outlier detection adds ``DQ``).
 
 Keywords (science HDU first, then the primary header; see the README):
 
@@ -163,10 +165,11 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
             names = {h.name.upper() for h in hdul}
             data = np.asarray(hdul[hdu].data, dtype=np.float32)
             extras: dict[str, np.ndarray | None] = dict.fromkeys(_EXTRA_ARRAYS)
-            if hdu == "SCI":
-                for key, ext in _EXTRA_ARRAYS.items():
-                    if ext in names and hdul[ext].data is not None:
-                        extras[key] = np.asarray(hdul[ext].data, dtype=np.uint32 if key == "dq" else np.float32)
+            for key, ext in _EXTRA_ARRAYS.items():
+                if ext in names and ext != hdu and hdul[ext].data is not None:
+                    arr = np.asarray(hdul[ext].data, dtype=np.uint32 if key == "dq" else np.float32)
+                    if hdu == "SCI" or arr.shape == shape:  # a single image takes same-shape extras only
+                        extras[key] = arr
             headers = (hdul[hdu].header, hdul[0].header) if hdu != 0 else (hdul[0].header,)
             level = number(_lookup(headers, "BKGLEVEL"))
             subtracted = bool(_lookup(headers, "BKGSUB") or False)
@@ -195,3 +198,39 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
         "level": level,
         "subtracted": subtracted,
     }
+
+
+def write_flagged(ref: ExposureRef, mask: Any, path: Path, *, status: str) -> None:
+    """Write the file with its outliers flagged, in its own layout.
+
+    The science image (float32) and any ``ERR``/``VAR_*`` extension get NaN and
+    a ``DQ`` extension (added if missing) gets ``DO_NOT_USE | OUTLIER`` where
+    ``mask`` is set, made consistent as jwst's ``match_nans_and_flags`` does;
+    ``S_OUTLIR`` in the primary header records ``status``. Read back by this
+    driver, the file gives exactly the arrays that the mask applied on reading
+    gives.
+    """
+    from astropy.io import fits
+
+    from ..dqmask import apply_outlier_mask, match_nans_and_flags
+
+    model = load_arrays(ref, need_var=True, need_err=True)
+    arrays = {name: (None if model.get(name) is None else np.array(model[name]))
+              for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
+    if mask is not None:
+        apply_outlier_mask(arrays, np.asarray(mask, bool))
+    else:
+        match_nans_and_flags(arrays)
+    with fits.open(ref.source, memmap=False) as hdul:
+        hdu = ref.hdu if ref.hdu is not None else science_hdu(hdul)
+        hdul[hdu].data = np.asarray(arrays["data"], np.float32)
+        names = {h.name.upper(): h for h in hdul}
+        for key, ext in _EXTRA_ARRAYS.items():
+            if arrays.get(key) is None:
+                continue
+            if ext in names:
+                names[ext].data = arrays[key]
+            elif key == "dq":
+                hdul.append(fits.ImageHDU(arrays[key], name=ext))
+        hdul[0].header["S_OUTLIR"] = (status, "outlier detection")
+        hdul.writeto(path)

@@ -1,0 +1,217 @@
+"""``detect_outliers()``: jwst's imaging outlier detection, distributed, writing ``*_crf.fits`` files."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from ..failures import TaskFailure
+from ..io import ExposureRef, InputError, describe_resolved, resolve_inputs
+from ..scratch import ScratchSpec
+from .graph import OutlierWork
+from .params import OutlierParams
+from .products import output_name, planned_outputs, write_crf
+from .stage import OutlierStage, prepare_stage
+
+__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "run_stage"]
+
+log = logging.getLogger(__name__)
+
+#: Names of the intermediate products kept with ``save_intermediate_results`` (in the output directory).
+INTERMEDIATE_NAMES: Mapping[str, str] = {
+    "groups": "outlier_i2d.zarr",
+    "median": "outlier_median.zarr",
+    "median_fits": "outlier_median.fits",
+}
+
+#: Largest median (pixels) also written as FITS with ``save_intermediate_results`` (bigger ones stay in Zarr).
+MEDIAN_FITS_MAX_PIXELS = 64 * 2**20
+
+
+class OutlierDetectionError(RuntimeError):
+    """Some inputs could not be flagged; the message names them."""
+
+
+def _work_root(output_dir: Path, token: str) -> Path:
+    configured = config.get("scratch-dir")
+    if configured:
+        return Path(configured).expanduser() / f"outliers-{token}"
+    return output_dir / f".dask-resample-outliers-{token}"
+
+
+def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dict[int, dict[str, Any]]:
+    """Run an outlier stage's graph on its own; return the per-input records.
+
+    Raises
+    ------
+    OutlierDetectionError
+        Naming every input that failed (the others are written).
+    """
+    from ..api import _run
+
+    graph = stage.graph.as_mosaic_graph(ScratchSpec(root=str(stage.work.scratch)))
+    outcome = _run(graph, client=client, progress=progress, desc="inputs", unit="input")
+    if outcome.failures:
+        messages = sorted({f.message for f in outcome.failures.values()})
+        raise OutlierDetectionError(f"{len(outcome.failures)} input(s) not flagged: " + "; ".join(messages[:5]))
+    return {rec["index"]: rec for rec in outcome.records.values()}
+
+
+def detect_outliers(
+    inputs: Any,
+    output_dir: str | Path,
+    *,
+    client: Any = None,
+    tile_shape: Sequence[int] | None = None,
+    params: OutlierParams | Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    scheduler: str = "distributed",
+    progress: bool | None = None,
+    **param_kwargs: Any,
+) -> list[Path]:
+    """Flag outliers as jwst's ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
+
+    Each exposure group is drizzled onto the common grid, the groups' median is
+    taken per tile (each group masked below its weight threshold), the median is
+    blotted back onto every input from the tiles it overlaps, and outliers get
+    ``DO_NOT_USE | OUTLIER`` in DQ with NaN in data, err and variances.
+
+    Parameters
+    ----------
+    inputs : str, Path, sequence or ModelLibrary
+        What :func:`dask_resample.resample` takes.
+    output_dir : str or Path
+        Directory of the ``<root>_crf.fits`` files (created if missing).
+    client : distributed.Client, optional
+        Run on this client; ``None`` uses the current client or starts a LocalCluster.
+    tile_shape : (int, int), optional
+        Tiles of the group images and the median (default ``resample.tile-shape``).
+    params : OutlierParams or mapping, optional
+        The parameters as one record; or give them as keywords (below), not both.
+    overwrite : bool
+        Replace existing output files.
+    scheduler : {"distributed", "serial"}
+        ``"serial"`` runs the same tasks in this process.
+    progress : bool, optional
+        Show a progress bar (default: when stderr is a terminal).
+    **param_kwargs
+        Fields of :class:`OutlierParams`, with the step's names and defaults:
+        ``weight_type``, ``pixfrac``, ``kernel``, ``fillval``, ``maskpt``,
+        ``snr``, ``scale``, ``backg``, ``resample_data``, ``good_bits``,
+        ``pixmap_stepsize``, ``pixmap_order``, ``save_intermediate_results``.
+
+    Returns
+    -------
+    list of Path
+        The ``*_crf.fits`` files, in input order.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable input, or an output file that exists (without
+        ``overwrite``): raised before any cluster starts where it can be known then.
+    OutlierDetectionError
+        If some inputs could not be flagged (the others are written).
+    """
+    t0 = time.perf_counter()
+    params = OutlierParams.from_kwargs(params, **param_kwargs)
+    if scheduler not in ("distributed", "serial"):
+        raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"{output_dir}: exists and is not a directory")
+    resolved = resolve_inputs(inputs)  # cheap checks, before any cluster starts
+    crf = planned_outputs(resolved, output_dir, overwrite=overwrite)
+    blots = None
+    keep = params.save_intermediate_results
+    if keep:
+        extra = [output_dir / n for n in INTERMEDIATE_NAMES.values()]
+        blots = {r.index: output_dir / output_name(r.filename, "blot") for r in resolved}
+        for p in [*extra, *blots.values()]:
+            if p.exists() and not overwrite:
+                raise InputError(f"{p}: exists; pass overwrite=True (--overwrite) to replace it")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    handle = None
+    if scheduler == "distributed":
+        from ..api import _prepare_workers
+        from ..cluster import connect
+
+        handle = connect(client)
+        client = handle.client
+        if (link := handle.dashboard_link):
+            log.info("Dask dashboard: %s", link)
+        _prepare_workers(client)
+    else:
+        client = None
+    token = uuid.uuid4().hex[:12]
+    root = _work_root(output_dir, token)
+    try:
+        refs = describe_resolved(resolved, client=client)
+        if len(refs) < 2:
+            log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
+            return [Path(write_crf(r, None, crf[r.index], status="SKIPPED", overwrite=overwrite)) for r in refs]
+        work = OutlierWork.under(
+            root,
+            groups_store=output_dir / INTERMEDIATE_NAMES["groups"] if keep else None,
+            median_store=output_dir / INTERMEDIATE_NAMES["median"] if keep else None,
+        )
+        stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
+                              crf_paths={i: str(p) for i, p in enumerate(crf)},
+                              blot_paths=None if blots is None else {i: str(p) for i, p in blots.items()},
+                              overwrite=overwrite)
+        records = run_stage(stage, client=client, progress=progress)
+        if keep:
+            _save_median_fits(stage, output_dir / INTERMEDIATE_NAMES["median_fits"], overwrite=overwrite)
+    finally:
+        if handle is not None:
+            handle.close()
+        shutil.rmtree(root, ignore_errors=True)
+    n_flagged = sum(r["n_flagged"] for r in records.values())
+    log.info("outlier detection: %d pixels flagged in %d inputs in %.1f s", n_flagged, len(refs),
+             time.perf_counter() - t0)
+    return [Path(records[r.index]["crf"]) for r in refs]
+
+
+def _save_median_fits(stage: OutlierStage, path: Path, *, overwrite: bool) -> None:
+    """Write the median as FITS too (if it is not too large for one process)."""
+    from .products import _atomic
+
+    if stage.plan is None:  # resample_data=False: the median is the inputs' size
+        median = np.concatenate([np.load(stage.work.band(b)) for b in range(stage.graph.n_median_tasks)])
+        wcs_header = None
+    else:
+        ny, nx = stage.plan.grid.shape_yx
+        if ny * nx > MEDIAN_FITS_MAX_PIXELS:
+            log.info("median of %d x %d pixels kept in Zarr only (%s)", ny, nx, stage.work.median_store)
+            return
+        import zarr
+
+        median = zarr.open_array(str(stage.work.median_store), path="data", mode="r")[...]
+        from ..geometry import wcs_to_fits_header
+
+        wcs_header = wcs_to_fits_header(stage.plan.grid.wcs)
+
+    def write(tmp: Path) -> None:
+        from astropy.io import fits
+
+        primary = fits.PrimaryHDU()
+        primary.header["FILENAME"] = path.name
+        sci = fits.ImageHDU(median.astype(np.float32), name="SCI")
+        if wcs_header:
+            for key, value in dict(wcs_header).items():
+                try:
+                    sci.header[key] = value
+                except (ValueError, KeyError):
+                    continue
+        fits.HDUList([primary, sci]).writeto(tmp)
+
+    _atomic(path, write, overwrite)

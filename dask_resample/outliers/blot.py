@@ -1,0 +1,105 @@
+"""Blot the median back onto one input, reading only the median tiles it overlaps.
+
+``stcal.outlier_detection.utils.gwcs_blot`` maps every input pixel onto the
+median grid (``calc_pixmap``), sets unmapped pixels to -1 and calls drizzle's
+``blot_image`` (bilinear interpolation) on the whole median image.
+:func:`blot_median` does the same on the smallest window of the median that the
+interpolation reads:
+
+* drizzle's blot takes each position as float32 and interpolates between pixel
+  ``floor(p)`` and ``floor(p) + 1``, with the image's last row/column handled
+  apart; positions are therefore rounded to float32 first and then shifted by
+  the window origin, which is exact, so every in-window position, its integer
+  part and its fraction are the reference's;
+* the window spans ``floor(p)`` to ``floor(p) + 1`` of every position that
+  falls on the median (or stops at the median's own edge), so no position
+  meets a window edge that the full image does not have.
+
+The result is the reference's blot bit for bit, with memory of the input's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+
+from ..geometry import TileGrid
+
+__all__ = ["BlotWindowError", "blot_median", "blot_window"]
+
+
+class BlotWindowError(RuntimeError):
+    """The input reads median tiles that the plan did not expect (the task would race their writes)."""
+
+
+def blot_window(pixmap32: np.ndarray, shape_yx: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` of the median pixels the bilinear blot reads, ``None`` if none."""
+    ny, nx = shape_yx
+    x, y = pixmap32[..., 0], pixmap32[..., 1]
+    inside = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    if not inside.any():
+        return None
+    ix = x[inside].astype(np.int64)
+    iy = y[inside].astype(np.int64)
+    return int(iy.min()), min(ny, int(iy.max()) + 2), int(ix.min()), min(nx, int(ix.max()) + 2)
+
+
+def blot_median(
+    median_store: str,
+    median_wcs: Any,
+    median_shape_yx: tuple[int, int],
+    wcs_in: Any,
+    shape_yx: tuple[int, int],
+    *,
+    stepsize: float = 1,
+    order: int = 1,
+    tiles: TileGrid | None = None,
+    allowed_tiles: Collection[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """The median blotted onto one input (NaN where the input maps outside the median).
+
+    Parameters
+    ----------
+    median_store : str
+        Store whose ``data`` array is the median.
+    median_wcs : gwcs.wcs.WCS
+        WCS of the median grid.
+    median_shape_yx : tuple of int
+    wcs_in : WCS
+        The input's WCS.
+    shape_yx : tuple of int
+        The input's shape.
+    stepsize, order : float, int
+        ``pixmap_stepsize`` and ``pixmap_order``.
+    tiles, allowed_tiles : optional
+        The median's tiling and the tiles this task waited for; reading
+        outside them raises :class:`BlotWindowError`.
+    """
+    import zarr
+    from drizzle.resample import blot_image
+
+    from ..kernel import compute_pixmap
+
+    pixmap = compute_pixmap(wcs_in, median_wcs, shape_yx, stepsize=stepsize, order=order, fast=False)
+    pixmap[np.isnan(pixmap)] = -1
+    pixmap32 = pixmap.astype(np.float32)
+    del pixmap
+    out = np.full(shape_yx, np.nan, np.float32)
+    window = blot_window(pixmap32, median_shape_yx)
+    if window is None:
+        return out
+    y0, y1, x0, x1 = window
+    if tiles is not None and allowed_tiles is not None:
+        needed = {t.key for t in tiles.overlapping(y0, y1, x0, x1)}
+        if not needed <= set(allowed_tiles):
+            raise BlotWindowError(f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
+                                  "outside the planned footprint")
+    sub = np.ascontiguousarray(zarr.open_array(median_store, path="data", mode="r")[y0:y1, x0:x1])
+    shifted = pixmap32.astype(np.float64)
+    del pixmap32
+    shifted[..., 0] -= x0
+    shifted[..., 1] -= y0
+    blot_image(data=sub, pixmap=shifted, out_img=out, fillval=np.nan, iscale=1.0, interp="linear")
+    return out

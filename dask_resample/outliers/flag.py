@@ -1,0 +1,154 @@
+"""Per-input work: the outlier mask of one exposure and what is written for it.
+
+With ``resample_data=True`` the median is blotted onto the input
+(:mod:`dask_resample.outliers.blot`) and pixels are flagged by stcal's
+``flag_resampled_crs`` (difference above ``scale * |derivative of the blot| +
+snr * err``, the first pass smoothed by a 3x3 box); with ``resample_data=False``
+by ``flag_crs`` against the median of the inputs on their own grid. The
+background level added to the blot is ``backg``, or the exposure's own level
+when it is known and not subtracted, as in jwst.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..failures import TaskFailure
+from ..geometry import TileGrid
+from ..io import ExposureRef, InputError, load_model_dict, load_wcs
+from ..dqmask import write_mask
+from .params import OutlierParams
+
+__all__ = ["FlagTask", "MaskInputTask", "flag_task", "mask_input_task", "save_array", "effective_backg"]
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> str:
+    """Write an ``.npy`` file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def effective_backg(model: dict[str, Any], backg: float) -> float:
+    """Background added to the blot: the exposure's level if known and not subtracted, else ``backg``."""
+    if model.get("subtracted") is False and model.get("level") is not None:
+        return float(model["level"])
+    return float(backg)
+
+
+def _error_array(model: dict[str, Any]) -> np.ndarray:
+    err = model.get("err")
+    data = model["data"]
+    if err is None or np.shape(err) != np.shape(data):
+        return np.zeros(np.shape(data), np.float32)
+    return np.asarray(err)
+
+
+@dataclass(frozen=True)
+class FlagTask:
+    """What flagging one input needs besides its reference (small)."""
+
+    params: OutlierParams
+    mask_path: str
+    #: ``resample_data=True``: the median store, its WCS, shape, tiling and the tiles waited for.
+    median_store: str | None = None
+    median_wcs: Any = None
+    median_shape_yx: tuple[int, int] | None = None
+    tile_shape_yx: tuple[int, int] | None = None
+    allowed_tiles: tuple[tuple[int, int], ...] = ()
+    #: ``resample_data=False``: the median's bands, in row order.
+    band_paths: tuple[str, ...] = ()
+    #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
+    crf_path: str | None = None
+    blot_path: str | None = None
+    overwrite: bool = False
+
+
+def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any] | TaskFailure:
+    """Flag one input's outliers, store its mask and write its ``*_crf.fits`` file (a worker task).
+
+    ``upstream`` are the records of the median tasks the input reads.
+    """
+    from stcal.outlier_detection.utils import flag_crs, flag_resampled_crs
+
+    for r in upstream:
+        if isinstance(r, TaskFailure):
+            return r
+    p = task.params
+    try:
+        model = load_model_dict(ref, need_var=False, need_err=True)
+        data = np.asarray(model["data"])
+        err = _error_array(model)
+        if p.resample_data:
+            from .blot import blot_median
+
+            wcs, shape, _ = load_wcs(ref)
+            blot = blot_median(task.median_store, task.median_wcs, task.median_shape_yx, wcs, data.shape,
+                               stepsize=p.pixmap_stepsize, order=p.pixmap_order,
+                               tiles=TileGrid(task.median_shape_yx, task.tile_shape_yx),
+                               allowed_tiles=task.allowed_tiles)
+            mask = flag_resampled_crs(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
+                                      effective_backg(model, p.backg))
+        else:
+            blot = np.concatenate([np.load(b) for b in task.band_paths])
+            if blot.shape != data.shape:
+                raise InputError(f"{ref.filename}: shape {data.shape} differs from the median's {blot.shape}")
+            mask = flag_crs(data, err, blot, p.snr1)
+        del model, data, err
+        write_mask(task.mask_path, mask)
+        record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
+                                  "mask": task.mask_path}
+        if task.blot_path is not None:
+            from .products import write_blot
+
+            record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=task.overwrite)
+        del blot
+        if task.crf_path is not None:
+            from .products import write_crf
+
+            record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=task.overwrite)
+        return record
+    except InputError as exc:
+        return TaskFailure.from_exception(exc)
+    except Exception as exc:
+        return TaskFailure(f"{ref.filename}: outlier flagging failed: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+@dataclass(frozen=True)
+class MaskInputTask:
+    """``resample_data=False``: where one input's weight-masked data go."""
+
+    params: OutlierParams
+    path: str
+
+
+def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | TaskFailure:
+    """An input's data, NaN where its weight is below its threshold (``resample_data=False``; a worker task)."""
+    from stcal.outlier_detection.utils import compute_weight_threshold
+    from stcal.resample.utils import build_driz_weight
+
+    try:
+        rp = task.params.resample_params()
+        model = load_model_dict(ref, need_var=False, need_err=False)
+        data = np.array(model["data"], dtype=np.float32)
+        weight = build_driz_weight(model, weight_type=rp.weight_type, good_bits=rp.good_bits,
+                                   flag_name_map=rp.flag_name_map)
+        threshold = compute_weight_threshold(weight, task.params.maskpt)
+        data[weight < threshold] = np.nan
+        save_array(task.path, data)
+        return {"index": ref.index, "filename": ref.filename, "path": task.path, "shape": list(data.shape),
+                "threshold": float(threshold)}
+    except InputError as exc:
+        return TaskFailure.from_exception(exc)
+    except Exception as exc:
+        return TaskFailure(f"{ref.filename}: masking failed: {type(exc).__name__}: {exc}".splitlines()[0])

@@ -1,0 +1,120 @@
+"""The median across groups, one tile at a time (and one band of rows without resampling).
+
+Each pixel's median depends only on that pixel's values in the group images
+(``stcal.outlier_detection.median.nanmedian3D``, a NaN-ignoring median along the
+group axis), so the median of a tile is the reference's median there, bit for
+bit. A group is masked where its weight is below its threshold
+(:mod:`dask_resample.outliers.threshold`), as in
+``jwst.outlier_detection.utils.median_with_resampling``.
+
+Groups that do not reach a tile hold ``fillval`` and weight 0 there. Below a
+positive threshold (the usual case) or with ``fillval`` NaN such a group is NaN
+everywhere in the tile and does not change the median, so it is left out of the
+tile's stack; otherwise (``maskpt`` 0, a group without weight) its constant value
+is stacked, as the reference stacks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..failures import TaskFailure
+from ..store import StoreSpec, _group_path, tile_marker, write_tile
+
+__all__ = ["MedianTile", "empty_group_value", "median_band_task", "median_tile_task"]
+
+
+def empty_group_value(fill: float, threshold: float) -> float:
+    """Value a group contributes to the median where no input of it lands (weight 0)."""
+    return float("nan") if 0.0 < threshold else float(np.float32(fill))
+
+
+@dataclass(frozen=True)
+class MedianTile:
+    """One tile of the median: which group images reach it and where the results go."""
+
+    groups_store: str
+    groups: tuple[str, ...]
+    all_groups: tuple[str, ...]
+    threshold_groups: tuple[str, ...]
+    fill: float
+    ty: int
+    tx: int
+    y0: int
+    x0: int
+    shape_yx: tuple[int, int]
+    store: StoreSpec
+
+
+def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any], task: MedianTile) -> dict | TaskFailure:
+    """Median of one tile across groups, written to the median store (a worker task).
+
+    ``threshold_values`` are the thresholds of ``task.threshold_groups``, in that order.
+    """
+    import zarr
+    from stcal.outlier_detection.median import nanmedian3D
+
+    for r in (*tile_records, *threshold_values):
+        if isinstance(r, TaskFailure):
+            return r
+    thresholds = dict(zip(task.threshold_groups, threshold_values, strict=True))
+    try:
+        if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+            return done
+        ny, nx = task.shape_yx
+        sl = (slice(task.y0, task.y0 + ny), slice(task.x0, task.x0 + nx))
+        reaching = set(task.groups)
+        constants = []
+        for g in task.all_groups:
+            if g not in reaching:
+                value = empty_group_value(task.fill, thresholds[g])
+                if not np.isnan(value):
+                    constants.append(value)
+        cube = np.empty((len(task.groups) + len(constants), ny, nx), np.float32)
+        for k, g in enumerate(task.groups):
+            gpath = _group_path(g)
+            data = zarr.open_array(task.groups_store, path=f"{gpath}/data" if gpath else "data", mode="r")[sl]
+            wht = zarr.open_array(task.groups_store, path=f"{gpath}/wht" if gpath else "wht", mode="r")[sl]
+            data[wht < thresholds[g]] = np.nan
+            cube[k] = data
+            del data, wht
+        for k, value in enumerate(constants, start=len(task.groups)):
+            cube[k] = value
+        median = nanmedian3D(cube) if len(cube) else np.full((ny, nx), np.nan, np.float32)
+        del cube
+        record = {"tile": [task.ty, task.tx], "n_groups": len(task.groups) + len(constants)}
+        write_tile(task.store, task.y0, task.x0, task.ty, task.tx, {"data": median}, record)
+        return record
+    except Exception as exc:
+        return TaskFailure(f"median tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: str) -> str | TaskFailure:
+    """Median of rows ``rows`` across the inputs' masked images (``resample_data=False``; a worker task).
+
+    ``masked`` are the records of the inputs' masking tasks (``{"path", "shape"}``), in input order.
+    """
+    from stcal.outlier_detection.median import nanmedian3D
+
+    from .flag import save_array
+
+    for r in masked:
+        if isinstance(r, TaskFailure):
+            return r
+    try:
+        shapes = {tuple(r["shape"]) for r in masked}
+        if len(shapes) != 1:
+            names = ", ".join(f"{r['filename']} {tuple(r['shape'])}" for r in masked[:4])
+            return TaskFailure(f"resample_data=False needs inputs of one shape; got {names}")
+        r0, r1 = rows
+        cube = np.empty((len(masked), r1 - r0, masked[0]["shape"][1]), np.float32)
+        for k, r in enumerate(masked):
+            cube[k] = np.load(r["path"], mmap_mode="r")[r0:r1]
+        save_array(out_path, nanmedian3D(cube))
+        return out_path
+    except Exception as exc:
+        return TaskFailure(f"median rows {rows[0]}:{rows[1]}: {type(exc).__name__}: {exc}".splitlines()[0])

@@ -1,0 +1,92 @@
+"""Set up one outlier-detection run: plan, empty stores, graph (shared by ``detect_outliers`` and ``resample``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..io import ExposureRef, load_wcs
+from ..plan import MosaicPlan
+from ..reduce import empty_pixel_values
+from ..store import prepare_output
+from .graph import OutlierGraph, OutlierWork, build_direct_graph, build_outlier_graph
+from .params import OutlierParams
+
+__all__ = ["OutlierStage", "prepare_stage"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutlierStage:
+    """A prepared outlier-detection run."""
+
+    graph: OutlierGraph
+    work: OutlierWork
+    plan: MosaicPlan | None
+    shape_yx: tuple[int, int] | None
+
+
+def prepare_stage(
+    refs: Sequence[ExposureRef],
+    params: OutlierParams,
+    work: OutlierWork,
+    *,
+    token: str,
+    client: Any = None,
+    tile_shape: Sequence[int] | None = None,
+    crf_paths: Mapping[int, str] | None = None,
+    blot_paths: Mapping[int, str] | None = None,
+    overwrite: bool = False,
+) -> OutlierStage:
+    """Plan the median grid, create the empty group and median stores and build the graph.
+
+    Parameters
+    ----------
+    refs : sequence of ExposureRef
+        The inputs (described), in input order.
+    params : OutlierParams
+    work : OutlierWork
+        Where the intermediate products go.
+    token : str
+        Unique key prefix.
+    client : distributed.Client, optional
+        Reads metadata on its workers.
+    tile_shape : (int, int), optional
+        Tiles of the group images and of the median.
+    crf_paths, blot_paths : mapping, optional
+        ``input index -> path`` of files to write.
+    overwrite : bool
+        Replace existing files (and intermediate stores).
+    """
+    from ..api import create_plan_store, plan_mosaic
+
+    work.root.mkdir(parents=True, exist_ok=True)
+    if not params.resample_data:
+        if client is not None and all(r.kind != "memory" for r in refs):
+            shape = client.submit(load_wcs, refs[0], pure=False).result()[1]
+        else:
+            shape = load_wcs(refs[0])[1]
+        graph = build_direct_graph(refs, params, work, token=token, shape_yx=tuple(shape), crf_paths=crf_paths,
+                                   blot_paths=blot_paths, overwrite=overwrite)
+        return OutlierStage(graph=graph, work=work, plan=None, shape_yx=tuple(shape))
+    rp = params.resample_params()
+    plan = plan_mosaic(list(refs), mode="many_to_many", params=rp, tile_shape=tile_shape, client=client)
+    fills = empty_pixel_values(rp, plan.grid.pixel_scale_ratio)
+    for store in (work.groups_store, work.median_store):
+        prepare_output(store, overwrite=overwrite)
+    create_plan_store(plan, work.groups_store, mode="many_to_many", arrays=("data", "wht"),
+                      fill_values={"data": fills["data"], "wht": fills["wht"]},
+                      extra_attrs={"product": "outlier detection: group images", "outliers": params.to_dict()})
+    create_plan_store(plan, work.median_store, mode="many_to_one", arrays=("data",),
+                      fill_values={"data": fills["data"].dtype.type(math.nan)},
+                      extra_attrs={"product": "outlier detection: median", "outliers": params.to_dict()})
+    graph = build_outlier_graph(plan, params, work, token=token, crf_paths=crf_paths, blot_paths=blot_paths,
+                                overwrite=overwrite)
+    log.info("outlier detection: %d groups on a %d x %d grid, %d median tiles, %d inputs", len(plan.groups),
+             *plan.grid.shape_yx, graph.n_median_tasks, len(refs))
+    return OutlierStage(graph=graph, work=work, plan=plan, shape_yx=None)
