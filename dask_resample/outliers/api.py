@@ -32,6 +32,9 @@ INTERMEDIATE_NAMES: Mapping[str, str] = {
     "median_fits": "outlier_median.fits",
 }
 
+#: ``cal_step.outlier_detection`` of inputs when there are fewer than two (what jwst 3.0 records then).
+SKIPPED_STATUS = "FAILED"
+
 #: Largest median (pixels) also written as FITS with ``save_intermediate_results`` (bigger ones stay in Zarr).
 MEDIAN_FITS_MAX_PIXELS = 64 * 2**20
 
@@ -157,8 +160,10 @@ def detect_outliers(
     try:
         refs = describe_resolved(resolved, client=client)
         if len(refs) < 2:
+            # as jwst 3.0: the step is skipped and records its status as FAILED
             log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
-            return [Path(write_crf(r, None, crf[r.index], status="SKIPPED", overwrite=overwrite)) for r in refs]
+            return [Path(write_crf(r, None, crf[r.index], status=SKIPPED_STATUS, overwrite=overwrite))
+                    for r in refs]
         work = OutlierWork.under(
             root,
             groups_store=output_dir / INTERMEDIATE_NAMES["groups"] if keep else None,
