@@ -205,6 +205,7 @@ def resample(
     progress: bool | None = None,
     max_output_pixels: int | None = None,
     fast_pixmap: bool | None = None,
+    outliers: Any = False,
     **param_kwargs: Any,
 ) -> Any:
     """Drizzle ``inputs`` into a tiled Zarr mosaic at ``output``.
@@ -264,6 +265,12 @@ def resample(
         allow it (checked against the full WCS evaluation, to 1e-7 pixel);
         ``False`` gives pixel maps bit-identical to ``calc_pixmap``. Default
         ``resample.fast-pixmap`` of :mod:`dask.config` (true).
+    outliers : bool, OutlierParams or mapping
+        Flag outliers first, as jwst's imaging ``OutlierDetectionStep`` does
+        (:func:`dask_resample.detect_outliers`; ``True`` for the step's
+        defaults, or its parameters), and drizzle the inputs with the flags
+        applied, in the same graph and without intermediate files: the mosaic
+        is the one made from the step's ``*_crf.fits`` files.
 
     Returns
     -------
@@ -289,6 +296,7 @@ def resample(
     else:
         mode = mode or "many_to_one"
         params = ResampleParams.from_kwargs(params, **param_kwargs)
+    outlier_params = _outlier_params(outliers)
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     if mode not in MODES:
@@ -318,7 +326,7 @@ def resample(
             tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
         )
         summary = _execute(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,
-                           progress=progress, fast_pixmap=fast_pixmap)
+                           progress=progress, fast_pixmap=fast_pixmap, outliers=outlier_params)
     finally:
         if handle is not None:
             handle.close()
@@ -359,6 +367,19 @@ def _prepare_workers(client: Any) -> None:
                                       key=f"prepare-worker-{uuid.uuid4().hex[:12]}"))
 
 
+def _outlier_params(outliers: Any) -> Any:
+    """``resample(outliers=...)`` as an ``OutlierParams`` record, or ``None`` for no outlier detection."""
+    if outliers is None or outliers is False:
+        return None
+    from .outliers import OutlierParams
+
+    if outliers is True:
+        return OutlierParams()
+    if isinstance(outliers, (OutlierParams, Mapping)):
+        return OutlierParams.from_kwargs(outliers)
+    raise TypeError(f"outliers: expected a bool, OutlierParams or a mapping of its parameters, got {outliers!r}")
+
+
 def _execute(
     plan: MosaicPlan,
     output: Path,
@@ -369,6 +390,7 @@ def _execute(
     client: Any,
     progress: bool | None,
     fast_pixmap: bool | None = None,
+    outliers: Any = None,
 ) -> RunSummary:
     """Create (or reopen, for resume) the store and compute the missing tiles.
 
@@ -380,7 +402,8 @@ def _execute(
     params = plan.params
     arrays = tuple(output_arrays(params))
     grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
-    fingerprint = input_fingerprint([r.to_record() for r in plan.refs], params.to_dict(),
+    fingerprint = input_fingerprint([r.to_record() for r in plan.refs],
+                                    params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
                                     {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)})
     skip = _resume_state(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint) if resume else None
     if skip is None:
@@ -391,8 +414,25 @@ def _execute(
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run
     scratch_root = _scratch_root(output, token)
+    stage = None
+    if outliers is not None and len(plan.refs) >= 2:
+        # flag first, in the same graph: each exposure is drizzled after its flagging, with its mask applied
+        from dataclasses import replace
+
+        from .outliers.graph import OutlierWork
+        from .outliers.stage import prepare_stage
+
+        work = OutlierWork.under(Path(scratch_root) / "outliers")
+        stage = prepare_stage(list(plan.refs), outliers, work, token=f"{token}-od", client=client,
+                              tile_shape=plan.tiles.tile_shape_yx)
+        plan = replace(plan, refs=tuple(replace(r, outlier_mask=work.mask(r.index)) for r in plan.refs))
     graph = build_graph(plan, store_path=str(output), arrays=arrays, token=token, scratch_root=scratch_root,
-                        skip_tiles=skip, fast_pixmap=fast_pixmap)
+                        skip_tiles=skip, fast_pixmap=fast_pixmap,
+                        exposure_after=None if stage is None else stage.graph.flag_keys)
+    if stage is not None:
+        from dataclasses import replace
+
+        graph = replace(graph, dsk={**stage.graph.dsk, **graph.dsk})
     log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(graph.tile_keys),
              len(plan.refs) - len(plan.skipped), len(graph.dsk))
     try:
