@@ -1,6 +1,7 @@
 """The ``dask-resample`` command line.
 
-Subcommands: ``run`` (make a mosaic), ``plan`` (grid, tiles and coverage
+Subcommands: ``run`` (make a mosaic), ``outliers`` (jwst's imaging outlier
+detection, ``*_crf.fits`` files), ``plan`` (grid, tiles and coverage
 without reading pixels), ``info`` (describe a mosaic), ``export`` (FITS
 ``*_i2d.fits``), ``preview`` (PNG) and ``demo``.
 
@@ -256,7 +257,35 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--pyramid", "also write a multiscale pyramid after the mosaic"),
     Option("--no-fast-pixmap", "evaluate every input pixel through both WCSs, as stcal's calc_pixmap (default: "
            "one composed sky rotation where the WCSs allow it)"),
+    Option("--outliers", "flag outliers first, as jwst's imaging OutlierDetectionStep (its defaults, or "
+           "--outlier-config), and mosaic with the flags applied, in one run"),
+    Option("--outlier-config", "YAML or TOML file of outlier-detection parameters (names of "
+           "'dask-resample outliers')", _text, metavar="FILE"),
 )
+
+def _outlier_options() -> tuple[Option, ...]:
+    """One option per field of :class:`~dask_resample.outliers.OutlierParams` (the step's defaults)."""
+    from .outliers.params import outlier_default, outlier_fields
+
+    options = []
+    for f in outlier_fields():
+        form = f.metadata["cli"]
+        help_text = f.metadata["help"]
+        if form.parse is not None:
+            help_text = f"{help_text} (default {_default_text(outlier_default(f))})"
+        options.append(Option(form.flag, help_text, form.parse, metavar=form.metavar,
+                              choices=f.metadata["choices"] if form.parse is not None else None))
+    return tuple(options)
+
+
+OUTLIER_OPTIONS: tuple[Option, ...] = _outlier_options()
+
+OUTLIER_RUN_OPTIONS: tuple[Option, ...] = (
+    Option("--tile-shape", "tile shape of the group images and the median (default 1024 1024)", _positive_int,
+           nargs=2, metavar=("NY", "NX")),
+    Option("--overwrite", "replace existing *_crf.fits files (and intermediate products)"),
+)
+
 
 def _norm_key(key: Any) -> str:
     return str(key).strip().lstrip("-").replace("-", "_")
@@ -351,6 +380,47 @@ def _resolve(args: argparse.Namespace, options: Sequence[Option], positional: Se
     return values
 
 
+def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_path: Any) -> dict[str, Any]:
+    """Outlier-detection option values given in ``config_path`` or on the command line (unset: absent)."""
+    from .outliers.params import outlier_fields
+
+    by_dest = {opt.dest: opt for opt in options}
+    negated = {f.name: f.metadata["cli"].dest for f in outlier_fields() if f.metadata["cli"].negate}
+    values: dict[str, Any] = {}
+    if config_path:
+        source = str(config_path)
+        for key, raw in load_options_file(config_path).items():
+            if key in negated:
+                if not isinstance(raw, bool):
+                    raise CLIError(f"{source}: {key}: expected true or false, got {raw!r}")
+                values[negated[key]] = not raw
+            elif key in by_dest:
+                values[key] = by_dest[key].from_config(raw, source)
+            elif args.command == "outliers" and key in ("inputs", "output_dir", "tile_shape", "overwrite"):
+                values[key] = raw
+            else:
+                raise CLIError(f"{source}: unknown key {key!r}; keys are the options of '{PROG} outliers'")
+    for opt in options:
+        given = getattr(args, opt.dest, None)
+        if given is not None:
+            values[opt.dest] = given
+    return values
+
+
+def _outlier_params(values: Mapping[str, Any]) -> Any:
+    """The :class:`~dask_resample.outliers.OutlierParams` record of resolved option values."""
+    from .outliers import OutlierParams
+    from .outliers.params import outlier_fields
+
+    kwargs = {}
+    for f in outlier_fields():
+        form = f.metadata["cli"]
+        if form.dest in values:
+            value = values[form.dest]
+            kwargs[f.name] = (not value) if form.negate else value
+    return OutlierParams(**kwargs)
+
+
 # ----------------------------------------------------------------------------
 # turning options into API arguments
 # ----------------------------------------------------------------------------
@@ -435,6 +505,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
     _params(v)  # bad parameters fail before anything else
+    outliers = None
+    if v["outliers"] or v["outlier_config"]:
+        outliers = _outlier_params(_outlier_values(args, (), v["outlier_config"]))
     check_wcs_pars(_wcs_pars(v))
     if v.get("output_wcs"):
         load_output_wcs(v["output_wcs"], v.get("output_shape"))
@@ -460,7 +533,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resample(
             plan, output, client=client, scheduler="serial" if handle is None else "distributed",
             overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
-            fast_pixmap=False if v["no_fast_pixmap"] else None,
+            fast_pixmap=False if v["no_fast_pixmap"] else None, outliers=outliers or False,
         )
         if v["pyramid"]:
             try:
@@ -472,6 +545,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if handle is not None:
             handle.close()
     print(output)
+    return 0
+
+
+def _cmd_outliers(args: argparse.Namespace) -> int:
+    from .cluster import connect
+    from .io import resolve_inputs
+    from .outliers import detect_outliers
+
+    values = _outlier_values(args, (*OUTLIER_OPTIONS, *OUTLIER_RUN_OPTIONS), args.config)
+    cluster = _resolve(args, CLUSTER_OPTIONS)
+    inputs = _check_inputs(args.inputs or values.get("inputs") or [])
+    output_dir = args.output_dir or values.get("output_dir")
+    if not output_dir:
+        raise CLIError("output: give the directory of the *_crf.fits files with -o DIR")
+    params = _outlier_params(values)  # bad parameters fail before anything else
+    if cluster["serial"] and (cluster["scheduler"] or cluster["cluster"] or cluster["workers"] or cluster["jobs"]):
+        raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
+    resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
+    handle = None
+    if not cluster["serial"]:
+        extra = {"dashboard_address": cluster["dashboard_address"]} if cluster["dashboard_address"] else {}
+        handle = connect(
+            cluster=cluster["cluster"], scheduler=cluster["scheduler"], n_workers=cluster["workers"],
+            threads_per_worker=cluster["threads_per_worker"], memory_limit=cluster["memory_limit"],
+            jobs=cluster["jobs"], **extra,
+        )
+    try:
+        if handle is not None and (link := handle.dashboard_link):
+            log.info("Dask dashboard: %s", link)
+        paths = detect_outliers(
+            resolved, output_dir, client=None if handle is None else handle.client, params=params,
+            tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
+            scheduler="serial" if handle is None else "distributed", progress=False if args.quiet else None,
+        )
+    finally:
+        if handle is not None:
+            handle.close()
+    for p in paths:
+        print(p)
     return 0
 
 
@@ -586,6 +698,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_group(run, "output handling", RUN_OPTIONS)
     _add_common(run)
     run.set_defaults(func=_cmd_run)
+
+    outliers = sub.add_parser(
+        "outliers", help="flag outliers as jwst's imaging OutlierDetectionStep (writes *_crf.fits)",
+        description="Drizzle each exposure group onto a common grid, take the median across groups tile by "
+        "tile, blot it back onto every input and flag outliers (DQ DO_NOT_USE|OUTLIER, NaN in data, err "
+        "and variances); write one <root>_crf.fits per input. Parameters and defaults are those of jwst's "
+        "OutlierDetectionStep for imaging.",
+    )
+    outliers.add_argument("inputs", nargs="*", metavar="INPUTS",
+                          help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
+    outliers.add_argument("-o", "--output-dir", metavar="DIR", help="directory of the *_crf.fits files")
+    outliers.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
+    _add_group(outliers, "outlier-detection parameters", OUTLIER_OPTIONS)
+    _add_group(outliers, "output", OUTLIER_RUN_OPTIONS)
+    _add_group(outliers, "where to run", CLUSTER_OPTIONS)
+    _add_common(outliers)
+    outliers.set_defaults(func=_cmd_outliers)
 
     plan = sub.add_parser(
         "plan", help="plan a mosaic (grid, tiles, coverage) without reading pixels",
