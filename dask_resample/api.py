@@ -409,7 +409,8 @@ def _execute(
     if skip is None:
         prepare_output(output, overwrite=overwrite or (resume and output.exists()))
         create_plan_store(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint,
-                          fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio))
+                          fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
+                          extra_attrs={"outliers": outliers.to_dict()} if outliers is not None else None)
         skip = set()
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run

@@ -380,8 +380,12 @@ def _resolve(args: argparse.Namespace, options: Sequence[Option], positional: Se
     return values
 
 
-def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_path: Any) -> dict[str, Any]:
-    """Outlier-detection option values given in ``config_path`` or on the command line (unset: absent)."""
+def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_path: Any,
+                    from_args: bool = True) -> dict[str, Any]:
+    """Outlier-detection option values given in ``config_path`` or (``from_args``) on the command line.
+
+    Options not given are absent (the record's defaults apply).
+    """
     from .outliers.params import outlier_fields
 
     by_dest = {opt.dest: opt for opt in options}
@@ -400,7 +404,7 @@ def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_
                 values[key] = raw
             else:
                 raise CLIError(f"{source}: unknown key {key!r}; keys are the options of '{PROG} outliers'")
-    for opt in options:
+    for opt in options if from_args else ():
         given = getattr(args, opt.dest, None)
         if given is not None:
             values[opt.dest] = given
@@ -507,7 +511,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _params(v)  # bad parameters fail before anything else
     outliers = None
     if v["outliers"] or v["outlier_config"]:
-        outliers = _outlier_params(_outlier_values(args, (), v["outlier_config"]))
+        outliers = _outlier_params(_outlier_values(args, OUTLIER_OPTIONS, v["outlier_config"], from_args=False))
     check_wcs_pars(_wcs_pars(v))
     if v.get("output_wcs"):
         load_output_wcs(v["output_wcs"], v.get("output_shape"))
