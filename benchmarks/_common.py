@@ -94,6 +94,20 @@ def warm_worker() -> int:
     return os.getpid()
 
 
+def warm_outlier_worker() -> int:
+    """Import what the outlier-detection tasks use (run on a worker before the clock starts)."""
+    import drizzle.resample  # noqa: F401
+    import stcal.outlier_detection.median  # noqa: F401
+    import stcal.outlier_detection.utils  # noqa: F401
+
+    import dask_resample.outliers.blot  # noqa: F401
+    import dask_resample.outliers.flag  # noqa: F401
+    import dask_resample.outliers.median  # noqa: F401
+    import dask_resample.outliers.threshold  # noqa: F401
+
+    return warm_worker()
+
+
 def worker_maxrss() -> int:
     """Peak RSS of the calling process (run on a worker)."""
     return maxrss_bytes()

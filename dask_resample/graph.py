@@ -210,6 +210,7 @@ def build_graph(
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
     fast_pixmap: bool | None = None,
     exposure_after: Mapping[int, Any] | None = None,
+    pixmap_dir: str | None = None,
 ) -> MosaicGraph:
     """Build the task dictionary of a mosaic.
 
@@ -235,6 +236,8 @@ def build_graph(
         ``input index -> key`` of a task that must finish before the exposure
         is drizzled (its outlier flagging, when the graph is extended by
         :mod:`dask_resample.outliers`).
+    pixmap_dir : str, optional
+        Keep each input's pixel map there (for the outlier blot to reuse).
 
     Returns
     -------
@@ -250,6 +253,7 @@ def build_graph(
         params=plan.params,
         pixel_scale_ratio=plan.grid.pixel_scale_ratio,
         fast_pixmap=bool(config.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
+        pixmap_dir=pixmap_dir,
     )
     scratch = ScratchSpec(root=scratch_root)
     group_of = {i: g for g, members in plan.members.items() for i in members}

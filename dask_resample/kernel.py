@@ -14,6 +14,7 @@ part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ class DrizzleSpec:
     pixel_scale_ratio: float
     #: Use :mod:`dask_resample.pixmap` where it applies (``resample.fast-pixmap`` on the client).
     fast_pixmap: bool = True
+    #: Keep each input's pixel map here as float32 (``<index>.npy``) for the outlier blot to reuse.
+    pixmap_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,8 @@ def drizzle_exposure(
                             order=params.pixmap_order,
                             fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS
                             and data.size >= FAST_PIXMAP_MIN_PIXELS)
+    if spec.pixmap_dir is not None:
+        save_pixmap32(pixmap_path(spec.pixmap_dir, ref.index), pixmap)
     weight = build_driz_weight(
         model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
     )
@@ -279,6 +284,22 @@ def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
         if model.get(name) is not None:
             model[name] = np.array(model[name])
     apply_outlier_mask(model, read_mask(mask_path))
+
+
+def pixmap_path(directory: str, index: int) -> str:
+    """Where input ``index``'s kept pixel map goes."""
+    return os.path.join(directory, f"{index:06d}.npy")
+
+
+def save_pixmap32(path: str, pixmap: np.ndarray) -> None:
+    """Keep a pixel map as float32 (what drizzle's blot reads of it), written atomically."""
+    import tempfile
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, pixmap.astype(np.float32))
+    os.replace(tmp, path)
 
 
 def release_free_memory() -> None:

@@ -57,6 +57,7 @@ def blot_median(
     order: int = 1,
     tiles: TileGrid | None = None,
     allowed_tiles: Collection[tuple[int, int]] | None = None,
+    pixmap32: np.ndarray | None = None,
 ) -> np.ndarray:
     """The median blotted onto one input (NaN where the input maps outside the median).
 
@@ -76,16 +77,22 @@ def blot_median(
     tiles, allowed_tiles : optional
         The median's tiling and the tiles this task waited for; reading
         outside them raises :class:`BlotWindowError`.
+    pixmap32 : numpy.ndarray, optional
+        The input's pixel map onto the median grid as float32, kept from its
+        drizzle (the same ``calc_pixmap`` call); computed here if not given.
     """
     import zarr
     from drizzle.resample import blot_image
 
     from ..kernel import compute_pixmap
 
-    pixmap = compute_pixmap(wcs_in, median_wcs, shape_yx, stepsize=stepsize, order=order, fast=False)
-    pixmap[np.isnan(pixmap)] = -1
-    pixmap32 = pixmap.astype(np.float32)
-    del pixmap
+    if pixmap32 is None:
+        pixmap = compute_pixmap(wcs_in, median_wcs, shape_yx, stepsize=stepsize, order=order, fast=False)
+        pixmap32 = pixmap.astype(np.float32)
+        del pixmap
+    if pixmap32.shape != (*shape_yx, 2):
+        raise ValueError(f"pixel map of shape {pixmap32.shape} for an input of shape {shape_yx}")
+    pixmap32[np.isnan(pixmap32)] = -1  # as gwcs_blot (float32(-1) is what drizzle reads of its -1)
     out = np.full(shape_yx, np.nan, np.float32)
     window = blot_window(pixmap32, median_shape_yx)
     if window is None:

@@ -66,6 +66,8 @@ class FlagTask:
     median_shape_yx: tuple[int, int] | None = None
     tile_shape_yx: tuple[int, int] | None = None
     allowed_tiles: tuple[tuple[int, int], ...] = ()
+    #: The input's pixel map kept by its drizzle (float32; removed once read), if any.
+    pixmap_path: str | None = None
     #: ``resample_data=False``: the median's bands, in row order.
     band_paths: tuple[str, ...] = ()
     #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
@@ -93,10 +95,14 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
             from .blot import blot_median
 
             wcs, shape, _ = load_wcs(ref)
+            pixmap32 = None
+            if task.pixmap_path is not None and os.path.exists(task.pixmap_path):
+                pixmap32 = np.load(task.pixmap_path)
             blot = blot_median(task.median_store, task.median_wcs, task.median_shape_yx, wcs, data.shape,
                                stepsize=p.pixmap_stepsize, order=p.pixmap_order,
                                tiles=TileGrid(task.median_shape_yx, task.tile_shape_yx),
-                               allowed_tiles=task.allowed_tiles)
+                               allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
+            del pixmap32
             mask = flag_resampled_crs(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
                                       effective_backg(model, p.backg))
         else:
@@ -106,6 +112,11 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
             mask = flag_crs(data, err, blot, p.snr1)
         del model, data, err
         write_mask(task.mask_path, mask)
+        if task.pixmap_path is not None:
+            try:
+                os.remove(task.pixmap_path)
+            except FileNotFoundError:
+                pass
         record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
                                   "mask": task.mask_path}
         if task.blot_path is not None:

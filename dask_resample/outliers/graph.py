@@ -30,6 +30,7 @@ import numpy as np
 
 from ..graph import GraphKeys, MosaicGraph, build_graph
 from ..io import ExposureRef
+from ..kernel import pixmap_path
 from ..plan import MosaicPlan
 from ..store import StoreSpec
 from .flag import FlagTask, MaskInputTask, flag_task, mask_input_task
@@ -61,6 +62,11 @@ class OutlierWork:
     def scratch(self) -> Path:
         """Drizzle partials of the group images."""
         return self.root / "partials"
+
+    @property
+    def pixmaps(self) -> Path:
+        """Pixel maps kept by the group drizzle for the blot."""
+        return self.root / "pixmaps"
 
     def mask(self, i: int) -> str:
         """Outlier mask of input ``i``."""
@@ -130,8 +136,12 @@ def build_outlier_graph(
     overwrite : bool
         Replace existing output files.
     """
+    from .. import config
+
+    reuse = bool(config.get("outliers.reuse-pixmap", True))
     groups = build_graph(plan, store_path=str(work.groups_store), arrays=("data", "wht"), token=token,
-                         scratch_root=str(work.scratch), fast_pixmap=False)
+                         scratch_root=str(work.scratch), fast_pixmap=False,
+                         pixmap_dir=str(work.pixmaps) if reuse else None)
     k = groups.keys
     dsk = dict(groups.dsk)
     tiles_of: dict[str, list[tuple[int, int]]] = {}
@@ -175,6 +185,7 @@ def build_outlier_graph(
                    FlagTask(params=params, mask_path=work.mask(ref.index), median_store=str(work.median_store),
                             median_wcs=plan.grid.wcs, median_shape_yx=shape, tile_shape_yx=tile_shape,
                             allowed_tiles=allowed,
+                            pixmap_path=pixmap_path(str(work.pixmaps), ref.index) if reuse else None,
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
                             blot_path=None if blot_paths is None else blot_paths.get(ref.index),
                             overwrite=overwrite))
