@@ -11,7 +11,9 @@ exposures held in memory). Everything format-specific lives in its module:
 * ``load_wcs(ref)`` returns the WCS (gwcs or gwcs-like), the array shape and
   the ``wcsinfo`` the output grid needs;
 * ``load_arrays(ref, need_var=..., need_err=...)`` returns the model dictionary
-  that ``stcal.resample`` expects.
+  that ``stcal.resample`` expects;
+* ``write_flagged(ref, mask, path, status=...)`` writes the input with outliers
+  flagged, in its own format (the ``*_crf.fits`` file of outlier detection).
 
 Adding a format means adding a module here and one entry to :data:`DRIVERS`.
 """
@@ -38,6 +40,9 @@ class InputDriver(Protocol):
 
     def load_arrays(self, ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
         """Return the ``stcal.resample`` model dictionary."""
+
+    def write_flagged(self, ref: ExposureRef, mask: Any, path: Any, *, status: str) -> None:
+        """Write the input with outliers ``mask`` flagged (its ``*_crf.fits`` file)."""
 
 
 #: Input kind -> module implementing :class:`InputDriver`.
