@@ -11,7 +11,8 @@ Groups that do not reach a tile hold ``fillval`` and weight 0 there. Below a
 positive threshold (the usual case) or with ``fillval`` NaN such a group is NaN
 everywhere in the tile and does not change the median, so it is left out of the
 tile's stack; otherwise (``maskpt`` 0, a group without weight) its constant value
-is stacked, as the reference stacks it.
+is stacked, as the reference stacks it. A tile reached by very many groups is done
+a band of rows at a time (:data:`MEDIAN_STACK_BYTES`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ import numpy as np
 from ..failures import TaskFailure
 from ..store import StoreSpec, _group_path, tile_marker, write_tile
 
-__all__ = ["MedianTile", "empty_group_value", "median_band_task", "median_tile_task"]
+__all__ = ["MEDIAN_STACK_BYTES", "MedianTile", "empty_group_value", "median_band_task", "median_tile_task"]
+
+#: Largest stack of group values (bytes) held by one median task: a tile reached by many groups
+#: is done a band of rows at a time (each pixel's median is independent of the others).
+MEDIAN_STACK_BYTES = 128 * 2**20
 
 
 def empty_group_value(fill: float, threshold: float) -> float:
@@ -74,18 +79,28 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
                 value = empty_group_value(task.fill, thresholds[g])
                 if not np.isnan(value):
                     constants.append(value)
-        cube = np.empty((len(task.groups) + len(constants), ny, nx), np.float32)
-        for k, g in enumerate(task.groups):
+        n = len(task.groups) + len(constants)
+        median = np.full((ny, nx), np.nan, np.float32)
+        arrays = {}
+        for g in task.groups:
             gpath = _group_path(g)
-            data = zarr.open_array(task.groups_store, path=f"{gpath}/data" if gpath else "data", mode="r")[sl]
-            wht = zarr.open_array(task.groups_store, path=f"{gpath}/wht" if gpath else "wht", mode="r")[sl]
-            data[wht < thresholds[g]] = np.nan
-            cube[k] = data
-            del data, wht
-        for k, value in enumerate(constants, start=len(task.groups)):
-            cube[k] = value
-        median = nanmedian3D(cube) if len(cube) else np.full((ny, nx), np.nan, np.float32)
-        del cube
+            arrays[g] = tuple(zarr.open_array(task.groups_store, path=f"{gpath}/{name}" if gpath else name, mode="r")
+                              for name in ("data", "wht"))
+        # rows at a time, so that the stack stays within MEDIAN_STACK_BYTES however many groups overlap
+        rows = max(1, min(ny, MEDIAN_STACK_BYTES // max(1, n * nx * 4)))
+        for r0 in range(0, ny if n else 0, rows):
+            r1 = min(ny, r0 + rows)
+            part = (slice(task.y0 + r0, task.y0 + r1), sl[1])
+            cube = np.empty((n, r1 - r0, nx), np.float32)
+            for k, g in enumerate(task.groups):
+                data, wht = (a[part] for a in arrays[g])
+                data[wht < thresholds[g]] = np.nan
+                cube[k] = data
+                del data, wht
+            for k, value in enumerate(constants, start=len(task.groups)):
+                cube[k] = value
+            median[r0:r1] = nanmedian3D(cube)
+            del cube
         record = {"tile": [task.ty, task.tx], "n_groups": len(task.groups) + len(constants)}
         write_tile(task.store, task.y0, task.x0, task.ty, task.tx, {"data": median}, record)
         return record
