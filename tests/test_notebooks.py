@@ -12,7 +12,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 #: Figures each notebook must show (see notebooks/README.md).
-MIN_FIGURES = {"01_quickstart.ipynb": 3, "02_many_to_many.ipynb": 3, "03_scaling.ipynb": 2}
+MIN_FIGURES = {"01_quickstart.ipynb": 3, "02_many_to_many.ipynb": 3, "03_scaling.ipynb": 2,
+               "04_outliers.ipynb": 4}
 
 KERNEL_NAME = "dask-resample-tests"
 

@@ -87,7 +87,7 @@ def write_blot(ref: ExposureRef, blot: np.ndarray, path: str | os.PathLike, *, o
     def write(tmp: Path) -> None:
         primary = fits.PrimaryHDU()
         primary.header["FILENAME"] = Path(path).name
-        primary.header["INPUT"] = (ref.filename, "input the median is blotted onto")
+        primary.header["INPUT"] = (ref.filename, "blotted onto")
         fits.HDUList([primary, fits.ImageHDU(np.asarray(blot, np.float32), name="SCI")]).writeto(tmp)
 
     return _atomic(Path(path), write, overwrite)
