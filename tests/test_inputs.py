@@ -109,3 +109,27 @@ def test_overwrite_rules(single_detector_dataset, client, tmp_path):
     with pytest.raises(dask_resample.MosaicExistsError, match="not a dask-resample mosaic"):
         dask_resample.resample(single_detector_dataset.asn_path, not_mosaic, client=client, overwrite=True)
     assert (not_mosaic / "keep.txt").read_text() == "data"
+
+
+@pytest.mark.parametrize("roll", [20.0, 135.0])
+def test_plain_fits_grid_keeps_the_sky_handedness(tmp_path, roll):
+    """A plain-FITS dataset gets the grid of the same data as JWST files: East to the left, same rotation."""
+    from dask_resample.geometry import wcs_to_fits_header
+    from dask_resample.grid import make_output_grid
+    from dask_resample.io import describe_resolved, resolve_inputs
+
+    grids = {}
+    for fmt in ("jwst", "fits"):
+        ds = synthetic.write_dataset(tmp_path / fmt, n_dithers=2, n_detectors=2, shape=(48, 48), seed=1, fmt=fmt,
+                                     roll_deg=roll)
+        grid = make_output_grid(describe_resolved(resolve_inputs(list(ds.paths))))
+        header = wcs_to_fits_header(grid.wcs)
+        grids[fmt] = (grid.shape_yx, np.array([header[k] for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")]))
+        # East to the left of North (the sky as seen): the Jacobian (RA cos Dec, Dec) / (x, y) is negative
+        ny, nx = grid.shape_yx
+        ra0, dec0 = grid.wcs.pixel_to_world_values(nx / 2, ny / 2)
+        ra_x, dec_x = grid.wcs.pixel_to_world_values(nx / 2 + 1, ny / 2)
+        ra_y, dec_y = grid.wcs.pixel_to_world_values(nx / 2, ny / 2 + 1)
+        assert (ra_x - ra0) * (dec_y - dec0) - (ra_y - ra0) * (dec_x - dec0) < 0, fmt
+    assert grids["jwst"][0] == grids["fits"][0]
+    np.testing.assert_allclose(grids["fits"][1], grids["jwst"][1], atol=1e-4)

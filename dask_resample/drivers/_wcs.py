@@ -23,12 +23,32 @@ def complete_wcsinfo(info: dict[str, Any], wcs: Any) -> dict[str, Any]:
         if info.get("roll_ref") is None:
             info["roll_ref"] = _position_angle_of_y(wcs, info["ra_ref"], info["dec_ref"])
             info["v3yangle"] = 0.0
-            info["vparity"] = 1
+            info["vparity"] = _parity(wcs, info["ra_ref"], info["dec_ref"])
     if info.get("v3yangle") is None:
         info["v3yangle"] = 0.0
     if info.get("vparity") is None:
-        info["vparity"] = 1
+        info["vparity"] = _parity(wcs, info["ra_ref"], info["dec_ref"])
     return info
+
+
+def _parity(wcs: Any, ra: float, dec: float) -> int:
+    """-1 for an image with East to the left of North (the sky as seen), +1 for a mirrored one.
+
+    This is the ``vparity`` under which ``stcal``'s output grid keeps the image's
+    handedness (JWST imagers have -1): with ``v3yangle = 0`` and ``roll_ref`` the
+    position angle of the image's +y axis, the output grid then has the input's
+    orientation, East to the left for ordinary images.
+    """
+    try:
+        x0, y0 = (float(v) for v in wcs.world_to_pixel_values(ra, dec))
+        ra_x, dec_x = (float(v) for v in wcs.pixel_to_world_values(x0 + 1.0, y0))
+        ra_y, dec_y = (float(v) for v in wcs.pixel_to_world_values(x0, y0 + 1.0))
+    except Exception:
+        return -1
+    c = math.cos(math.radians(dec))
+    dra_x, dra_y = ((ra_x - ra + 180.0) % 360.0 - 180.0) * c, ((ra_y - ra + 180.0) % 360.0 - 180.0) * c
+    det = dra_x * (dec_y - dec) - dra_y * (dec_x - dec)
+    return 1 if det > 0 else -1
 
 
 def _position_angle_of_y(wcs: Any, ra: float, dec: float) -> float:
