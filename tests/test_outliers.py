@@ -474,3 +474,26 @@ def test_intermediate_products(datasets, tmp_path):
                                           save_intermediate_results=True, overwrite=True)
     assert again == paths
     np.testing.assert_array_equal(fits.getdata(tmp_path / "outlier_median.fits", "SCI"), median_fits)
+
+
+def test_in_memory_library_gives_the_flags_of_its_files(datasets, tmp_path):
+    """A ``ModelLibrary`` held in memory is flagged as its files are; its crf files are ImageModels with the gwcs."""
+    from jwst.datamodels import ModelLibrary
+
+    ds = datasets("nosky")
+    files = dask_resample.detect_outliers(ds.asn_path, tmp_path / "files", scheduler="serial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = ModelLibrary(str(ds.asn_path), on_disk=False)
+        with lib:
+            for i in range(len(lib)):
+                lib.shelve(lib.borrow(i), i, modify=False)
+    memory = dask_resample.detect_outliers(lib, tmp_path / "memory", scheduler="serial")
+    assert [p.name for p in memory] == [p.name for p in files]
+    for a, b in zip(files, memory, strict=True):
+        with datamodels.open(a) as ma, datamodels.open(b) as mb:
+            np.testing.assert_array_equal(mb.dq, ma.dq)
+            np.testing.assert_array_equal(np.isnan(mb.data), np.isnan(ma.data))
+            assert mb.meta.cal_step.outlier_detection == "COMPLETE"
+            assert mb.meta.wcs is not None
+    assert sum(n_outliers(datamodels.open(p).dq) for p in memory) > 0

@@ -105,10 +105,12 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
 
 
 def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> None:
-    """Write an in-memory exposure with its outliers flagged as a FITS file in the ``SCI`` layout.
+    """Write an in-memory exposure with its outliers flagged.
 
-    The header holds the WCS when it is a FITS WCS (a gwcs is not written: the
-    arrays, DQ and exposure keywords are).
+    An exposure with a gwcs becomes a JWST ``ImageModel`` file (arrays, WCS,
+    exposure times, ``cal_step.outlier_detection``) when stdatamodels is
+    installed; otherwise, and for a FITS WCS, a FITS file in the ``SCI`` layout
+    with the WCS in the ``SCI`` header where it is a FITS WCS.
     """
     from astropy.io import fits
 
@@ -121,8 +123,10 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> Non
         apply_outlier_mask(arrays, np.asarray(mask, bool))
     elif arrays["dq"] is not None:
         match_nans_and_flags(arrays)
-    header = fits.Header()
     wcs = model["wcs"]
+    if hasattr(wcs, "output_frame") and _write_image_model(ref, model, arrays, path, status):
+        return
+    header = fits.Header()
     inner = wcs.fits_wcs if isinstance(wcs, FitsImagingWCS) else wcs
     if hasattr(inner, "to_header"):
         header.update(inner.to_header(relax=True))
@@ -139,3 +143,31 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> Non
         if arrays[name] is not None:
             hdus.append(fits.ImageHDU(arrays[name], name=name.upper()))
     fits.HDUList(hdus).writeto(path)
+
+
+def _write_image_model(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Any,
+                       status: str) -> bool:
+    """Write a JWST ``ImageModel``; ``False`` if stdatamodels is not installed."""
+    try:
+        from stdatamodels.jwst import datamodels
+    except ImportError:
+        return False
+    out = datamodels.ImageModel(data=np.asarray(arrays["data"], np.float32))
+    for name in ("dq", "err", "var_rnoise", "var_poisson", "var_flat"):
+        if arrays.get(name) is not None:
+            setattr(out, name, arrays[name])
+    out.meta.wcs = model["wcs"]
+    out.meta.filename = path.name
+    out.meta.group_id = ref.group_id
+    for key, attr in (("exposure_time", "exposure_time"), ("measurement_time", "measurement_time"),
+                      ("start_time", "start_time"), ("end_time", "end_time"), ("duration", "duration")):
+        if model.get(key) is not None:
+            setattr(out.meta.exposure, attr, model[key])
+    if model.get("level") is not None:
+        out.meta.background.level = float(model["level"])
+        out.meta.background.subtracted = bool(model.get("subtracted"))
+    if model.get("pixelarea_steradians"):
+        out.meta.photometry.pixelarea_steradians = float(model["pixelarea_steradians"])
+    out.meta.cal_step.outlier_detection = status
+    out.save(str(path))
+    return True
