@@ -309,17 +309,7 @@ def resample(
         raise MosaicExistsError(f"{output}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
     resolved = None if given_plan is not None else resolve_inputs(inputs)  # cheap checks, before any cluster starts
 
-    handle = None
-    if scheduler == "distributed":
-        from .cluster import connect
-
-        handle = connect(client)
-        client = handle.client
-        if (link := handle.dashboard_link):
-            log.info("Dask dashboard: %s", link)
-        _prepare_workers(client)
-    else:
-        client = None
+    handle, client = connect_for_run(client, scheduler)
     try:
         plan = given_plan or plan_mosaic(
             resolved, mode=mode, params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
@@ -352,6 +342,23 @@ def prepare_worker() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ImageModel().close()
+
+
+def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
+    """``(handle, client)`` to run on: ``client`` (or the current one, or a new LocalCluster), workers warmed up.
+
+    ``scheduler="serial"`` gives ``(None, None)``: the tasks run in this process.
+    The caller closes the handle (it only closes what it started).
+    """
+    if scheduler != "distributed":
+        return None, None
+    from .cluster import connect
+
+    handle = connect(client)
+    if (link := handle.dashboard_link):
+        log.info("Dask dashboard: %s", link)
+    _prepare_workers(handle.client)
+    return handle, handle.client
 
 
 def _prepare_workers(client: Any) -> None:

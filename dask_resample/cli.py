@@ -494,9 +494,32 @@ def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
     )
 
 
+def _check_cluster_options(v: Mapping[str, Any]) -> None:
+    """Refuse contradictory 'where to run' options (before anything starts)."""
+    if v["serial"] and (v["scheduler"] or v["cluster"] or v["workers"] or v["jobs"]):
+        raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
+    if v["jobs"] is not None and str(v["cluster"]).lower() == "local":
+        raise CLIError("--jobs: only with a job-queue --cluster (slurm, pbs, ...), not with --cluster local")
+
+
+def _connect(v: Mapping[str, Any]) -> Any:
+    """The cluster handle of the 'where to run' options (``None`` with ``--serial``)."""
+    from .cluster import connect
+
+    if v["serial"]:
+        return None
+    extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
+    handle = connect(
+        cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
+        threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
+    )
+    if (link := handle.dashboard_link):
+        log.info("Dask dashboard: %s", link)
+    return handle
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .api import resample
-    from .cluster import connect
     from .grid import load_output_wcs
     from .io import resolve_inputs
 
@@ -516,23 +539,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if v.get("output_wcs"):
         load_output_wcs(v["output_wcs"], v.get("output_shape"))
     _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
-    if v["serial"] and (v["scheduler"] or v["cluster"] or v["workers"] or v["jobs"]):
-        raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
-    if v["jobs"] is not None and str(v["cluster"]).lower() == "local":
-        raise CLIError("--jobs: only with a job-queue --cluster (slurm, pbs, ...), not with --cluster local")
+    _check_cluster_options(v)
 
     resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
-    handle = None
-    if not v["serial"]:
-        extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
-        handle = connect(
-            cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
-            threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
-        )
+    handle = _connect(v)
     client = None if handle is None else handle.client
     try:
-        if handle is not None and (link := handle.dashboard_link):
-            log.info("Dask dashboard: %s", link)
         plan = _plan(v, resolved, client=client)
         resample(
             plan, output, client=client, scheduler="serial" if handle is None else "distributed",
@@ -553,7 +565,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_outliers(args: argparse.Namespace) -> int:
-    from .cluster import connect
     from .io import resolve_inputs
     from .outliers import detect_outliers
 
@@ -564,20 +575,10 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
     if not output_dir:
         raise CLIError("output: give the directory of the *_crf.fits files with -o DIR")
     params = _outlier_params(values)  # bad parameters fail before anything else
-    if cluster["serial"] and (cluster["scheduler"] or cluster["cluster"] or cluster["workers"] or cluster["jobs"]):
-        raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
+    _check_cluster_options(cluster)
     resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
-    handle = None
-    if not cluster["serial"]:
-        extra = {"dashboard_address": cluster["dashboard_address"]} if cluster["dashboard_address"] else {}
-        handle = connect(
-            cluster=cluster["cluster"], scheduler=cluster["scheduler"], n_workers=cluster["workers"],
-            threads_per_worker=cluster["threads_per_worker"], memory_limit=cluster["memory_limit"],
-            jobs=cluster["jobs"], **extra,
-        )
+    handle = _connect(cluster)
     try:
-        if handle is not None and (link := handle.dashboard_link):
-            log.info("Dask dashboard: %s", link)
         paths = detect_outliers(
             resolved, output_dir, client=None if handle is None else handle.client, params=params,
             tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),

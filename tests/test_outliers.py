@@ -497,3 +497,33 @@ def test_in_memory_library_gives_the_flags_of_its_files(datasets, tmp_path):
             assert mb.meta.cal_step.outlier_detection == "COMPLETE"
             assert mb.meta.wcs is not None
     assert sum(n_outliers(datamodels.open(p).dq) for p in memory) > 0
+
+
+def test_command_line(datasets, tmp_path, capsys):
+    """``dask-resample outliers`` writes the crf files of ``detect_outliers``; ``run --outliers`` the same mosaic."""
+    from dask_resample.cli import main
+
+    ds = datasets("nosky")
+    api = dask_resample.detect_outliers(ds.asn_path, tmp_path / "api", scheduler="serial", snr="4.0 3.0")
+    options = tmp_path / "od.yaml"
+    options.write_text('snr: "4.0 3.0"\n')
+    assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "cli"), "--serial", "--snr", "4.0 3.0",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).name for p in printed] == [p.name for p in api]
+    for a in api:
+        with datamodels.open(a) as ma, datamodels.open(tmp_path / "cli" / a.name) as mb:
+            np.testing.assert_array_equal(mb.dq, ma.dq)
+    # existing outputs are refused in one line, nothing is touched
+    before = (tmp_path / "cli" / api[0].name).stat().st_mtime_ns
+    assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "cli"), "--serial", "--quiet"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert (tmp_path / "cli" / api[0].name).stat().st_mtime_ns == before
+    assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "x"), "--kernel", "gaussian"]) == 2
+    # the mosaic with outliers flagged from the command line equals the Python one
+    assert main(["run", str(ds.asn_path), "-o", str(tmp_path / "cli.zarr"), "--serial", "--outliers",
+                 "--outlier-config", str(options), "--quiet"]) == 0
+    crf_mosaic = dask_resample.resample(api, tmp_path / "api.zarr", scheduler="serial",
+                                        good_bits="~DO_NOT_USE+NON_SCIENCE", compute_err="from_var")
+    cli_mosaic = dask_resample.open_mosaic(tmp_path / "cli.zarr")
+    _assert_mosaics_equal(cli_mosaic, crf_mosaic, "command line")

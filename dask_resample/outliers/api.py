@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import config
-from ..failures import TaskFailure
-from ..io import ExposureRef, InputError, describe_resolved, resolve_inputs
+from ..io import InputError, describe_resolved, resolve_inputs
 from ..scratch import ScratchSpec
 from .graph import OutlierWork
 from .params import OutlierParams
@@ -143,18 +142,9 @@ def detect_outliers(
                 raise InputError(f"{p}: exists; pass overwrite=True (--overwrite) to replace it")
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    handle = None
-    if scheduler == "distributed":
-        from ..api import _prepare_workers
-        from ..cluster import connect
+    from ..api import connect_for_run
 
-        handle = connect(client)
-        client = handle.client
-        if (link := handle.dashboard_link):
-            log.info("Dask dashboard: %s", link)
-        _prepare_workers(client)
-    else:
-        client = None
+    handle, client = connect_for_run(client, scheduler)
     token = uuid.uuid4().hex[:12]
     root = _work_root(output_dir, token)
     try:

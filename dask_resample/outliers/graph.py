@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..graph import GraphKeys, MosaicGraph, build_graph
 from ..io import ExposureRef
 from ..kernel import pixmap_path

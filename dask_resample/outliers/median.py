@@ -17,7 +17,7 @@ a band of rows at a time (:data:`MEDIAN_STACK_BYTES`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
