@@ -73,7 +73,6 @@ class FlagTask:
     #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
     crf_path: str | None = None
     blot_path: str | None = None
-    overwrite: bool = False
 
 
 def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any] | TaskFailure:
@@ -122,12 +121,13 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
         if task.blot_path is not None:
             from .products import write_blot
 
-            record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=task.overwrite)
+            # the client refused existing files unless ``overwrite``; what exists now is this run's (a retry)
+            record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=True)
         del blot
         if task.crf_path is not None:
             from .products import write_crf
 
-            record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=task.overwrite)
+            record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
         return record
     except InputError as exc:
         return TaskFailure.from_exception(exc)

@@ -115,7 +115,6 @@ def build_outlier_graph(
     token: str,
     crf_paths: Mapping[int, str] | None = None,
     blot_paths: Mapping[int, str] | None = None,
-    overwrite: bool = False,
 ) -> OutlierGraph:
     """The graph of imaging outlier detection with ``resample_data=True``.
 
@@ -130,9 +129,7 @@ def build_outlier_graph(
     token : str
         Unique key prefix.
     crf_paths, blot_paths : mapping, optional
-        ``input index -> path`` of the files to write.
-    overwrite : bool
-        Replace existing output files.
+        ``input index -> path`` of the files to write (checked beforehand by the caller).
     """
     from .. import config
 
@@ -185,8 +182,7 @@ def build_outlier_graph(
                             allowed_tiles=allowed,
                             pixmap_path=pixmap_path(str(work.pixmaps), ref.index) if reuse else None,
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index),
-                            overwrite=overwrite))
+                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)))
     return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in plan.refs},
                         n_median_tasks=len(median_key))
 
@@ -200,7 +196,6 @@ def build_direct_graph(
     shape_yx: tuple[int, int],
     crf_paths: Mapping[int, str] | None = None,
     blot_paths: Mapping[int, str] | None = None,
-    overwrite: bool = False,
 ) -> OutlierGraph:
     """The graph of imaging outlier detection with ``resample_data=False`` (median on the inputs' own grid).
 
@@ -228,7 +223,6 @@ def build_direct_graph(
         dsk[fk] = (flag_task, ref, band_keys,
                    FlagTask(params=params, mask_path=work.mask(ref.index), band_paths=tuple(band_paths),
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index),
-                            overwrite=overwrite))
+                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)))
     return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in refs},
                         n_median_tasks=len(band_keys))

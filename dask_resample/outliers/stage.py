@@ -60,7 +60,7 @@ def prepare_stage(
     crf_paths, blot_paths : mapping, optional
         ``input index -> path`` of files to write.
     overwrite : bool
-        Replace existing files (and intermediate stores).
+        Replace existing intermediate stores (output files are checked by the caller).
     """
     from ..api import create_plan_store, plan_mosaic
 
@@ -71,7 +71,7 @@ def prepare_stage(
         else:
             shape = load_wcs(refs[0])[1]
         graph = build_direct_graph(refs, params, work, token=token, shape_yx=tuple(shape), crf_paths=crf_paths,
-                                   blot_paths=blot_paths, overwrite=overwrite)
+                                   blot_paths=blot_paths)
         return OutlierStage(graph=graph, work=work, plan=None, shape_yx=tuple(shape))
     rp = params.resample_params()
     plan = plan_mosaic(list(refs), mode="many_to_many", params=rp, tile_shape=tile_shape, client=client)
@@ -84,8 +84,7 @@ def prepare_stage(
     create_plan_store(plan, work.median_store, mode="many_to_one", arrays=("data",),
                       fill_values={"data": fills["data"].dtype.type(math.nan)},
                       extra_attrs={"product": "outlier detection: median", "outliers": params.to_dict()})
-    graph = build_outlier_graph(plan, params, work, token=token, crf_paths=crf_paths, blot_paths=blot_paths,
-                                overwrite=overwrite)
+    graph = build_outlier_graph(plan, params, work, token=token, crf_paths=crf_paths, blot_paths=blot_paths)
     log.info("outlier detection: %d groups on a %d x %d grid, %d median tiles, %d inputs", len(plan.groups),
              *plan.grid.shape_yx, graph.n_median_tasks, len(refs))
     return OutlierStage(graph=graph, work=work, plan=plan, shape_yx=None)
