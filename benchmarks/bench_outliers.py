@@ -29,7 +29,8 @@ Two layouts:
   added to a fraction ``--cosmic-rays`` of the pixels;
 * **survey** -- a :mod:`dask_resample.synthetic_survey` grid (``--survey-grid``
   pointings, ``--survey-dithers`` exposures each of ``--survey-size`` pixels, every
-  exposure a group of its own). jwst in memory runs only where its median cube fits in
+  exposure a group of its own, cosmic rays on ``--survey-cosmic-rays`` of the pixels, added
+  to the written files). jwst in memory runs only where its median cube fits in
   ``--jwst-memory-fraction`` of the machine's memory, jwst on disk only where the cube,
   the on-disk copies of the inputs and the outputs fit in ``--disk-fraction`` of the free
   disk under ``--workdir``; otherwise the row says why it was skipped.
@@ -119,6 +120,65 @@ def bench8_dataset(workdir: Path, size: int, dithers: int, detectors: int, cosmi
     return asn
 
 
+def _add_cosmic_rays(job: tuple[str, float, int, int]) -> str:
+    """Add cosmic rays to the data of one ``*_cal.fits`` file (``job``: path, fraction, seed, index)."""
+    import numpy as np
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    from dask_resample.synthetic import add_cosmic_rays
+
+    path, fraction, seed, index = job
+    tmp = Path(path).with_name(f".cr-{Path(path).name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with ImageModel(path) as model:
+            arrays = {"data": np.array(model.data), "err": np.array(model.err)}
+            add_cosmic_rays(arrays, fraction, np.random.default_rng([seed, 2, index]))
+            model.data = arrays["data"]
+            model.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def survey_dataset(workdir: Path, layout: Any, cosmic_rays: float, processes: int) -> Path:
+    """The survey dataset of ``layout``, with cosmic rays on a fraction ``cosmic_rays`` of every exposure's pixels.
+
+    Without cosmic rays this is ``bench_scale.py``'s dataset (same directory and marker, so
+    either benchmark reuses it); with them, a directory of its own whose marker records the
+    fraction. Returns the association.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dask_resample.synthetic_survey import write_survey
+
+    cols, rows = layout.grid_xy
+    name = f"survey-{cols}x{rows}x{layout.dithers}-{layout.shape[1]}-o{layout.overlap:g}"
+    if cosmic_rays <= 0:
+        return ensure_dataset(workdir / name, layout, processes)
+    directory = workdir / f"{name}-cr{cosmic_rays:g}"
+    spec = {"kind": "survey", **layout.to_dict(), "cosmic_rays": cosmic_rays}
+    asn = directory / "survey_mosaic_asn.json"
+    if dataset_cached(directory, spec) and asn.is_file():
+        print(f"reusing {directory}", flush=True)
+        return asn
+    if directory.exists():
+        shutil.rmtree(directory)
+    t0 = time.perf_counter()
+    asn = write_survey(directory, layout, processes=processes)
+    jobs = [(str(path), cosmic_rays, 0, k) for k, path in enumerate(_members(asn))]
+    if processes > 1:
+        with ProcessPoolExecutor(max_workers=processes) as pool:
+            list(pool.map(_add_cosmic_rays, jobs, chunksize=max(1, len(jobs) // (4 * processes))))
+    else:
+        for job in jobs:
+            _add_cosmic_rays(job)
+    mark_dataset(directory, spec)
+    print(f"wrote {len(jobs)} exposures of {layout.shape[1]}x{layout.shape[0]} with cosmic rays on "
+          f"{100 * cosmic_rays:g}% of the pixels to {directory} ({time.perf_counter() - t0:.0f} s with "
+          f"{processes} processes)", flush=True)
+    return asn
+
+
 def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The layouts to run: name, label and how to write the dataset."""
     out: list[dict[str, Any]] = []
@@ -139,13 +199,15 @@ def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
         cols, rows = args.survey_grid
         layout = SurveyLayout(grid_xy=(cols, rows), dithers=args.survey_dithers,
                               shape=(args.survey_size, args.survey_size), overlap=args.overlap)  # fmt: skip
-        # the name bench_scale.py gives the same dataset, so that either benchmark reuses it
         name = f"survey-{cols}x{rows}x{args.survey_dithers}-{args.survey_size}-o{args.overlap:g}"
+        if args.survey_cosmic_rays > 0:
+            name += f"-cr{args.survey_cosmic_rays:g}"
         out.append({
             "name": "survey",
             "label": f"survey {cols}x{rows}x{args.survey_dithers} of {args.survey_size}² "
-                     f"({cols * rows * args.survey_dithers} exposures, one group each)",
-            "write": lambda workdir: ensure_dataset(workdir / name, layout, args.write_processes),
+                     f"({cols * rows * args.survey_dithers} exposures, one group each, "
+                     f"cosmic rays {100 * args.survey_cosmic_rays:g}%)",
+            "write": lambda workdir: survey_dataset(workdir, layout, args.survey_cosmic_rays, args.write_processes),
             "directory": lambda workdir: workdir / name,
         })  # fmt: skip
     return out
@@ -537,7 +599,10 @@ def jwst_plan(info: dict[str, Any], args: argparse.Namespace, workdir: Path) -> 
     plan: dict[str, str | None] = {}
     if not args.jwst:
         return dict.fromkeys(JWST_MODES, "not run (--no-jwst)")
-    if cube > args.jwst_memory_fraction * ram:
+    if cube > ram:
+        plan["in_memory"] = (f"skipped: its median cube alone needs {cube / GIB:.1f} GiB, more than the "
+                             f"machine's {ram / GIB:.1f} GiB of memory")
+    elif cube > args.jwst_memory_fraction * ram:
         plan["in_memory"] = (f"skipped: its median cube needs {cube / GIB:.1f} GiB, more than "
                              f"{args.jwst_memory_fraction:g} x the machine's {ram / GIB:.1f} GiB")
     else:
@@ -742,6 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--survey-size", type=int, default=1024, help="detector size N (N x N pixels per exposure)")
     s.add_argument("--survey-dithers", type=int, default=2, help="exposures per pointing")
     s.add_argument("--overlap", type=float, default=0.04, help="fraction of the field shared by neighbours")
+    s.add_argument("--survey-cosmic-rays", type=float, default=0.005,
+                   help="fraction of each exposure's pixels hit (0: none, and the dataset is bench_scale.py's)")
     c = p.add_argument_group("dask-resample")
     c.add_argument("--workers", type=int, default=2, help="workers")
     c.add_argument("--threads", type=int, default=1, help="threads per worker")
