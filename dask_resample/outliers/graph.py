@@ -159,13 +159,17 @@ def build_outlier_graph(
                  else sorted(reached))
     median_key = {}
     median_store = StoreSpec(path=str(work.median_store), group="", arrays=("data",))
+    all_thresholds = (f"thresholds-{token}",)
+    if every_tile:  # every median tile needs every group's threshold: gather them once (O(groups + tiles) edges)
+        dsk[all_thresholds] = (list, [threshold_key[g] for g in plan.groups])
     for key in tile_list:
         tile = plan.tiles.tile(*key)
         gs = tuple(g for g in plan.groups if g in set(reached.get(key, ())))
         needed = plan.groups if every_tile else gs
         mk = (f"median-{token}", *key)
         median_key[key] = mk
-        dsk[mk] = (median_tile_task, [k.tile(g, key) for g in gs], [threshold_key[g] for g in needed],
+        dsk[mk] = (median_tile_task, [k.tile(g, key) for g in gs],
+                   all_thresholds if every_tile else [threshold_key[g] for g in needed],
                    MedianTile(groups_store=str(work.groups_store), groups=gs,
                               all_groups=tuple(plan.groups) if every_tile else gs,
                               threshold_groups=tuple(needed), fill=fill,
