@@ -48,6 +48,7 @@ from .synthetic import (
     _dither_offsets,
     _exposure_arrays,
     _group_id,
+    add_cosmic_rays,
     _make_scene,
     _render,
     _standard_coords,
@@ -418,6 +419,7 @@ def write_siaf_dataset(
     dq_fraction: float = 0.01,
     seed: int = 0,
     exposure_time: float = 1000.0,
+    cosmic_rays: float = 0.0,
 ) -> SyntheticDataset:
     """Write dithered exposures with a pipeline-built (SIAF distortion) WCS and their association.
 
@@ -445,7 +447,7 @@ def write_siaf_dataset(
         Position angle of V3 at the boresight (deg).
     dither_arcsec : float, optional
         Dither offsets lie within +/- ``dither_arcsec`` in V2/V3.
-    n_sources, sky_level, dq_fraction, seed, exposure_time
+    n_sources, sky_level, dq_fraction, seed, exposure_time, cosmic_rays
         As for :func:`dask_resample.synthetic.write_dataset`; source sizes are
         scaled to the instrument's point-spread function.
 
@@ -499,6 +501,8 @@ def write_siaf_dataset(
             signal = _render(scene, wcs, shape, scale)
             arrays = _exposure_arrays(np.random.default_rng([seed, 1, k]), signal, sky_level, dq_fraction,
                                       exposure_time)
+            if cosmic_rays > 0:
+                add_cosmic_rays(arrays, cosmic_rays, np.random.default_rng([seed, 2, k]))
             for name, value in arrays.items():
                 setattr(model, name, value)
             area = scale**2
