@@ -27,7 +27,10 @@ import numpy as np
 
 from ..geometry import TileGrid
 
-__all__ = ["BlotWindowError", "blot_median", "blot_window"]
+__all__ = ["BLOT_ROWS", "BlotWindowError", "blot_median", "blot_window"]
+
+#: Rows of the input blotted per call (bounds the float64 copy of the pixel map).
+BLOT_ROWS = 256
 
 
 class BlotWindowError(RuntimeError):
@@ -104,9 +107,11 @@ def blot_median(
             raise BlotWindowError(f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
                                   "outside the planned footprint")
     sub = np.ascontiguousarray(zarr.open_array(median_store, path="data", mode="r")[y0:y1, x0:x1])
-    shifted = pixmap32.astype(np.float64)
-    del pixmap32
-    shifted[..., 0] -= x0
-    shifted[..., 1] -= y0
-    blot_image(data=sub, pixmap=shifted, out_img=out, fillval=np.nan, iscale=1.0, interp="linear")
+    # each output pixel depends on its own position only: blot a band of rows at a time (bounded temporaries)
+    for r0 in range(0, shape_yx[0], BLOT_ROWS):
+        r1 = min(shape_yx[0], r0 + BLOT_ROWS)
+        shifted = pixmap32[r0:r1].astype(np.float64)
+        shifted[..., 0] -= x0
+        shifted[..., 1] -= y0
+        blot_image(data=sub, pixmap=shifted, out_img=out[r0:r1], fillval=np.nan, iscale=1.0, interp="linear")
     return out

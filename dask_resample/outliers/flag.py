@@ -21,7 +21,8 @@ import numpy as np
 
 from ..failures import TaskFailure
 from ..geometry import TileGrid
-from ..io import ExposureRef, InputError, load_model_dict, load_wcs
+from ..io import ExposureRef, InputError, load_model_dict
+from ..kernel import release_free_memory
 from ..dqmask import write_mask
 from .params import OutlierParams
 
@@ -54,6 +55,30 @@ def _error_array(model: dict[str, Any]) -> np.ndarray:
     return np.asarray(err)
 
 
+#: Rows flagged per call of ``flag_resampled_crs`` (its temporaries are a few arrays of this many rows).
+FLAG_BAND_ROWS = 256
+
+
+def flag_resampled_banded(data: np.ndarray, err: np.ndarray, blot: np.ndarray, snr1: float, snr2: float,
+                          scale1: float, scale2: float, backg: float, rows: int = FLAG_BAND_ROWS) -> np.ndarray:
+    """stcal's ``flag_resampled_crs``, a band of rows at a time, with the same result.
+
+    A pixel's flag depends on the blot's derivative at its 3x3 neighbours, which
+    depends on the blot one row further: each band is computed with two extra
+    rows on each side (the image's own edges are kept as edges) and cropped.
+    """
+    from stcal.outlier_detection.utils import flag_resampled_crs
+
+    ny = data.shape[0]
+    mask = np.empty(data.shape, bool)
+    for r0 in range(0, ny, rows):
+        r1 = min(ny, r0 + rows)
+        a0, a1 = max(0, r0 - 2), min(ny, r1 + 2)
+        band = flag_resampled_crs(data[a0:a1], err[a0:a1], blot[a0:a1], snr1, snr2, scale1, scale2, backg)
+        mask[r0:r1] = band[r0 - a0 : r1 - a0]
+    return mask
+
+
 @dataclass(frozen=True)
 class FlagTask:
     """What flagging one input needs besides its reference (small)."""
@@ -80,7 +105,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
 
     ``upstream`` are the records of the median tasks the input reads.
     """
-    from stcal.outlier_detection.utils import flag_crs, flag_resampled_crs
+    from stcal.outlier_detection.utils import flag_crs
 
     for r in upstream:
         if isinstance(r, TaskFailure):
@@ -88,22 +113,23 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
     p = task.params
     try:
         model = load_model_dict(ref, need_var=False, need_err=True)
+        for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
+            model.pop(name, None)
         data = np.asarray(model["data"])
         err = _error_array(model)
         if p.resample_data:
             from .blot import blot_median
 
-            wcs, shape, _ = load_wcs(ref)
             pixmap32 = None
             if task.pixmap_path is not None and os.path.exists(task.pixmap_path):
                 pixmap32 = np.load(task.pixmap_path)
-            blot = blot_median(task.median_store, task.median_wcs, task.median_shape_yx, wcs, data.shape,
+            blot = blot_median(task.median_store, task.median_wcs, task.median_shape_yx, model["wcs"], data.shape,
                                stepsize=p.pixmap_stepsize, order=p.pixmap_order,
                                tiles=TileGrid(task.median_shape_yx, task.tile_shape_yx),
                                allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
             del pixmap32
-            mask = flag_resampled_crs(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
-                                      effective_backg(model, p.backg))
+            mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
+                                         effective_backg(model, p.backg))
         else:
             blot = np.concatenate([np.load(b) for b in task.band_paths])
             if blot.shape != data.shape:
@@ -127,7 +153,10 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
         if task.crf_path is not None:
             from .products import write_crf
 
+            release_free_memory()
             record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
+        del mask
+        release_free_memory()
         return record
     except InputError as exc:
         return TaskFailure.from_exception(exc)
