@@ -115,6 +115,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
         model = load_model_dict(ref, need_var=False, need_err=True)
         for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
             model.pop(name, None)
+        release_free_memory()  # the closed file's other arrays
         data = np.asarray(model["data"])
         err = _error_array(model)
         if p.resample_data:
