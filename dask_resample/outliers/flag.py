@@ -22,7 +22,7 @@ import numpy as np
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
-from ..kernel import release_free_memory
+from ..kernel import collect_garbage, release_free_memory
 from ..dqmask import write_mask
 from .params import OutlierParams
 
@@ -115,7 +115,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
         model = load_model_dict(ref, need_var=False, need_err=True)
         for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
             model.pop(name, None)
-        release_free_memory()  # the closed file's other arrays
+        collect_garbage()  # the closed file's other arrays
         data = np.asarray(model["data"])
         err = _error_array(model)
         if p.resample_data:
@@ -154,7 +154,6 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
         if task.crf_path is not None:
             from .products import write_crf
 
-            release_free_memory()
             record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
         del mask
         release_free_memory()
