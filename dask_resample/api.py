@@ -8,7 +8,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from .params import ResampleParams, check_wcs_pars
 from .plan import MODES, MosaicPlan, compute_footprints, make_plan
 from .report import run_summary
 from .reduce import empty_pixel_values, output_arrays
-from .scratch import remove_all
+from .scratch import ScratchSpec, remove_all
 from .store import (
     FORMAT_VERSION,
     MosaicExistsError,
@@ -316,7 +316,8 @@ def resample(
             tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
         )
         summary = _execute(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,
-                           progress=progress, fast_pixmap=fast_pixmap, outliers=outlier_params)
+                           progress=progress, fast_pixmap=fast_pixmap, outliers=outlier_params,
+                           max_output_pixels=max_output_pixels)
     finally:
         if handle is not None:
             handle.close()
@@ -349,8 +350,9 @@ def prepare_worker() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ImageModel().close()
-    gc.collect()
-    gc.freeze()
+    if not gc.get_freeze_count():  # once per process: later objects may belong to running tasks
+        gc.collect()
+        gc.freeze()
 
 
 def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
@@ -407,6 +409,7 @@ def _execute(
     progress: bool | None,
     fast_pixmap: bool | None = None,
     outliers: Any = None,
+    max_output_pixels: int | None = None,
 ) -> RunSummary:
     """Create (or reopen, for resume) the store and compute the missing tiles.
 
@@ -422,6 +425,15 @@ def _execute(
                                     params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
                                     {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)})
     skip = _resume_state(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint) if resume else None
+    outlier_plan = None
+    with_outliers = outliers is not None and len(plan.refs) >= 2
+    if outliers is not None and not with_outliers:
+        log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(plan.refs))
+    if with_outliers:  # plan the median grid before touching the output: what can fail there fails now
+        from .outliers.stage import plan_stage
+
+        outlier_plan = plan_stage(list(plan.refs), outliers, client=client, tile_shape=plan.tiles.tile_shape_yx,
+                                  max_output_pixels=max_output_pixels)
     if skip is None:
         prepare_output(output, overwrite=overwrite or (resume and output.exists()))
         create_plan_store(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint,
@@ -431,31 +443,27 @@ def _execute(
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run
     scratch_root = _scratch_root(output, token)
-    stage = None
-    if outliers is not None and len(plan.refs) >= 2:
-        # flag first, in the same graph: each exposure is drizzled after its flagging, with its mask applied
-        from dataclasses import replace
-
-        from .outliers.graph import OutlierWork
-        from .outliers.stage import prepare_stage
-
-        work = OutlierWork.under(Path(scratch_root) / "outliers")
-        stage = prepare_stage(list(plan.refs), outliers, work, token=f"{token}-od", client=client,
-                              tile_shape=plan.tiles.tile_shape_yx)
-        plan = replace(plan, refs=tuple(replace(r, outlier_mask=work.mask(r.index)) for r in plan.refs))
-    graph = build_graph(plan, store_path=str(output), arrays=arrays, token=token, scratch_root=scratch_root,
-                        skip_tiles=skip, fast_pixmap=fast_pixmap,
-                        exposure_after=None if stage is None else stage.graph.flag_keys)
-    if stage is not None:
-        from dataclasses import replace
-
-        graph = replace(graph, dsk={**stage.graph.dsk, **graph.dsk})
-    log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(graph.tile_keys),
-             len(plan.refs) - len(plan.skipped), len(graph.dsk))
     try:
+        stage = None
+        if with_outliers:
+            # flag first, in the same graph: each exposure is drizzled after its flagging, with its mask applied
+            from .outliers.graph import OutlierWork
+            from .outliers.stage import prepare_stage
+
+            work = OutlierWork.under(Path(scratch_root) / "outliers")
+            stage = prepare_stage(list(plan.refs), outliers, work, token=f"{token}-od", client=client,
+                                  tile_shape=plan.tiles.tile_shape_yx, plan=outlier_plan)
+            plan = replace(plan, refs=tuple(replace(r, outlier_mask=work.mask(r.index)) for r in plan.refs))
+        graph = build_graph(plan, store_path=str(output), arrays=arrays, token=token, scratch_root=scratch_root,
+                            skip_tiles=skip, fast_pixmap=fast_pixmap,
+                            exposure_after=None if stage is None else stage.graph.flag_keys)
+        if stage is not None:
+            graph = replace(graph, dsk={**stage.graph.dsk, **graph.dsk})
+        log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(graph.tile_keys),
+                 len(plan.refs) - len(plan.skipped), len(graph.dsk))
         outcome = _run(graph, client=client, progress=progress)
     finally:
-        remove_all(graph.scratch)
+        remove_all(ScratchSpec(root=scratch_root))
     summary = RunSummary(
         n_inputs=len(plan.refs) - len(plan.skipped),
         n_tiles=len(outcome.records),

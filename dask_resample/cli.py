@@ -400,7 +400,7 @@ def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_
                 values[negated[key]] = not raw
             elif key in by_dest:
                 values[key] = by_dest[key].from_config(raw, source)
-            elif args.command == "outliers" and key in ("inputs", "output_dir", "tile_shape", "overwrite"):
+            elif args.command == "outliers" and key in ("inputs", "output_dir"):
                 values[key] = raw
             else:
                 raise CLIError(f"{source}: unknown key {key!r}; keys are the options of '{PROG} outliers'")
@@ -568,9 +568,10 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
     from .io import resolve_inputs
     from .outliers import detect_outliers
 
-    values = _outlier_values(args, (*OUTLIER_OPTIONS, *OUTLIER_RUN_OPTIONS), args.config)
-    cluster = _resolve(args, CLUSTER_OPTIONS)
-    inputs = _check_inputs(args.inputs or values.get("inputs") or [])
+    values = _outlier_values(args, (*OUTLIER_OPTIONS, *OUTLIER_RUN_OPTIONS, *CLUSTER_OPTIONS), args.config)
+    cluster = {opt.dest: values.get(opt.dest) for opt in CLUSTER_OPTIONS}
+    given = values.get("inputs") or []
+    inputs = _check_inputs(args.inputs or ([given] if isinstance(given, str) else list(given)))
     output_dir = args.output_dir or values.get("output_dir")
     if not output_dir:
         raise CLIError("output: give the directory of the *_crf.fits files with -o DIR")

@@ -230,8 +230,8 @@ def test_parity_with_outlier_detection_step(case, datasets, tmp_path, monkeypatc
 
 
 # --------------------------------------------------------------------------- 2. plain FITS inputs
-def _primary_image_files(paths, directory: Path) -> list[Path]:
-    """The science images alone, in the primary HDU with their headers (no ERR, DQ or variances)."""
+def _primary_image_files(paths, directory: Path, with_err: bool = True) -> list[Path]:
+    """The science images in the primary HDU with their headers, plus (``with_err``) an ERR extension."""
     directory.mkdir()
     out = []
     for path in paths:
@@ -241,10 +241,12 @@ def _primary_image_files(paths, directory: Path) -> list[Path]:
                 if card.keyword not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "") and card.keyword not in header:
                     header[card.keyword] = card.value
             data = hdul["SCI"].data.copy()
+            err = hdul["ERR"].data.copy()
         for key in ("EXTNAME", "XTENSION", "PCOUNT", "GCOUNT"):
             header.remove(key, ignore_missing=True)
         target = directory / path.name
-        fits.HDUList([fits.PrimaryHDU(data, header)]).writeto(target)
+        hdus = [fits.PrimaryHDU(data, header)] + ([fits.ImageHDU(err, name="ERR")] if with_err else [])
+        fits.HDUList(hdus).writeto(target)
         out.append(target)
     return out
 
@@ -305,10 +307,58 @@ def test_single_image_fits_gain_a_dq_extension(plain_fits, tmp_path):
     flagged = []
     for src, crf in zip(files, paths, strict=True):
         with fits.open(crf) as hdul:
-            assert [h.name for h in hdul] == ["PRIMARY", "DQ"]
+            assert [h.name for h in hdul] == ["PRIMARY", "ERR", "DQ"]
             assert hdul["DQ"].data.dtype.kind == "u"
         flagged.append(_check_plain_crf(src, crf))
     assert sum(flagged) > 0
+
+
+def test_plain_fits_without_error_array_is_refused(plain_fits, tmp_path):
+    """Flags compare each pixel with its error: an input without ERR fails in one line naming it."""
+    files = _primary_image_files(plain_fits.paths, tmp_path / "noerr", with_err=False)
+    with pytest.raises(dask_resample.outliers.OutlierDetectionError, match=re.escape(files[0].name)):
+        dask_resample.detect_outliers(files, tmp_path / "out", scheduler="serial", weight_type="exptime")
+    assert not any((tmp_path / "out").glob("*_crf.fits"))
+
+
+def test_in_memory_fits_wcs_exposures_are_written_readable(plain_fits, tmp_path):
+    """Exposures in memory with an astropy WCS give SCI-layout crf files that read back with their WCS."""
+    from astropy.wcs import WCS
+
+    exposures = []
+    for p, gid in zip(plain_fits.paths, plain_fits.group_ids, strict=True):
+        with fits.open(p) as h:
+            exposures.append(dask_resample.Exposure(
+                data=h["SCI"].data.astype(np.float32), wcs=WCS(h["SCI"].header), dq=h["DQ"].data, err=h["ERR"].data,
+                var_rnoise=h["VAR_RNOISE"].data, var_poisson=h["VAR_POISSON"].data, var_flat=h["VAR_FLAT"].data,
+                exposure_time=h[0].header.get("XPOSURE", 1.0), filename=p.name, group_id=gid))
+    paths = dask_resample.detect_outliers(exposures, tmp_path / "out", scheduler="serial")
+    files = dask_resample.detect_outliers(list(plain_fits.paths), tmp_path / "files", scheduler="serial")
+    for a, b in zip(paths, files, strict=True):
+        with fits.open(a) as ha, fits.open(b) as hb:
+            assert WCS(ha["SCI"].header).has_celestial
+            np.testing.assert_array_equal(ha["DQ"].data, hb["DQ"].data)
+    # and they are inputs again
+    dask_resample.resample(paths, tmp_path / "again.zarr", scheduler="serial")
+
+
+def test_resample_with_outliers_keeps_the_old_mosaic_when_planning_fails(plain_fits, tmp_path):
+    """``overwrite=True`` with outliers: a failure found while planning leaves the existing mosaic alone."""
+    out = tmp_path / "m.zarr"
+    dask_resample.resample(list(plain_fits.paths), out, scheduler="serial")
+    before = dask_resample.open_mosaic(out)["data"].values.copy()
+    exposures = []
+    for k, p in enumerate(plain_fits.paths[:2]):
+        with fits.open(p) as h:
+            from astropy.wcs import WCS
+
+            exposures.append(dask_resample.Exposure(
+                data=h["SCI"].data.astype(np.float32), wcs=WCS(h["SCI"].header), err=h["ERR"].data,
+                filename=p.name, group_id=f"visit {k}"))  # not a safe group id for the group images
+    with pytest.raises(InputError, match="visit"):
+        dask_resample.resample(exposures, out, scheduler="serial", overwrite=True, outliers=True)
+    np.testing.assert_array_equal(dask_resample.open_mosaic(out)["data"].values, before)
+    assert not list(tmp_path.glob(".m.zarr.scratch-*"))
 
 
 # --------------------------------------------------------------------------- 3. resample(outliers=...)
@@ -507,6 +557,11 @@ def test_command_line(datasets, tmp_path, capsys):
     api = dask_resample.detect_outliers(ds.asn_path, tmp_path / "api", scheduler="serial", snr="4.0 3.0")
     options = tmp_path / "od.yaml"
     options.write_text('snr: "4.0 3.0"\n')
+    full = tmp_path / "outliers.yaml"
+    full.write_text(f'inputs: {ds.asn_path}\nsnr: "4.0 3.0"\nserial: true\nquiet: true\n'.replace("quiet: true\n", ""))
+    assert main(["outliers", "-o", str(tmp_path / "from_config"), "--config", str(full), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "from_config").glob("*_crf.fits")) == sorted(p.name for p in api)
+    capsys.readouterr()
     assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "cli"), "--serial", "--snr", "4.0 3.0",
                  "--quiet"]) == 0
     printed = capsys.readouterr().out.split()

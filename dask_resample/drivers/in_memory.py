@@ -114,17 +114,15 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> Non
     """
     from astropy.io import fits
 
-    from ..dqmask import apply_outlier_mask, match_nans_and_flags
+    from ..dqmask import apply_outlier_mask
 
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = {name: (None if model.get(name) is None else np.array(model[name]))
               for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
     if mask is not None:
         apply_outlier_mask(arrays, np.asarray(mask, bool))
-    elif arrays["dq"] is not None:
-        match_nans_and_flags(arrays)
     wcs = model["wcs"]
-    if hasattr(wcs, "output_frame") and _write_image_model(ref, model, arrays, path, status):
+    if not isinstance(wcs, FitsImagingWCS) and _write_image_model(ref, model, arrays, path, status):
         return
     header = fits.Header()
     inner = wcs.fits_wcs if isinstance(wcs, FitsImagingWCS) else wcs

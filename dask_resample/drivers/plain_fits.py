@@ -206,30 +206,29 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Path, *, status: str) -> No
     The science image (float32) and any ``ERR``/``VAR_*`` extension get NaN and
     a ``DQ`` extension (added if missing) gets ``DO_NOT_USE | OUTLIER`` where
     ``mask`` is set, made consistent as jwst's ``match_nans_and_flags`` does;
-    ``S_OUTLIR`` in the primary header records ``status``. Read back by this
+    ``S_OUTLIR`` in the primary header records ``status``. ``mask`` ``None`` (a
+    skipped step) leaves the arrays as they are. Read back by this
     driver, the file gives exactly the arrays that the mask applied on reading
     gives.
     """
     from astropy.io import fits
 
-    from ..dqmask import apply_outlier_mask, match_nans_and_flags
+    from ..dqmask import apply_outlier_mask
 
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = {name: (None if model.get(name) is None else np.array(model[name]))
               for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
     if mask is not None:
         apply_outlier_mask(arrays, np.asarray(mask, bool))
-    else:
-        match_nans_and_flags(arrays)
     with fits.open(ref.source, memmap=False) as hdul:
         hdu = ref.hdu if ref.hdu is not None else science_hdu(hdul)
         hdul[hdu].data = np.asarray(arrays["data"], np.float32)
-        names = {h.name.upper(): h for h in hdul}
+        names = {h.name.upper() for h in hdul}
         for key, ext in _EXTRA_ARRAYS.items():
             if arrays.get(key) is None:
                 continue
             if ext in names:
-                names[ext].data = arrays[key]
+                hdul[ext].data = arrays[key]  # the HDU load_arrays read (the first of that name)
             elif key == "dq":
                 hdul.append(fits.ImageHDU(arrays[key], name=ext))
         hdul[0].header["S_OUTLIR"] = (status, "outlier detection")

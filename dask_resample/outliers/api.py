@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -77,6 +78,7 @@ def detect_outliers(
     overwrite: bool = False,
     scheduler: str = "distributed",
     progress: bool | None = None,
+    max_output_pixels: int | None = None,
     **param_kwargs: Any,
 ) -> list[Path]:
     """Flag outliers as jwst's ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
@@ -104,6 +106,9 @@ def detect_outliers(
         ``"serial"`` runs the same tasks in this process.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    max_output_pixels : int, optional
+        Refuse a larger median grid before any pixel is read (default
+        ``resample.max-output-pixels``).
     **param_kwargs
         Fields of :class:`OutlierParams`, with the step's names and defaults:
         ``weight_type``, ``pixfrac``, ``kernel``, ``fillval``, ``maskpt``,
@@ -137,7 +142,10 @@ def detect_outliers(
     if keep:
         extra = [output_dir / n for n in INTERMEDIATE_NAMES.values()]
         blots = {r.index: output_dir / output_name(r.filename, "blot") for r in resolved}
+        sources = {os.path.realpath(r.path if hasattr(r, "path") else r.source) for r in resolved}
         for p in [*extra, *blots.values()]:
+            if os.path.realpath(p) in sources:
+                raise InputError(f"{p}: is an input; choose another output directory")
             if p.exists() and not overwrite:
                 raise InputError(f"{p}: exists; pass overwrite=True (--overwrite) to replace it")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +168,7 @@ def detect_outliers(
             median_store=output_dir / INTERMEDIATE_NAMES["median"] if keep else None,
         )
         stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
+                              max_output_pixels=max_output_pixels,
                               crf_paths={i: str(p) for i, p in enumerate(crf)},
                               blot_paths=None if blots is None else {i: str(p) for i, p in blots.items()},
                               overwrite=overwrite)

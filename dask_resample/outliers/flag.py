@@ -47,11 +47,19 @@ def effective_backg(model: dict[str, Any], backg: float) -> float:
     return float(backg)
 
 
-def _error_array(model: dict[str, Any]) -> np.ndarray:
+def _error_array(model: dict[str, Any], filename: str) -> np.ndarray:
+    """The input's error array (the noise the flags are measured against).
+
+    Raises
+    ------
+    InputError
+        If the input has none (e.g. a plain FITS image without an ``ERR`` extension).
+    """
     err = model.get("err")
     data = model["data"]
     if err is None or np.shape(err) != np.shape(data):
-        return np.zeros(np.shape(data), np.float32)
+        raise InputError(f"{filename}: no error array (ERR) of the data's shape; outlier detection compares "
+                         "each pixel with its error")
     return np.asarray(err)
 
 
@@ -117,7 +125,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
             model.pop(name, None)
         collect_garbage()  # the closed file's other arrays
         data = np.asarray(model["data"])
-        err = _error_array(model)
+        err = _error_array(model, ref.filename)
         if p.resample_data:
             from .blot import blot_median
 

@@ -48,8 +48,11 @@ def planned_outputs(refs: Sequence[ExposureRef], output_dir: Path, *, overwrite:
         Two inputs would write the same file, or a file exists and ``overwrite`` is false.
     """
     paths = [output_dir / output_name(r.filename) for r in refs]
+    sources = {os.path.realpath(r.path if hasattr(r, "path") else r.source) for r in refs}
     seen: dict[Path, str] = {}
     for r, p in zip(refs, paths, strict=True):
+        if os.path.realpath(p) in sources:
+            raise InputError(f"{p}: is an input; choose another output directory")
         if p in seen:
             raise InputError(f"{r.filename}: would write {p.name}, as {seen[p]} does; give inputs distinct names")
         seen[p] = r.filename

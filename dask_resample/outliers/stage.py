@@ -30,6 +30,29 @@ class OutlierStage:
     shape_yx: tuple[int, int] | None
 
 
+def plan_stage(
+    refs: Sequence[ExposureRef],
+    params: OutlierParams,
+    *,
+    client: Any = None,
+    tile_shape: Sequence[int] | None = None,
+    max_output_pixels: int | None = None,
+) -> MosaicPlan | None:
+    """The median grid's many-to-many plan (``None`` with ``resample_data=False``); reads no pixel.
+
+    Raises
+    ------
+    InputError, ValueError
+        What :func:`dask_resample.plan_mosaic` raises (group ids, grid size, ...).
+    """
+    from ..api import plan_mosaic
+
+    if not params.resample_data:
+        return None
+    return plan_mosaic(list(refs), mode="many_to_many", params=params.resample_params(), tile_shape=tile_shape,
+                       client=client, max_output_pixels=max_output_pixels)
+
+
 def prepare_stage(
     refs: Sequence[ExposureRef],
     params: OutlierParams,
@@ -41,6 +64,8 @@ def prepare_stage(
     crf_paths: Mapping[int, str] | None = None,
     blot_paths: Mapping[int, str] | None = None,
     overwrite: bool = False,
+    plan: MosaicPlan | None = None,
+    max_output_pixels: int | None = None,
 ) -> OutlierStage:
     """Plan the median grid, create the empty group and median stores and build the graph.
 
@@ -61,8 +86,12 @@ def prepare_stage(
         ``input index -> path`` of files to write.
     overwrite : bool
         Replace existing intermediate stores (output files are checked by the caller).
+    plan : MosaicPlan, optional
+        The plan from :func:`plan_stage`, if already made.
+    max_output_pixels : int, optional
+        Limit of the median grid (default ``resample.max-output-pixels``).
     """
-    from ..api import create_plan_store, plan_mosaic
+    from ..api import create_plan_store
 
     work.root.mkdir(parents=True, exist_ok=True)
     if not params.resample_data:
@@ -74,7 +103,8 @@ def prepare_stage(
                                    blot_paths=blot_paths)
         return OutlierStage(graph=graph, work=work, plan=None, shape_yx=tuple(shape))
     rp = params.resample_params()
-    plan = plan_mosaic(list(refs), mode="many_to_many", params=rp, tile_shape=tile_shape, client=client)
+    if plan is None:
+        plan = plan_stage(refs, params, client=client, tile_shape=tile_shape, max_output_pixels=max_output_pixels)
     fills = empty_pixel_values(rp, plan.grid.pixel_scale_ratio)
     for store in (work.groups_store, work.median_store):
         prepare_output(store, overwrite=overwrite)

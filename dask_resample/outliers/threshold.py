@@ -69,7 +69,7 @@ def group_weight_values(store: str, group: str, tile_keys: Sequence[tuple[int, i
     return values
 
 
-def threshold_task(tile_records: Sequence[Any], task: ThresholdTask) -> float | TaskFailure:
+def threshold_task(tile_records: Sequence[Any], task: ThresholdTask) -> np.float64 | TaskFailure:
     """Weight threshold of one group (a worker task), after the group's tiles are written."""
     from stcal.outlier_detection.utils import compute_weight_threshold
 
@@ -79,6 +79,6 @@ def threshold_task(tile_records: Sequence[Any], task: ThresholdTask) -> float | 
     try:
         values = group_weight_values(task.store, task.group, task.tile_keys,
                                      TileGrid(task.shape_yx, task.tile_shape_yx))
-        return float(compute_weight_threshold(values, task.maskpt))
+        return np.float64(compute_weight_threshold(values, task.maskpt))
     except Exception as exc:
         return TaskFailure(f"group {task.group}: weight threshold failed: {type(exc).__name__}: {exc}".splitlines()[0])
