@@ -356,7 +356,9 @@ def prepare_worker() -> None:
 
 
 def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
-    """``(handle, client)`` to run on: ``client`` (or the current one, or a new LocalCluster), workers warmed up.
+    """``(handle, client)`` to run on: ``client`` (or the current one, or a new LocalCluster).
+
+    :func:`prepare_worker` is started on every worker without waiting for it.
 
     ``scheduler="serial"`` gives ``(None, None)``: the tasks run in this process.
     The caller closes the handle (it only closes what it started).
@@ -394,7 +396,11 @@ def _outlier_params(outliers: Any) -> Any:
     if outliers is True:
         return OutlierParams()
     if isinstance(outliers, (OutlierParams, Mapping)):
-        return OutlierParams.from_kwargs(outliers)
+        params = OutlierParams.from_kwargs(outliers)
+        if params.save_intermediate_results:
+            warnings.warn("outliers: save_intermediate_results is for detect_outliers(); resample(outliers=...) "
+                          "keeps no intermediate product", stacklevel=3)
+        return params
     raise TypeError(f"outliers: expected a bool, OutlierParams or a mapping of its parameters, got {outliers!r}")
 
 

@@ -140,8 +140,11 @@ def detect_outliers(
     blots = None
     keep = params.save_intermediate_results
     if keep:
-        extra = [output_dir / n for n in INTERMEDIATE_NAMES.values()]
-        blots = {r.index: output_dir / output_name(r.filename, "blot") for r in resolved}
+        # without resampling jwst keeps only the median (its "blot" is the median itself)
+        names = INTERMEDIATE_NAMES.values() if params.resample_data else [INTERMEDIATE_NAMES["median_fits"]]
+        extra = [output_dir / n for n in names]
+        blots = ({r.index: output_dir / output_name(r.filename, "blot") for r in resolved}
+                 if params.resample_data else {})
         sources = {os.path.realpath(r.path if hasattr(r, "path") else r.source) for r in resolved}
         for p in [*extra, *blots.values()]:
             if os.path.realpath(p) in sources:
@@ -164,13 +167,13 @@ def detect_outliers(
                     for r in refs]
         work = OutlierWork.under(
             root,
-            groups_store=output_dir / INTERMEDIATE_NAMES["groups"] if keep else None,
-            median_store=output_dir / INTERMEDIATE_NAMES["median"] if keep else None,
+            groups_store=output_dir / INTERMEDIATE_NAMES["groups"] if keep and params.resample_data else None,
+            median_store=output_dir / INTERMEDIATE_NAMES["median"] if keep and params.resample_data else None,
         )
         stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
                               max_output_pixels=max_output_pixels,
                               crf_paths={i: str(p) for i, p in enumerate(crf)},
-                              blot_paths=None if blots is None else {i: str(p) for i, p in blots.items()},
+                              blot_paths=None if not blots else {i: str(p) for i, p in blots.items()},
                               overwrite=overwrite)
         records = run_stage(stage, client=client, progress=progress)
         if keep:

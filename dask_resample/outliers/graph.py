@@ -15,7 +15,9 @@ With ``resample_data=False``: ``outlier-mask-<token>, i`` (an input's
 weight-masked data), ``median-<token>, band`` (the median of a band of rows
 across the inputs) and the same flag tasks.
 
-Every edge is an overlap known from the plan; no task holds a mosaic-sized array.
+The edges between drizzle, median and flag tasks are overlaps known from the plan
+(with a numeric ``fillval`` the median tiles also share one gathered list of all
+thresholds); no task holds a mosaic-sized array.
 """
 
 from __future__ import annotations
@@ -162,9 +164,10 @@ def build_outlier_graph(
     all_thresholds = (f"thresholds-{token}",)
     if every_tile:  # every median tile needs every group's threshold: gather them once (O(groups + tiles) edges)
         dsk[all_thresholds] = (list, [threshold_key[g] for g in plan.groups])
+    reached_sets = {key: set(gs) for key, gs in reached.items()}
     for key in tile_list:
         tile = plan.tiles.tile(*key)
-        gs = tuple(g for g in plan.groups if g in set(reached.get(key, ())))
+        gs = tuple(g for g in plan.groups if g in reached_sets.get(key, ()))
         needed = plan.groups if every_tile else gs
         mk = (f"median-{token}", *key)
         median_key[key] = mk

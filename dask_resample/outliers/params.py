@@ -126,7 +126,7 @@ class OutlierParams:
 
     @classmethod
     def from_kwargs(cls, params: OutlierParams | Mapping[str, Any] | None = None, **kwargs: Any) -> OutlierParams:
-        """A record from another record or mapping plus keywords (not both for one name).
+        """A record from another record or mapping, updated by keywords (a keyword wins).
 
         Raises
         ------
