@@ -14,16 +14,16 @@ Masks are stored bit-packed (one bit per pixel) in ``.npy`` files.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import MutableMapping
-from pathlib import Path
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 
+from ._files import save_arrays
 from .dqflags import PIXEL
 
-__all__ = ["NAN_ARRAYS", "OUTLIER_BITS", "apply_outlier_mask", "match_nans_and_flags", "read_mask", "write_mask"]
+__all__ = ["NAN_ARRAYS", "OUTLIER_BITS", "apply_outlier_mask", "flagged_arrays", "match_nans_and_flags", "read_mask",
+           "write_mask"]
 
 #: DQ bits set on a flagged pixel.
 OUTLIER_BITS = np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["OUTLIER"])
@@ -89,16 +89,23 @@ def apply_outlier_mask(arrays: MutableMapping[str, Any], mask: np.ndarray) -> in
     return int(np.count_nonzero(mask))
 
 
+def flagged_arrays(model: Mapping[str, Any], mask: np.ndarray | None) -> dict[str, Any]:
+    """Copies of a model dictionary's arrays with ``mask`` applied (``None``: copies as read).
+
+    Returns
+    -------
+    dict
+        ``data``, ``dq``, ``err`` and the variances (``None`` where the model has none).
+    """
+    arrays = {name: (None if model.get(name) is None else np.array(model[name])) for name in (*NAN_ARRAYS, "dq")}
+    if mask is not None:
+        apply_outlier_mask(arrays, np.asarray(mask, bool))
+    return arrays
+
+
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> str:
-    """Store a boolean mask bit-packed, atomically (written beside ``path``, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:  # the shape, then the packed bits
-        np.save(fh, np.array(mask.shape, np.int64))
-        np.save(fh, np.packbits(mask, axis=None))
-    os.replace(tmp, path)
-    return str(path)
+    """Store a boolean mask bit-packed (its shape, then the bits), atomically."""
+    return save_arrays(path, np.array(mask.shape, np.int64), np.packbits(mask, axis=None))
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

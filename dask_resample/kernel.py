@@ -213,7 +213,9 @@ def drizzle_exposure(
     params = spec.params
     need_var = params.enable_var
     need_err = params.compute_err == "driz_err"
-    model = load_model_dict(ref, need_var=need_var, need_err=need_err or ref.outlier_mask is not None)
+    # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
+    flagged = ref.outlier_mask is not None
+    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged)
     if ref.outlier_mask is not None:
         _apply_outliers(model, ref.outlier_mask)
     data = np.asarray(model["data"])
@@ -279,12 +281,9 @@ def drizzle_exposure(
 
 def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
     """Apply an exposure's outlier mask to its arrays (copies: in-memory inputs stay untouched)."""
-    from .dqmask import NAN_ARRAYS, apply_outlier_mask, read_mask
+    from .dqmask import flagged_arrays, read_mask
 
-    for name in (*NAN_ARRAYS, "dq"):
-        if model.get(name) is not None:
-            model[name] = np.array(model[name])
-    apply_outlier_mask(model, read_mask(mask_path))
+    model.update(flagged_arrays(model, read_mask(mask_path)))
 
 
 def pixmap_path(directory: str, index: int) -> str:
@@ -294,13 +293,9 @@ def pixmap_path(directory: str, index: int) -> str:
 
 def save_pixmap32(path: str, pixmap: np.ndarray) -> None:
     """Keep a pixel map as float32 (what drizzle's blot reads of it), written atomically."""
-    import tempfile
+    from ._files import save_arrays
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, pixmap.astype(np.float32))
-    os.replace(tmp, path)
+    save_arrays(path, pixmap.astype(np.float32))
 
 
 def release_free_memory() -> None:

@@ -114,13 +114,10 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> Non
     """
     from astropy.io import fits
 
-    from ..dqmask import apply_outlier_mask
+    from ..dqmask import flagged_arrays
 
     model = load_arrays(ref, need_var=True, need_err=True)
-    arrays = {name: (None if model.get(name) is None else np.array(model[name]))
-              for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
-    if mask is not None:
-        apply_outlier_mask(arrays, np.asarray(mask, bool))
+    arrays = flagged_arrays(model, mask)
     wcs = model["wcs"]
     if not isinstance(wcs, FitsImagingWCS) and _write_image_model(ref, model, arrays, path, status):
         return

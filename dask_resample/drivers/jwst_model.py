@@ -227,10 +227,11 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
             warnings.simplefilter("ignore")
             with datamodels.open(ref.source) as model:
                 model.meta.group_id = ref.group_id
+                # var_rnoise always (inverse-variance weights); the other variances when asked for
                 d = input_jwst_model_to_dict(
                     model,
                     weight_type="ivm",
-                    enable_var=True,
+                    enable_var=need_var,
                     compute_err="driz_err" if need_err else None,
                 )
                 # the arrays outlive the closed model (read into memory, not mapped): no copies

@@ -213,13 +213,10 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Path, *, status: str) -> No
     """
     from astropy.io import fits
 
-    from ..dqmask import apply_outlier_mask
+    from ..dqmask import flagged_arrays
 
     model = load_arrays(ref, need_var=True, need_err=True)
-    arrays = {name: (None if model.get(name) is None else np.array(model[name]))
-              for name in ("data", "dq", "err", "var_rnoise", "var_poisson", "var_flat")}
-    if mask is not None:
-        apply_outlier_mask(arrays, np.asarray(mask, bool))
+    arrays = flagged_arrays(model, mask)
     with fits.open(ref.source, memmap=False) as hdul:
         hdu = ref.hdu if ref.hdu is not None else science_hdu(hdul)
         hdul[hdu].data = np.asarray(arrays["data"], np.float32)

@@ -12,13 +12,12 @@ when it is known and not subtracted, as in jwst.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import save_arrays
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
@@ -26,18 +25,7 @@ from ..kernel import collect_garbage, release_free_memory
 from ..dqmask import write_mask
 from .params import OutlierParams
 
-__all__ = ["FlagTask", "MaskInputTask", "flag_task", "mask_input_task", "save_array", "effective_backg"]
-
-
-def save_array(path: str | os.PathLike, array: np.ndarray) -> str:
-    """Write an ``.npy`` file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
-    return str(path)
+__all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]
 
 
 def effective_backg(model: dict[str, Any], backg: float) -> float:
@@ -88,27 +76,34 @@ def flag_resampled_banded(data: np.ndarray, err: np.ndarray, blot: np.ndarray, s
 
 
 @dataclass(frozen=True)
-class FlagTask:
-    """What flagging one input needs besides its reference (small)."""
+class FlagSpec:
+    """What every flag task shares (stored once in the graph, under its own key)."""
 
     params: OutlierParams
-    mask_path: str
-    #: ``resample_data=True``: the median store, its WCS, shape, tiling and the tiles waited for.
+    #: ``resample_data=True``: the median store, its WCS, shape and tiling.
     median_store: str | None = None
     median_wcs: Any = None
     median_shape_yx: tuple[int, int] | None = None
     tile_shape_yx: tuple[int, int] | None = None
+    #: ``resample_data=False``: the median's bands, in row order.
+    band_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FlagTask:
+    """What flagging one input needs besides its reference and the shared :class:`FlagSpec` (small)."""
+
+    mask_path: str
+    #: ``resample_data=True``: the median tiles this task waited for.
     allowed_tiles: tuple[tuple[int, int], ...] = ()
     #: The input's pixel map kept by its drizzle (float32; removed once read), if any.
     pixmap_path: str | None = None
-    #: ``resample_data=False``: the median's bands, in row order.
-    band_paths: tuple[str, ...] = ()
     #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
     crf_path: str | None = None
     blot_path: str | None = None
 
 
-def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any] | TaskFailure:
+def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -> dict[str, Any] | TaskFailure:
     """Flag one input's outliers, store its mask and write its ``*_crf.fits`` file (a worker task).
 
     ``upstream`` are the records of the median tasks the input reads.
@@ -118,7 +113,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
     for r in upstream:
         if isinstance(r, TaskFailure):
             return r
-    p = task.params
+    p = spec.params
     try:
         model = load_model_dict(ref, need_var=False, need_err=True)
         for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
@@ -132,15 +127,15 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask) -> dict[str, Any]
             pixmap32 = None
             if task.pixmap_path is not None and os.path.exists(task.pixmap_path):
                 pixmap32 = np.load(task.pixmap_path)
-            blot = blot_median(task.median_store, task.median_wcs, task.median_shape_yx, model["wcs"], data.shape,
+            blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
                                stepsize=p.pixmap_stepsize, order=p.pixmap_order,
-                               tiles=TileGrid(task.median_shape_yx, task.tile_shape_yx),
+                               tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
                                allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
             del pixmap32
             mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
                                          effective_backg(model, p.backg))
         else:
-            blot = np.concatenate([np.load(b) for b in task.band_paths])
+            blot = np.concatenate([np.load(b) for b in spec.band_paths])
             if blot.shape != data.shape:
                 raise InputError(f"{ref.filename}: shape {data.shape} differs from the median's {blot.shape}")
             mask = flag_crs(data, err, blot, p.snr1)
@@ -193,7 +188,7 @@ def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | T
                                    flag_name_map=rp.flag_name_map)
         threshold = compute_weight_threshold(weight, task.params.maskpt)
         data[weight < threshold] = np.nan
-        save_array(task.path, data)
+        save_arrays(task.path, data)
         return {"index": ref.index, "filename": ref.filename, "path": task.path, "shape": list(data.shape),
                 "threshold": float(threshold)}
     except InputError as exc:

@@ -33,7 +33,7 @@ from ..io import ExposureRef
 from ..kernel import pixmap_path
 from ..plan import MosaicPlan
 from ..store import StoreSpec
-from .flag import FlagTask, MaskInputTask, flag_task, mask_input_task
+from .flag import FlagSpec, FlagTask, MaskInputTask, flag_task, mask_input_task
 from .median import MedianTile, median_band_task, median_tile_task
 from .params import OutlierParams
 from .threshold import ThresholdTask, threshold_task
@@ -179,17 +179,19 @@ def build_outlier_graph(
                               ty=key[0], tx=key[1], y0=tile.y0, x0=tile.x0, shape_yx=tile.shape_yx,
                               store=median_store))
     flag_keys = {}
+    spec_key = f"flag-spec-{token}"
+    dsk[spec_key] = FlagSpec(params=params, median_store=str(work.median_store), median_wcs=plan.grid.wcs,
+                             median_shape_yx=shape, tile_shape_yx=tile_shape)
     for ref in plan.refs:
         allowed = _ring(plan.exposure_tiles.get(ref.index, ()), plan.tiles.n_tiles_yx)
         fk = (f"flag-{token}", ref.index)
         flag_keys[ref.index] = fk
         dsk[fk] = (flag_task, ref, [median_key[t] for t in allowed if t in median_key],
-                   FlagTask(params=params, mask_path=work.mask(ref.index), median_store=str(work.median_store),
-                            median_wcs=plan.grid.wcs, median_shape_yx=shape, tile_shape_yx=tile_shape,
-                            allowed_tiles=allowed,
+                   FlagTask(mask_path=work.mask(ref.index), allowed_tiles=allowed,
                             pixmap_path=pixmap_path(str(work.pixmaps), ref.index) if reuse else None,
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)))
+                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)),
+                   spec_key)
     return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in plan.refs},
                         n_median_tasks=len(median_key))
 
@@ -224,12 +226,15 @@ def build_direct_graph(
         band_paths.append(work.band(b))
         dsk[bk] = (median_band_task, mask_keys, (r0, min(ny, r0 + rows)), work.band(b))
     flag_keys = {}
+    spec_key = f"flag-spec-{token}"
+    dsk[spec_key] = FlagSpec(params=params, band_paths=tuple(band_paths))
     for ref in refs:
         fk = (f"flag-{token}", ref.index)
         flag_keys[ref.index] = fk
         dsk[fk] = (flag_task, ref, band_keys,
-                   FlagTask(params=params, mask_path=work.mask(ref.index), band_paths=tuple(band_paths),
+                   FlagTask(mask_path=work.mask(ref.index),
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)))
+                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)),
+                   spec_key)
     return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in refs},
                         n_median_tasks=len(band_keys))

@@ -115,7 +115,7 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: str
     """
     from stcal.outlier_detection.median import nanmedian3D
 
-    from .flag import save_array
+    from .._files import save_arrays
 
     for r in masked:
         if isinstance(r, TaskFailure):
@@ -129,7 +129,7 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: str
         cube = np.empty((len(masked), r1 - r0, masked[0]["shape"][1]), np.float32)
         for k, r in enumerate(masked):
             cube[k] = np.load(r["path"], mmap_mode="r")[r0:r1]
-        save_array(out_path, nanmedian3D(cube))
+        save_arrays(out_path, nanmedian3D(cube))
         return out_path
     except Exception as exc:
         return TaskFailure(f"median rows {rows[0]}:{rows[1]}: {type(exc).__name__}: {exc}".splitlines()[0])

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import write_atomic
 from ..drivers import driver_for
 from ..records import ExposureRef, InputError
 
@@ -62,18 +61,10 @@ def planned_outputs(refs: Sequence[ExposureRef], output_dir: Path, *, overwrite:
 
 
 def _atomic(path: Path, write: Any, overwrite: bool) -> str:
-    """Run ``write(tmp_path)`` in a hidden directory beside ``path``, then move the file into place."""
+    """:func:`dask_resample._files.write_atomic`, refusing an existing file unless ``overwrite``."""
     if path.exists() and not overwrite:
         raise InputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        tmp = tmpdir / path.name
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return str(path)
+    return write_atomic(path, write)
 
 
 def write_crf(ref: ExposureRef, mask: np.ndarray | None, path: str | os.PathLike, *, status: str,

@@ -27,7 +27,6 @@ class OutlierStage:
     graph: OutlierGraph
     work: OutlierWork
     plan: MosaicPlan | None
-    shape_yx: tuple[int, int] | None
 
 
 def plan_stage(
@@ -101,7 +100,7 @@ def prepare_stage(
             shape = load_wcs(refs[0])[1]
         graph = build_direct_graph(refs, params, work, token=token, shape_yx=tuple(shape), crf_paths=crf_paths,
                                    blot_paths=blot_paths)
-        return OutlierStage(graph=graph, work=work, plan=None, shape_yx=tuple(shape))
+        return OutlierStage(graph=graph, work=work, plan=None)
     rp = params.resample_params()
     if plan is None:
         plan = plan_stage(refs, params, client=client, tile_shape=tile_shape, max_output_pixels=max_output_pixels)
@@ -117,4 +116,4 @@ def prepare_stage(
     graph = build_outlier_graph(plan, params, work, token=token, crf_paths=crf_paths, blot_paths=blot_paths)
     log.info("outlier detection: %d groups on a %d x %d grid, %d median tiles, %d inputs", len(plan.groups),
              *plan.grid.shape_yx, graph.n_median_tasks, len(refs))
-    return OutlierStage(graph=graph, work=work, plan=plan, shape_yx=None)
+    return OutlierStage(graph=graph, work=work, plan=plan)
