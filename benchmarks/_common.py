@@ -191,3 +191,31 @@ def task_kind(key: Any) -> str:
         if head.startswith(kind):
             return kind
     return head.split("-")[0]
+
+
+def start_cluster(args: Any) -> Any:
+    """A fresh cluster for one benchmark child: dask-resample's LocalCluster, or (``args.cluster ==
+    "subprocess"``) scheduler and plain workers in processes of their own.
+
+    ``args`` holds ``cluster``, ``workers``, ``threads`` and ``memory_limit``.
+    """
+    import os
+    from pathlib import Path
+
+    from dask_resample.cluster import ClusterHandle, connect
+
+    if args.cluster == "local":
+        return connect(cluster="local", n_workers=args.workers, threads_per_worker=args.threads,
+                       memory_limit=args.memory_limit)  # fmt: skip
+    from distributed import Client
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    # plain workers (no nanny) inherit this environment: leave glibc's adaptive allocation on, as
+    # dask-resample's LocalCluster does, and let them unpickle functions of ``_common``
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(v for v in (here, os.environ.get("PYTHONPATH")) if v)
+    cluster = SubprocessCluster(n_workers=args.workers, threads_per_worker=args.threads,
+                                worker_class="distributed.Worker", dashboard_address=":0",
+                                worker_kwargs={"memory_limit": args.memory_limit})  # fmt: skip
+    return ClusterHandle(client=Client(cluster), cluster=cluster, owned=True)

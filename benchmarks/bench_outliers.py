@@ -61,6 +61,7 @@ from _common import (
     mark_dataset,
     maxrss_bytes,
     spawn,
+    start_cluster,
     task_kind,
     vmhwm_bytes,
     warm_outlier_worker,
@@ -382,27 +383,6 @@ def attribute_memory(series: list[tuple[float, dict[int, int]]], stream: list[di
 # ----------------------------------------------------------------------------
 # child processes
 # ----------------------------------------------------------------------------
-def _start_cluster(args: argparse.Namespace) -> Any:
-    """A fresh cluster: dask-resample's LocalCluster, or scheduler and plain workers in processes of their own."""
-    from dask_resample.cluster import ClusterHandle, connect
-
-    if args.cluster == "local":
-        return connect(cluster="local", n_workers=args.workers, threads_per_worker=args.threads,
-                       memory_limit=args.memory_limit)  # fmt: skip
-    from distributed import Client
-    from distributed.deploy.subprocess import SubprocessCluster
-
-    # plain workers (no nanny) inherit this environment: leave glibc's adaptive allocation on, as
-    # dask-resample's LocalCluster does, and let them unpickle functions of ``_common``
-    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(v for v in (here, os.environ.get("PYTHONPATH")) if v)
-    cluster = SubprocessCluster(n_workers=args.workers, threads_per_worker=args.threads,
-                                worker_class="distributed.Worker", dashboard_address=":0",
-                                worker_kwargs={"memory_limit": args.memory_limit})  # fmt: skip
-    return ClusterHandle(client=Client(cluster), cluster=cluster, owned=True)
-
-
 def child_ours(args: argparse.Namespace) -> None:
     """Run ``detect_outliers`` once on a fresh cluster; write timings, per-process peaks and the task profile."""
     warnings.simplefilter("ignore")
@@ -414,7 +394,7 @@ def child_ours(args: argparse.Namespace) -> None:
     # keep every task of the run in the scheduler's task-stream buffer
     dask.config.set({"distributed.scheduler.dashboard.tasks.task-stream-length": 10_000_000})
     os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TASKS__TASK_STREAM_LENGTH"] = "10000000"
-    handle = _start_cluster(args)
+    handle = start_cluster(args)
     client = handle.client
     try:
         client.wait_for_workers(args.workers)

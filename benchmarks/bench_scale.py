@@ -53,6 +53,7 @@ from _common import (
     reference_wcs_pars,
     run_reference_resample,
     spawn,
+    start_cluster,
     task_kind,
     vmhwm_bytes,
     warm_worker,
@@ -223,28 +224,6 @@ def stream_summary(stream: list[dict[str, Any]], epoch0: float) -> dict[str, Any
 # ----------------------------------------------------------------------------
 # child processes
 # ----------------------------------------------------------------------------
-def _start_cluster(args: argparse.Namespace) -> Any:
-    """A fresh cluster: dask-resample's LocalCluster, or scheduler and workers in processes of their own."""
-    from dask_resample.cluster import ClusterHandle, connect
-
-    memory = args.memory_limit
-    if args.cluster == "local":
-        return connect(cluster="local", n_workers=args.workers, threads_per_worker=args.threads, memory_limit=memory)
-    from distributed import Client
-    from distributed.deploy.subprocess import SubprocessCluster
-
-    # plain workers (no nanny) inherit this environment, where MALLOC_TRIM_THRESHOLD_ is unset,
-    # as dask-resample's LocalCluster leaves it
-    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    # the workers unpickle functions of ``_common``, next to this script
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(v for v in (here, os.environ.get("PYTHONPATH")) if v)
-    cluster = SubprocessCluster(n_workers=args.workers, threads_per_worker=args.threads,
-                                worker_class="distributed.Worker", dashboard_address=":0",
-                                worker_kwargs={"memory_limit": memory})  # fmt: skip
-    return ClusterHandle(client=Client(cluster), cluster=cluster, owned=True)
-
-
 def child_dask(args: argparse.Namespace) -> None:
     """Run dask-resample once; write timings, peak RSS per process, the task-stream summary and the crop."""
     warnings.simplefilter("ignore")
@@ -257,7 +236,7 @@ def child_dask(args: argparse.Namespace) -> None:
     # keep every task of the run in the scheduler's task-stream buffer
     dask.config.set({"distributed.scheduler.dashboard.tasks.task-stream-length": 10_000_000})
     os.environ["DASK_DISTRIBUTED__SCHEDULER__DASHBOARD__TASKS__TASK_STREAM_LENGTH"] = "10000000"
-    handle = _start_cluster(args)
+    handle = start_cluster(args)
     client = handle.client
     try:
         client.wait_for_workers(args.workers)
