@@ -26,18 +26,25 @@ from .reduce import empty_pixel_values, output_arrays
 from .scratch import ScratchSpec, remove_all
 from .store import (
     FORMAT_VERSION,
-    MosaicExistsError,
+    Location,
+    as_location,
+    check_output,
+    check_output_location,
     create_store,
     finalize_store,
+    finish_interrupted_swap,
     input_fingerprint,
+    is_complete,
     is_mosaic,
     layout_problems,
+    mark_complete,
     open_mosaic,
-    prepare_output,
     read_metadata,
     remove_partial_writes,
     remove_stale_siblings,
+    replacement,
     scratch_sibling,
+    swap_in,
     tiles_done,
 )
 
@@ -191,8 +198,9 @@ def _metadata(plan: MosaicPlan, mode: str, group: str | None) -> dict[str, Any]:
 
 def resample(
     inputs: Any,
-    output: str | Path,
+    output: str | Path | Location,
     *,
+    storage_options: Mapping[str, Any] | None = None,
     mode: str | None = None,
     params: ResampleParams | None = None,
     output_wcs: Mapping[str, Any] | None = None,
@@ -221,8 +229,16 @@ def resample(
         (then the planning arguments ``mode``, ``params``, ``output_wcs``,
         ``wcs_pars``, ``tile_shape``, ``max_output_pixels`` and the drizzle
         parameters must not be given).
-    output : str or Path
-        Zarr store to create.
+    output : str, Path or Location
+        Zarr store to create: a local path or any fsspec URL (``s3://``,
+        ``gs://``, ``az://``, ``memory://`` with ``scheduler="serial"``, ...).
+        Scratch partials go beside it, on the same store
+        (``resample.scratch-dir`` moves them). On object stores the arrays are
+        sharded (``resample.shard-tiles``).
+    storage_options : mapping, optional
+        Options of the URL's file system (``key``, ``secret``,
+        ``endpoint_url``, ``client_kwargs``, ...), as for fsspec; they also
+        apply to input URLs.
     mode : {"many_to_one", "many_to_many"}, optional
         One output (default), or one output per exposure group (Zarr subgroups).
     params : ResampleParams, optional
@@ -249,7 +265,11 @@ def resample(
         else starts a LocalCluster for the duration of the call.
     overwrite : bool
         Replace an existing mosaic at ``output``. A path that is not a mosaic is
-        never touched.
+        never touched. The new mosaic is built beside the old one (a hidden
+        sibling ``.<name>.replacing-<digest>``) and takes its place only when
+        complete, so a failed or killed run leaves the old mosaic as it was;
+        running the same command again resumes (``resume=True``) or finishes
+        the replacement.
     resume : bool
         Finish an interrupted mosaic: only tiles not yet complete are computed,
         after checking that inputs, parameters and grid are unchanged (else
@@ -302,12 +322,11 @@ def resample(
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     check_wcs_pars(wcs_pars)
-    output = Path(output)
-    if output.exists() and not is_mosaic(output):
-        raise MosaicExistsError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
-    if output.exists() and not (overwrite or resume):
-        raise MosaicExistsError(f"{output}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
-    resolved = None if given_plan is not None else resolve_inputs(inputs)  # cheap checks, before any cluster starts
+    output = as_location(output, storage_options)
+    # what cannot be served or may not be touched fails here, before any cluster starts
+    check_output_location(output, distributed=scheduler == "distributed")
+    check_output(output, overwrite=overwrite, resume=resume)
+    resolved = None if given_plan is not None else resolve_inputs(inputs, storage_options=storage_options)
 
     handle, client = connect_for_run(client, scheduler)
     try:
@@ -406,7 +425,7 @@ def _outlier_params(outliers: Any) -> Any:
 
 def _execute(
     plan: MosaicPlan,
-    output: Path,
+    output: Location,
     *,
     mode: str,
     overwrite: bool,
@@ -419,9 +438,10 @@ def _execute(
 ) -> RunSummary:
     """Create (or reopen, for resume) the store and compute the missing tiles.
 
-    The store's layout and metadata are complete on disk before the first tile
-    is computed, and every tile records completion after its data, so that a
-    run killed at any point can be resumed.
+    The store's layout and metadata are complete before the first tile is
+    computed, and every tile (or shard) records completion after its data, so
+    that a run killed at any point can be resumed. A mosaic that replaces an
+    existing one is built beside it and swapped in when complete.
     """
     t_start = time.perf_counter()
     params = plan.params
@@ -430,6 +450,18 @@ def _execute(
     fingerprint = input_fingerprint([r.to_record() for r in plan.refs],
                                     params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
                                     {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)})
+    target = output
+    if output.exists() and is_mosaic(output) and (overwrite or resume):
+        if finish_interrupted_swap(output, fingerprint):
+            log.info("%s: finished the replacement left by an interrupted run", output)
+            if resume:
+                return _summary(plan, None, n_skipped=len(plan.contributions), graph=None)
+        same = _same_run(output, fingerprint, mode, arrays)
+        if overwrite and not (resume and same):
+            # replace: build beside the old mosaic, which stays readable until the new one is complete
+            output = replacement(target, fingerprint)
+            if not resume:
+                output.remove()
     skip = _resume_state(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint) if resume else None
     outlier_plan = None
     with_outliers = outliers is not None and len(plan.refs) >= 2
@@ -440,14 +472,19 @@ def _execute(
 
         outlier_plan = plan_stage(list(plan.refs), outliers, client=client, tile_shape=plan.tiles.tile_shape_yx,
                                   max_output_pixels=max_output_pixels)
+    shard_tiles = shard_tiles_for(output)
     if skip is None:
-        prepare_output(output, overwrite=overwrite or (resume and output.exists()))
+        if output.exists():
+            output.remove()  # a store of this package left half-created, or an old replacement
         create_plan_store(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint,
                           fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
-                          extra_attrs={"outliers": outliers.to_dict()} if outliers is not None else None)
+                          extra_attrs={"outliers": outliers.to_dict()} if outliers is not None else None,
+                          shard_tiles_yx=shard_tiles)
         skip = set()
+    else:
+        shard_tiles = tuple(read_metadata(output).get("grid", {}).get("shard_tiles", (1, 1)))
     token = uuid.uuid4().hex[:12]
-    remove_stale_siblings(output, kinds=("scratch",))  # partials of a killed run
+    remove_stale_siblings(target, kinds=("staging", "trash", "scratch"))  # left by a killed run
     scratch_root = _scratch_root(output, token)
     try:
         stage = None
@@ -456,54 +493,89 @@ def _execute(
             from .outliers.graph import OutlierWork
             from .outliers.stage import prepare_stage
 
-            work = OutlierWork.under(Path(scratch_root) / "outliers")
+            work = OutlierWork.under(scratch_root.join("outliers"))
             stage = prepare_stage(list(plan.refs), outliers, work, token=f"{token}-od", client=client,
                                   tile_shape=plan.tiles.tile_shape_yx, plan=outlier_plan)
             plan = replace(plan, refs=tuple(replace(r, outlier_mask=work.mask(r.index)) for r in plan.refs))
-        graph = build_graph(plan, store_path=str(output), arrays=arrays, token=token, scratch_root=scratch_root,
+        graph = build_graph(plan, store_path=output, arrays=arrays, token=token, scratch_root=scratch_root,
                             skip_tiles=skip, fast_pixmap=fast_pixmap,
-                            exposure_after=None if stage is None else stage.graph.flag_keys)
+                            exposure_after=None if stage is None else stage.graph.flag_keys,
+                            shard_tiles_yx=shard_tiles)
         if stage is not None:
             graph = replace(graph, dsk={**stage.graph.dsk, **graph.dsk})
-        log.info("%s: %d tiles to compute from %d inputs (%d tasks)", output, len(graph.tile_keys),
-                 len(plan.refs) - len(plan.skipped), len(graph.dsk))
-        outcome = _run(graph, client=client, progress=progress)
+        log.info("%s: %d %s to compute from %d inputs (%d tasks)", target, len(graph.tile_keys),
+                 "shards" if shard_tiles != (1, 1) else "tiles", len(plan.refs) - len(plan.skipped), len(graph.dsk))
+        outcome = _run(graph, client=client, progress=progress,
+                       **({"desc": "shards", "unit": "shard"} if shard_tiles != (1, 1) else {}))
     finally:
         remove_all(ScratchSpec(root=scratch_root))
-    summary = RunSummary(
-        n_inputs=len(plan.refs) - len(plan.skipped),
-        n_tiles=len(outcome.records),
-        n_tiles_skipped=len(skip),
-        seconds=0.0,
-        records=list(outcome.records.values()),
-        skipped_inputs=[plan.refs[i].filename for i in plan.skipped],
-        n_tiles_failed=len(outcome.failures),
-        slowest_tasks=_slowest(outcome.seconds, graph),
-    )
+    summary = _summary(plan, outcome, n_skipped=len(skip), graph=graph)
     if outcome.failures:
         summary.seconds = time.perf_counter() - t_start
         _log_summary(summary)
-        raise IncompleteMosaicError.from_failures(output, outcome.failures, graph, summary)
+        raise IncompleteMosaicError.from_failures(target, outcome.failures, graph, summary)
+    mark_complete(output, {"fingerprint": fingerprint, "software": f"dask-resample {__version__}"})
     finalize_store(output)
+    if output != target:
+        swap_in(output, target)
     return summary
+
+
+def _same_run(output: Location, fingerprint: str, mode: str, arrays: tuple[str, ...]) -> bool:
+    """True if the mosaic at ``output`` was made from these inputs, parameters and grid."""
+    try:
+        meta = read_metadata(output)
+    except (OSError, ValueError):
+        return False
+    return meta.get("fingerprint") == fingerprint and meta.get("mode") == mode and list(meta.get("arrays", [])) == list(arrays)
+
+
+def shard_tiles_for(output: Location) -> tuple[int, int]:
+    """Tiles per Zarr shard for a store at ``output``: ``resample.shard-tiles`` (``auto``: 4 x 4 on object stores)."""
+    value = config.get("shard-tiles", "auto")
+    if value in (None, "auto"):
+        return (1, 1) if output.is_local else (4, 4)
+    ny, nx = (int(v) for v in (value if isinstance(value, (list, tuple)) else (value, value)))
+    if ny < 1 or nx < 1:
+        raise ValueError(f"resample.shard-tiles: expected 'auto' or positive (ny, nx), got {value!r}")
+    return ny, nx
+
+
+def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int, graph: MosaicGraph | None) -> RunSummary:
+    """The run's summary; shard records count their tiles."""
+    records: list[dict[str, Any]] = []
+    for rec in (outcome.records.values() if outcome is not None else ()):
+        records.extend(rec["tiles"] if "tiles" in rec else [rec])
+    failures = outcome.failures if outcome is not None else {}
+    return RunSummary(
+        n_inputs=len(plan.refs) - len(plan.skipped),
+        n_tiles=len(records),
+        n_tiles_skipped=n_skipped,
+        seconds=0.0,
+        records=records,
+        skipped_inputs=[plan.refs[i].filename for i in plan.skipped],
+        n_tiles_failed=len(failures),
+        slowest_tasks=_slowest(outcome.seconds, graph) if outcome is not None and graph is not None else [],
+    )
 
 
 def create_plan_store(
     plan: MosaicPlan,
-    output: Path,
+    output: str | Path | Location,
     *,
     mode: str,
     arrays: Sequence[str],
     fill_values: Mapping[str, Any],
     fingerprint: str = "",
     extra_attrs: Mapping[str, Any] | None = None,
+    shard_tiles_yx: tuple[int, int] = (1, 1),
 ) -> None:
     """Create the empty store of a plan (layout and metadata complete before any tile is computed).
 
     Parameters
     ----------
     plan : MosaicPlan
-    output : Path
+    output : path, URL or Location
         Store to create (must not exist).
     mode : {"many_to_one", "many_to_many"}
     arrays : sequence of str
@@ -514,8 +586,10 @@ def create_plan_store(
         Inputs/parameters/grid digest, checked on resume.
     extra_attrs : mapping, optional
         More root metadata.
+    shard_tiles_yx : tuple of int
+        Tiles per Zarr shard (``(1, 1)``: no sharding).
     """
-    grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
+    grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo) | {"shard_tiles": list(shard_tiles_yx)}
     root = {
         "format_version": FORMAT_VERSION,
         "software": f"dask-resample {__version__}",
@@ -541,24 +615,29 @@ def create_plan_store(
     create_store(
         output, groups=groups, root_attrs=root, shape_yx=plan.grid.shape_yx,
         tile_shape_yx=plan.tiles.tile_shape_yx, arrays=tuple(arrays), fill_values=fill_values,
-        many_to_many=(mode == "many_to_many"),
+        many_to_many=(mode == "many_to_many"), shard_tiles_yx=shard_tiles_yx,
     )
 
 
-def _scratch_root(output: Path, token: str) -> str:
-    """Directory of a run's tile partials: ``resample.scratch-dir`` if set, else beside the mosaic.
+def _scratch_root(output: Location, token: str) -> Location:
+    """Where a run keeps its tile partials: ``resample.scratch-dir`` if set, else beside the mosaic.
 
     Beside the mosaic (a hidden sibling ``.<name>.scratch-<token>``) is on the
-    same file system, which every worker writing the mosaic can reach.
+    same store, which every worker writing the mosaic can reach. A configured
+    path or URL takes the storage options of the output when it is on the same
+    file system.
     """
     configured = config.get("scratch-dir")
     if configured:
-        return str(Path(configured).expanduser() / f"{output.name}-{token}")
-    return str(scratch_sibling(output, token))
+        root = as_location(str(configured))
+        if not root.is_local and root.scheme == output.scheme:
+            root = as_location(root.url, output.storage_options)
+        return root.join(f"{output.name}-{token}")
+    return scratch_sibling(output, token)
 
 
 def _resume_state(
-    plan: MosaicPlan, output: Path, *, mode: str, arrays: tuple[str, ...], fingerprint: str
+    plan: MosaicPlan, output: Location, *, mode: str, arrays: tuple[str, ...], fingerprint: str
 ) -> set[tuple[str, tuple[int, int]]] | None:
     """Tiles already complete in ``output``, or ``None`` to start a new mosaic.
 
@@ -660,12 +739,12 @@ class IncompleteMosaicError(TileTaskError):
 
     @classmethod
     def from_failures(
-        cls, output: Path, failures: Mapping[Any, TaskFailure], graph: MosaicGraph, summary: RunSummary
+        cls, output: Location, failures: Mapping[Any, TaskFailure], graph: MosaicGraph, summary: RunSummary
     ) -> IncompleteMosaicError:
         """Summarise per-tile failures in one line naming the failing inputs."""
         per_tile = {}
         for key, failure in failures.items():
-            group, tile = graph.keys.tile_of(key) or ("", (-1, -1))
+            group, tile = graph.keys.tile_of(key) or graph.keys.shard_of(key) or ("", (-1, -1))
             per_tile[(group, tile)] = failure.message
         unique = list(dict.fromkeys(per_tile.values()))
         shown = "; ".join(unique[:5]) + (f"; and {len(unique) - 5} more" if len(unique) > 5 else "")

@@ -8,7 +8,10 @@ overlaps, then a sparse graph whose shared state is stored once):
   (:mod:`dask_resample.scratch`); the task returns small records;
 * ``tile-<token>, group, ty, tx``: when every contributor is done, the tile's
   partials are read back one at a time in input order, summed, finalised and
-  written to the mosaic; the task returns a small record.
+  written to the mosaic; the task returns a small record;
+* with Zarr sharding (several tiles per shard), ``shard-<token>, group, sy, sx``:
+  the tile tasks leave their finished tiles in scratch, and one task per shard
+  writes each array's whole shard once (no two tasks write into one object).
 
 The output WCS and parameters (:class:`~dask_resample.kernel.DrizzleSpec`) and
 the store and scratch locations sit once in the graph under their own keys, so
@@ -34,9 +37,9 @@ from . import config
 from .failures import TaskFailure
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
-from .reduce import AccumulatorSpec, finalize_tile, reduce_partials
+from .reduce import AccumulatorSpec, empty_pixel_values, finalize_tile, reduce_partials
 from .scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
-from .store import StoreSpec, tile_marker, write_tile
+from .store import Location, StoreSpec, as_location, encode_tile, shard_marker, tile_marker, write_shard, write_tile
 
 __all__ = ["GraphKeys", "MosaicGraph", "TileTaskError", "build_graph", "run_graph"]
 
@@ -71,10 +74,21 @@ class GraphKeys:
         """Key of the reduction task of ``(group, (ty, tx))``."""
         return (f"tile-{self.token}", group, *key)
 
+    def shard(self, group: str, key: tuple[int, int]) -> tuple:
+        """Key of the task writing shard ``(sy, sx)`` of ``group``."""
+        return (f"shard-{self.token}", group, *key)
+
     def tile_of(self, key: Any) -> tuple[str, tuple[int, int]] | None:
         """``(group, (ty, tx))`` of a tile key, else ``None``."""
         key = _as_tuple(key)
         if isinstance(key, tuple) and len(key) == 4 and key[0] == f"tile-{self.token}":
+            return key[1], (int(key[2]), int(key[3]))
+        return None
+
+    def shard_of(self, key: Any) -> tuple[str, tuple[int, int]] | None:
+        """``(group, (sy, sx))`` of a shard key, else ``None``."""
+        key = _as_tuple(key)
+        if isinstance(key, tuple) and len(key) == 4 and key[0] == f"shard-{self.token}":
             return key[1], (int(key[2]), int(key[3]))
         return None
 
@@ -88,6 +102,9 @@ class GraphKeys:
         if (tile := self.tile_of(key)) is not None:
             group, (ty, tx) = tile
             return f"tile {ty},{tx}" + (f" [{group}]" if group else "")
+        if (shard := self.shard_of(key)) is not None:
+            group, (sy, sx) = shard
+            return f"shard {sy},{sx}" + (f" [{group}]" if group else "")
         return None
 
 
@@ -113,6 +130,20 @@ class TileTask:
     order: tuple[int, ...]
     accumulator: AccumulatorSpec
     store: StoreSpec
+    sharded: bool = False
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard of one group: its region and what a pixel no input reaches holds (small)."""
+
+    group: str
+    sy: int
+    sx: int
+    region_yx: tuple[int, int, int, int]
+    store: StoreSpec
+    fill_values: Mapping[str, Any]
+    n_ctx_planes: int
 
 
 @dataclass(frozen=True)
@@ -174,12 +205,13 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
         if isinstance(c, TaskFailure):
             return c
     try:
-        if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+        if not task.sharded and (done := tile_marker(task.store, task.ty, task.tx)) is not None:
             return done
         t0 = time.perf_counter()
         key = (task.ty, task.tx)
         files = [c.get(key) for c in contributions]
-        acc = reduce_partials(task.accumulator, (None if f is None else read_partial(f.path) for f in files))
+        acc = reduce_partials(task.accumulator,
+                              (None if f is None else read_partial(scratch.location(f.path)) for f in files))
         arrays = finalize_tile(acc)
         spec = task.accumulator
         record = {
@@ -191,7 +223,11 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
             "shape": list(spec.shape_yx),
             "ctx_planes": list(spec.ctx_planes),
         }
-        write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
+        if task.sharded:  # the shard's task writes it, with the shard's other tiles
+            done = scratch.done_tile(task.group, task.ty, task.tx).write_bytes(encode_tile(arrays))
+            record["object"] = done.url
+        else:
+            write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
         del acc, arrays
         remove_tile(scratch, task.group, task.ty, task.tx)
         record["seconds"] = time.perf_counter() - t0
@@ -200,17 +236,42 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
         return TaskFailure(f"tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
+def shard_task(tiles: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
+    """Write one shard of every array from its finished tiles, then its marker (a worker task).
+
+    ``tiles`` are the records of the shard's tile tasks. A shard already marked
+    complete (a retried task) is not written again.
+    """
+    for t in tiles:
+        if isinstance(t, TaskFailure):
+            return t
+    try:
+        if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
+            return done
+        t0 = time.perf_counter()
+        found = [{**t, "object": scratch.location(t["object"])} for t in tiles]
+        record = write_shard(task.store, task.region_yx, task.sy, task.sx, found, task.fill_values,
+                             task.n_ctx_planes)
+        for t in found:
+            t["object"].remove()
+        record["seconds"] = time.perf_counter() - t0
+        return record
+    except Exception as exc:
+        return TaskFailure(f"shard {task.sy},{task.sx}: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
 def build_graph(
     plan: MosaicPlan,
     *,
-    store_path: str,
+    store_path: str | Location,
     arrays: tuple[str, ...],
     token: str,
-    scratch_root: str,
+    scratch_root: str | Location,
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
     fast_pixmap: bool | None = None,
     exposure_after: Mapping[int, Any] | None = None,
     pixmap_dir: str | None = None,
+    shard_tiles_yx: tuple[int, int] = (1, 1),
 ) -> MosaicGraph:
     """Build the task dictionary of a mosaic.
 
@@ -238,6 +299,9 @@ def build_graph(
         :mod:`dask_resample.outliers`).
     pixmap_dir : str, optional
         Keep each input's pixel map there (for the outlier blot to reuse).
+    shard_tiles_yx : tuple of int
+        Tiles per Zarr shard of the store (as created); with more than one,
+        one task per shard writes it.
 
     Returns
     -------
@@ -255,7 +319,9 @@ def build_graph(
         fast_pixmap=bool(config.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
         pixmap_dir=pixmap_dir,
     )
-    scratch = ScratchSpec(root=scratch_root)
+    scratch = ScratchSpec(root=as_location(scratch_root))
+    store = as_location(store_path)
+    sharded = tuple(shard_tiles_yx) != (1, 1)
     group_of = {i: g for g, members in plan.members.items() for i in members}
     todo = {gk: idx for gk, idx in plan.contributions.items() if gk not in skip_tiles}
     needed: dict[int, set[tuple[int, int]]] = {}
@@ -285,13 +351,40 @@ def build_graph(
                 params=plan.params,
                 pixel_scale_ratio=plan.grid.pixel_scale_ratio,
             ),
-            store=StoreSpec(path=store_path, group=group, arrays=arrays),
+            store=StoreSpec(location=store, group=group, arrays=arrays),
+            sharded=sharded,
         )
         tk = k.tile(group, key)
         dsk[tk] = (tile_task, [k.exposure(i) for i in indices], task, k.scratch)
         tile_keys.append(tk)
+    if sharded:
+        tile_keys = _shard_tasks(dsk, tile_keys, plan, k, store, arrays, tuple(shard_tiles_yx))
     return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
                        names={r.index: r.filename for r in plan.refs})
+
+
+def _shard_tasks(dsk: dict, tile_keys: list, plan: MosaicPlan, k: GraphKeys, store: Location,
+                 arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
+    """Add one task per shard after its tiles' tasks; return the shard keys (the graph's outputs)."""
+    ssy, ssx = shard_tiles_yx
+    tny, tnx = plan.tiles.tile_shape_yx
+    ny, nx = plan.grid.shape_yx
+    fills = empty_pixel_values(plan.params, plan.grid.pixel_scale_ratio)
+    members: dict[tuple[str, tuple[int, int]], list] = {}
+    for tk in tile_keys:
+        group, (ty, tx) = k.tile_of(tk)  # type: ignore[misc]  # our own tile keys
+        members.setdefault((group, (ty // ssy, tx // ssx)), []).append(tk)
+    shard_keys = []
+    for (group, (sy, sx)), tks in members.items():
+        y0, x0 = sy * ssy * tny, sx * ssx * tnx
+        task = ShardTask(group=group, sy=sy, sx=sx,
+                         region_yx=(y0, min(ny, y0 + ssy * tny), x0, min(nx, x0 + ssx * tnx)),
+                         store=StoreSpec(location=store, group=group, arrays=arrays),
+                         fill_values={a: fills[a] for a in arrays}, n_ctx_planes=plan.n_ctx_planes(group))
+        sk = k.shard(group, (sy, sx))
+        dsk[sk] = (shard_task, sorted(tks), task, k.scratch)
+        shard_keys.append(sk)
+    return shard_keys
 
 
 @dataclass(frozen=True)

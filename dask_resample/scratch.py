@@ -7,26 +7,27 @@ done. Nothing large waits in a worker's memory for other exposures, so memory
 per process stays at one exposure (drizzling) or one tile (reducing), whatever
 the mosaic size, the number of inputs or the order in which tasks run.
 
-Files are written atomically (a temporary name, then a rename), so a retried
-task rewrites the same content and a reader never sees half a file. They live
-under the run's scratch directory: by default inside the mosaic
-(``<output>/_scratch``), which every worker can reach because they all write
-the mosaic; ``resample.scratch-dir`` (or ``scratch_dir=``) moves them, e.g. to a
-node-local disk for a single-node run. A tile's partials are removed once it is
-written, and the whole directory at the end of the run.
+Each partial is one object, written whole (:meth:`Location.write_bytes
+<dask_resample.store.location.Location.write_bytes>`: one request on an object
+store, a temporary file and a rename on a disk), so a retried task rewrites the
+same bytes and a reader never sees half of one. They live under the run's
+scratch location: by default a hidden sibling of the mosaic
+(``.<name>.scratch-<token>``), on the same store, which every worker writing
+the mosaic can reach; ``resample.scratch-dir`` moves them to another path or
+URL (a node-local disk is valid for a single-node run only). A tile's partials
+are removed once it is written, and the whole scratch location at the end of
+the run.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .kernel import VARIANCE_NAMES, TilePartial
+from .store.location import Location
 
 __all__ = ["PartialFile", "ScratchSpec", "read_partial", "remove_all", "remove_tile", "write_partial"]
 
@@ -35,16 +36,24 @@ __all__ = ["PartialFile", "ScratchSpec", "read_partial", "remove_all", "remove_t
 class ScratchSpec:
     """Where a run keeps its partials (small, picklable)."""
 
-    root: str
+    root: Location
 
-    def tile_dir(self, group: str, ty: int, tx: int) -> Path:
-        """Directory of one tile's partials."""
-        return Path(self.root) / (group or "_") / f"{ty}_{tx}"
+    def tile_dir(self, group: str, ty: int, tx: int) -> Location:
+        """Location of one tile's partials."""
+        return self.root.join(group or "_", f"{ty}_{tx}")
+
+    def done_tile(self, group: str, ty: int, tx: int) -> Location:
+        """Location of one finished tile waiting for its shard to be written."""
+        return self.root.join(group or "_", "_finished", f"{ty}_{tx}.npz")
+
+    def location(self, url: str) -> Location:
+        """A location of this scratch space from its URL (with the scratch's storage options)."""
+        return Location(url, self.root.storage_options)
 
 
 @dataclass(frozen=True)
 class PartialFile:
-    """A partial on disk: its path and the box of the mosaic it covers."""
+    """A partial in scratch: its path or URL and the box of the mosaic it covers."""
 
     path: str
     y0: int
@@ -59,7 +68,6 @@ _META = ("index", "y0", "x0", "tmeasure")
 def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: TilePartial) -> PartialFile:
     """Write ``partial`` (input ``partial.index`` into tile ``(ty, tx)`` of ``group``) atomically."""
     directory = scratch.tile_dir(group, ty, tx)
-    directory.mkdir(parents=True, exist_ok=True)
     arrays = {"img": partial.img, "wht": partial.wht}
     for name in ("ctx", "dq", "err"):
         if (a := getattr(partial, name)) is not None:
@@ -68,17 +76,17 @@ def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: T
         arrays[f"var.{name}"] = v
     meta = np.array([partial.index, partial.y0, partial.x0,
                      np.nan if partial.tmeasure is None else partial.tmeasure], np.float64)
-    target = directory / f"{partial.index}.npz"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{partial.index}-", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, meta=meta, **arrays)
-    os.replace(tmp, target)
-    return PartialFile(str(target), partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
+    buf = io.BytesIO()
+    np.savez(buf, meta=meta, **arrays)
+    target = directory.join(f"{partial.index}.npz").write_bytes(buf.getbuffer())
+    del buf
+    return PartialFile(target.url, partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
 
 
-def read_partial(path: str | os.PathLike) -> TilePartial:
+def read_partial(location: Location) -> TilePartial:
     """Read a partial written by :func:`write_partial`."""
-    with np.load(path, allow_pickle=False) as z:
+    source = location.url if location.is_local else io.BytesIO(location.read_bytes())
+    with np.load(source, allow_pickle=False) as z:
         index, y0, x0, tmeasure = (float(v) for v in z["meta"])
         names = set(z.files)
         return TilePartial(
@@ -97,9 +105,9 @@ def read_partial(path: str | os.PathLike) -> TilePartial:
 
 def remove_tile(scratch: ScratchSpec, group: str, ty: int, tx: int) -> None:
     """Remove one tile's partials (after the tile is written)."""
-    shutil.rmtree(scratch.tile_dir(group, ty, tx), ignore_errors=True)
+    scratch.tile_dir(group, ty, tx).remove()
 
 
 def remove_all(scratch: ScratchSpec) -> None:
-    """Remove the run's scratch directory."""
-    shutil.rmtree(scratch.root, ignore_errors=True)
+    """Remove the run's scratch location."""
+    scratch.root.remove()
