@@ -1,50 +1,64 @@
-"""Atomic file writes: a path is either absent or complete.
+"""Whole-file writes and reads of the intermediate products, on any store.
 
 Every file a task writes (masks, kept pixel maps, median bands, ``*_crf.fits``
-files) is written in a hidden temporary directory beside its final path and
-moved into place by one rename, so a task killed or retried never leaves a
-partial file that a later task could read.
+files) is written whole: on a local disk in a temporary file renamed into
+place, on an object store in one request (:class:`~dask_resample.store.location.Location`),
+so a task killed or retried never leaves a partial file that a later task could
+read, and a retry rewrites the same bytes. Paths may be local paths or
+:class:`~dask_resample.store.location.Location` objects (URLs with their
+storage options).
 """
 
 from __future__ import annotations
 
+import io
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_arrays", "write_atomic"]
+from .store.location import Location, as_location
+
+__all__ = ["load_arrays", "remove_file", "save_arrays", "write_atomic"]
+
+PathLike = str | os.PathLike[str] | Location
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> str:
-    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
+def write_atomic(path: PathLike, write: Callable[[Path], None]) -> str:
+    """Call ``write(tmp)`` with a temporary local path, then put the file at ``path`` whole.
 
     Returns
     -------
     str
-        ``path``.
+        ``path`` (its URL for a location).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        tmp = tmpdir / path.name
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return str(path)
+    return as_location(path).write_with(write).url
 
 
-def save_arrays(path: str | os.PathLike, *arrays: np.ndarray) -> str:
-    """Write arrays one after the other in one ``.npy`` stream, atomically (``np.load`` reads the first)."""
+def save_arrays(path: PathLike, *arrays: np.ndarray) -> str:
+    """Write arrays one after the other in one ``.npy`` stream, whole (:func:`load_arrays` reads them)."""
+    buf = io.BytesIO()
+    for a in arrays:
+        np.save(buf, a)
+    return as_location(path).write_bytes(buf.getbuffer()).url
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            for a in arrays:
-                np.save(fh, a)
 
-    return write_atomic(path, write)
+def load_arrays(path: PathLike, n: int = 1, *, mmap: bool = False) -> list[np.ndarray]:
+    """The first ``n`` arrays written by :func:`save_arrays` (``mmap``: a local file is mapped, not read)."""
+    location = as_location(path)
+    if location.is_local and mmap and n == 1:
+        return [np.load(location.url, mmap_mode="r")]
+    source = open(location.url, "rb") if location.is_local else io.BytesIO(location.read_bytes())  # noqa: SIM115
+    with source as fh:
+        return [np.load(fh) for _ in range(n)]
+
+
+def file_exists(path: PathLike) -> bool:
+    """True if a file is at ``path``."""
+    return as_location(path).is_file()
+
+
+def remove_file(path: PathLike) -> None:
+    """Remove the file at ``path`` if it is there."""
+    as_location(path).remove()

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ._files import save_arrays
+from ._files import load_arrays, save_arrays
+from .store.location import Location
 from .dqflags import PIXEL
 
 __all__ = ["NAN_ARRAYS", "OUTLIER_BITS", "apply_outlier_mask", "flagged_arrays", "match_nans_and_flags", "read_mask",
@@ -103,15 +104,14 @@ def flagged_arrays(model: Mapping[str, Any], mask: np.ndarray | None) -> dict[st
     return arrays
 
 
-def write_mask(path: str | os.PathLike, mask: np.ndarray) -> str:
+def write_mask(path: str | os.PathLike | Location, mask: np.ndarray) -> str:
     """Store a boolean mask bit-packed (its shape, then the bits), atomically."""
     return save_arrays(path, np.array(mask.shape, np.int64), np.packbits(mask, axis=None))
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
+def read_mask(path: str | os.PathLike | Location) -> np.ndarray:
     """Read a mask written by :func:`write_mask`."""
-    with open(path, "rb") as fh:
-        shape = tuple(int(v) for v in np.load(fh))
-        packed = np.load(fh)
+    shape_array, packed = load_arrays(path, 2)
+    shape = tuple(int(v) for v in shape_array)
     n = int(np.prod(shape))
     return np.unpackbits(packed, count=n).astype(bool).reshape(shape)

@@ -270,7 +270,7 @@ def build_graph(
     skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
     fast_pixmap: bool | None = None,
     exposure_after: Mapping[int, Any] | None = None,
-    pixmap_dir: str | None = None,
+    pixmap_dir: Location | None = None,
     shard_tiles_yx: tuple[int, int] = (1, 1),
 ) -> MosaicGraph:
     """Build the task dictionary of a mosaic.

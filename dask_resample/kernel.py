@@ -24,6 +24,7 @@ import numpy as np
 
 from .params import ResampleParams
 from .io import ExposureRef, load_model_dict
+from .store.location import Location
 
 __all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
 
@@ -47,7 +48,7 @@ class DrizzleSpec:
     #: Use :mod:`dask_resample.pixmap` where it applies (``resample.fast-pixmap`` on the client).
     fast_pixmap: bool = True
     #: Keep each input's pixel map here as float32 (``<index>.npy``) for the outlier blot to reuse.
-    pixmap_dir: str | None = None
+    pixmap_dir: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -286,12 +287,12 @@ def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
     model.update(flagged_arrays(model, read_mask(mask_path)))
 
 
-def pixmap_path(directory: str, index: int) -> str:
+def pixmap_path(directory: Location, index: int) -> Location:
     """Where input ``index``'s kept pixel map goes."""
-    return os.path.join(directory, f"{index:06d}.npy")
+    return directory.join(f"{index:06d}.npy")
 
 
-def save_pixmap32(path: str, pixmap: np.ndarray) -> None:
+def save_pixmap32(path: Location, pixmap: np.ndarray) -> None:
     """Keep a pixel map as float32 (what drizzle's blot reads of it), written atomically."""
     from ._files import save_arrays
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,9 +15,10 @@ import numpy as np
 from .. import config
 from ..io import InputError, describe_resolved, resolve_inputs
 from ..scratch import ScratchSpec
+from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
 from .params import OutlierParams
-from .products import output_name, planned_outputs, write_crf
+from .products import output_name, planned_outputs, real_path, write_crf
 from .stage import OutlierStage, prepare_stage
 
 __all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "run_stage"]
@@ -43,11 +43,15 @@ class OutlierDetectionError(RuntimeError):
     """Some inputs could not be flagged; the message names them."""
 
 
-def _work_root(output_dir: Path, token: str) -> Path:
+def _work_root(output_dir: Location, token: str) -> Location:
+    """Where a run keeps its intermediate products: ``resample.scratch-dir`` if set, else in ``output_dir``."""
     configured = config.get("scratch-dir")
     if configured:
-        return Path(configured).expanduser() / f"outliers-{token}"
-    return output_dir / f".dask-resample-outliers-{token}"
+        root = as_location(str(configured))
+        if not root.is_local and root.scheme == output_dir.scheme:
+            root = as_location(root.url, output_dir.storage_options)
+        return root.join(f"outliers-{token}")
+    return output_dir.join(f".dask-resample-outliers-{token}")
 
 
 def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dict[int, dict[str, Any]]:
@@ -60,7 +64,7 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     """
     from ..api import _run
 
-    graph = stage.graph.as_mosaic_graph(ScratchSpec(root=str(stage.work.scratch)))
+    graph = stage.graph.as_mosaic_graph(ScratchSpec(root=stage.work.scratch))
     outcome = _run(graph, client=client, progress=progress, desc="inputs", unit="input")
     if outcome.failures:
         messages = sorted({f.message for f in outcome.failures.values()})
@@ -70,8 +74,9 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
 
 def detect_outliers(
     inputs: Any,
-    output_dir: str | Path,
+    output_dir: str | Path | Location,
     *,
+    storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
     tile_shape: Sequence[int] | None = None,
     params: OutlierParams | Mapping[str, Any] | None = None,
@@ -80,7 +85,7 @@ def detect_outliers(
     progress: bool | None = None,
     max_output_pixels: int | None = None,
     **param_kwargs: Any,
-) -> list[Path]:
+) -> list[Path] | list[str]:
     """Flag outliers as jwst's ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
 
     Each exposure group is drizzled onto the common grid, the groups' median is
@@ -92,8 +97,14 @@ def detect_outliers(
     ----------
     inputs : str, Path, sequence or ModelLibrary
         What :func:`dask_resample.resample` takes.
-    output_dir : str or Path
-        Directory of the ``<root>_crf.fits`` files (created if missing).
+    output_dir : str, Path or Location
+        Directory of the ``<root>_crf.fits`` files (created if missing): a
+        local path or any fsspec URL (``s3://bucket/prefix``). Intermediate
+        products go there too while the run lasts (``resample.scratch-dir``
+        moves them).
+    storage_options : mapping, optional
+        Options of the URL's file system (credentials, ``endpoint_url``), for
+        the output and for input URLs.
     client : distributed.Client, optional
         Run on this client; ``None`` uses the current client or starts a LocalCluster.
     tile_shape : (int, int), optional
@@ -117,8 +128,8 @@ def detect_outliers(
 
     Returns
     -------
-    list of Path
-        The ``*_crf.fits`` files, in input order.
+    list of Path or list of str
+        The ``*_crf.fits`` files, in input order (URLs for an object store).
 
     Raises
     ------
@@ -132,26 +143,28 @@ def detect_outliers(
     params = OutlierParams.from_kwargs(params, **param_kwargs)
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
+    output_dir = as_location(output_dir, storage_options)
+    check_output_location(output_dir.join("_"), distributed=scheduler == "distributed")
+    if output_dir.is_file():
         raise InputError(f"{output_dir}: exists and is not a directory")
-    resolved = resolve_inputs(inputs)  # cheap checks, before any cluster starts
+    resolved = resolve_inputs(inputs, storage_options=storage_options)  # cheap checks, before any cluster starts
     crf = planned_outputs(resolved, output_dir, overwrite=overwrite)
     blots = None
     keep = params.save_intermediate_results
     if keep:
         # without resampling jwst keeps only the median (its "blot" is the median itself)
         names = INTERMEDIATE_NAMES.values() if params.resample_data else [INTERMEDIATE_NAMES["median_fits"]]
-        extra = [output_dir / n for n in names]
-        blots = ({r.index: output_dir / output_name(r.filename, "blot") for r in resolved}
+        extra = [output_dir.join(n) for n in names]
+        blots = ({r.index: output_dir.join(output_name(r.filename, "blot")) for r in resolved}
                  if params.resample_data else {})
-        sources = {os.path.realpath(r.path if hasattr(r, "path") else r.source) for r in resolved}
+        sources = {real_path(r.path if hasattr(r, "path") else r.source) for r in resolved}
         for p in [*extra, *blots.values()]:
-            if os.path.realpath(p) in sources:
+            if real_path(p.url) in sources:
                 raise InputError(f"{p}: is an input; choose another output directory")
             if p.exists() and not overwrite:
                 raise InputError(f"{p}: exists; pass overwrite=True (--overwrite) to replace it")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.is_local:
+        os.makedirs(output_dir.url, exist_ok=True)
 
     from ..api import connect_for_run
 
@@ -163,37 +176,44 @@ def detect_outliers(
         if len(refs) < 2:
             # as jwst 3.0: the step is skipped and records its status as FAILED
             log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
-            return [Path(write_crf(r, None, crf[r.index], status=SKIPPED_STATUS, overwrite=overwrite))
-                    for r in refs]
+            return _as_paths([write_crf(r, None, crf[r.index], status=SKIPPED_STATUS, overwrite=overwrite)
+                              for r in refs], output_dir)
         work = OutlierWork.under(
             root,
-            groups_store=output_dir / INTERMEDIATE_NAMES["groups"] if keep and params.resample_data else None,
-            median_store=output_dir / INTERMEDIATE_NAMES["median"] if keep and params.resample_data else None,
+            groups_store=output_dir.join(INTERMEDIATE_NAMES["groups"]) if keep and params.resample_data else None,
+            median_store=output_dir.join(INTERMEDIATE_NAMES["median"]) if keep and params.resample_data else None,
         )
         stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
                               max_output_pixels=max_output_pixels,
-                              crf_paths={i: str(p) for i, p in enumerate(crf)},
-                              blot_paths=None if not blots else {i: str(p) for i, p in blots.items()},
+                              crf_paths=dict(enumerate(crf)),
+                              blot_paths=None if not blots else dict(blots),
                               overwrite=overwrite)
         records = run_stage(stage, client=client, progress=progress)
         if keep:
-            _save_median_fits(stage, output_dir / INTERMEDIATE_NAMES["median_fits"], overwrite=overwrite)
+            _save_median_fits(stage, output_dir.join(INTERMEDIATE_NAMES["median_fits"]), overwrite=overwrite)
     finally:
         if handle is not None:
             handle.close()
-        shutil.rmtree(root, ignore_errors=True)
+        root.remove()
     n_flagged = sum(r["n_flagged"] for r in records.values())
     log.info("outlier detection: %d pixels flagged in %d inputs in %.1f s", n_flagged, len(refs),
              time.perf_counter() - t0)
-    return [Path(records[r.index]["crf"]) for r in refs]
+    return _as_paths([records[r.index]["crf"] for r in refs], output_dir)
 
 
-def _save_median_fits(stage: OutlierStage, path: Path, *, overwrite: bool) -> None:
+def _as_paths(written: Sequence[str], output_dir: Location) -> list[Path] | list[str]:
+    """Written files as :class:`~pathlib.Path` objects on a local disk, as URLs elsewhere."""
+    return [Path(p) for p in written] if output_dir.is_local else list(written)
+
+
+def _save_median_fits(stage: OutlierStage, path: Location, *, overwrite: bool) -> None:
     """Write the median as FITS too (if it is not too large for one process)."""
     from .products import _atomic
 
     if stage.plan is None:  # resample_data=False: the median is the inputs' size
-        median = np.concatenate([np.load(stage.work.band(b)) for b in range(stage.graph.n_median_tasks)])
+        from .._files import load_arrays
+
+        median = np.concatenate([load_arrays(stage.work.band(b))[0] for b in range(stage.graph.n_median_tasks)])
         wcs_header = None
     else:
         ny, nx = stage.plan.grid.shape_yx
@@ -202,7 +222,7 @@ def _save_median_fits(stage: OutlierStage, path: Path, *, overwrite: bool) -> No
             return
         import zarr
 
-        median = zarr.open_array(str(stage.work.median_store), path="data", mode="r")[...]
+        median = zarr.open_array(stage.work.median_store.zarr_store(read_only=True), path="data", mode="r")[...]
         from ..geometry import wcs_to_fits_header
 
         wcs_header = wcs_to_fits_header(stage.plan.grid.wcs)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import TileGrid
+from ..store.location import Location
 
 __all__ = ["BLOT_ROWS", "BlotWindowError", "blot_median", "blot_window"]
 
@@ -50,7 +51,7 @@ def blot_window(pixmap32: np.ndarray, shape_yx: tuple[int, int]) -> tuple[int, i
 
 
 def blot_median(
-    median_store: str,
+    median_store: Location,
     median_wcs: Any,
     median_shape_yx: tuple[int, int],
     wcs_in: Any,
@@ -66,7 +67,7 @@ def blot_median(
 
     Parameters
     ----------
-    median_store : str
+    median_store : Location
         Store whose ``data`` array is the median.
     median_wcs : gwcs.wcs.WCS
         WCS of the median grid.
@@ -106,7 +107,7 @@ def blot_median(
         if not needed <= set(allowed_tiles):
             raise BlotWindowError(f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
                                   "outside the planned footprint")
-    sub = np.ascontiguousarray(zarr.open_array(median_store, path="data", mode="r")[y0:y1, x0:x1])
+    sub = np.ascontiguousarray(zarr.open_array(median_store.zarr_store(read_only=True), path="data", mode="r")[y0:y1, x0:x1])
     # each output pixel depends on its own position only: blot a band of rows at a time (bounded temporaries)
     for r0 in range(0, shape_yx[0], BLOT_ROWS):
         r1 = min(shape_yx[0], r0 + BLOT_ROWS)

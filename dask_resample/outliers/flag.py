@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .._files import save_arrays
+from .._files import file_exists, load_arrays, remove_file, save_arrays
+from ..store.location import Location
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
@@ -81,23 +82,23 @@ class FlagSpec:
 
     params: OutlierParams
     #: ``resample_data=True``: the median store, its WCS, shape and tiling.
-    median_store: str | None = None
+    median_store: Location | None = None
     median_wcs: Any = None
     median_shape_yx: tuple[int, int] | None = None
     tile_shape_yx: tuple[int, int] | None = None
     #: ``resample_data=False``: the median's bands, in row order.
-    band_paths: tuple[str, ...] = ()
+    band_paths: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)
 class FlagTask:
     """What flagging one input needs besides its reference and the shared :class:`FlagSpec` (small)."""
 
-    mask_path: str
+    mask_path: Location
     #: ``resample_data=True``: the median tiles this task waited for.
     allowed_tiles: tuple[tuple[int, int], ...] = ()
     #: The input's pixel map kept by its drizzle (float32; removed once read), if any.
-    pixmap_path: str | None = None
+    pixmap_path: Location | None = None
     #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
     crf_path: str | None = None
     blot_path: str | None = None
@@ -125,8 +126,8 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
             from .blot import blot_median
 
             pixmap32 = None
-            if task.pixmap_path is not None and os.path.exists(task.pixmap_path):
-                pixmap32 = np.load(task.pixmap_path)
+            if task.pixmap_path is not None and file_exists(task.pixmap_path):
+                (pixmap32,) = load_arrays(task.pixmap_path)
             blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
                                stepsize=p.pixmap_stepsize, order=p.pixmap_order,
                                tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
@@ -135,19 +136,16 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
             mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
                                          effective_backg(model, p.backg))
         else:
-            blot = np.concatenate([np.load(b) for b in spec.band_paths])
+            blot = np.concatenate([load_arrays(b)[0] for b in spec.band_paths])
             if blot.shape != data.shape:
                 raise InputError(f"{ref.filename}: shape {data.shape} differs from the median's {blot.shape}")
             mask = flag_crs(data, err, blot, p.snr1)
         del model, data, err
         write_mask(task.mask_path, mask)
         if task.pixmap_path is not None:
-            try:
-                os.remove(task.pixmap_path)
-            except FileNotFoundError:
-                pass
+            remove_file(task.pixmap_path)
         record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
-                                  "mask": task.mask_path}
+                                  "mask": task.mask_path.url}
         if task.blot_path is not None:
             from .products import write_blot
 
@@ -172,7 +170,7 @@ class MaskInputTask:
     """``resample_data=False``: where one input's weight-masked data go."""
 
     params: OutlierParams
-    path: str
+    path: Location
 
 
 def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | TaskFailure:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..graph import GraphKeys, MosaicGraph, build_graph
 from ..io import ExposureRef
 from ..kernel import pixmap_path
 from ..plan import MosaicPlan
-from ..store import StoreSpec
+from ..store import Location, StoreSpec
 from .flag import FlagSpec, FlagTask, MaskInputTask, flag_task, mask_input_task
 from .median import MedianTile, median_band_task, median_tile_task
 from .params import OutlierParams
@@ -46,39 +45,40 @@ BAND_BYTES = 64 * 2**20
 
 @dataclass(frozen=True)
 class OutlierWork:
-    """Where a run keeps its intermediate products (a hidden directory removed after the run)."""
+    """Where a run keeps its intermediate products (removed after the run), on any store."""
 
-    root: Path
-    groups_store: Path
-    median_store: Path
+    root: Location
+    groups_store: Location
+    median_store: Location
 
     @classmethod
-    def under(cls, root: Path, *, groups_store: Path | None = None, median_store: Path | None = None) -> OutlierWork:
+    def under(cls, root: Location, *, groups_store: Location | None = None,
+              median_store: Location | None = None) -> OutlierWork:
         """The layout under ``root``; the two stores may live elsewhere (``save_intermediate_results``)."""
-        return cls(root=root, groups_store=groups_store or root / "groups.zarr",
-                   median_store=median_store or root / "median.zarr")
+        return cls(root=root, groups_store=groups_store or root.join("groups.zarr"),
+                   median_store=median_store or root.join("median.zarr"))
 
     @property
-    def scratch(self) -> Path:
+    def scratch(self) -> Location:
         """Drizzle partials of the group images."""
-        return self.root / "partials"
+        return self.root.join("partials")
 
     @property
-    def pixmaps(self) -> Path:
+    def pixmaps(self) -> Location:
         """Pixel maps kept by the group drizzle for the blot."""
-        return self.root / "pixmaps"
+        return self.root.join("pixmaps")
 
-    def mask(self, i: int) -> str:
+    def mask(self, i: int) -> Location:
         """Outlier mask of input ``i``."""
-        return str(self.root / "masks" / f"{i:06d}.npy")
+        return self.root.join("masks", f"{i:06d}.npy")
 
-    def masked(self, i: int) -> str:
+    def masked(self, i: int) -> Location:
         """Weight-masked data of input ``i`` (``resample_data=False``)."""
-        return str(self.root / "masked" / f"{i:06d}.npy")
+        return self.root.join("masked", f"{i:06d}.npy")
 
-    def band(self, b: int) -> str:
+    def band(self, b: int) -> Location:
         """Median band ``b`` (``resample_data=False``)."""
-        return str(self.root / "median-bands" / f"{b:06d}.npy")
+        return self.root.join("median-bands", f"{b:06d}.npy")
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,9 @@ def build_outlier_graph(
     from .. import config
 
     reuse = bool(config.get("outliers.reuse-pixmap", True))
-    groups = build_graph(plan, store_path=str(work.groups_store), arrays=("data", "wht"), token=token,
-                         scratch_root=str(work.scratch), fast_pixmap=False,
-                         pixmap_dir=str(work.pixmaps) if reuse else None)
+    groups = build_graph(plan, store_path=work.groups_store, arrays=("data", "wht"), token=token,
+                         scratch_root=work.scratch, fast_pixmap=False,
+                         pixmap_dir=work.pixmaps if reuse else None)
     k = groups.keys
     dsk = dict(groups.dsk)
     tiles_of: dict[str, list[tuple[int, int]]] = {}
@@ -150,7 +150,7 @@ def build_outlier_graph(
     for g in plan.groups:
         keys = tuple(tiles_of.get(g, ()))
         dsk[threshold_key[g]] = (threshold_task, [k.tile(g, key) for key in keys],
-                                 ThresholdTask(store=str(work.groups_store), group=g, tile_keys=keys,
+                                 ThresholdTask(store=work.groups_store, group=g, tile_keys=keys,
                                                tile_shape_yx=tile_shape, shape_yx=shape, maskpt=params.maskpt))
     fill = float(plan.params.fill_value)
     every_tile = not math.isnan(fill)  # groups may then give non-NaN values where they have no input
@@ -160,7 +160,7 @@ def build_outlier_graph(
     tile_list = ([t.key for t in plan.tiles.overlapping(0, shape[0], 0, shape[1])] if every_tile
                  else sorted(reached))
     median_key = {}
-    median_store = StoreSpec(path=str(work.median_store), group="", arrays=("data",))
+    median_store = StoreSpec(location=work.median_store, group="", arrays=("data",))
     all_thresholds = (f"thresholds-{token}",)
     if every_tile:  # every median tile needs every group's threshold: gather them once (O(groups + tiles) edges)
         dsk[all_thresholds] = (list, [threshold_key[g] for g in plan.groups])
@@ -173,14 +173,14 @@ def build_outlier_graph(
         median_key[key] = mk
         dsk[mk] = (median_tile_task, [k.tile(g, key) for g in gs],
                    all_thresholds if every_tile else [threshold_key[g] for g in needed],
-                   MedianTile(groups_store=str(work.groups_store), groups=gs,
+                   MedianTile(groups_store=work.groups_store, groups=gs,
                               all_groups=tuple(plan.groups) if every_tile else gs,
                               threshold_groups=tuple(needed), fill=fill,
                               ty=key[0], tx=key[1], y0=tile.y0, x0=tile.x0, shape_yx=tile.shape_yx,
                               store=median_store))
     flag_keys = {}
     spec_key = f"flag-spec-{token}"
-    dsk[spec_key] = FlagSpec(params=params, median_store=str(work.median_store), median_wcs=plan.grid.wcs,
+    dsk[spec_key] = FlagSpec(params=params, median_store=work.median_store, median_wcs=plan.grid.wcs,
                              median_shape_yx=shape, tile_shape_yx=tile_shape)
     for ref in plan.refs:
         allowed = _ring(plan.exposure_tiles.get(ref.index, ()), plan.tiles.n_tiles_yx)
@@ -188,7 +188,7 @@ def build_outlier_graph(
         flag_keys[ref.index] = fk
         dsk[fk] = (flag_task, ref, [median_key[t] for t in allowed if t in median_key],
                    FlagTask(mask_path=work.mask(ref.index), allowed_tiles=allowed,
-                            pixmap_path=pixmap_path(str(work.pixmaps), ref.index) if reuse else None,
+                            pixmap_path=pixmap_path(work.pixmaps, ref.index) if reuse else None,
                             crf_path=None if crf_paths is None else crf_paths[ref.index],
                             blot_path=None if blot_paths is None else blot_paths.get(ref.index)),
                    spec_key)

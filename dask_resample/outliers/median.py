@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..failures import TaskFailure
-from ..store import StoreSpec, _group_path, tile_marker, write_tile
+from ..store import Location, StoreSpec, _group_path, tile_marker, write_tile
 
 __all__ = ["MEDIAN_STACK_BYTES", "MedianTile", "empty_group_value", "median_band_task", "median_tile_task"]
 
@@ -42,7 +42,7 @@ def empty_group_value(fill: float, threshold: float) -> float:
 class MedianTile:
     """One tile of the median: which group images reach it and where the results go."""
 
-    groups_store: str
+    groups_store: Location
     groups: tuple[str, ...]
     all_groups: tuple[str, ...]
     threshold_groups: tuple[str, ...]
@@ -84,7 +84,8 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
         arrays = {}
         for g in task.groups:
             gpath = _group_path(g)
-            arrays[g] = tuple(zarr.open_array(task.groups_store, path=f"{gpath}/{name}" if gpath else name, mode="r")
+            arrays[g] = tuple(zarr.open_array(task.groups_store.zarr_store(read_only=True),
+                                              path=f"{gpath}/{name}" if gpath else name, mode="r")
                               for name in ("data", "wht"))
         # rows at a time, so that the stack stays within MEDIAN_STACK_BYTES however many groups overlap
         rows = max(1, min(ny, MEDIAN_STACK_BYTES // max(1, n * nx * 4)))
@@ -108,14 +109,14 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
         return TaskFailure(f"median tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
-def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: str) -> str | TaskFailure:
+def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: Location) -> str | TaskFailure:
     """Median of rows ``rows`` across the inputs' masked images (``resample_data=False``; a worker task).
 
     ``masked`` are the records of the inputs' masking tasks (``{"path", "shape"}``), in input order.
     """
     from stcal.outlier_detection.median import nanmedian3D
 
-    from .._files import save_arrays
+    from .._files import load_arrays, save_arrays
 
     for r in masked:
         if isinstance(r, TaskFailure):
@@ -128,8 +129,7 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: str
         r0, r1 = rows
         cube = np.empty((len(masked), r1 - r0, masked[0]["shape"][1]), np.float32)
         for k, r in enumerate(masked):
-            cube[k] = np.load(r["path"], mmap_mode="r")[r0:r1]
-        save_arrays(out_path, nanmedian3D(cube))
-        return out_path
+            cube[k] = load_arrays(r["path"], mmap=True)[0][r0:r1]
+        return save_arrays(out_path, nanmedian3D(cube))
     except Exception as exc:
         return TaskFailure(f"median rows {rows[0]}:{rows[1]}: {type(exc).__name__}: {exc}".splitlines()[0])

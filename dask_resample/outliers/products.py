@@ -1,8 +1,9 @@
 """What outlier detection writes: ``*_crf.fits`` files, blot images, names.
 
-Every file is written into a hidden temporary directory beside its final path
-and moved into place by one rename, so a path is either absent or complete; an
-existing file is replaced only with ``overwrite``.
+Every file is written whole (a temporary file renamed into place on a disk,
+one upload on an object store), so a path is either absent or complete; an
+existing file is replaced only with ``overwrite``. Output directories may be
+local paths or URLs (:class:`~dask_resample.store.location.Location`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from .._files import write_atomic
 from ..drivers import driver_for
 from ..records import ExposureRef, InputError
+from ..store.location import Location, as_location
 
 __all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "output_name", "planned_outputs", "write_blot", "write_crf"]
 
@@ -38,7 +40,7 @@ def output_name(filename: str, suffix: str = CRF_SUFFIX) -> str:
     return f"{root}_{suffix}.fits"
 
 
-def planned_outputs(refs: Sequence[ExposureRef], output_dir: Path, *, overwrite: bool) -> list[Path]:
+def planned_outputs(refs: Sequence[ExposureRef], output_dir: Location, *, overwrite: bool) -> list[Location]:
     """Paths of the ``*_crf.fits`` files, checked before any work.
 
     Raises
@@ -46,11 +48,11 @@ def planned_outputs(refs: Sequence[ExposureRef], output_dir: Path, *, overwrite:
     InputError
         Two inputs would write the same file, or a file exists and ``overwrite`` is false.
     """
-    paths = [output_dir / output_name(r.filename) for r in refs]
-    sources = {os.path.realpath(r.path if hasattr(r, "path") else r.source) for r in refs}
-    seen: dict[Path, str] = {}
+    paths = [output_dir.join(output_name(r.filename)) for r in refs]
+    sources = {real_path(r.path if hasattr(r, "path") else r.source) for r in refs}
+    seen: dict[Location, str] = {}
     for r, p in zip(refs, paths, strict=True):
-        if os.path.realpath(p) in sources:
+        if real_path(p.url) in sources:
             raise InputError(f"{p}: is an input; choose another output directory")
         if p in seen:
             raise InputError(f"{r.filename}: would write {p.name}, as {seen[p]} does; give inputs distinct names")
@@ -60,28 +62,34 @@ def planned_outputs(refs: Sequence[ExposureRef], output_dir: Path, *, overwrite:
     return paths
 
 
-def _atomic(path: Path, write: Any, overwrite: bool) -> str:
+def real_path(path: str) -> str:
+    """A local path resolved (links, ``..``); a URL as it is."""
+    return path if "://" in path else os.path.realpath(path)
+
+
+def _atomic(path: Location, write: Any, overwrite: bool) -> str:
     """:func:`dask_resample._files.write_atomic`, refusing an existing file unless ``overwrite``."""
     if path.exists() and not overwrite:
         raise InputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
     return write_atomic(path, write)
 
 
-def write_crf(ref: ExposureRef, mask: np.ndarray | None, path: str | os.PathLike, *, status: str,
+def write_crf(ref: ExposureRef, mask: np.ndarray | None, path: str | os.PathLike | Location, *, status: str,
               overwrite: bool = False) -> str:
     """Write one input with its outliers flagged (``mask`` ``None``: unchanged, e.g. a skipped step)."""
     driver = driver_for(ref.kind)
-    return _atomic(Path(path), lambda tmp: driver.write_flagged(ref, mask, tmp, status=status), overwrite)
+    return _atomic(as_location(path), lambda tmp: driver.write_flagged(ref, mask, tmp, status=status), overwrite)
 
 
-def write_blot(ref: ExposureRef, blot: np.ndarray, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+def write_blot(ref: ExposureRef, blot: np.ndarray, path: str | os.PathLike | Location, *,
+               overwrite: bool = False) -> str:
     """Write the median blotted onto one input as a FITS image (``*_blot.fits``)."""
     from astropy.io import fits
 
     def write(tmp: Path) -> None:
         primary = fits.PrimaryHDU()
-        primary.header["FILENAME"] = Path(path).name
+        primary.header["FILENAME"] = as_location(path).name
         primary.header["INPUT"] = (ref.filename, "blotted onto")
         fits.HDUList([primary, fits.ImageHDU(np.asarray(blot, np.float32), name="SCI")]).writeto(tmp)
 
-    return _atomic(Path(path), write, overwrite)
+    return _atomic(as_location(path), write, overwrite)

@@ -92,7 +92,6 @@ def prepare_stage(
     """
     from ..api import create_plan_store
 
-    work.root.mkdir(parents=True, exist_ok=True)
     if not params.resample_data:
         if client is not None and all(r.kind != "memory" for r in refs):
             shape = client.submit(load_wcs, refs[0], pure=False).result()[1]

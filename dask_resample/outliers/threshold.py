@@ -26,7 +26,7 @@ import numpy as np
 
 from ..failures import TaskFailure
 from ..geometry import TileGrid
-from ..store import _group_path
+from ..store import Location, _group_path
 
 __all__ = ["ThresholdTask", "group_weight_values", "threshold_task"]
 
@@ -35,7 +35,7 @@ __all__ = ["ThresholdTask", "group_weight_values", "threshold_task"]
 class ThresholdTask:
     """One group's threshold: where its weights are and ``maskpt``."""
 
-    store: str
+    store: Location
     group: str
     tile_keys: tuple[tuple[int, int], ...]
     tile_shape_yx: tuple[int, int]
@@ -43,7 +43,7 @@ class ThresholdTask:
     maskpt: float
 
 
-def group_weight_values(store: str, group: str, tile_keys: Sequence[tuple[int, int]], tiles: TileGrid) -> np.ndarray:
+def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]], tiles: TileGrid) -> np.ndarray:
     """The group image's finite, non-zero weights in row-major order of the whole image.
 
     Reads one band of tile rows at a time (only the group's tiles hold weight;
@@ -52,7 +52,7 @@ def group_weight_values(store: str, group: str, tile_keys: Sequence[tuple[int, i
     import zarr
 
     gpath = _group_path(group)
-    wht = zarr.open_array(store, path=f"{gpath}/wht" if gpath else "wht", mode="r")
+    wht = zarr.open_array(store.zarr_store(read_only=True), path=f"{gpath}/wht" if gpath else "wht", mode="r")
     by_row: dict[int, list[int]] = {}
     for ty, tx in tile_keys:
         by_row.setdefault(ty, []).append(tx)
