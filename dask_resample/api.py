@@ -18,11 +18,17 @@ from .failures import TaskFailure
 from .geometry import OutputGrid, gwcs_to_text, wcs_to_fits_header
 from .graph import GraphOutcome, MosaicGraph, TileTaskError, build_graph, run_graph
 from .grid import make_output_grid
-from .io import ExposureRef, InputError, check_group_ids, describe_resolved, resolve_inputs
+from .io import (
+    ExposureRef,
+    InputError,
+    check_group_ids,
+    describe_resolved,
+    resolve_inputs,
+)
 from .params import ResampleParams, check_wcs_pars
 from .plan import MODES, MosaicPlan, compute_footprints, make_plan
-from .report import run_summary
 from .reduce import empty_pixel_values, output_arrays
+from .report import run_summary
 from .scratch import ScratchSpec, remove_all
 from .store import (
     FORMAT_VERSION,
@@ -34,7 +40,6 @@ from .store import (
     finalize_store,
     finish_interrupted_swap,
     input_fingerprint,
-    is_complete,
     is_mosaic,
     layout_problems,
     mark_complete,

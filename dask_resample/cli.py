@@ -400,7 +400,7 @@ def _outlier_values(args: argparse.Namespace, options: Sequence[Option], config_
                 values[negated[key]] = not raw
             elif key in by_dest:
                 values[key] = by_dest[key].from_config(raw, source)
-            elif args.command == "outliers" and key in ("inputs", "output_dir"):
+            elif args.command == "outliers" and key in ("inputs", "output_dir", "storage_options"):
                 values[key] = raw
             else:
                 raise CLIError(f"{source}: unknown key {key!r}; keys are the options of '{PROG} outliers'")
@@ -449,12 +449,59 @@ def _wcs_pars(v: Mapping[str, Any]) -> dict[str, Any] | None:
     return pars or None
 
 
+def parse_storage_options(items: Sequence[str] | None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``--storage-option``) as fsspec storage options, over ``base``.
+
+    Values are read as YAML scalars (``true``, ``3``, text); a dotted key
+    nests (``client_kwargs.endpoint_url=http://...``).
+    """
+    import yaml
+
+    out: dict[str, Any] = {**(base or {})}
+    for item in items or ():
+        key, sep, raw = str(item).partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--storage-option: expected KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise CLIError(f"--storage-option: {key}: {p} is not a table")
+        node[leaf] = value
+    return out
+
+
+def _storage_options(args: argparse.Namespace, from_config: Any = None) -> dict[str, Any] | None:
+    """Storage options of a command: ``resample.storage-options`` < ``--config`` < ``--storage-option``."""
+    from . import config
+
+    base = dict(config.get("storage-options", None) or {})
+    if from_config is not None:
+        if not isinstance(from_config, Mapping):
+            raise CLIError(f"storage_options: expected a table of fsspec options, got {from_config!r}")
+        base.update(from_config)
+    merged = parse_storage_options(getattr(args, "storage_option", None), base)
+    return merged or None
+
+
 def _check_inputs(inputs: Sequence[str]) -> list[str]:
-    """Cheap existence checks of input paths (full checks follow in the API)."""
+    """Cheap existence checks of input paths (full checks of URLs and files follow in the API)."""
+    from .store import is_url
+
     if not inputs:
         raise CLIError("inputs: give an association (*_asn.json) or input files")
     out = []
     for item in inputs:
+        if is_url(item):
+            out.append(str(item))
+            continue
         p = Path(item)
         if not p.exists():
             raise CLIError(f"{p}: input file not found")
@@ -468,7 +515,7 @@ def _inputs_arg(inputs: Sequence[str]) -> Any:
     return inputs[0] if len(inputs) == 1 and inputs[0].lower().endswith(".json") else list(inputs)
 
 
-def _check_output(output: Path, overwrite: bool, resume: bool) -> None:
+def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
     from .store import is_mosaic
 
     if output.exists() and not is_mosaic(output):
@@ -524,11 +571,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .io import resolve_inputs
 
     options = (*DRIZZLE_OPTIONS, *GRID_OPTIONS, *CLUSTER_OPTIONS, *RUN_OPTIONS)
-    v = _resolve(args, options, positional=("inputs", "output"))
+    from .store import as_location, check_output_location
+
+    v = _resolve(args, options, positional=("inputs", "output", "storage_options"))
     inputs = _check_inputs(v.get("inputs") or [])
     if not v.get("output"):
-        raise CLIError("output: give the mosaic path with -o OUT.zarr")
-    output = Path(v["output"])
+        raise CLIError("output: give the mosaic path or URL with -o OUT.zarr")
+    storage_options = _storage_options(args, v.get("storage_options"))
+    output = as_location(str(v["output"]), storage_options)
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
     _params(v)  # bad parameters fail before anything else
@@ -538,10 +588,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_wcs_pars(_wcs_pars(v))
     if v.get("output_wcs"):
         load_output_wcs(v["output_wcs"], v.get("output_shape"))
-    _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
     _check_cluster_options(v)
+    check_output_location(output, distributed=not v["serial"])
+    _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
 
-    resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
+    # cheap input checks, before any cluster starts
+    resolved = resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
@@ -577,11 +629,14 @@ def _cmd_outliers(args: argparse.Namespace) -> int:
         raise CLIError("output: give the directory of the *_crf.fits files with -o DIR")
     params = _outlier_params(values)  # bad parameters fail before anything else
     _check_cluster_options(cluster)
-    resolved = resolve_inputs(_inputs_arg(inputs))  # cheap input checks, before any cluster starts
+    storage_options = _storage_options(args, values.get("storage_options"))
+    # cheap input checks, before any cluster starts
+    resolved = resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     handle = _connect(cluster)
     try:
         paths = detect_outliers(
-            resolved, output_dir, client=None if handle is None else handle.client, params=params,
+            resolved, output_dir, storage_options=storage_options,
+            client=None if handle is None else handle.client, params=params,
             tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
             scheduler="serial" if handle is None else "distributed", progress=False if args.quiet else None,
         )
@@ -605,16 +660,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .report import mosaic_info, mosaic_info_json
 
-    _require_mosaic(args.mosaic)
-    print(mosaic_info_json(args.mosaic) if args.json else mosaic_info(args.mosaic))
+    mosaic = _require_mosaic(args)
+    print(mosaic_info_json(mosaic) if args.json else mosaic_info(mosaic))
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_fits
 
-    _require_mosaic(args.mosaic)
-    out = export_fits(args.mosaic, args.out, group=args.group, fmt=args.format, overwrite=bool(args.overwrite))
+    mosaic = _require_mosaic(args)
+    out = export_fits(mosaic, args.out, group=args.group, fmt=args.format, overwrite=bool(args.overwrite),
+                      storage_options=mosaic.storage_options)
     print(out)
     return 0
 
@@ -622,8 +678,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_preview(args: argparse.Namespace) -> int:
     from .figures import preview_png
 
-    _require_mosaic(args.mosaic)
-    out = preview_png(args.mosaic, args.out, group=args.group, variable=args.variable, max_size=args.max_size)
+    mosaic = _require_mosaic(args)
+    out = preview_png(mosaic, args.out, group=args.group, variable=args.variable, max_size=args.max_size)
     print(out)
     return 0
 
@@ -635,14 +691,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_mosaic(path: str) -> None:
-    from .store import is_mosaic
+def _require_mosaic(args: argparse.Namespace) -> Any:
+    """The mosaic named by ``args.mosaic`` (with ``--storage-option``), checked to be one."""
+    from .store import StorageError, as_location, is_mosaic
 
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"{p}: not found")
+    p = as_location(args.mosaic, _storage_options(args))
+    try:
+        if not p.exists():
+            raise CLIError(f"{p}: not found")
+    except StorageError as exc:
+        raise CLIError(str(exc)) from None
     if not is_mosaic(p):
         raise CLIError(f"{p}: not a dask-resample mosaic")
+    return p
 
 
 # ----------------------------------------------------------------------------
@@ -663,6 +724,13 @@ wcs_pars table; options given on the command line win.
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors; no progress bar")
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                        help="option of the URLs' file system (fsspec storage_options), repeatable: "
+                        "key=..., secret=..., endpoint_url=http://..., client_kwargs.region_name=...; "
+                        "also 'storage_options' in --config and resample.storage-options in the Dask config")
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
 
 
@@ -696,7 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("inputs", nargs="*", metavar="INPUTS",
                      help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
-    run.add_argument("-o", "--output", metavar="OUT.zarr", help="mosaic to write (a Zarr directory)")
+    run.add_argument("-o", "--output", metavar="OUT.zarr",
+                     help="mosaic to write: a Zarr directory or an object-store URL (s3://bucket/m.zarr, ...)")
+    _add_storage(run)
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
     _add_group(run, "drizzle parameters", DRIZZLE_OPTIONS)
     _add_group(run, "output grid", GRID_OPTIONS)
@@ -714,7 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outliers.add_argument("inputs", nargs="*", metavar="INPUTS",
                           help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
-    outliers.add_argument("-o", "--output-dir", metavar="DIR", help="directory of the *_crf.fits files")
+    outliers.add_argument("-o", "--output-dir", metavar="DIR",
+                          help="directory (or URL prefix) of the *_crf.fits files")
+    _add_storage(outliers)
     outliers.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
     _add_group(outliers, "outlier-detection parameters", OUTLIER_OPTIONS)
     _add_group(outliers, "output", OUTLIER_RUN_OPTIONS)
@@ -740,6 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Grid, WCS, tiles written, parameters, totals and inputs of a mosaic.")
     info.add_argument("mosaic", metavar="OUT.zarr", help="the mosaic")
     info.add_argument("--json", action="store_true", help="print the stored metadata as JSON")
+    _add_storage(info)
     _add_common(info)
     info.set_defaults(func=_cmd_info)
 
@@ -754,6 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("auto", "jwst", "fits"), default="auto",
                         help="jwst ImageModel or plain FITS (default auto: jwst when installed)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing FITS file")
+    _add_storage(export)
     _add_common(export)
     export.set_defaults(func=_cmd_export)
 
@@ -768,6 +842,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--variable", default="data", help="array to draw (default data)")
     preview.add_argument("--max-size", type=_argparse_type(_positive_int), default=2000, metavar="PX",
                          help="longest side of the drawn image (default 2000)")
+    _add_storage(preview)
     _add_common(preview)
     preview.set_defaults(func=_cmd_preview)
 

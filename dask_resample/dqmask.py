@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ._files import load_arrays, save_arrays
-from .store.location import Location
 from .dqflags import PIXEL
+from .store.location import Location
 
 __all__ = ["NAN_ARRAYS", "OUTLIER_BITS", "apply_outlier_mask", "flagged_arrays", "match_nans_and_flags", "read_mask",
            "write_mask"]

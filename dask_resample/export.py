@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from .store import gwcs_from_attrs, is_mosaic, open_mosaic, read_metadata, tiles_done
+from .store import (
+    Location,
+    as_location,
+    gwcs_from_attrs,
+    is_mosaic,
+    open_mosaic,
+    read_metadata,
+    tiles_done,
+)
 
 __all__ = ["EXTENSION_NAMES", "export_fits", "write_plain_fits"]
 
@@ -52,21 +60,23 @@ def _has_stdatamodels() -> bool:
 
 
 def export_fits(
-    path: str | os.PathLike,
-    out: str | os.PathLike,
+    path: str | os.PathLike | Location,
+    out: str | os.PathLike | Location,
     group: str | None = None,
     *,
     fmt: str = "auto",
     overwrite: bool = False,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path | str:
     """Write a mosaic (or one group of a many-to-many mosaic) to a FITS file.
 
     Parameters
     ----------
-    path : path-like
-        The Zarr mosaic.
-    out : path-like
-        FITS file to write (conventionally ``*_i2d.fits``).
+    path : path-like, URL or Location
+        The Zarr mosaic (a local path or any fsspec URL).
+    out : path-like, URL or Location
+        FITS file to write (conventionally ``*_i2d.fits``); on an object store
+        it is made in a local temporary file and uploaded whole.
     group : str, optional
         Exposure group to export from a many-to-many mosaic.
     fmt : {"auto", "jwst", "fits"}
@@ -75,11 +85,13 @@ def export_fits(
         importable.
     overwrite : bool
         Replace ``out`` if it exists.
+    storage_options : mapping, optional
+        Options of the URLs' file system (credentials, ``endpoint_url``).
 
     Returns
     -------
-    Path
-        ``out``.
+    Path or str
+        ``out`` (its URL when it is not a local path).
 
     Raises
     ------
@@ -89,8 +101,8 @@ def export_fits(
     FileExistsError
         If ``out`` exists and ``overwrite`` is false.
     """
-    path = Path(path)
-    out = Path(out)
+    path = as_location(path, storage_options)
+    target = as_location(out, storage_options)
     if fmt not in ("auto", "jwst", "fits"):
         raise ValueError(f"fmt: expected 'auto', 'jwst' or 'fits', got {fmt!r}")
     if not is_mosaic(path):
@@ -104,10 +116,10 @@ def export_fits(
             raise ValueError(f"group: {group!r} is not a group of {path}; expected one of {groups}")
     elif group:
         raise ValueError(f"group: {path} is a many-to-one mosaic without groups")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: exists; pass overwrite=True (--overwrite) to replace it")
-    if out.suffix.lower() not in (".fits", ".fit", ".fts"):
-        raise ValueError(f"{out}: the output file name must end in .fits")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target}: exists; pass overwrite=True (--overwrite) to replace it")
+    if os.path.splitext(target.name)[1].lower() not in (".fits", ".fit", ".fts"):
+        raise ValueError(f"{target}: the output file name must end in .fits")
 
     meta = read_metadata(path, group)
     _warn_if_incomplete(path, group or "", meta)
@@ -115,18 +127,21 @@ def export_fits(
     arrays = {name: np.asarray(ds[name].values) for name in EXTENSION_NAMES if name in ds.data_vars}
     if fmt == "auto":
         fmt = "jwst" if _has_stdatamodels() else "fits"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()
-    if fmt == "jwst":
-        _write_image_model(out, arrays, meta)
-    else:
-        write_plain_fits(out, arrays, meta)
-    log.info("Wrote %s", out)
-    return out
+    writer = _write_image_model if fmt == "jwst" else write_plain_fits
+    if target.is_local:
+        local = Path(target.url)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if local.exists():
+            local.unlink()
+        writer(local, arrays, meta)
+        log.info("Wrote %s", local)
+        return local
+    target.write_with(lambda tmp: writer(tmp, arrays, meta))
+    log.info("Wrote %s", target)
+    return target.url
 
 
-def _warn_if_incomplete(path: Path, group: str, meta: Mapping[str, Any]) -> None:
+def _warn_if_incomplete(path: Location, group: str, meta: Mapping[str, Any]) -> None:
     planned = (meta.get("n_tiles_planned") or {}).get(group)
     if planned is None:
         return

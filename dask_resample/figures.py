@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .geometry import fits_wcs_from_cards, sky_polygons, wcs_to_fits_header
-from .store import is_mosaic, open_mosaic, read_metadata
+from .store import Location, as_location, is_mosaic, open_mosaic, read_metadata
 
 __all__ = ["coverage_png", "preview_png"]
 
@@ -49,7 +49,7 @@ def _label_axes(ax: Any) -> None:
 
 
 def preview_png(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Location,
     out_png: str | os.PathLike,
     group: str | None = None,
     *,
@@ -58,6 +58,7 @@ def preview_png(
     percentile: float = 99.5,
     cmap: str = "magma",
     dpi: int = 110,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Path:
     """Draw an asinh-stretched image of a mosaic with RA/Dec axes.
 
@@ -67,8 +68,8 @@ def preview_png(
 
     Parameters
     ----------
-    path : path-like
-        The Zarr mosaic.
+    path : path-like, URL or Location
+        The Zarr mosaic (a local path or any fsspec URL; see ``storage_options``).
     out_png : path-like
         PNG file to write.
     group : str, optional
@@ -91,7 +92,7 @@ def preview_png(
     """
     from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
 
-    path = Path(path)
+    path = as_location(path, storage_options)
     out_png = Path(out_png)
     if not is_mosaic(path):
         raise ValueError(f"{path}: not a dask-resample mosaic")

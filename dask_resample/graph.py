@@ -39,7 +39,16 @@ from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
 from .reduce import AccumulatorSpec, empty_pixel_values, finalize_tile, reduce_partials
 from .scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
-from .store import Location, StoreSpec, as_location, encode_tile, shard_marker, tile_marker, write_shard, write_tile
+from .store import (
+    Location,
+    StoreSpec,
+    as_location,
+    encode_tile,
+    shard_marker,
+    tile_marker,
+    write_shard,
+    write_tile,
+)
 
 __all__ = ["GraphKeys", "MosaicGraph", "TileTaskError", "build_graph", "run_graph"]
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .params import ResampleParams
 from .io import ExposureRef, load_model_dict
+from .params import ResampleParams
 from .store.location import Location
 
 __all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -169,7 +168,12 @@ def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tup
 
 def _fast_pixmap_checked(wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int]) -> np.ndarray | None:
     """The fast pixel map if the WCS pair is recognised and it agrees with the full evaluation on samples."""
-    from .pixmap import check_against_reference, fast_pixmap, plan_fast_pixmap, sample_pixels
+    from .pixmap import (
+        check_against_reference,
+        fast_pixmap,
+        plan_fast_pixmap,
+        sample_pixels,
+    )
 
     plan = plan_fast_pixmap(wcs_in, wcs_out)
     if plan is None:

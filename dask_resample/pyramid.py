@@ -35,14 +35,20 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .geometry import gwcs_from_text, subgrid_metadata
-from .store import FORMAT_KEY, finalize_store, is_mosaic, read_metadata
+from .store import (
+    FORMAT_KEY,
+    Location,
+    as_location,
+    finalize_store,
+    is_mosaic,
+    read_metadata,
+)
 
 __all__ = ["LEVELS_GROUP", "level_shape", "n_levels_for", "write_pyramid"]
 
@@ -246,24 +252,24 @@ def _compute(delayed: Any, client: Any) -> None:
         dask.compute(delayed)
 
 
-def _write_group(path: Path, group: str, n_levels: int, client: Any) -> None:
+def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None:
     import dask.array as da
     import zarr
 
-    root = zarr.open_group(str(path), mode="r+")
+    store = path.zarr_store()
+    root = zarr.open_group(store, mode="r+")
     zg = root[group] if group else root
     meta = read_metadata(path, group or None)
     names = [n for n in zg.array_keys() if n in _ORDER]
-    old = path / group / LEVELS_GROUP if group else path / LEVELS_GROUP
-    if old.exists():
-        shutil.rmtree(old)
+    (path.join(group, LEVELS_GROUP) if group else path.join(LEVELS_GROUP)).remove()
     shape0 = tuple(int(v) for v in zg["data"].shape) if "data" in names else tuple(zg[names[0]].shape[-2:])
     tile = tuple(int(v) for v in zg[names[0]].chunks[-2:])
     fill = float(zg["data"].fill_value) if "data" in names else math.nan
     wcs0 = gwcs_from_text(meta["wcs_asdf"])
     level_group = zg.require_group(LEVELS_GROUP)
     for k in range(1, n_levels + 1):
-        finer = {n: da.from_zarr(str(path), component=_component(group, k - 1, n)) for n in names}
+        finer = {n: da.from_zarr(zarr.open_array(store, path=_component(group, k - 1, n), mode="r"))
+                 for n in names}
         coarse = downsample(finer, tile, fill)
         shape_k = level_shape(shape0, k)
         lg = level_group.create_group(str(k))
@@ -305,12 +311,13 @@ def _write_group(path: Path, group: str, n_levels: int, client: Any) -> None:
 
 
 def write_pyramid(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Location,
     *,
     group: str | None = None,
     levels: int | None = None,
     min_size: int = 256,
     client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[int]:
     """Write the downsampled levels of a mosaic (see the module docstring for the rules).
 
@@ -318,8 +325,8 @@ def write_pyramid(
 
     Parameters
     ----------
-    path : path-like
-        The Zarr mosaic.
+    path : path-like, URL or Location
+        The Zarr mosaic (a local path or any fsspec URL).
     group : str, optional
         For a many-to-many mosaic, the exposure group; ``None`` writes levels
         for every group.
@@ -330,6 +337,8 @@ def write_pyramid(
         Size at which the default number of levels stops.
     client : distributed.Client, optional
         Compute on this client; default: the current Dask scheduler.
+    storage_options : mapping, optional
+        Options of the URL's file system (credentials, ``endpoint_url``).
 
     Returns
     -------
@@ -343,7 +352,7 @@ def write_pyramid(
         If ``path`` is not a mosaic, ``group`` is unknown, or ``levels`` /
         ``min_size`` is out of range.
     """
-    path = Path(path)
+    path = as_location(path, storage_options)
     if not is_mosaic(path):
         raise ValueError(f"{path}: not a dask-resample mosaic")
     if int(min_size) < 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -54,11 +54,11 @@ def plan_summary(plan: Any) -> str:
     return "\n".join(lines)
 
 
-def mosaic_info_json(path: str | os.PathLike) -> str:
+def mosaic_info_json(path: str | os.PathLike | Any, storage_options: Mapping[str, Any] | None = None) -> str:
     """The stored metadata of a mosaic as JSON (without the ASDF WCS), with the tiles written per group."""
-    from .store import read_metadata, tiles_done
+    from .store import as_location, read_metadata, tiles_done
 
-    path = Path(path)
+    path = as_location(path, storage_options)
     meta = read_metadata(path)
     doc = dict(meta)
     doc.pop("wcs_asdf", None)
@@ -66,7 +66,7 @@ def mosaic_info_json(path: str | os.PathLike) -> str:
     return json.dumps(doc, indent=2, default=str)
 
 
-def mosaic_info(path: str | os.PathLike) -> str:
+def mosaic_info(path: str | os.PathLike | Any, storage_options: Mapping[str, Any] | None = None) -> str:
     """Grid, WCS, tiles written, parameters, totals and inputs of a mosaic.
 
     Parameters
@@ -79,9 +79,9 @@ def mosaic_info(path: str | os.PathLike) -> str:
     str
         Lines of text, without a final newline.
     """
-    from .store import read_metadata, tiles_done
+    from .store import as_location, read_metadata, tiles_done
 
-    path = Path(path)
+    path = as_location(path, storage_options)
     meta = read_metadata(path)
     grid = meta.get("grid", {})
     ny, nx = grid.get("shape_yx", (0, 0))

@@ -11,19 +11,18 @@ when it is known and not subtracted, as in jwst.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._files import file_exists, load_arrays, remove_file, save_arrays
-from ..store.location import Location
+from ..dqmask import write_mask
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
 from ..kernel import collect_garbage, release_free_memory
-from ..dqmask import write_mask
+from ..store.location import Location
 from .params import OutlierParams
 
 __all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]

@@ -16,7 +16,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
-from ..params import CommandLineForm, ResampleParams, WEIGHT_TYPES, _fillval_text, _good_bits_text, _word, parse_number
+from ..params import (
+    WEIGHT_TYPES,
+    CommandLineForm,
+    ResampleParams,
+    _fillval_text,
+    _good_bits_text,
+    _word,
+    parse_number,
+)
 
 __all__ = ["OUTLIER_KERNELS", "OutlierParams", "outlier_fields"]
 

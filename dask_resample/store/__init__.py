@@ -6,8 +6,15 @@
   tile and shard writes, progress markers, replacement and ``open_mosaic``.
 """
 
-from .location import Location, StorageError, as_location, check_input_location, check_output_location, is_url
 from ..geometry import gwcs_from_text
+from .location import (
+    Location,
+    StorageError,
+    as_location,
+    check_input_location,
+    check_output_location,
+    is_url,
+)
 from .mosaic import (
     COMPLETE_KEY,
     FORMAT_KEY,

@@ -284,12 +284,22 @@ class Location:
 
 
 def as_location(value: str | os.PathLike[str] | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
-    """``value`` as a :class:`Location`; ``storage_options`` apply to URLs."""
+    """``value`` as a :class:`Location`.
+
+    ``storage_options`` apply to URLs, merged over ``resample.storage-options``
+    of :mod:`dask.config` (the defaults of the user's Dask configuration).
+    """
     if isinstance(value, Location):
         if storage_options and not value.storage_options:
             return Location(value.url, storage_options)
         return value
-    return Location(os.fspath(value), storage_options or {})
+    text = os.fspath(value)
+    if not is_url(text):
+        return Location(text)
+    import dask.config
+
+    base = dask.config.get("resample.storage-options", None) or {}
+    return Location(text, {**base, **(storage_options or {})})
 
 
 _FILESYSTEMS: dict[tuple[str, str], Any] = {}
