@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from dask_resample import synthetic
+
+from .s3_server import S3Server
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +44,40 @@ def single_detector_dataset(tmp_path_factory) -> synthetic.SyntheticDataset:
     """4 single-detector dithers of 80x80 pixels (four groups)."""
     d = tmp_path_factory.mktemp("single")
     return synthetic.write_dataset(d, n_dithers=4, n_detectors=1, shape=(80, 80), seed=5)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The S3 server of the ``DASK_RESAMPLE_TEST_S3_*`` variables, else a private SeaweedFS for the session."""
+    server, error = None, ""
+    try:
+        server = S3Server.from_env() or S3Server()
+    except (OSError, RuntimeError) as err:
+        error = _one_line(err)
+    if server is None:
+        pytest.fail(f"S3 server unavailable: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh bucket for one test: ``(bucket_name, storage_options)``; deleted afterwards."""
+    name, error = f"test-{uuid.uuid4().hex[:16]}", ""
+    try:
+        s3_server.new_bucket(name)
+    except (OSError, RuntimeError) as err:
+        error = _one_line(err)
+    if error:
+        pytest.fail(f"S3 server at {s3_server.endpoint_url} unusable: {error}", pytrace=False)
+    yield name, s3_server.storage_options
+    with contextlib.suppress(OSError, RuntimeError):
+        s3_server.delete_bucket(name)
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).splitlines()) or type(err).__name__
 
 
 def reference_resample(asn_path: Path | str, **kwargs):
