@@ -2,7 +2,18 @@
 #   make demo   create .venv, install, build a mosaic from built-in synthetic data
 #   make test   install the test extras and run the whole suite
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python >= 3.12: the first candidate that runs and is new enough. Each one is run, not just
+# looked up: a pyenv shim such as python3.12 is on PATH but fails when no pyenv version selects
+# it. Override with `make PYTHON=/path/to/python3.12 ...`.
+PYTHON_CANDIDATES := python3.12 python3.13 python3.14 \
+	$${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 python3
+PY_MIN := import sys; sys.version_info >= (3, 12) or sys.exit(1)
+PY_XY  := import sys; print("%d.%d" % sys.version_info[:2])
+PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
+	exe=$$("$$p" -c '$(PY_MIN); print(sys.executable)' 2>/dev/null) && [ -n "$$exe" ] && { echo "$$exe"; break; }; \
+	done)
+PYTHON := $(PYTHON)
+
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
@@ -11,17 +22,31 @@ CORE_VENV := .venv-core
 CORE_TESTS := tests/test_plain_fits.py tests/test_core_install.py tests/test_layers.py
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test test-core install install-test benchmark clean
+.PHONY: demo test test-core install install-test benchmark clean check-python FORCE
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+check-python:
+	$(if $(PYTHON),,$(error no Python >= 3.12 found (tried python3.12, python3.13, python3.14, pyenv's 3.12+, python3): install one or run make PYTHON=/path/to/python3.12))
+	$(if $(shell "$(PYTHON)" -c '$(PY_MIN)' 2>/dev/null && echo ok),,$(error PYTHON=$(PYTHON) does not run as a Python >= 3.12))
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# <venv>/.python holds the X.Y of the Python the venv was made with. It is checked at every make:
+# a venv whose python no longer runs, or is not of $(PYTHON)'s X.Y (a .venv left from Python
+# 3.11, say), is made anew, and the stamp's new time reinstalls the package into it.
+define venv-for-python
+@want=$$("$(PYTHON)" -c '$(PY_XY)'); have=$$($(@D)/bin/python -c '$(PY_XY)' 2>/dev/null); \
+if [ "$$have" != "$$want" ]; then \
+	if [ -e $(@D) ]; then echo "$(@D): Python $${have:-that does not run}, not $$want: making it anew with $(PYTHON)"; fi; \
+	rm -rf $(@D) && "$(PYTHON)" -m venv $(@D) && $(@D)/bin/python -m pip install --quiet --upgrade pip && echo "$$want" > $@; \
+elif [ "$$(cat $@ 2>/dev/null)" != "$$want" ]; then echo "$$want" > $@; fi
+endef
+
+$(VENV)/.python: FORCE | check-python
+	$(venv-for-python)
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.python
 	$(PIP) install --quiet -e ".[jwst]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.python
 	$(PIP) install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
 
@@ -36,9 +61,10 @@ test: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(MAKE) test-core
 
-$(CORE_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(CORE_VENV)
-	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip
+$(CORE_VENV)/.python: FORCE | check-python
+	$(venv-for-python)
+
+$(CORE_VENV)/.installed: pyproject.toml $(CORE_VENV)/.python
 	$(CORE_VENV)/bin/python -m pip install --quiet -e . pytest pytest-timeout
 	touch $@
 
