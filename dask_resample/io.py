@@ -2,9 +2,13 @@
 
 Accepted inputs (see :func:`collect_exposures`):
 
-* an image3 association JSON (``*_asn.json``);
+* an image3 association JSON (``*_asn.json``), a path or a URL; its members'
+  names are relative to the association's directory (or URL), or absolute;
 * a list of paths to JWST ``*_cal.fits`` files (``ImageModel``) and/or plain FITS
   images with a celestial FITS WCS (SIP distortion allowed), in any mix;
+* URLs in place of paths: ``s3://bucket/x_cal.fits``, ``gs://...``,
+  ``memory://...`` (any fsspec file system; ``file://`` is a local path), with
+  the ``storage_options`` of their file system (credentials, ``endpoint_url``);
 * a :class:`jwst.datamodels.ModelLibrary` (a model the library holds in memory,
   or has shelved to a temporary file after a change, is read from there);
 * a list of in-memory :class:`Exposure` records or JWST datamodels;
@@ -12,7 +16,11 @@ Accepted inputs (see :func:`collect_exposures`):
 
 Reading happens in two steps. On the client, :func:`resolve_inputs` turns the
 inputs into small :class:`InputSource` records after cheap checks (files exist,
-start like FITS, the needed extra is installed), before any cluster starts.
+start like FITS, the needed extra is installed; for a URL: its file system's
+library is installed, the object is there and readable with the storage
+options, its first 2880 bytes, read by range, start like FITS), before any
+cluster starts. A URL is never turned into a local path: the records carry it
+with its storage options, and the workers read it from the store.
 Then each source is *described* by its format's driver
 (:mod:`dask_resample.drivers`): its metadata is read and the file checked whole,
 on the workers when there is a cluster. Group ids follow jwst's rules
@@ -23,15 +31,17 @@ files use the same observation keywords of their primary header.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .drivers import driver_for, in_memory, jwst_model
-from .drivers._fitsfile import primary_header
+from .drivers._fitsfile import fetch, map_inputs, primary_header
 from .failures import TaskFailure, first_failure
 from .records import (
     Exposure,
@@ -41,6 +51,7 @@ from .records import (
     group_id_from_observation,
     one_line,
 )
+from .store.location import Location, as_location
 
 __all__ = [
     "Exposure",
@@ -83,25 +94,35 @@ def check_group_ids(refs: Sequence[ExposureRef]) -> None:
 # ----------------------------------------------------------------------------
 # client side: cheap resolution, before any cluster starts
 # ----------------------------------------------------------------------------
-def resolve_inputs(inputs: Any) -> list[InputSource | ExposureRef]:
+def resolve_inputs(inputs: Any, storage_options: Mapping[str, Any] | None = None) -> list[InputSource | ExposureRef]:
     """Turn user inputs into sources to describe (files) or references (in memory), in input order.
 
     Only cheap checks are made (files exist and start like FITS, the needed
     extra is installed): metadata is read later by :func:`describe_sources`.
 
+    Parameters
+    ----------
+    inputs : str, Path, sequence or ModelLibrary
+        See the module documentation. Paths may be URLs.
+    storage_options : mapping, optional
+        Options of the file system of URL inputs (credentials, ``endpoint_url``);
+        they travel with the records to the workers. Ignored for local paths.
+
     Raises
     ------
     InputError
         If an input is missing or of an unknown kind (the message names it).
+    StorageError
+        If a URL cannot be served (library, credentials, bucket): the message names it and the fix.
     """
 
     if jwst_model.is_model_library(inputs):
         return jwst_model.sources_from_library(inputs)
     if isinstance(inputs, (str, os.PathLike)):
-        path = Path(inputs)
-        if path.suffix.lower() == ".json":
-            return _sources_from_asn(path)
-        inputs = [path]
+        location = as_location(inputs, storage_options)
+        if _is_json(location):
+            return _sources_from_asn(location)
+        inputs = [location]
     if isinstance(inputs, Exposure):
         inputs = [inputs]
     if isinstance(inputs, Mapping):
@@ -119,54 +140,102 @@ def resolve_inputs(inputs: Any) -> list[InputSource | ExposureRef]:
         return items
     if all(jwst_model.is_datamodel(x) for x in items):
         return [jwst_model.ref_from_datamodel(k, m) for k, m in enumerate(items)]
-    paths = []
+    locations = []
     for x in items:
         if not isinstance(x, (str, os.PathLike)):
             raise InputError(f"inputs: unsupported item {type(x).__name__!r}; expected paths or Exposure records")
-        paths.append(Path(x))
-    if len(paths) == 1 and paths[0].suffix.lower() == ".json":
-        return _sources_from_asn(paths[0])
-    return [_source_from_path(k, p) for k, p in enumerate(paths)]
+        locations.append(as_location(x, storage_options))
+    if len(locations) == 1 and _is_json(locations[0]):
+        return _sources_from_asn(locations[0])
+    return _sources_from_locations(locations)
 
 
-def _source_from_path(index: int, path: Path, *, group_id: str | None = None, named: str | None = None) -> InputSource:
+def _is_json(location: Location) -> bool:
+    return location.name.lower().endswith(".json")
+
+
+def _sources_from_locations(locations: Sequence[Location], *, group_ids: Sequence[str | None] | None = None,
+                            asn: Location | None = None) -> list[InputSource]:
+    """Sources of files (association members if ``asn``), in order; URLs are checked in threads."""
+    gids = list(group_ids) if group_ids is not None else [None] * len(locations)
+
+    def source(k: int) -> InputSource:
+        return _source_from_location(k, locations[k], group_id=gids[k], asn=asn)
+
+    return map_inputs(source, list(range(len(locations))), remote=any(not loc.is_local for loc in locations))
+
+
+def _source_from_location(index: int, location: Location, *, group_id: str | None = None,
+                          asn: Location | None = None) -> InputSource:
     """A JWST datamodel file (``DATAMODL`` in the primary header) or a plain FITS file."""
+    missing = "input file not found" if asn is None else f"file listed in association {asn.name} not found"
+    named = None if asn is None else asn.url
+    if location.is_local:
+        if asn is not None and not os.path.exists(location.url):
+            raise InputError(f"{location.url}: {missing}")
+        return _source_from_path(index, Path(location.url), group_id=group_id, named=named)
+    header = primary_header(location, missing=missing)
+    return InputSource(index=index, path=location.url, kind=_kind(header, named or location.url),
+                       filename=location.name, group_id=group_id, storage_options=location.storage_options)
 
-    header = primary_header(path)
+
+def _kind(header: Any, named: str) -> str:
+    """``"jwst"`` for a datamodel file (its extra installed), else ``"fits"``."""
     kind = "jwst" if header.get("DATAMODL") else "fits"
     if kind == "jwst":
         try:
             jwst_model.require_extra()
         except InputError as exc:
-            raise InputError(f"{named or path}: {exc}") from None
+            raise InputError(f"{named}: {exc}") from None
+    return kind
+
+
+def _source_from_path(index: int, path: Path, *, group_id: str | None = None, named: str | None = None) -> InputSource:
+    """A local JWST datamodel file (``DATAMODL`` in the primary header) or a plain FITS file."""
+
+    header = primary_header(path)
+    kind = _kind(header, named or str(path))
     return InputSource(index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name,
                        group_id=group_id)
 
 
-def _sources_from_asn(path: Path) -> list[InputSource]:
-    """Science members of an image3 association (cheap checks only), in member order."""
-    import json
+def _sources_from_asn(location: Location) -> list[InputSource]:
+    """Science members of an image3 association (cheap checks only), in member order.
 
-    if not path.exists():
-        raise InputError(f"{path}: association file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: association is not a file")
+    Member names are resolved as jwst resolves them: relative to the
+    association's directory (its URL's parent for an association at a URL),
+    unless absolute (a path or a URL).
+    """
+    name = location.url
+    if location.is_local:
+        path = Path(location.url)
+        if not path.exists():
+            raise InputError(f"{path}: association file not found")
+        if not path.is_file():
+            raise InputError(f"{path}: association is not a file")
+        text = path.read_bytes()
+    else:
+        text = fetch(location, missing="association file not found")
     try:
-        asn = json.loads(path.read_text())
+        asn = json.loads(text)
         members = [m for m in asn["products"][0]["members"] if m.get("exptype", "science").lower() == "science"]
         names = [str(m["expname"]) for m in members]
     except Exception as exc:
-        raise InputError(f"{path}: not a valid association ({one_line(exc)})") from None
+        raise InputError(f"{name}: not a valid association ({one_line(exc)})") from None
     if not members:
-        raise InputError(f"{path}: the association lists no science exposure")
-    out = []
-    for k, (member, name) in enumerate(zip(members, names, strict=True)):
-        member_path = path.parent / name
-        if not member_path.exists():
-            raise InputError(f"{member_path}: file listed in association {path.name} not found")
-        gid = member.get("group_id")
-        out.append(_source_from_path(k, member_path, group_id=None if gid is None else str(gid), named=str(path)))
-    return out
+        raise InputError(f"{name}: the association lists no science exposure")
+    gids = [None if m.get("group_id") is None else str(m["group_id"]) for m in members]
+    return _sources_from_locations([_member_location(location, n) for n in names], group_ids=gids, asn=location)
+
+
+def _member_location(asn: Location, expname: str) -> Location:
+    """Where an association member is: ``expname`` if absolute, else beside the association."""
+    if "://" in expname:
+        return as_location(expname, asn.storage_options)
+    if asn.is_local or expname.startswith("/"):
+        return Location(str(Path(asn.url).parent / expname) if asn.is_local else expname)
+    scheme, rest = asn.parent.url.split("://", 1)
+    return Location(f"{scheme}://{posixpath.normpath(posixpath.join(rest, expname))}", asn.storage_options)
 
 
 def describe_sources(sources: Sequence[InputSource]) -> list[Any]:
@@ -186,7 +255,8 @@ def describe_sources(sources: Sequence[InputSource]) -> list[Any]:
 DESCRIBE_BATCH = 16
 
 
-def collect_exposures(inputs: Any, *, client: Any = None) -> list[ExposureRef]:
+def collect_exposures(inputs: Any, *, client: Any = None,
+                      storage_options: Mapping[str, Any] | None = None) -> list[ExposureRef]:
     """Turn user inputs into exposure references, in input order.
 
     Parameters
@@ -195,6 +265,8 @@ def collect_exposures(inputs: Any, *, client: Any = None) -> list[ExposureRef]:
         See the module documentation.
     client : distributed.Client, optional
         Describe the files on its workers (in batches); else in this process.
+    storage_options : mapping, optional
+        Options of the file system of URL inputs (see :func:`resolve_inputs`).
 
     Returns
     -------
@@ -205,7 +277,7 @@ def collect_exposures(inputs: Any, *, client: Any = None) -> list[ExposureRef]:
     InputError
         If an input is missing, unreadable or of an unknown kind.
     """
-    resolved = resolve_inputs(inputs)
+    resolved = resolve_inputs(inputs, storage_options=storage_options)
     return describe_resolved(resolved, client=client)
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .store.location import Location
 
 __all__ = [
     "Exposure",
@@ -79,7 +82,7 @@ class ExposureRef:
     index : int
         Position in input order; input ``k`` sets context bit ``k % 32`` of plane ``k // 32``.
     source : str
-        Path of the file (or ``"<memory>"``).
+        Absolute path or URL (``s3://...``, ``memory://...``) of the file, or ``"<memory>"``.
     kind : str
         ``"jwst"``, ``"fits"`` or ``"memory"``.
     filename : str
@@ -100,6 +103,10 @@ class ExposureRef:
         Path of an outlier mask (:mod:`dask_resample.dqmask`) applied to the
         exposure's arrays when it is read for drizzling, as if it had been
         read from its ``*_crf.fits`` file.
+    storage_options : mapping
+        Options of the file system of a URL ``source`` (credentials,
+        ``endpoint_url``), used wherever the file is opened; empty for local
+        files. Never part of :meth:`to_record`, ``repr`` or comparisons.
     """
 
     index: int
@@ -118,6 +125,12 @@ class ExposureRef:
     outline: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
     hdu: str | int | None = None
     outlier_mask: str | None = field(default=None, compare=False, repr=False)
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def location(self) -> Location:
+        """Where the file is: a :class:`~dask_resample.store.location.Location` with its storage options."""
+        return _location(self.source, self.storage_options)
 
     def with_index(self, index: int) -> ExposureRef:
         """Return a copy renumbered to ``index``."""
@@ -147,13 +160,16 @@ class InputSource:
     index : int
         Position in input order.
     path : str
-        Absolute path of the file.
+        Absolute path or URL (``s3://...``, ``memory://...``) of the file.
     kind : str
         Input driver (``"jwst"`` or ``"fits"``).
     filename : str
         Name used in messages and the input table.
     group_id : str or None
         Group id when known before reading (association member, ``ModelLibrary``).
+    storage_options : mapping
+        Options of the file system of a URL ``path`` (see :class:`ExposureRef`);
+        empty for local files.
     """
 
     index: int
@@ -161,6 +177,18 @@ class InputSource:
     kind: str
     filename: str
     group_id: str | None = None
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def location(self) -> Location:
+        """Where the file is: a :class:`~dask_resample.store.location.Location` with its storage options."""
+        return _location(self.path, self.storage_options)
+
+
+def _location(url: str, storage_options: Mapping[str, Any]) -> Location:
+    from .store.location import Location  # a leaf module (standard library only)
+
+    return Location(url, storage_options)
 
 
 def one_line(exc: BaseException) -> str:

@@ -12,8 +12,15 @@ exposures held in memory). Everything format-specific lives in its module:
   the ``wcsinfo`` the output grid needs;
 * ``load_arrays(ref, need_var=..., need_err=...)`` returns the model dictionary
   that ``stcal.resample`` expects;
-* ``write_flagged(ref, mask, path, status=...)`` writes the input with outliers
-  flagged, in its own format (the ``*_crf.fits`` file of outlier detection).
+* ``write_flagged(ref, mask, path, status=..., storage_options=None)`` writes the
+  input with outliers flagged, in its own format (the ``*_crf.fits`` file of
+  outlier detection), at a local path or a URL (uploaded whole).
+
+Files are local paths or URLs of any fsspec file system (``s3://``, ``gs://``,
+``memory://``, ...): records carry the URL and its storage options
+(``InputSource.location``, ``ExposureRef.location``), and the drivers read URLs
+by range from the worker that runs the task, never through a local copy. Each
+driver's module says what it fetches for metadata and for pixels.
 
 Adding a format means adding a module here and one entry to :data:`DRIVERS`.
 """
@@ -41,8 +48,9 @@ class InputDriver(Protocol):
     def load_arrays(self, ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
         """Return the ``stcal.resample`` model dictionary."""
 
-    def write_flagged(self, ref: ExposureRef, mask: Any, path: Any, *, status: str) -> None:
-        """Write the input with outliers ``mask`` flagged (its ``*_crf.fits`` file)."""
+    def write_flagged(self, ref: ExposureRef, mask: Any, path: Any, *, status: str,
+                      storage_options: Any = None) -> str:
+        """Write the input with outliers ``mask`` flagged (its ``*_crf.fits`` file); return the path or URL."""
 
 
 #: Input kind -> module implementing :class:`InputDriver`.

@@ -6,6 +6,8 @@ suit notebooks and tests rather than large mosaics on remote clusters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from ..records import Exposure, ExposureRef, InputError, InputSource, number
 from ..wcs_adapter import FitsImagingWCS
 from .. import geometry
 from . import _wcs
+from ._fitsfile import write_file
 
 __all__ = ["describe", "load_arrays", "load_wcs", "ref_from_exposure", "ref_from_model_dict"]
 
@@ -104,20 +107,45 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     return model
 
 
-def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> None:
+def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
+                  storage_options: Mapping[str, Any] | None = None) -> str:
     """Write an in-memory exposure with its outliers flagged.
 
     An exposure with a gwcs becomes a JWST ``ImageModel`` file (arrays, WCS,
     exposure times, ``cal_step.outlier_detection``) when stdatamodels is
     installed; otherwise, and for a FITS WCS, a FITS file in the ``SCI`` layout
     with the WCS in the ``SCI`` header where it is a FITS WCS.
-    """
-    from astropy.io import fits
 
+    Parameters
+    ----------
+    ref : ExposureRef
+    mask : numpy.ndarray or None
+        Outlier pixels.
+    path : str or Path
+        Target: a local path, or a URL (written to a local temporary file, then uploaded whole).
+    status : str
+        The outlier step's status.
+    storage_options : mapping, optional
+        Options of a URL target's file system.
+
+    Returns
+    -------
+    str
+        The path or URL written.
+    """
     from ..dqmask import flagged_arrays
 
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = flagged_arrays(model, mask)
+    return write_file(path, lambda target: _write_flagged_file(ref, model, arrays, target, status),
+                      storage_options)
+
+
+def _write_flagged_file(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path,
+                        status: str) -> None:
+    """The flagged exposure as an ``ImageModel`` file, else a FITS file in the ``SCI`` layout."""
+    from astropy.io import fits
+
     wcs = model["wcs"]
     if not isinstance(wcs, FitsImagingWCS) and _write_image_model(ref, model, arrays, path, status):
         return
@@ -140,7 +168,7 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str) -> Non
     fits.HDUList(hdus).writeto(path)
 
 
-def _write_image_model(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Any,
+def _write_image_model(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path,
                        status: str) -> bool:
     """Write a JWST ``ImageModel``; ``False`` if stdatamodels is not installed."""
     try:

@@ -3,24 +3,49 @@
 Needs the ``jwst`` extra (jwst, stdatamodels). Group ids follow
 ``ModelLibrary``'s rules: the association member's ``group_id``, else the
 model's ``meta.group_id``, else the one built from ``meta.observation``, else
-``exposure<N>``. Metadata is read with ``stdatamodels``' ``read_metadata``
-(the ASDF tree, no arrays), once per file, on a worker.
+``exposure<N>``. Metadata is read as ``stdatamodels``' ``read_metadata`` reads
+it (the ASDF tree, updated from the FITS headers the schema maps; no arrays),
+once per file, on a worker.
+
+What is read, for a file at a URL (``s3://``, ``gs://``, ``memory://``, ...; a
+local file is opened as a path, by stdatamodels itself):
+
+* client check (:func:`dask_resample.io.resolve_inputs`): the first FITS block,
+  2880 bytes, one ranged request;
+* metadata (:func:`describe`): every HDU header (the file's integrity check) and
+  the ``ASDF`` extension's data (the metadata tree and the gwcs), by range:
+  one request per HDU of about its header plus 64 KiB read-ahead, about 0.5 MiB
+  for a ``*_cal.fits`` file of eight HDUs, whatever the image size;
+* WCS (:func:`load_wcs`): the gwcs, ``wcsinfo`` and the pixel area from the
+  ``ASDF`` extension (as the datamodel has them), the shape from the ``SCI``
+  header: the headers up to ``ASDF`` and its data, by range, no pixel;
+* pixels (:func:`load_arrays`, :func:`write_flagged`): the datamodel is built
+  from the HDU list opened through fsspec (``ImageModel(hdulist)``), which
+  reads every array the model holds (``SCI``, ``ERR``, ``DQ``, ``VAR_*``, and
+  ``AREA`` etc. where present), each in one ranged request: about the whole file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from .. import geometry
 from . import _wcs
-from ._fitsfile import check_fits_file
+from ._fitsfile import check_fits_file, open_fits, write_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store.location import Location
 
 __all__ = [
     "describe",
@@ -32,6 +57,8 @@ __all__ = [
     "ref_from_datamodel",
     "sources_from_library",
 ]
+
+log = logging.getLogger(__name__)
 
 KIND = "jwst"
 EXTRA_MESSAGE = "JWST inputs need the 'jwst' extra: pip install 'dask-resample[jwst]'"
@@ -134,16 +161,21 @@ def ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> E
 # worker side
 # ----------------------------------------------------------------------------
 def describe(source: InputSource) -> ExposureRef:
-    """Read one file's metadata (ASDF tree only) and check the file is whole."""
+    """Read one file's metadata (ASDF tree and headers only) and check the file is whole."""
     require_extra()
-    from stdatamodels.jwst.datamodels.util import read_metadata
+    location = source.location
+    if location.is_local:
+        path = Path(source.path)
+        check_fits_file(path)
+        return _ref_from_meta(source, str(path), _local_metadata(path), lambda: load_wcs_from(path))
+    with open_fits(location, check=True) as hdul:
+        meta = _hdulist_metadata(hdul, location)
+        return _ref_from_meta(source, location.url, meta, lambda: _hdulist_wcs(hdul, location))
 
-    path = Path(source.path)
-    check_fits_file(path)
-    try:
-        meta = read_metadata(str(path), flatten=False)["meta"]
-    except Exception as exc:
-        raise InputError(f"{path}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
+
+def _ref_from_meta(source: InputSource, name: str, meta: Mapping[str, Any],
+                   wcs_of: Callable[[], tuple[Any, tuple[int, int], dict[str, Any]]]) -> ExposureRef:
+    """The reference of one file from its metadata tree (``wcs_of`` reads its WCS when needed)."""
     group_id = source.group_id or meta.get("group_id")
     if not group_id:
         group_id = group_id_from_observation(meta.get("observation") or {}) or f"exposure{source.index + 1:04d}"
@@ -154,7 +186,7 @@ def describe(source: InputSource) -> ExposureRef:
     if s_region:
         outline = _outline_from_s_region(s_region)
     if not s_region or area is None:  # rare: the WCS itself is needed (read once)
-        wcs, shape, _ = load_wcs_from(path)
+        wcs, shape, _ = wcs_of()
         if not s_region:
             s_region = geometry.s_region_from_wcs(wcs, shape)
             outline = geometry.outline_from_wcs(wcs, shape)
@@ -162,7 +194,7 @@ def describe(source: InputSource) -> ExposureRef:
             area = _wcs.mean_pixel_area(wcs, shape)
     return ExposureRef(
         index=source.index,
-        source=str(path),
+        source=name,
         kind=KIND,
         filename=source.filename,
         group_id=str(group_id),
@@ -174,7 +206,63 @@ def describe(source: InputSource) -> ExposureRef:
         s_region=s_region,
         pixelarea_steradians=area,
         outline=outline,
+        storage_options=source.storage_options,
     )
+
+
+def _local_metadata(path: Path) -> dict[str, Any]:
+    """``meta`` of a local file, by ``stdatamodels``' ``read_metadata``."""
+    from stdatamodels.jwst.datamodels.util import read_metadata
+
+    try:
+        return read_metadata(str(path), flatten=False)["meta"]
+    except Exception as exc:
+        raise InputError(f"{path}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
+
+
+class _NoValidation:
+    """The context ``stdatamodels``' ``read_metadata`` gives its schema walk: no validation on assignment."""
+
+    _validate_on_assignment = False
+
+
+def _hdulist_metadata(hdul: Any, location: Location) -> dict[str, Any]:
+    """``meta`` of an open file, as ``read_metadata`` reads it: headers and the ASDF extension only.
+
+    ``read_metadata`` wants a path; this is its FITS branch on an HDU list
+    (stdatamodels' own schema walk with ``ignore_arrays=True``). If this
+    stdatamodels lacks that walk, the file is copied to a temporary file once
+    and ``read_metadata`` reads it there.
+    """
+    try:
+        import asdf
+        from stdatamodels import fits_support
+        from stdatamodels.jwst.datamodels import util
+
+        load, schema_of, flatten_logs = (fits_support._load_from_schema, util._retrieve_schema,
+                                         util._convert_cal_logs_to_string)
+    except (ImportError, AttributeError):
+        return _copied_metadata(location)
+    try:
+        tree = asdf.util.load_yaml(io.BytesIO(hdul["ASDF"].data.tobytes()))
+        schema = schema_of(hdul[0].header["DATAMODL"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load(hdul, schema, tree, _NoValidation(), skip_fits_update=False, ignore_arrays=True,
+                 keep_unknown=False)
+        flatten_logs(tree)
+        return tree["meta"]
+    except Exception as exc:
+        raise InputError(f"{location.url}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
+
+
+def _copied_metadata(location: Location) -> dict[str, Any]:
+    """``meta`` read by ``read_metadata`` from a local copy of the whole file (fallback)."""
+    log.warning("%s: this stdatamodels cannot read metadata from an open file; copying it whole", location.url)
+    with tempfile.TemporaryDirectory(prefix="dask-resample-") as tmp:
+        path = Path(tmp) / location.name
+        location.fs.get_file(location.path, str(path))
+        return _local_metadata(path)
 
 
 def _outline_from_s_region(s_region: str) -> tuple[tuple[float, float], ...]:
@@ -190,7 +278,7 @@ def _outline_from_s_region(s_region: str) -> tuple[tuple[float, float], ...]:
 
 
 def load_wcs_from(path: Path) -> tuple[Any, tuple[int, int], dict[str, Any]]:
-    """WCS, shape and ``wcsinfo`` of a datamodel file."""
+    """WCS, shape and ``wcsinfo`` of a local datamodel file."""
     require_extra()
     from stdatamodels.jwst import datamodels
 
@@ -211,21 +299,81 @@ def load_wcs_from(path: Path) -> tuple[Any, tuple[int, int], dict[str, Any]]:
     return wcs, shape, _wcs.complete_wcsinfo(info, wcs)
 
 
+def _hdulist_wcs(hdul: Any, location: Location) -> tuple[Any, tuple[int, int], dict[str, Any]]:
+    """WCS, shape and ``wcsinfo`` of an open file, from its headers and ASDF extension (no pixel).
+
+    As the datamodel has them: the gwcs is the ASDF tree's ``meta.wcs``;
+    ``wcsinfo`` and the pixel area are the tree's when the headers are those it
+    was saved with (stdatamodels' FITS hash matches, when a datamodel skips its
+    FITS update), else read from the headers. The ASDF file is left open (in
+    memory): arrays of the gwcs stored in its blocks are read when first used.
+    """
+    import asdf
+    from stdatamodels import fits_support
+
+    name = location.url
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = asdf.open(io.BytesIO(hdul["ASDF"].data.tobytes()), memmap=False).tree
+            wcs = (tree.get("meta") or {}).get("wcs")
+            header = hdul["SCI"].header
+            shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+            saved = tree.get("_fits_hash") is not None and tree["_fits_hash"] == fits_support.fits_hash(hdul)
+    except Exception as exc:
+        raise InputError(f"{name}: cannot read ({one_line(exc)})") from None
+    if wcs is None:
+        raise InputError(f"{name}: no celestial WCS (meta.wcs is empty)")
+    meta = tree["meta"] if saved else _hdulist_metadata(hdul, location)
+    info = dict(meta.get("wcsinfo") or {})
+    info["pixelarea_steradians"] = (meta.get("photometry") or {}).get("pixelarea_steradians")
+    return wcs, shape, _wcs.complete_wcsinfo(info, wcs)
+
+
 def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
-    """WCS, shape and ``wcsinfo`` of an exposure."""
-    return load_wcs_from(Path(ref.source))
+    """WCS, shape and ``wcsinfo`` of an exposure (at a URL: headers and ASDF extension only)."""
+    location = ref.location
+    if location.is_local:
+        return load_wcs_from(Path(ref.source))
+    require_extra()
+    try:
+        with open_fits(location) as hdul:
+            return _hdulist_wcs(hdul, location)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{location.url}: cannot read ({one_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def _open_model(location: Location) -> Iterator[Any]:
+    """The datamodel of a file: opened by path, or built from the HDU list read by range at a URL."""
+    from stdatamodels.jwst import datamodels
+
+    if location.is_local:
+        with datamodels.open(location.url) as model:
+            yield model
+        return
+    with open_fits(location) as hdul:
+        kind = hdul[0].header.get("DATAMODL", "ImageModel")
+        cls = getattr(datamodels, str(kind), None)
+        if not (isinstance(cls, type) and issubclass(cls, datamodels.JwstDataModel)):
+            raise InputError(f"{location.url}: unknown datamodel type DATAMODL={kind!r}")
+        model = cls(hdul)
+    with model:
+        model.meta.filename = location.name  # as opening by path sets it
+        yield model
 
 
 def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
     """The ``stcal.resample`` model dictionary, read with jwst's own converter."""
     require_extra()
     from jwst.resample.resample import input_jwst_model_to_dict
-    from stdatamodels.jwst import datamodels
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with datamodels.open(ref.source) as model:
+            with _open_model(ref.location) as model:
                 model.meta.group_id = ref.group_id
                 # var_rnoise always (inverse-variance weights); the other variances when asked for
                 d = input_jwst_model_to_dict(
@@ -243,26 +391,46 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     return out
 
 
-
-def write_flagged(ref: ExposureRef, mask: Any, path: Path, *, status: str) -> None:
+def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
+                  storage_options: Mapping[str, Any] | None = None) -> str:
     """Write the exposure with its outliers flagged, as jwst's outlier step leaves it (``*_crf.fits``).
 
     DQ gets ``DO_NOT_USE | OUTLIER`` where ``mask`` is set, then jwst's own
     ``match_nans_and_flags`` runs; ``meta.cal_step.outlier_detection`` is
     ``status``. ``mask`` ``None`` (a skipped step) leaves the arrays as read.
+
+    Parameters
+    ----------
+    ref : ExposureRef
+        The input (read from its path or URL).
+    mask : numpy.ndarray or None
+        Outlier pixels.
+    path : str or Path
+        Target: a local path, or a URL (written to a local temporary file, then uploaded whole).
+    status : str
+        ``meta.cal_step.outlier_detection``.
+    storage_options : mapping, optional
+        Options of a URL target's file system (default: the input's).
+
+    Returns
+    -------
+    str
+        The path or URL written.
     """
     require_extra()
     from jwst.lib.pipe_utils import match_nans_and_flags
-    from stdatamodels.jwst import datamodels
 
     from ..dqmask import OUTLIER_BITS
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with datamodels.open(ref.source) as model:
-            if mask is not None:
-                model.dq |= np.asarray(mask, dtype=np.uint32) * OUTLIER_BITS
-                match_nans_and_flags(model)
-            model.meta.cal_step.outlier_detection = status
-            model.meta.filename = path.name
-            model.save(str(path))
+    def write(target: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _open_model(ref.location) as model:
+                if mask is not None:
+                    model.dq |= np.asarray(mask, dtype=np.uint32) * OUTLIER_BITS
+                    match_nans_and_flags(model)
+                model.meta.cal_step.outlier_detection = status
+                model.meta.filename = target.name
+                model.save(str(target))
+
+    return write_file(path, write, ref.storage_options if storage_options is None else storage_options)

@@ -663,15 +663,42 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
     return ds
 
 
-def input_fingerprint(records: Sequence[Mapping[str, Any]], params: Mapping[str, Any], grid: Mapping[str, Any]) -> str:
-    """A digest of inputs (names, sizes, mtimes), parameters and grid, used by resume."""
+def input_fingerprint(records: Sequence[Mapping[str, Any]], params: Mapping[str, Any], grid: Mapping[str, Any],
+                      storage_options: Mapping[str, Any] | None = None) -> str:
+    """A digest of inputs (names, sizes, mtimes or ETags), parameters and grid, used by resume.
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        ``ExposureRef.to_record()`` rows (``filename``, ``source``, ``group_id``).
+    params, grid : mapping
+        The run's parameters and grid record.
+    storage_options : mapping, optional
+        Options of the file system of URL sources (credentials, ``endpoint_url``).
+        A local file counts by its size and mtime; an object at a URL by its size
+        and ETag (else its modification time), from one ``fs.info`` request; a
+        source that cannot be asked counts by its name only.
+    """
+    # fs.info keys that change when an object is rewritten, in order of preference
+    version_keys = ("ETag", "etag", "md5Hash", "LastModified", "last_modified", "updated", "mtime", "created")
+
+    def stat_of(source: str) -> list[Any] | None:
+        location = Location(source, storage_options or {})
+        if location.is_local:
+            if not os.path.exists(location.url):
+                return None
+            st = os.stat(location.url)
+            return [st.st_size, st.st_mtime_ns]
+        try:
+            info = location.fs.info(location.path)
+        except Exception:  # unreachable now: the run reading it will say why
+            return None
+        return [info.get("size"), next((info[k] for k in version_keys if info.get(k) is not None), None)]
+
     h = hashlib.sha256()
     for rec in records:
         src = rec.get("source")
-        stat = None
-        if src and src != "<memory>" and os.path.exists(src):
-            st = os.stat(src)
-            stat = [st.st_size, st.st_mtime_ns]
+        stat = stat_of(str(src)) if src and src != "<memory>" else None
         h.update(json.dumps([rec.get("filename"), src, rec.get("group_id"), stat], default=str).encode())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(json.dumps(grid, sort_keys=True, default=str).encode())
