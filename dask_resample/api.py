@@ -135,12 +135,14 @@ def plan_mosaic(
     tile_shape: Sequence[int] | None = None,
     client: Any = None,
     max_output_pixels: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **param_kwargs: Any,
 ) -> MosaicPlan:
     """Plan a mosaic without reading any pixel: grid, tiles and overlap index.
 
     Parameters are those of :func:`resample`. ``client`` reads the input
-    metadata on its workers (``None``: in this process).
+    metadata on its workers (``None``: in this process); ``storage_options``
+    open input URLs.
 
     Returns
     -------
@@ -154,7 +156,7 @@ def plan_mosaic(
     tile_shape = tuple(int(v) for v in (tile_shape or config.get("tile-shape") or config.DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
-    refs = describe_resolved(resolve_inputs(inputs), client=client)
+    refs = describe_resolved(resolve_inputs(inputs, storage_options=storage_options), client=client)
     if mode == "many_to_many":
         check_group_ids(refs)
     if client is not None and all(r.kind != "memory" for r in refs):
@@ -449,12 +451,15 @@ def _execute(
     existing one is built beside it and swapped in when complete.
     """
     t_start = time.perf_counter()
+    output = as_location(output)
     params = plan.params
     arrays = tuple(output_arrays(params))
     grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
+    input_options = next((dict(o) for r in plan.refs if (o := getattr(r, "storage_options", None))), None)
     fingerprint = input_fingerprint([r.to_record() for r in plan.refs],
                                     params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
-                                    {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)})
+                                    {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)},
+                                    storage_options=input_options)
     target = output
     if output.exists() and is_mosaic(output) and (overwrite or resume):
         if finish_interrupted_swap(output, fingerprint):
@@ -490,7 +495,7 @@ def _execute(
         shard_tiles = tuple(read_metadata(output).get("grid", {}).get("shard_tiles", (1, 1)))
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(target, kinds=("staging", "trash", "scratch"))  # left by a killed run
-    scratch_root = _scratch_root(output, token)
+    scratch_root = _scratch_root(target, token)
     try:
         stage = None
         if with_outliers:

@@ -238,7 +238,7 @@ def test_dockerfile_is_well_formed():
     known = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
              "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
     assert all(word in known for word, _ in instructions), [w for w, _ in instructions if w not in known]
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0] == ("FROM", "python:3.12-slim")
     # every COPY source exists in the repository (the build context is its root)
     for word, args in instructions:
         if word == "COPY":

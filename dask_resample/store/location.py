@@ -228,7 +228,8 @@ class Location:
             entries = self.fs.ls(self.path, detail=False, refresh=True)
         except FileNotFoundError:
             return []
-        return sorted(posixpath.basename(str(e).rstrip("/")) for e in entries)
+        own = self.path.rstrip("/")
+        return sorted(posixpath.basename(str(e).rstrip("/")) for e in entries if str(e).rstrip("/") != own)
 
     def walk_files(self) -> Iterator[Location]:
         """Every file below."""
@@ -253,11 +254,20 @@ class Location:
             else:
                 _unlink(self.url)
             return
+        fs = self.fs
+        root = self.path.rstrip("/")
+        fs.invalidate_cache()
         try:
-            self.fs.rm(self.path, recursive=True)
+            found = fs.find(root, withdirs=True)
+        except FileNotFoundError:
+            found = []
+        try:
+            fs.rm(root, recursive=True)
         except FileNotFoundError:
             pass
-        self.fs.invalidate_cache()
+        if self.scheme in ("s3", "s3a"):
+            _remove_folder_keys(fs, root, found)
+        fs.invalidate_cache()
 
     def copy_tree(self, target: Location) -> None:
         """Copy everything below this location to ``target`` (server-side where the store can)."""
@@ -368,6 +378,28 @@ def check_input_location(location: Location) -> None:
                            "storage_options (credentials, endpoint_url)") from None
     if not ok:
         raise StorageError(f"{location.url}: no such file")
+
+
+def _remove_folder_keys(fs: Any, root: str, objects: list[str]) -> None:
+    """Delete the folder entries (``prefix/``) left under ``root`` after its objects are gone.
+
+    Plain S3 has no folders and answers 204; servers backed by a file system
+    (SeaweedFS, MinIO) keep empty folders listed until their key is deleted.
+    """
+    folders = {root}
+    for obj in objects:
+        parent = obj.rstrip("/")
+        while len(parent) > len(root) and parent.startswith(root + "/"):
+            folders.add(parent)
+            parent = posixpath.dirname(parent)
+    bucket = root.split("/", 1)[0]
+    for folder in sorted(folders, key=len, reverse=True):
+        key = folder.split("/", 1)[1] if "/" in folder else ""
+        if key:
+            try:
+                fs.call_s3("delete_object", Bucket=bucket, Key=key + "/")
+            except (FileNotFoundError, PermissionError, OSError):
+                pass
 
 
 def _describe(exc: BaseException) -> str:
