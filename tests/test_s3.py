@@ -152,13 +152,6 @@ def test_outlier_detection_on_s3(small_dataset, tmp_path, s3_bucket, client):
     fs = as_location(_url(bucket, "od"), opts).fs
     names = sorted(p.rsplit("/", 1)[1] for p in _objects(fs, f"{bucket}/od"))
     assert names == sorted(Path(p).name for p in local)
-    # stage 3 in one graph: outliers flagged, then the mosaic, on the store
-    ref = tmp_path / "stage3.zarr"
-    resample(small_dataset.asn_path, ref, tile_shape=TILE, scheduler="serial", outliers=True, progress=False)
-    url = _url(bucket, "stage3.zarr")
-    resample(small_dataset.asn_path, url, storage_options=opts, tile_shape=TILE, client=client, outliers=True,
-             progress=False)
-    assert_same_arrays(url, ref, opts)
 
 
 RUN_SCRIPT = """
@@ -250,7 +243,7 @@ def test_overwrite_never_leaves_no_mosaic(small_dataset, tmp_path, s3_bucket):
 
 def test_unservable_urls_fail_in_one_line_before_any_work(small_dataset, s3_server, tmp_path):
     opts = s3_server.storage_options
-    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/m\.zarr: cannot write there") as err:
+    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/m\.zarr: no such bucket 'no-such-bucket-here'") as err:
         resample(small_dataset.asn_path, "s3://no-such-bucket-here/m.zarr", storage_options=opts)
     assert "\n" not in str(err.value)
     bad = {**opts, "secret": "wrong-secret"}

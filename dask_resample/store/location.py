@@ -358,13 +358,31 @@ def check_output_location(location: Location, *, distributed: bool) -> None:
                            "share it (use scheduler='serial', or a path or object-store URL)")
     probe = location.sibling(f".{location.name}.probe-{uuid.uuid4().hex[:12]}")
     try:
+        _check_bucket(location)
         probe.write_bytes(b"")
         probe.remove()
     except StorageError as exc:
-        raise StorageError(f"{location.url}: {exc}") from None
+        raise StorageError(str(exc) if str(exc).startswith(location.url) else f"{location.url}: {exc}") from None
     except Exception as exc:  # the file system's own errors: credentials, bucket, network
         raise StorageError(f"{location.url}: cannot write there ({_describe(exc)}); check the URL, the bucket "
                            "and storage_options (credentials, endpoint_url)") from None
+
+
+def _check_bucket(location: Location) -> None:
+    """Refuse a bucket (container) that does not exist: some servers would create it on the first write."""
+    if location.scheme not in SCHEME_EXTRAS:
+        return
+    bucket = location.path.split("/", 1)[0]
+    fs = location.fs
+    try:
+        if location.scheme in ("s3", "s3a"):
+            fs.call_s3("head_bucket", Bucket=bucket)
+            return
+        exists = fs.exists(bucket)
+    except FileNotFoundError:
+        exists = False
+    if not exists:
+        raise StorageError(f"{location.url}: no such bucket {bucket!r}; create it first or check the URL")
 
 
 def check_input_location(location: Location) -> None:

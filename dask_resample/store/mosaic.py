@@ -563,7 +563,8 @@ def write_shard(
 
 
 def _read_member(location: Location, name: str) -> np.ndarray:
-    with location.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+    # small read-ahead: one member is fetched, not the whole object (one range request per array)
+    with location.open("rb", block_size=2**20) as fh, np.load(fh, allow_pickle=False) as z:
         return z[name]
 
 
