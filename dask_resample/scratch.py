@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernel import VARIANCE_NAMES, TilePartial
-from .store.location import Location
+from .store.location import Location, npz_bytes
 
 __all__ = ["PartialFile", "ScratchSpec", "read_partial", "remove_all", "remove_tile", "write_partial"]
 
@@ -76,10 +76,7 @@ def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: T
         arrays[f"var.{name}"] = v
     meta = np.array([partial.index, partial.y0, partial.x0,
                      np.nan if partial.tmeasure is None else partial.tmeasure], np.float64)
-    buf = io.BytesIO()
-    np.savez(buf, meta=meta, **arrays)
-    target = directory.join(f"{partial.index}.npz").write_bytes(buf.getbuffer())
-    del buf
+    target = directory.join(f"{partial.index}.npz").write_bytes(npz_bytes({"meta": meta, **arrays}))
     return PartialFile(target.url, partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
 
 

@@ -30,7 +30,6 @@ value is the reference's value at a pixel no input reaches
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import uuid
@@ -42,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import gwcs_from_text
-from .location import Location, as_location
+from .location import Location, as_location, npz_bytes
 
 __all__ = [
     "MosaicExistsError",
@@ -492,9 +491,7 @@ def write_tile(
 
 def encode_tile(arrays: Mapping[str, np.ndarray]) -> bytes:
     """A finished tile's arrays as one uncompressed ``.npz`` object (members readable by range)."""
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
-    return buf.getvalue()
+    return npz_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
 def write_shard(
