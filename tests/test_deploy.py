@@ -249,7 +249,7 @@ def test_dockerfile_is_well_formed():
     extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     pip = [args for word, args in instructions if word == "RUN" and "pip install" in args]
     assert pip
-    wanted = re.search(r'"\.\[([a-z,]+)\]"', pip[0])
+    wanted = re.search(r'"\.\[([a-z0-9,]+)\]"', pip[0])
     assert wanted and set(wanted.group(1).split(",")) <= extras and {"jwst", "hpc"} <= set(wanted.group(1).split(","))
     for word in ("ENTRYPOINT", "CMD"):
         args = dict(instructions)[word]
