@@ -121,15 +121,20 @@ def worker_cpu() -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def spawn(script: str | Path, args: list[str]) -> dict[str, Any]:
-    """Run ``script`` in a child process with ``args`` plus ``--result FILE``; return the JSON it wrote."""
+def spawn(script: str | Path, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``script`` in a child process with ``args`` plus ``--result FILE``; return the JSON it wrote.
+
+    ``env``: variables added to this process's environment for the child only (credentials
+    go there rather than on its command line).
+    """
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result = Path(fh.name)
     try:
         cmd = [sys.executable, str(Path(script).resolve()), *args, "--result", str(result)]
         t0 = time.perf_counter()
         # in the temporary directory: an on-disk ModelLibrary keeps its models in ./tmp_* of the cwd
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=result.parent)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=result.parent,
+                              env=None if env is None else {**os.environ, **env})
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")
