@@ -790,24 +790,32 @@ def projection_lines(res: dict[str, Any]) -> list[str]:
     lo, so = local["objects"], s3["objects"]
     per_l = (lo["chunks"] + lo["markers"]) / tiles
     per_s = (so["chunks"] + so["markers"]) / tiles
-    shard = s3.get("shard_tiles") or ["?", "?"]
+    sy, sx = s3.get("shard_tiles") or (4, 4)
+    ty, tx = (math.ceil(v / res["tile"]) for v in local["shape_yx"])
+    ny, nx = math.ceil(ty / sy), math.ceil(tx / sx)
+    edge = ny * nx - (ty // sy) * (tx // sx)  # shards partly outside the mosaic
+    # context planes written per tile and per shard: chunks beyond the float arrays (one each per tile or shard)
+    ctx_tile = lo["chunks"] / tiles - FLOAT_PLANES
+    ctx_shard = so["chunks"] / max(so["markers"], 1) - FLOAT_PLANES
     lo_est, hi_est = (ROMAN_TILES * k for k in ROMAN_FILES_PER_TILE)
     return [
         (f"Objects per tile with data ({tiles:,} tiles with data; chunks or shards + completion markers; "
-        f"the fixed metadata objects, {lo['metadata']} on disk and {so['metadata']} on S3, left out):"),
+         f"the fixed metadata objects, {lo['metadata']} on disk and {so['metadata']} on S3, left out):"),
         (f"- local disk, one file per tile, array and context plane: {per_l:.2f} "
-        f"({lo['chunks'] / tiles:.2f} chunk files + {lo['markers'] / tiles:.2f} markers)"),
-        (f"- S3, {shard[0]} x {shard[1]}-tile shards: {per_s:.3f} ({so['chunks'] / tiles:.3f} shard objects + "
-        f"{so['markers'] / tiles:.3f} markers), 1/{per_l / per_s:.1f} of local disk"),
+         f"({lo['chunks'] / tiles:.2f} chunk files + {lo['markers'] / tiles:.2f} markers)"),
+        (f"- S3, {sy} x {sx}-tile shards: {per_s:.3f} ({so['chunks'] / tiles:.3f} shard objects + "
+         f"{so['markers'] / tiles:.3f} markers), 1/{per_l / per_s:.1f} of local disk"),
+        (f"- the mosaic is {ty} x {tx} tiles = {ny} x {nx} shards, {edge} of them partly outside it; a tile writes "
+         f"{ctx_tile:.2f} context planes on average, a shard {ctx_shard:.2f}"
+         + (" (its tiles span more inputs)" if ctx_shard > ctx_tile + 0.005 else "")
+         + f", besides the {FLOAT_PLANES} float arrays"),
         (f"Projection to {ROMAN_TILES:,} tiles (benchmarks/README.md: {ROMAN_TILES:,} tiles x (7 arrays + 1-2 context "
-        f"planes) = {lo_est / 1e6:.1f}-{hi_est / 1e6:.1f} million chunk files; 1/16 of that with 4 x 4-tile shards = "
-        f"{lo_est / 16:,.0f}-{hi_est / 16:,.0f}):"),
+         f"planes) = {lo_est / 1e6:.1f}-{hi_est / 1e6:.1f} million chunk files; 1/16 of that with 4 x 4-tile shards = "
+         f"{lo_est / 16:,.0f}-{hi_est / 16:,.0f}):"),
         (f"- without shards (measured {per_l:.2f} per tile): {ROMAN_TILES * per_l:,.0f} objects "
-        f"({ROMAN_TILES * lo['chunks'] / tiles:,.0f} of them chunks)"),
-        (f"- with {shard[0]} x {shard[1]}-tile shards (measured {per_s:.3f} per tile): {ROMAN_TILES * per_s:,.0f} objects "
-        f"({ROMAN_TILES * so['chunks'] / tiles:,.0f} of them shards); the benchmark's mosaic is "
-        f"{math.ceil(local['shape_yx'][0] / res['tile'])} x {math.ceil(local['shape_yx'][1] / res['tile'])} tiles, "
-        f"so partly filled edge shards weigh more here than in a mosaic of {ROMAN_TILES:,} tiles"),
+         f"({ROMAN_TILES * lo['chunks'] / tiles:,.0f} of them chunks)"),
+        (f"- with {sy} x {sx}-tile shards (measured {per_s:.3f} per tile): {ROMAN_TILES * per_s:,.0f} objects "
+         f"({ROMAN_TILES * so['chunks'] / tiles:,.0f} of them shards)"),
     ]
 
 
@@ -869,6 +877,23 @@ def parity_lines(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def storage_report(res: dict[str, Any], workers: int, threads: int) -> list[str]:
+    """The store comparison of one layout as printed: tables, notes and the object-count projection."""
+    reps = res["dask"]["repeats"]
+    return [
+        f"Storage: local disk vs S3 (SeaweedFS on loopback), {res['layout']}, {workers} workers x {threads} thread, "
+        f"tiles {res['tile']} x {res['tile']}, "
+        + ("one run per store:" if reps == 1 else f"median of {reps} alternating runs per store:"),
+        "", storage_table(res, workers), "",
+        "Compute seconds per task kind (task stream):", "", storage_kinds_table(res), "",
+        *storage_notes(res), "", *projection_lines(res),
+        "",
+        ("Notes: overhead = median S3 wall / median local wall - 1 (goal: at most 15%); requests are the S3 "
+         "server's counters (SeaweedFS_s3_request_total) of the mosaics bucket over the call, divided by the "
+         "tiles with data; GET includes HEAD; PUT includes multipart parts; peak RSS is the largest of the runs."),
+    ]
+
+
 def orchestrate(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -894,21 +919,8 @@ def orchestrate(args: argparse.Namespace) -> int:
     report = ["", main_table(results, args.workers), "", "Task time by kind (from the task stream):", "",
               kinds_table(results)]  # fmt: skip
     for res in results:
-        if "dask_s3" not in res:
-            continue
-        reps = res["dask"]["repeats"]
-        report += [
-            "", f"Storage: local disk vs S3 (SeaweedFS on loopback), {res['layout']}, {args.workers} workers x "
-            f"{args.threads} thread, tiles {args.tile} x {args.tile}, "
-            + ("one run per store:" if reps == 1 else f"median of {reps} alternating runs per store:"),
-            "", storage_table(res, args.workers), "",
-            "Compute seconds per task kind (task stream):", "", storage_kinds_table(res), "",
-            *storage_notes(res), "", *projection_lines(res),
-            "",
-            ("Notes: overhead = median S3 wall / median local wall - 1 (goal: at most 15%); requests are the S3 "
-             "server's counters (SeaweedFS_s3_request_total) of the mosaics bucket over the call, divided by the "
-             "tiles with data; GET includes HEAD; PUT includes multipart parts; peak RSS is the largest of the runs."),
-        ]
+        if "dask_s3" in res:
+            report += ["", *storage_report(res, args.workers, args.threads)]
     par = parity_lines(results)
     if par:
         report += ["", "Parity with jwst:", *par]
