@@ -11,7 +11,6 @@ from .location import (
     Location,
     StorageError,
     as_location,
-    check_input_location,
     check_output_location,
     is_url,
 )
@@ -59,7 +58,6 @@ __all__ = [
     "StorageError",
     "StoreSpec",
     "as_location",
-    "check_input_location",
     "check_output",
     "check_output_location",
     "create_store",

@@ -269,13 +269,6 @@ class Location:
             _remove_folder_keys(fs, root, found)
         fs.invalidate_cache()
 
-    def copy_tree(self, target: Location) -> None:
-        """Copy everything below this location to ``target`` (server-side where the store can)."""
-        if self.scheme != target.scheme:
-            raise StorageError(f"{self.url} -> {target.url}: copies between file systems are not supported")
-        self.fs.copy(self.path.rstrip("/") + "/", target.path.rstrip("/") + "/", recursive=True)
-        self.fs.invalidate_cache()
-
     def rename(self, target: Location) -> None:
         """Move a local directory or file (one rename); object stores have no rename."""
         if not (self.is_local and target.is_local):
@@ -383,19 +376,6 @@ def _check_bucket(location: Location) -> None:
         exists = False
     if not exists:
         raise StorageError(f"{location.url}: no such bucket {bucket!r}; create it first or check the URL")
-
-
-def check_input_location(location: Location) -> None:
-    """Check that ``location`` can be read (a one-line :class:`StorageError` otherwise)."""
-    try:
-        ok = location.is_file()
-    except StorageError:
-        raise
-    except Exception as exc:
-        raise StorageError(f"{location.url}: cannot read it ({_describe(exc)}); check the URL and "
-                           "storage_options (credentials, endpoint_url)") from None
-    if not ok:
-        raise StorageError(f"{location.url}: no such file")
 
 
 def _remove_folder_keys(fs: Any, root: str, objects: list[str]) -> None:
