@@ -14,22 +14,45 @@ differ in a few parameters: :data:`STEP_DEFAULTS` lists exactly those.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from astropy.nddata.bitmask import interpret_bit_flags
+
+from .param_fields import (
+    COMPUTE_ERR,
+    COMPUTE_ERR_CHOICES,
+    FILLVAL,
+    GOOD_BITS,
+    KERNEL,
+    KERNELS,
+    PIXFRAC,
+    PIXMAP_ORDER,
+    PIXMAP_STEPSIZE,
+    WEIGHT_TYPE,
+    WEIGHT_TYPES,
+    CommandLineForm,
+    field_default,
+    good_bits_mask,
+    parse_fillval,
+    parse_number,
+    parse_positive_int,
+    record_fields,
+    switch,
+    validate_record,
+)
 
 __all__ = [
     "COMPUTE_ERR_CHOICES",
     "KERNELS",
     "STEP_DEFAULTS",
+    "WCS_PARAMETERS",
     "WCS_PARS_KEYS",
     "WEIGHT_TYPES",
     "CommandLineForm",
     "ResampleParams",
+    "WcsParameter",
     "check_wcs_pars",
     "default_flag_name_map",
     "parameter_default",
@@ -38,25 +61,6 @@ __all__ = [
     "parse_number",
     "step_defaults",
 ]
-
-#: Drizzle kernels supported by the reference.
-KERNELS: tuple[str, ...] = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
-
-#: Keys accepted in ``wcs_pars`` (as in ``jwst.resample.resample``).
-WCS_PARS_KEYS: tuple[str, ...] = (
-    "pixel_scale_ratio",
-    "pixel_scale",
-    "output_shape",
-    "crpix",
-    "crval",
-    "rotation",
-)
-
-#: Input weightings supported by the reference.
-WEIGHT_TYPES: tuple[str, ...] = ("ivm", "exptime")
-
-#: How the error array is made (``None``: no error array).
-COMPUTE_ERR_CHOICES: tuple[str | None, ...] = (None, "from_var", "driz_err")
 
 #: Reach of each kernel, in input pixels, used to size the tile halo.
 _KERNEL_REACH: dict[str, float] = {
@@ -67,6 +71,56 @@ _KERNEL_REACH: dict[str, float] = {
     "lanczos2": 3.0,
     "lanczos3": 4.0,
 }
+
+
+@dataclass(frozen=True)
+class WcsParameter:
+    """One key of ``wcs_pars`` (the custom output grid), with its command-line form.
+
+    Attributes
+    ----------
+    name : str
+        The key (``pixel_scale_ratio``); the option is ``--pixel-scale-ratio``.
+    help : str
+        Help text.
+    parse : callable
+        Converts one value given as text.
+    n_values : int
+        1 for a number, 2 for a pair such as ``crpix``.
+    metavar : str or tuple of str, optional
+    """
+
+    name: str
+    help: str
+    parse: Callable[[Any], Any]
+    n_values: int = 1
+    metavar: Any = None
+
+    @property
+    def flag(self) -> str:
+        """The long option (``--pixel-scale-ratio``)."""
+        return "--" + self.name.replace("_", "-")
+
+    def value(self, given: Any) -> Any:
+        """The value passed in ``wcs_pars``: a float, or a tuple for pairs."""
+        return tuple(given) if self.n_values > 1 else float(given)
+
+
+#: The keys of ``wcs_pars`` (as in ``jwst.resample.resample``), in the order of the command line's help.
+WCS_PARAMETERS: tuple[WcsParameter, ...] = (
+    WcsParameter("pixel_scale_ratio", "output/input pixel scale ratio (default 1.0)", parse_number, metavar="R"),
+    WcsParameter("pixel_scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", parse_number,
+                 metavar="ARCSEC"),
+    WcsParameter("output_shape", "output array shape (ny, nx)", parse_positive_int, 2, ("NY", "NX")),
+    WcsParameter("rotation", "position angle of the output y axis, deg East of North (default: that of the "
+                 "first input)", parse_number, metavar="DEG"),
+    WcsParameter("crpix", "reference pixel (x, y), 0-based array coordinates as jwst's crpix (default: the "
+                 "centre of the bounding box)", parse_number, 2, ("X", "Y")),
+    WcsParameter("crval", "sky position of the reference pixel, deg", parse_number, 2, ("RA", "DEC")),
+)
+
+#: Keys accepted in ``wcs_pars``.
+WCS_PARS_KEYS: tuple[str, ...] = tuple(p.name for p in WCS_PARAMETERS)
 
 
 def check_wcs_pars(wcs_pars: Any) -> dict[str, Any]:
@@ -111,115 +165,6 @@ def default_flag_name_map() -> dict[str, int]:
     return dict(PIXEL)
 
 
-def parse_fillval(fillval: Any) -> float:
-    """Translate a drizzle ``fillval`` into the float written to empty pixels.
-
-    Parameters
-    ----------
-    fillval : float, str or None
-        ``None``, ``""``, ``"INDEF"`` and ``"NAN"`` (any case) mean NaN, as in
-        ``drizzle``; other strings must convert to a number.
-
-    Returns
-    -------
-    float
-        The fill value.
-
-    Raises
-    ------
-    ValueError
-        If ``fillval`` cannot be interpreted.
-    """
-    if fillval is None:
-        return math.nan
-    if isinstance(fillval, str):
-        text = fillval.strip()
-        if text.upper() in ("", "INDEF", "NAN"):
-            return math.nan
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"fillval: cannot interpret {fillval!r} as a number, 'NAN' or 'INDEF'") from None
-    try:
-        return float(fillval)
-    except (TypeError, ValueError):
-        raise ValueError(f"fillval: cannot interpret {fillval!r} as a number, 'NAN' or 'INDEF'") from None
-
-
-
-# -- reading a parameter from text (command line, option files) ---------------
-def parse_number(text: Any) -> float:
-    """A float from text or a number (not a boolean)."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected a number, got {text!r}")
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {text!r}") from None
-
-
-def _word(text: Any) -> str:
-    return str(text)
-
-
-def _good_bits_text(text: Any) -> Any:
-    """``good_bits`` as given: integers stay integers, ``none`` turns DQ off."""
-    if text is None or isinstance(text, int) and not isinstance(text, bool):
-        return text
-    value = str(text).strip()
-    if value.lower() == "none":
-        return None
-    return value
-
-
-def _fillval_text(text: Any) -> Any:
-    return text if isinstance(text, (int, float)) and not isinstance(text, bool) else str(text)
-
-
-def _compute_err_text(text: Any) -> str | None:
-    if text is None:
-        return None
-    value = str(text).strip()
-    if value.lower() in ("none", "null", ""):
-        return None
-    if value not in COMPUTE_ERR_CHOICES:
-        raise ValueError(f"expected 'from_var', 'driz_err' or 'none', got {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class CommandLineForm:
-    """How a parameter is spelled on the command line and in option files.
-
-    Attributes
-    ----------
-    flag : str
-        Long flag (``--pixfrac``); its option-file key is the flag without the
-        dashes (``pixfrac``), and the parameter's own name is accepted too.
-    parse : callable, optional
-        Converts one value given as text (``None`` for on/off switches).
-    metavar : str, optional
-    negate : bool
-        For switches: giving the flag sets the parameter to ``False``
-        (``--no-ctx`` sets ``enable_ctx=False``).
-    """
-
-    flag: str
-    parse: Callable[[Any], Any] | None = None
-    metavar: Any = None
-    negate: bool = False
-
-    @property
-    def dest(self) -> str:
-        """Name of the option (``no_ctx``)."""
-        return self.flag.lstrip("-").replace("-", "_")
-
-
-def _param(default: Any, help: str, form: CommandLineForm, *, choices: tuple[Any, ...] | None = None) -> Any:
-    """A :class:`ResampleParams` field with its help text, choices and command-line form."""
-    return field(default=default, metadata={"help": help, "choices": choices, "cli": form})
-
-
 @dataclass(frozen=True)
 class ResampleParams:
     """Drizzle and output parameters of one mosaic.
@@ -236,61 +181,23 @@ class ResampleParams:
         For an invalid value; the message starts with the parameter's name.
     """
 
-    pixfrac: float = _param(1.0, "pixel shrink factor, in (0, 1]",
-                            CommandLineForm("--pixfrac", parse_number, "F"))
-    kernel: str = _param("square", "drizzle kernel", CommandLineForm("--kernel", _word), choices=KERNELS)
-    fillval: Any = _param("NAN", "value of pixels without input: a number, NAN or INDEF",
-                          CommandLineForm("--fillval", _fillval_text, "VALUE"))
-    weight_type: str = _param("ivm", "input weighting", CommandLineForm("--weight-type", _word),
-                              choices=WEIGHT_TYPES)
-    good_bits: Any = _param(0, "DQ flags treated as good: integer, mnemonics such as '~DO_NOT_USE+NON_SCIENCE' "
-                            "or 'none' to ignore DQ", CommandLineForm("--good-bits", _good_bits_text, "BITS"))
-    enable_ctx: bool = _param(True, "do not compute the context (CON) array",
-                              CommandLineForm("--no-ctx", negate=True))
-    enable_var: bool = _param(True, "do not resample the variance arrays (with --compute-err from_var they "
-                              "are still resampled to make the error array)",
-                              CommandLineForm("--no-var", negate=True))
-    report_var: bool = _param(True, "compute but do not store the variance arrays",
-                              CommandLineForm("--no-report-var", negate=True))
-    compute_err: str | None = _param(None, "error array: from the resampled variances, drizzled from the input "
-                                     "ERR, or none",
-                                     CommandLineForm("--compute-err", _compute_err_text,
-                                                     "{from_var,driz_err,none}"),
-                                     choices=COMPUTE_ERR_CHOICES)
-    propagate_dq: bool = _param(False, "also resample the DQ array (bitwise OR)",
-                                CommandLineForm("--propagate-dq"))
-    pixmap_stepsize: float = _param(1, "pixel-map sampling step, interpolated in between (1: every pixel)",
-                                    CommandLineForm("--pixmap-stepsize", parse_number, "N"))
-    pixmap_order: int = _param(1, "pixel-map interpolation order", CommandLineForm("--pixmap-order", int),
-                               choices=(1, 3))
+    pixfrac: float = PIXFRAC.field(1.0)
+    kernel: str = KERNEL.field("square")
+    fillval: float | str | None = FILLVAL.field("NAN")
+    weight_type: str = WEIGHT_TYPE.field("ivm")
+    good_bits: int | str | None = GOOD_BITS.field(0)
+    enable_ctx: bool = switch(True, "do not compute the context (CON) array", "--no-ctx", negate=True)
+    enable_var: bool = switch(True, "do not resample the variance arrays (with --compute-err from_var they "
+                              "are still resampled to make the error array)", "--no-var", negate=True)
+    report_var: bool = switch(True, "compute but do not store the variance arrays", "--no-report-var", negate=True)
+    compute_err: str | None = COMPUTE_ERR.field(None)
+    propagate_dq: bool = switch(False, "also resample the DQ array (bitwise OR)", "--propagate-dq")
+    pixmap_stepsize: float = PIXMAP_STEPSIZE.field(1)
+    pixmap_order: int = PIXMAP_ORDER.field(1)
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel: unknown kernel {self.kernel!r}; expected one of {', '.join(KERNELS)}")
-        try:
-            pixfrac = float(self.pixfrac)
-        except (TypeError, ValueError):
-            raise ValueError(f"pixfrac: {self.pixfrac!r} is not a number") from None
-        if not (0.0 < pixfrac <= 1.0):
-            raise ValueError(f"pixfrac: must be in (0, 1], got {self.pixfrac!r}")
-        object.__setattr__(self, "pixfrac", pixfrac)
-        if self.weight_type not in WEIGHT_TYPES:
-            raise ValueError(f"weight_type: expected 'ivm' or 'exptime', got {self.weight_type!r}")
-        if self.compute_err not in COMPUTE_ERR_CHOICES:
-            raise ValueError(f"compute_err: expected None, 'from_var' or 'driz_err', got {self.compute_err!r}")
-        parse_fillval(self.fillval)
-        try:
-            stepsize = float(self.pixmap_stepsize)
-        except (TypeError, ValueError):
-            raise ValueError(f"pixmap_stepsize: {self.pixmap_stepsize!r} is not a number") from None
-        if not (stepsize > 0 and math.isfinite(stepsize)):
-            raise ValueError(f"pixmap_stepsize: must be a positive number, got {self.pixmap_stepsize!r}")
-        # as in stcal's calc_pixmap, the spline order only matters for a sparse pixel map
-        if stepsize != 1 and self.pixmap_order not in (1, 3):
-            raise ValueError(
-                f"pixmap_order: must be 1 or 3 when pixmap_stepsize != 1, got {self.pixmap_order!r}"
-            )
+        validate_record(self)
         self.good_bits_mask  # validate early: unknown mnemonics fail here
 
     # -- construction ---------------------------------------------------
@@ -341,16 +248,7 @@ class ResampleParams:
         ValueError
             If ``good_bits`` names an unknown DQ mnemonic or is malformed.
         """
-        try:
-            mask = interpret_bit_flags(self.good_bits, flag_name_map=self.flag_name_map)
-        except KeyError as exc:
-            raise ValueError(
-                f"good_bits: unknown DQ flag name {exc.args[0]!r} in {self.good_bits!r}"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"good_bits: cannot interpret {self.good_bits!r}: {msg}") from None
-        return None if mask is None else int(mask)
+        return good_bits_mask(self.good_bits, self.flag_name_map)
 
     @property
     def fill_value(self) -> float:
@@ -382,12 +280,12 @@ class ResampleParams:
 
 def parameter_fields() -> Iterator[Field]:
     """The fields of :class:`ResampleParams` that are parameters (with a command-line form)."""
-    return (f for f in fields(ResampleParams) if "cli" in f.metadata)
+    return record_fields(ResampleParams)
 
 
 def parameter_default(f: Field) -> Any:
     """Default of a :class:`ResampleParams` field."""
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return field_default(f)
 
 
 #: Defaults of jwst's ``ResampleStep`` where they differ from those of ``ResampleImage``

@@ -13,42 +13,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass
 from typing import Any
 
-from ..params import (
-    WEIGHT_TYPES,
+from ..param_fields import (
+    FILLVAL,
+    GOOD_BITS,
+    KERNEL,
+    PIXFRAC,
+    PIXMAP_ORDER,
+    PIXMAP_STEPSIZE,
+    WEIGHT_TYPE,
     CommandLineForm,
-    ResampleParams,
-    _fillval_text,
-    _good_bits_text,
-    _word,
+    Parameter,
+    check_finite,
+    field_default,
     parse_number,
+    record_fields,
+    switch,
+    validate_record,
 )
+from ..params import ResampleParams
 
-__all__ = ["OUTLIER_KERNELS", "OutlierParams", "outlier_fields"]
+__all__ = ["OUTLIER_KERNELS", "OutlierParams", "outlier_default", "outlier_fields"]
 
 #: Kernels the step accepts.
 OUTLIER_KERNELS: tuple[str, ...] = ("square", "point", "turbo")
 
 
-def _pair_text(text: Any) -> str:
-    return str(text)
-
-
-def _switch_text(text: Any) -> bool:
-    if isinstance(text, bool):
-        return text
-    word = str(text).strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _param(default: Any, help: str, form: CommandLineForm, *, choices: tuple[Any, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "cli": form})
+def _pair_text(text: Any) -> Any:
+    """A pair as given: text (``"5.0 4.0"``, the step's form) or a sequence of two numbers."""
+    return text if isinstance(text, (list, tuple)) else str(text)
 
 
 def _parse_pair(name: str, value: Any) -> tuple[float, float]:
@@ -62,6 +57,8 @@ def _parse_pair(name: str, value: Any) -> tuple[float, float]:
             parts = [value]
     if len(parts) != 2:
         raise ValueError(f"{name}: expected two numbers such as '5.0 4.0', got {value!r}")
+    if any(isinstance(p, bool) for p in parts):
+        raise ValueError(f"{name}: expected two numbers such as '5.0 4.0', got {value!r}")
     try:
         a, b = (float(p) for p in parts)
     except (TypeError, ValueError):
@@ -69,6 +66,11 @@ def _parse_pair(name: str, value: Any) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):
         raise ValueError(f"{name}: expected two finite numbers, got {value!r}")
     return a, b
+
+
+def _check_pair(name: str, value: Any, choices: tuple[Any, ...] | None) -> Any:
+    _parse_pair(name, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -81,51 +83,30 @@ class OutlierParams:
         For an invalid value; the message starts with the parameter's name.
     """
 
-    weight_type: str = _param("ivm", "input weighting of the group drizzle and of the median",
-                              CommandLineForm("--weight-type", _word), choices=WEIGHT_TYPES)
-    pixfrac: float = _param(1.0, "pixel shrink factor of the group drizzle, in (0, 1]",
-                            CommandLineForm("--pixfrac", parse_number, "F"))
-    kernel: str = _param("square", "drizzle kernel of the group drizzle", CommandLineForm("--kernel", _word),
-                         choices=OUTLIER_KERNELS)
-    fillval: Any = _param("NAN", "value of group-image pixels without input",
-                          CommandLineForm("--fillval", _fillval_text, "VALUE"))
-    maskpt: float = _param(0.7, "fraction of each group's mean weight below which its pixels are left out "
-                           "of the median", CommandLineForm("--maskpt", parse_number, "F"))
-    snr: str = _param("5.0 4.0", "signal-to-noise thresholds before and after smoothing",
-                      CommandLineForm("--snr", _pair_text, "'S1 S2'"))
-    scale: str = _param("1.2 0.7", "scales of the blot derivative before and after smoothing",
-                        CommandLineForm("--scale", _pair_text, "'F1 F2'"))
-    backg: float = _param(0.0, "background level added to the blotted median",
-                          CommandLineForm("--backg", parse_number, "LEVEL"))
-    resample_data: bool = _param(True, "take the median of the inputs on their own pixel grid "
-                                 "(all inputs of one shape), without drizzling",
-                                 CommandLineForm("--no-resample-data", negate=True))
-    good_bits: Any = _param("~DO_NOT_USE", "DQ flags treated as good",
-                            CommandLineForm("--good-bits", _good_bits_text, "BITS"))
-    pixmap_stepsize: float = _param(1.0, "pixel-map sampling step (1: every pixel)",
-                                    CommandLineForm("--pixmap-stepsize", parse_number, "N"))
-    pixmap_order: int = _param(1, "pixel-map interpolation order", CommandLineForm("--pixmap-order", int),
-                               choices=(1, 3))
-    save_intermediate_results: bool = _param(
+    weight_type: str = WEIGHT_TYPE.field("ivm", help="input weighting of the group drizzle and of the median")
+    pixfrac: float = PIXFRAC.field(1.0, help="pixel shrink factor of the group drizzle, in (0, 1]")
+    kernel: str = KERNEL.field("square", help="drizzle kernel of the group drizzle", choices=OUTLIER_KERNELS)
+    fillval: float | str | None = FILLVAL.field("NAN", help="value of group-image pixels without input")
+    maskpt: float = Parameter("fraction of each group's mean weight below which its pixels are left out of the "
+                              "median", CommandLineForm("--maskpt", parse_number, "F"), check_finite).field(0.7)
+    snr: str = Parameter("signal-to-noise thresholds before and after smoothing",
+                         CommandLineForm("--snr", _pair_text, "'S1 S2'"), _check_pair).field("5.0 4.0")
+    scale: str = Parameter("scales of the blot derivative before and after smoothing",
+                           CommandLineForm("--scale", _pair_text, "'F1 F2'"), _check_pair).field("1.2 0.7")
+    backg: float = Parameter("background level added to the blotted median",
+                             CommandLineForm("--backg", parse_number, "LEVEL"), check_finite).field(0.0)
+    resample_data: bool = switch(True, "take the median of the inputs on their own pixel grid (all inputs of one "
+                                 "shape), without drizzling", "--no-resample-data", negate=True)
+    good_bits: int | str | None = GOOD_BITS.field("~DO_NOT_USE", help="DQ flags treated as good")
+    pixmap_stepsize: float = PIXMAP_STEPSIZE.field(1.0, help="pixel-map sampling step (1: every pixel)")
+    pixmap_order: int = PIXMAP_ORDER.field(1)
+    save_intermediate_results: bool = switch(
         False, "also write the group images and the median (Zarr and FITS) and the blotted images (FITS)",
-        CommandLineForm("--save-intermediate-results"))
+        "--save-intermediate-results")
 
     def __post_init__(self) -> None:
-        if self.kernel not in OUTLIER_KERNELS:
-            raise ValueError(f"kernel: outlier detection supports {', '.join(OUTLIER_KERNELS)}, got {self.kernel!r}")
-        for name in ("maskpt", "backg"):
-            try:
-                value = float(getattr(self, name))
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}: {getattr(self, name)!r} is not a number") from None
-            if not math.isfinite(value):
-                raise ValueError(f"{name}: must be finite, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, value)
-        _parse_pair("snr", self.snr)
-        _parse_pair("scale", self.scale)
-        for name in ("resample_data", "save_intermediate_results"):
-            object.__setattr__(self, name, _switch_text(getattr(self, name)))
-        self.resample_params()  # validates the drizzle parameters (pixfrac, fillval, good_bits, ...)
+        validate_record(self)
+        self.resample_params()  # validates good_bits against the DQ flag names
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -200,9 +181,9 @@ class OutlierParams:
 
 def outlier_fields() -> Iterator[Field]:
     """The fields of :class:`OutlierParams`."""
-    return (f for f in fields(OutlierParams) if "cli" in f.metadata)
+    return record_fields(OutlierParams)
 
 
 def outlier_default(f: Field) -> Any:
     """Default of a field."""
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return field_default(f)
