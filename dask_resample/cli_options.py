@@ -139,11 +139,15 @@ class Option:
         return self.convert is None
 
     def add_to(self, parser: argparse.ArgumentParser | Any) -> None:
-        """Add the option to an argparse parser or group (default ``None``: not given)."""
+        """Add the option to an argparse parser or group (absent from the namespace when not given).
+
+        A value that reads as ``None`` (``--good-bits none``) is thus told apart from no value.
+        """
         if self.convert is None:
-            parser.add_argument(self.flag, dest=self.dest, action="store_true", default=None, help=self.help)
+            parser.add_argument(self.flag, dest=self.dest, action="store_true", default=argparse.SUPPRESS,
+                                help=self.help)
             return
-        kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": self.help}
+        kwargs: dict[str, Any] = {"dest": self.dest, "default": argparse.SUPPRESS, "help": self.help}
         kwargs["type"] = argparse_type(self.convert)
         if self.nargs:
             kwargs["nargs"] = self.nargs
@@ -456,9 +460,8 @@ def resolve(
                 raise CLIError(f"{source}: unknown key {key!r}; keys are the {keys_of}")
     if from_args:
         for opt in options:
-            given = getattr(args, opt.dest, None)
-            if given is not None:
-                values[opt.dest] = given
+            if hasattr(args, opt.dest):
+                values[opt.dest] = getattr(args, opt.dest)
         for name in positional:
             given = getattr(args, name, None)
             if given not in (None, []):

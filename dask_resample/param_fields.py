@@ -136,8 +136,8 @@ def parse_good_bits(text: Any) -> Any:
 
 
 def parse_fillval_text(text: Any) -> Any:
-    """``fillval`` as given: a number stays a number, anything else is text."""
-    return text if isinstance(text, (int, float)) and not isinstance(text, bool) else str(text)
+    """``fillval`` as given: a number or ``None`` stays as it is, anything else is text."""
+    return text if text is None or isinstance(text, (int, float)) and not isinstance(text, bool) else str(text)
 
 
 def parse_compute_err(text: Any) -> str | None:
