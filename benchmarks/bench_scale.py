@@ -576,9 +576,11 @@ def run_once(args: argparse.Namespace, spec: dict[str, Any], store: str, rep: in
         env, extra = s3.server.env(), ["--count-buckets", f"{OUT_BUCKET},{IN_BUCKET}"]
         if args.s3_scratch == "local":
             extra += ["--scratch-dir", str(runs / "scratch")]
+        elif args.s3_scratch == "store":
+            extra += ["--scratch-dir", f"s3://{OUT_BUCKET}/.scratch"]
     where = "local disk" if store == "local" else f"S3, inputs {'on S3' if s3_asn else 'on local disk'}"
-    if store == "s3" and args.s3_scratch == "local":
-        where += ", scratch on local disk"
+    if store == "s3" and args.s3_scratch != "default":
+        where += f", scratch on {'local disk' if args.s3_scratch == 'local' else 'S3'}"
     print(f"[{spec['label']}] dask-resample ({args.workers} workers x {args.threads} thread, {args.cluster} cluster, "
           f"mosaic on {where}{f', repeat {rep + 1}/{args.repeats}' if args.repeats > 1 else ''}) ...",
           end=" ", flush=True)  # fmt: skip
@@ -833,8 +835,16 @@ def storage_notes(res: dict[str, Any]) -> list[str]:
     else:
         lines.append("- inputs: read from local disk in both runs (only the mosaic and its scratch are on S3)")
     if s3.get("scratch_on") == "local":
-        lines.append("- scratch (tile partials, finished tiles) of the S3 run on local disk (--s3-scratch local, "
+        lines.append("- scratch (tile partials) of the S3 run on local disk (--s3-scratch local, "
                      "resample.scratch-dir): only the mosaic's objects go to S3")
+    elif s3.get("scratch_on") == "store":
+        lines.append("- scratch (tile partials) of the S3 run on S3 (--s3-scratch store, resample.scratch-dir "
+                     "s3://...), as on a cluster whose workers share no disk")
+    else:
+        lines.append("- scratch (tile partials) of the S3 run where dask-resample puts it by default: this "
+                     "machine's temporary directory, as every process runs on it (a LocalCluster started by "
+                     "dask-resample); on a cluster given by the user it goes beside the mosaic on S3 "
+                     "(--s3-scratch store measures that)")
     cpu_l, cpu_s = local.get("cpu_seconds", {}), s3.get("cpu_seconds", {})
     fmt = lambda c: ", ".join(f"{k} {v:.1f}" for k, v in c.items())
     lines.append(f"- CPU seconds during the call: local disk: {fmt(cpu_l)}; S3: {fmt(cpu_s)} "
@@ -977,10 +987,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "the other layouts on local disk")
     st.add_argument("--s3-inputs", choices=("s3", "local"), default="s3",
                     help="where the S3 runs read the inputs: uploaded to the server (s3) or the local files")
-    st.add_argument("--s3-scratch", choices=("store", "local"), default="store",
-                    help="tile partials of the S3 runs: beside the mosaic on S3 (store, dask-resample's default) "
-                         "or on local disk under --workdir (local: resample.scratch-dir; a diagnostic, as every "
-                         "worker must reach the scratch)")
+    st.add_argument("--s3-scratch", choices=("default", "store", "local"), default="default",
+                    help="tile partials of the S3 runs: where dask-resample puts them by default (default: the "
+                         "temporary directory of this machine, as every process runs on it), on S3 (store: "
+                         "resample.scratch-dir s3://..., as on a cluster whose workers share no disk) or on local "
+                         "disk under --workdir (local: resample.scratch-dir)")
     r = p.add_argument_group("reference")
     r.add_argument("--jwst", action=argparse.BooleanOptionalAction, default=True,
                    help="run jwst's ResampleImage side by side where it fits")

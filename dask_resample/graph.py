@@ -9,9 +9,11 @@ overlaps, then a sparse graph whose shared state is stored once):
 * ``tile-<token>, group, ty, tx``: when every contributor is done, the tile's
   partials are read back one at a time in input order, summed, finalised and
   written to the mosaic; the task returns a small record;
-* with Zarr sharding (several tiles per shard), ``shard-<token>, group, sy, sx``:
-  the tile tasks leave their finished tiles in scratch, and one task per shard
-  writes each array's whole shard once (no two tasks write into one object).
+* with Zarr sharding (several tiles per shard, the default on object stores),
+  ``shard-<token>, group, sy, sx`` takes the place of its tiles' tasks: it
+  reduces its tiles one after the other, keeps each finished tile in a
+  temporary file on its own node, and writes each array's whole shard once (no
+  two tasks write into one object; no finished tile travels through the store).
 
 The output WCS and parameters (:class:`~dask_resample.kernel.DrizzleSpec`) and
 the store and scratch locations sit once in the graph under their own keys, so
@@ -28,6 +30,8 @@ the client reports each failure once. The same graph runs on any
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,12 +143,11 @@ class TileTask:
     order: tuple[int, ...]
     accumulator: AccumulatorSpec
     store: StoreSpec
-    sharded: bool = False
 
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard of one group: its region and what a pixel no input reaches holds (small)."""
+    """One shard of one group: its region, its tiles and what an unreached pixel holds (small)."""
 
     group: str
     sy: int
@@ -153,6 +156,8 @@ class ShardTask:
     store: StoreSpec
     fill_values: Mapping[str, Any]
     n_ctx_planes: int
+    tiles: tuple[TileTask, ...]
+    inputs: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -214,30 +219,13 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
         if isinstance(c, TaskFailure):
             return c
     try:
-        if not task.sharded and (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+        if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
             return done
         t0 = time.perf_counter()
-        key = (task.ty, task.tx)
-        files = [c.get(key) for c in contributions]
-        acc = reduce_partials(task.accumulator,
-                              (None if f is None else read_partial(scratch.location(f.path)) for f in files))
-        arrays = finalize_tile(acc)
+        arrays, record = _reduce_tile(task, contributions, scratch)
         spec = task.accumulator
-        record = {
-            "group": task.group,
-            "tile": [task.ty, task.tx],
-            "n_inputs": len(task.order),
-            "y0": spec.y0,
-            "x0": spec.x0,
-            "shape": list(spec.shape_yx),
-            "ctx_planes": list(spec.ctx_planes),
-        }
-        if task.sharded:  # the shard's task writes it, with the shard's other tiles
-            done = scratch.done_tile(task.group, task.ty, task.tx).write_bytes(encode_tile(arrays))
-            record["object"] = done.url
-        else:
-            write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
-        del acc, arrays
+        write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
+        del arrays
         remove_tile(scratch, task.group, task.ty, task.tx)
         record["seconds"] = time.perf_counter() - t0
         return record
@@ -245,28 +233,68 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
         return TaskFailure(f"tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
-def shard_task(tiles: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
-    """Write one shard of every array from its finished tiles, then its marker (a worker task).
+def _reduce_tile(task: TileTask, contributions: Sequence[Any],
+                 scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
+    key = (task.ty, task.tx)
+    files = [c.get(key) for c in contributions]
+    acc = reduce_partials(task.accumulator,
+                          (None if f is None else read_partial(scratch.location(f.path)) for f in files))
+    arrays = finalize_tile(acc)
+    spec = task.accumulator
+    record = {
+        "group": task.group,
+        "tile": [task.ty, task.tx],
+        "n_inputs": len(task.order),
+        "y0": spec.y0,
+        "x0": spec.x0,
+        "shape": list(spec.shape_yx),
+        "ctx_planes": list(spec.ctx_planes),
+    }
+    return arrays, record
 
-    ``tiles`` are the records of the shard's tile tasks. A shard already marked
-    complete (a retried task) is not written again.
+
+def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
+    """Reduce a shard's tiles, write every array's whole shard, then its marker (a worker task).
+
+    ``contributions`` are the records of the drizzle tasks of ``task.inputs``
+    (every input that reaches one of the shard's tiles), in that order. Each
+    tile is reduced in its own input order and kept, finished, in a temporary
+    file on this worker's node (valid: it is read back by this same task), so
+    memory holds one tile's accumulator, then one array of the shard. A shard
+    already marked complete (a retried task) is not written again.
     """
-    for t in tiles:
-        if isinstance(t, TaskFailure):
-            return t
+    for c in contributions:
+        if isinstance(c, TaskFailure):
+            return c
     try:
         if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
             return done
         t0 = time.perf_counter()
-        found = [{**t, "object": scratch.location(t["object"])} for t in tiles]
-        record = write_shard(task.store, task.region_yx, task.sy, task.sx, found, task.fill_values,
-                             task.n_ctx_planes)
-        for t in found:
-            t["object"].remove()
+        by_input = dict(zip(task.inputs, contributions, strict=True))
+        with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
+            finished = []
+            for tile in task.tiles:
+                arrays, record = _reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
+                record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
+                record["object"].write_bytes(encode_tile(arrays))
+                del arrays
+                finished.append(record)
+            record = write_shard(task.store, task.region_yx, task.sy, task.sx, finished, task.fill_values,
+                                 task.n_ctx_planes)
+        for tile in task.tiles:
+            remove_tile(scratch, tile.group, tile.ty, tile.tx)
         record["seconds"] = time.perf_counter() - t0
         return record
     except Exception as exc:
         return TaskFailure(f"shard {task.sy},{task.sx}: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _local_temporary_directory() -> str | None:
+    """This process's node-local temporary directory (Dask's ``temporary-directory``, else the system's)."""
+    import dask
+
+    return dask.config.get("temporary-directory", None) or None
 
 
 def build_graph(
@@ -344,7 +372,8 @@ def build_graph(
         after = () if not exposure_after or i not in exposure_after else (exposure_after[i],)
         dsk[k.exposure(i)] = (drizzle_task, refs[i], k.drizzle_spec, group_of[i], tuple(sorted(needed[i])),
                               k.scratch, *after)
-    tile_keys = []
+    tile_keys: list = []
+    tile_tasks: list[TileTask] = []
     for (group, key), indices in todo.items():
         tile = plan.tiles.tile(*key)
         task = TileTask(
@@ -361,37 +390,41 @@ def build_graph(
                 pixel_scale_ratio=plan.grid.pixel_scale_ratio,
             ),
             store=StoreSpec(location=store, group=group, arrays=arrays),
-            sharded=sharded,
         )
+        if sharded:
+            tile_tasks.append(task)
+            continue
         tk = k.tile(group, key)
         dsk[tk] = (tile_task, [k.exposure(i) for i in indices], task, k.scratch)
         tile_keys.append(tk)
     if sharded:
-        tile_keys = _shard_tasks(dsk, tile_keys, plan, k, store, arrays, tuple(shard_tiles_yx))
+        tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, tuple(shard_tiles_yx))
     return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
                        names={r.index: r.filename for r in plan.refs})
 
 
-def _shard_tasks(dsk: dict, tile_keys: list, plan: MosaicPlan, k: GraphKeys, store: Location,
+def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], plan: MosaicPlan, k: GraphKeys, store: Location,
                  arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
-    """Add one task per shard after its tiles' tasks; return the shard keys (the graph's outputs)."""
+    """Add one task per shard, fed by every exposure that reaches its tiles; return the shard keys."""
     ssy, ssx = shard_tiles_yx
     tny, tnx = plan.tiles.tile_shape_yx
     ny, nx = plan.grid.shape_yx
     fills = empty_pixel_values(plan.params, plan.grid.pixel_scale_ratio)
-    members: dict[tuple[str, tuple[int, int]], list] = {}
-    for tk in tile_keys:
-        group, (ty, tx) = k.tile_of(tk)  # type: ignore[misc]  # our own tile keys
-        members.setdefault((group, (ty // ssy, tx // ssx)), []).append(tk)
+    members: dict[tuple[str, tuple[int, int]], list[TileTask]] = {}
+    for t in tiles:
+        members.setdefault((t.group, (t.ty // ssy, t.tx // ssx)), []).append(t)
     shard_keys = []
-    for (group, (sy, sx)), tks in members.items():
+    for (group, (sy, sx)), shard_tiles in members.items():
         y0, x0 = sy * ssy * tny, sx * ssx * tnx
+        shard_tiles = sorted(shard_tiles, key=lambda t: (t.ty, t.tx))
+        inputs = tuple(sorted({i for t in shard_tiles for i in t.order}))
         task = ShardTask(group=group, sy=sy, sx=sx,
                          region_yx=(y0, min(ny, y0 + ssy * tny), x0, min(nx, x0 + ssx * tnx)),
                          store=StoreSpec(location=store, group=group, arrays=arrays),
-                         fill_values={a: fills[a] for a in arrays}, n_ctx_planes=plan.n_ctx_planes(group))
+                         fill_values={a: fills[a] for a in arrays}, n_ctx_planes=plan.n_ctx_planes(group),
+                         tiles=tuple(shard_tiles), inputs=inputs)
         sk = k.shard(group, (sy, sx))
-        dsk[sk] = (shard_task, sorted(tks), task, k.scratch)
+        dsk[sk] = (shard_task, [k.exposure(i) for i in inputs], task, k.scratch)
         shard_keys.append(sk)
     return shard_keys
 

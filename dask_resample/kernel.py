@@ -314,8 +314,8 @@ def release_free_memory() -> None:
     A closed JWST datamodel keeps its arrays until Python's cycle collector
     runs (about 100 MiB for a 2048 x 2048 exposure). In a worker prepared by
     :func:`dask_resample.api.prepare_worker`, whose import-time objects are
-    frozen out of the collector (``gc.freeze``), a full collection costs
-    microseconds and is made here first; elsewhere (a user's process, the
+    frozen out of the collector (``gc.freeze``), the young generations are
+    collected here first (see :func:`collect_garbage`); elsewhere (a user's process, the
     serial scheduler) it is left to Python.
     """
     global _MALLOC_TRIM
@@ -335,13 +335,19 @@ _MALLOC_TRIM: Any = None
 
 
 def collect_garbage() -> None:
-    """Run Python's cycle collector in a prepared worker (where it costs microseconds), else nothing.
+    """Collect the young generations in a prepared worker, else nothing.
 
     See :func:`release_free_memory`: closed JWST datamodels hold their arrays in
-    reference cycles until a collection.
+    reference cycles until a collection. Only generations 0 and 1 are collected:
+    their size is bounded by the objects made since the last collections, so the
+    cost is the same for the first task and the thousandth. A full collection
+    walks everything the worker has accumulated (the scheduler's task records,
+    logs, caches) and grows with every task run: quadratic over a long run.
+    Cycles that reach the old generation are left to Python's own collections,
+    whose cost is amortised.
     """
     if gc.get_freeze_count():
-        gc.collect()
+        gc.collect(1)
 
 
 def _frame_box(

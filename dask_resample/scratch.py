@@ -42,10 +42,6 @@ class ScratchSpec:
         """Location of one tile's partials."""
         return self.root.join(group or "_", f"{ty}_{tx}")
 
-    def done_tile(self, group: str, ty: int, tx: int) -> Location:
-        """Location of one finished tile waiting for its shard to be written."""
-        return self.root.join(group or "_", "_finished", f"{ty}_{tx}.npz")
-
     def location(self, url: str) -> Location:
         """A location of this scratch space from its URL (with the scratch's storage options)."""
         return Location(url, self.root.storage_options)
