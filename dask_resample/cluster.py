@@ -92,8 +92,8 @@ def connect(
     scheduler : str, optional
         Address of a running scheduler (``tcp://host:8786``) or a scheduler file.
     n_workers, threads_per_worker, memory_limit
-        LocalCluster settings (defaults ``resample.local.*``: one
-        single-threaded worker per core, the machine's memory shared evenly).
+        LocalCluster settings (defaults ``resample.local.*`` of ``resample.yaml``;
+        ``n-workers: null`` is one worker per core).
     jobs : int, optional
         Batch jobs of a dask-jobqueue cluster (default ``resample.jobqueue.jobs``).
     **kwargs
@@ -120,14 +120,15 @@ def connect(
             return ClusterHandle(client=current)
         if (configured := config.get("scheduler")):
             return _connect_scheduler(str(configured))
-        cluster = config.get("cluster") or "local"
+        cluster = config.get("cluster") or config.packaged("cluster")
     cluster = str(cluster).strip().lower()
     if cluster == "local":
         from distributed import LocalCluster
 
         n = n_workers or config.get("local.n-workers") or max(1, os.cpu_count() or 1)
-        threads = threads_per_worker or config.get("local.threads-per-worker") or 1
-        memory = memory_limit if memory_limit is not None else config.get("local.memory-limit", "auto")
+        threads = (threads_per_worker or config.get("local.threads-per-worker")
+                   or config.packaged("local.threads-per-worker"))
+        memory = memory_limit if memory_limit is not None else config.get("local.memory-limit")
         # glibc's allocator setting for the workers: unset (adaptive) unless configured
         trim = config.get("local.malloc-trim-threshold")
         env = dict(kwargs.pop("env", None) or {})
@@ -141,8 +142,7 @@ def connect(
                 threads_per_worker=int(threads),
                 memory_limit=memory,
                 processes=True,
-                dashboard_address=kwargs.pop("dashboard_address", None)
-                or config.get("local.dashboard-address", "127.0.0.1:0"),
+                dashboard_address=kwargs.pop("dashboard_address", None) or config.get("local.dashboard-address"),
                 silence_logs=kwargs.pop("silence_logs", None) or _log_level(config.get("local.silence-logs")),
                 **kwargs,
             )

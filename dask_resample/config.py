@@ -18,7 +18,7 @@ from typing import Any
 import dask.config
 import yaml
 
-__all__ = ["DEFAULTS_PATH", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_TILE_SHAPE", "get", "reconfigure"]
+__all__ = ["DEFAULTS_PATH", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_TILE_SHAPE", "get", "packaged", "reconfigure"]
 
 #: The packaged defaults file.
 DEFAULTS_PATH = Path(__file__).with_name("resample.yaml")
@@ -38,23 +38,50 @@ def reconfigure() -> dict[str, Any]:
     return defaults
 
 
-def get(key: str, default: Any = None) -> Any:
+#: Marks an argument that was not given.
+_UNSET: Any = object()
+
+
+def get(key: str, default: Any = _UNSET) -> Any:
     """Read ``resample.<key>`` from :mod:`dask.config`.
 
     Parameters
     ----------
     key : str
         Key below the ``resample`` namespace, e.g. ``"local.n-workers"``.
-    default : Any
-        Returned when the key is not set at all.
+    default : Any, optional
+        Returned when the key is not set at all. Without it, the packaged
+        default of ``resample.yaml`` is returned (``None`` for a key it does
+        not hold): a configuration that replaces the whole namespace (for
+        instance ``dask.config.set({"resample": {...}})``) keeps the packaged
+        defaults of the keys it leaves out.
     """
+    if default is _UNSET:
+        default = packaged(key)
     return dask.config.get(f"resample.{key}", default=default)
+
+
+def packaged(key: str) -> Any:
+    """The packaged default of ``resample.<key>`` (``resample.yaml``), ``None`` if it holds no such key.
+
+    Parameters
+    ----------
+    key : str
+        Dotted key below the ``resample`` namespace.
+    """
+    node: Any = _PACKAGED
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 _PACKAGED = reconfigure()["resample"]
 
 #: Default tile (and Zarr chunk) shape (ny, nx): ``resample.tile-shape`` of ``resample.yaml``.
-DEFAULT_TILE_SHAPE: tuple[int, int] = tuple(int(n) for n in _PACKAGED["tile-shape"])  # type: ignore[assignment]
+_ny, _nx = (int(n) for n in _PACKAGED["tile-shape"])
+DEFAULT_TILE_SHAPE: tuple[int, int] = (_ny, _nx)
 
 #: Refuse outputs with more pixels unless told otherwise: ``resample.max-output-pixels`` of ``resample.yaml``.
 DEFAULT_MAX_OUTPUT_PIXELS: int = int(_PACKAGED["max-output-pixels"])

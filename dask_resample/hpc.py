@@ -238,7 +238,7 @@ def start_jobqueue_cluster(
     -------
     client, cluster : distributed.Client, dask_jobqueue.JobQueueCluster
         Closing the cluster cancels the jobs. With
-        ``resample.jobqueue.keep-alive`` (default true) jobs that end before
+        ``resample.jobqueue.keep-alive`` (see ``resample.yaml``) jobs that end before
         the run (walltime, pre-emption) are replaced by new ones; the tasks
         they held are recomputed elsewhere.
 
@@ -249,7 +249,7 @@ def start_jobqueue_cluster(
     """
     from distributed import Client
 
-    jobs = int(jobs if jobs is not None else config.get("jobqueue.jobs", 1))
+    jobs = int(jobs if jobs is not None else config.get("jobqueue.jobs"))
     if jobs < 1:
         raise ValueError(f"jobs: expected a positive number of batch jobs, got {jobs}")
     cluster = make_jobqueue_cluster(
@@ -259,15 +259,15 @@ def start_jobqueue_cluster(
     client = None
     try:
         cluster.scale(jobs=jobs)
-        if config.get("jobqueue.keep-alive", True):
+        if config.get("jobqueue.keep-alive"):
             # resubmit jobs that end (walltime, pre-emption) so that ``jobs`` keep running
             cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         client = Client(cluster)
         n_total = jobs * _workers_per_job(cluster)
         if wait_for_workers is None:
-            wait_for_workers = config.get("jobqueue.wait-for-workers", 1)
+            wait_for_workers = config.get("jobqueue.wait-for-workers")
         n_wait = n_total if wait_for_workers is None else min(int(wait_for_workers), n_total)
-        timeout = float(timeout if timeout is not None else config.get("jobqueue.wait-timeout", 600))
+        timeout = float(timeout if timeout is not None else config.get("jobqueue.wait-timeout"))
         log.info(
             "%s: %d job(s) submitted (%d worker(s)); waiting up to %.0f s for %d worker(s); dashboard %s",
             type(cluster).__name__, jobs, n_total, timeout, n_wait, client.dashboard_link,
