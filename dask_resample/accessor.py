@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from .geometry import cutout_box, fits_wcs_from_cards, gwcs_from_text, image_corners_xy, subgrid_metadata
-from .store import FORMAT_KEY
+from .store import FORMAT_KEY, as_location
 
 __all__ = ["MosaicAccessor"]
 
@@ -277,7 +277,8 @@ class MosaicAccessor:
         return values[0], values[1]
 
     # -- products ----------------------------------------------------------
-    def to_fits(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def to_fits(self, path: str | os.PathLike, *, overwrite: bool = False,
+                storage_options: Mapping[str, Any] | None = None) -> Path | str:
         """Write the Dataset as a FITS file with WCS.
 
         The plain-FITS layout of :func:`dask_resample.export.export_fits`
@@ -288,14 +289,18 @@ class MosaicAccessor:
 
         Parameters
         ----------
-        path : path-like
-            FITS file to write.
+        path : path-like or URL
+            FITS file to write: a local path, or any fsspec URL (``s3://...``),
+            where it is made in a local temporary file and uploaded whole.
         overwrite : bool
             Replace an existing file.
+        storage_options : mapping, optional
+            Options of the URL's file system (credentials, ``endpoint_url``).
 
         Returns
         -------
-        pathlib.Path
+        pathlib.Path or str
+            The file (its URL when it is not a local path).
 
         Raises
         ------
@@ -304,14 +309,17 @@ class MosaicAccessor:
         """
         from .export import EXTENSION_NAMES, write_plain_fits
 
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
+        target = as_location(path, storage_options)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target}: exists; pass overwrite=True to replace it")
         names = [n for n in EXTENSION_NAMES if n in self._ds]
         if not names:
             raise ValueError("ds.mosaic.to_fits: the Dataset holds none of the mosaic arrays")
         arrays = {name: (lambda name=name: np.asarray(self._ds[name].values)) for name in names}
-        return write_plain_fits(path, arrays, self.meta)
+        if target.is_local:
+            return write_plain_fits(Path(target.url), arrays, self.meta)
+        target.write_with(lambda tmp: write_plain_fits(tmp, arrays, self.meta))
+        return target.url
 
 
 def _radec(position: Any) -> tuple[float, float]:

@@ -124,6 +124,13 @@ def test_products_on_s3(small_dataset, local_reference, tmp_path, s3_bucket, cli
         for ha, hb in zip(a, b, strict=True):
             if hb.data is not None:
                 assert np.array_equal(ha.data, hb.data, equal_nan=True), hb.name
+    # ds.mosaic.to_fits to a URL: the same file as export_fits's plain FITS, uploaded whole
+    written = open_mosaic(url, storage_options=opts).mosaic.to_fits(_url(bucket, "acc_i2d.fits"),
+                                                                   storage_options=opts)
+    assert written == _url(bucket, "acc_i2d.fits")
+    assert as_location(written, opts).read_bytes() == copy.read_bytes()
+    with pytest.raises(FileExistsError, match="acc_i2d.fits: exists"):
+        open_mosaic(url, storage_options=opts).mosaic.to_fits(written, storage_options=opts)
     # pyramid
     levels = write_pyramid(url, storage_options=opts, min_size=32, client=client)
     assert levels == write_pyramid(local, min_size=32)
