@@ -184,14 +184,14 @@ def _ref_from_meta(source: InputSource, name: str, meta: Mapping[str, Any],
     area = number((meta.get("photometry") or {}).get("pixelarea_steradians"))
     s_region = wcsinfo.get("s_region")
     if s_region:
-        outline = _outline_from_s_region(s_region)
+        outline = _outline_from_s_region(s_region, name)
     if not s_region or area is None:  # rare: the WCS itself is needed (read once)
         wcs, shape, _ = wcs_of()
         if not s_region:
             s_region = geometry.s_region_from_wcs(wcs, shape)
             outline = geometry.outline_from_wcs(wcs, shape)
         if area is None:
-            area = _wcs.mean_pixel_area(wcs, shape)
+            area = _wcs.mean_pixel_area(wcs, shape, source=name)
     return ExposureRef(
         index=source.index,
         source=name,
@@ -216,7 +216,7 @@ def _local_metadata(path: Path) -> dict[str, Any]:
 
     try:
         return read_metadata(str(path), flatten=False)["meta"]
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{path}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
 
 
@@ -252,7 +252,7 @@ def _hdulist_metadata(hdul: Any, location: Location) -> dict[str, Any]:
                  keep_unknown=False)
         flatten_logs(tree)
         return tree["meta"]
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{location.url}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
 
 
@@ -265,14 +265,25 @@ def _copied_metadata(location: Location) -> dict[str, Any]:
         return _local_metadata(path)
 
 
-def _outline_from_s_region(s_region: str) -> tuple[tuple[float, float], ...]:
+def _outline_from_s_region(s_region: str, name: str) -> tuple[tuple[float, float], ...]:
+    """The sky outline of an ``S_REGION`` (``()`` when it holds no polygon: the plan samples the WCS instead).
+
+    Parameters
+    ----------
+    s_region : str
+        The file's ``wcsinfo.s_region``.
+    name : str
+        The file, named in the warning about an unreadable ``S_REGION``.
+    """
     from stcal.alignment.util import sregion_to_footprint
 
     from ..geometry import split_sregions
 
-    try:
+    try:  # stcal reads the numbers with numpy: malformed text is a ValueError
         verts = np.vstack([sregion_to_footprint(s) for s in split_sregions(s_region)])
-    except Exception:
+    except ValueError as exc:
+        log.warning("%s: cannot read S_REGION %r (%s); its footprint is sampled from the WCS instead",
+                    name, s_region, one_line(exc))
         return ()
     return tuple((float(ra), float(dec)) for ra, dec in verts)
 
@@ -294,9 +305,9 @@ def load_wcs_from(path: Path) -> tuple[Any, tuple[int, int], dict[str, Any]]:
                 info["pixelarea_steradians"] = model.meta.photometry.pixelarea_steradians
     except InputError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{path}: cannot read ({one_line(exc)})") from None
-    return wcs, shape, _wcs.complete_wcsinfo(info, wcs)
+    return wcs, shape, _wcs.complete_wcsinfo(info, wcs, source=str(path))
 
 
 def _hdulist_wcs(hdul: Any, location: Location) -> tuple[Any, tuple[int, int], dict[str, Any]]:
@@ -320,14 +331,14 @@ def _hdulist_wcs(hdul: Any, location: Location) -> tuple[Any, tuple[int, int], d
             header = hdul["SCI"].header
             shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
             saved = tree.get("_fits_hash") is not None and tree["_fits_hash"] == fits_support.fits_hash(hdul)
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{name}: cannot read ({one_line(exc)})") from None
     if wcs is None:
         raise InputError(f"{name}: no celestial WCS (meta.wcs is empty)")
     meta = tree["meta"] if saved else _hdulist_metadata(hdul, location)
     info = dict(meta.get("wcsinfo") or {})
     info["pixelarea_steradians"] = (meta.get("photometry") or {}).get("pixelarea_steradians")
-    return wcs, shape, _wcs.complete_wcsinfo(info, wcs)
+    return wcs, shape, _wcs.complete_wcsinfo(info, wcs, source=name)
 
 
 def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
@@ -341,7 +352,7 @@ def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
             return _hdulist_wcs(hdul, location)
     except InputError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{location.url}: cannot read ({one_line(exc)})") from None
 
 
@@ -384,7 +395,7 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
                 )
                 # the arrays outlive the closed model (read into memory, not mapped): no copies
                 out = {k: (np.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
-    except Exception as exc:
+    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{ref.source}: cannot read ({one_line(exc)})") from None
     out["wcsinfo"] = None
     out["group_id"] = ref.group_id
