@@ -266,6 +266,7 @@ def _meta(layout: SurveyLayout, exp: SurveyExposure, wcs: Any, s_region: str, ex
 
 def _write_one(args: tuple[Path, SurveyLayout, SurveyExposure, np.ndarray, int, float]) -> str:
     """Write one exposure (``args``: directory, layout, exposure, nearby sources, seed, exposure time)."""
+    # imported here for their cost: a SurveyLayout alone (sizes, projections) needs none of them
     from stcal.alignment.util import compute_s_region_keyword
     from stdatamodels.jwst.datamodels import ImageModel
 
