@@ -31,8 +31,9 @@ import json
 import logging
 import shutil
 import tempfile
+import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,13 @@ from jwst.datamodels import ModelLibrary
 from jwst.resample import resample as _reference
 from stcal.resample import Resample
 
+from . import config
 from .api import resample
 from .drivers import in_memory
 from .drivers.jwst_model import library_member_ref
 from .io import ExposureRef, load_wcs
 from .params import ResampleParams
-from .store import MosaicExistsError, is_mosaic, read_metadata
+from .store import Location, MosaicExistsError, as_location, is_mosaic, read_metadata
 
 __all__ = ["ResampleImage"]
 
@@ -208,21 +210,29 @@ class _DeferredResample(Resample):
         self.finalize_time_info()
 
     # -- hooks implemented by the facade --------------------------------------
-    def _run_engine(self, refs: Sequence[ExposureRef], mode: str) -> Path:  # pragma: no cover - abstract
+    def _run_engine(self, refs: Sequence[ExposureRef], mode: str) -> Location:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _discard_store(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @staticmethod
-    def _load_arrays(path: Path, group: str | None) -> dict[str, np.ndarray]:
+    def _load_arrays(path: Location, group: str | None) -> dict[str, np.ndarray]:
         """Read every output array of ``group`` (``None``: the root) into memory."""
         import zarr
 
         names = read_metadata(path)["arrays"]
-        root = zarr.open_group(str(path), mode="r")
+        root = zarr.open_group(as_location(path).zarr_store(read_only=True), mode="r")
         node = root[group] if group else root
         return {name: np.asarray(node[name][...]) for name in names}
+
+
+def _remove_at_exit(location: Location) -> None:
+    """Remove a temporary store location when its facade goes; at interpreter exit its server may be gone."""
+    try:
+        location.remove()
+    except Exception as exc:  # noqa: BLE001 - nothing to act on at exit; say what was left
+        log.warning("%s: temporary store not removed: %s", location, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 class ResampleImage(_reference.ResampleImage, _DeferredResample):
@@ -250,9 +260,13 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         Output tile (Zarr chunk) shape (ny, nx); default that of
         :func:`dask_resample.resample`.
     store : str or Path, optional
-        Zarr path the mosaics are written to (replaced by each run and kept).
-        Default: a temporary directory (under dask's ``temporary-directory``
-        when set), removed once the arrays are loaded.
+        Zarr path or URL (``s3://...``) the mosaics are written to (replaced by
+        each run and kept). Default: a temporary location, removed once the
+        arrays are loaded: under ``resample.scratch-dir`` when it is a URL
+        (what a cluster whose workers share no disk needs), else a local
+        temporary directory (under dask's ``temporary-directory`` when set).
+    storage_options : mapping, optional
+        Options of the store's file system (credentials, ``endpoint_url``).
     scheduler : {"distributed", "serial"}, optional
         ``"serial"`` runs the same tasks in this process, without Dask.
 
@@ -271,6 +285,7 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         client: Any = None,
         tile_shape: Sequence[int] | None = None,
         store: str | Path | None = None,
+        storage_options: Mapping[str, Any] | None = None,
         scheduler: str = "distributed",
         **kwargs: Any,
     ) -> None:
@@ -293,17 +308,13 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         self._client = client
         self._tile_shape = tile_shape
         self._scheduler = scheduler
-        self._group_results: dict[tuple[int, ...], tuple[Path, str]] = {}
+        self._group_results: dict[tuple[int, ...], tuple[Location, str]] = {}
         self._ref_cache: dict[int, ExposureRef] = {}
         if store is None:
-            import dask
-
-            self._tmpdir = tempfile.mkdtemp(prefix="dask-resample-", dir=dask.config.get("temporary-directory", None))
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
-            self._store = Path(self._tmpdir) / "mosaic.zarr"
+            self._store = self._temporary_store(storage_options)
             self._store_is_temporary = True
         else:
-            self._store = Path(store)
+            self._store = as_location(store, storage_options)
             self._store_is_temporary = False
             if self._store.exists() and not is_mosaic(self._store):
                 raise MosaicExistsError(f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
@@ -315,13 +326,27 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         return ResampleParams(**{name: getattr(self, REFERENCE_ATTRIBUTES.get(name, name))
                                  for name in ResampleParams.names()})
 
+    def _temporary_store(self, storage_options: Mapping[str, Any] | None) -> Location:
+        """A fresh temporary store location, removed when this object goes (see ``store``)."""
+        import dask
+
+        configured = config.get("scratch-dir")
+        if configured and not (scratch := as_location(str(configured), storage_options)).is_local:
+            root = scratch.join(f"resample-image-{uuid.uuid4().hex[:12]}")
+            self._cleanup = weakref.finalize(self, _remove_at_exit, root)
+        else:
+            tmpdir = tempfile.mkdtemp(prefix="dask-resample-", dir=dask.config.get("temporary-directory", None))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, tmpdir, True)
+            root = as_location(tmpdir)
+        return root.join("mosaic.zarr")
+
     @property
-    def store(self) -> Path:
-        """Zarr path the mosaics are written to."""
-        return self._store
+    def store(self) -> Path | str:
+        """Zarr path (a :class:`~pathlib.Path`) or URL the mosaics are written to."""
+        return Path(self._store.url) if self._store.is_local else self._store.url
 
     # -- running the engine ---------------------------------------------------
-    def _run_engine(self, refs: Sequence[ExposureRef], mode: str) -> Path:
+    def _run_engine(self, refs: Sequence[ExposureRef], mode: str) -> Location:
         """Drizzle ``refs`` on the reference's output grid into :attr:`store`; return its path."""
         output_wcs = {
             "wcs": self.output_wcs,
@@ -343,7 +368,7 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
 
     def _discard_store(self) -> None:
         if self._store_is_temporary:
-            shutil.rmtree(self._store, ignore_errors=True)
+            self._store.remove()
 
     # -- library members --------------------------------------------------------
     def _member_refs(self, indices: Iterable[int]) -> list[ExposureRef]:

@@ -305,3 +305,32 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     # a retried shard finds its marker and writes nothing; its inputs' retries rewrite the same partials
     dask.get(graph.dsk, graph.tile_keys[:1])
     assert mosaic_objects() == done
+
+
+def test_jwst_facade_on_s3(small_dataset, s3_bucket, client):
+    """ResampleImage with its store on S3, or its temporary store under a scratch-dir URL: the same arrays."""
+    import dask
+
+    jwst_datamodels = pytest.importorskip("jwst.datamodels")
+    from dask_resample.jwst import ResampleImage
+
+    bucket, opts = s3_bucket
+
+    def run(**kwargs: Any) -> Any:
+        library = jwst_datamodels.ModelLibrary(str(small_dataset.asn_path), on_disk=True)
+        resampler = ResampleImage(library, client=client, tile_shape=TILE, **kwargs)
+        return resampler, resampler.resample_many_to_one()
+
+    _, local = run()
+    kept, on_s3 = run(store=_url(bucket, "facade.zarr"), storage_options=opts)
+    assert kept.store == _url(bucket, "facade.zarr") and is_mosaic(as_location(kept.store, opts))
+    with dask.config.set({"resample.scratch-dir": _url(bucket, "scratch"), "resample.storage-options": opts}):
+        temporary, in_scratch = run()
+        assert str(temporary.store).startswith(_url(bucket, "scratch/resample-image-"))
+        assert not as_location(temporary.store, opts).exists()  # removed once the arrays are loaded
+        del temporary
+    for name in ("data", "wht", "con", "var_rnoise", "var_poisson", "var_flat"):
+        ref = getattr(local, name)
+        assert ref is not None, name
+        for other in (on_s3, in_scratch):
+            assert np.array_equal(getattr(other, name), ref, equal_nan=ref.dtype.kind == "f"), name
