@@ -41,6 +41,7 @@ from .store import (
     create_store,
     finalize_store,
     finish_interrupted_swap,
+    index_shards,
     input_fingerprint,
     is_mosaic,
     layout_problems,
@@ -528,7 +529,11 @@ def _execute(
         summary.seconds = time.perf_counter() - t_start
         _log_summary(summary)
         raise IncompleteMosaicError.from_failures(target, outcome.failures, graph, summary)
-    mark_complete(output, {"fingerprint": fingerprint, "software": f"dask-resample {__version__}"})
+    complete: dict[str, Any] = {"fingerprint": fingerprint, "software": f"dask-resample {__version__}"}
+    if shard_tiles != (1, 1):  # readers then fetch one tile in one ranged request
+        complete["shard_index"] = index_shards(output, list(plan.groups) if mode == "many_to_many" else [""],
+                                               arrays)
+    mark_complete(output, complete)
     finalize_store(output)
     if output != target:
         swap_in(output, target)

@@ -96,6 +96,39 @@ def test_many_to_one_on_s3_is_bit_identical_and_sharded(small_dataset, local_ref
     assert all(p.startswith(f"{bucket}/m.zarr/") for p in _objects(loc.fs, bucket))
 
 
+def test_reading_one_tile_is_one_ranged_request(small_dataset, local_reference, s3_server, s3_bucket):
+    """A finished sharded mosaic records its shard indexes: a tile costs one GET, not two."""
+    bucket, opts = s3_bucket
+    url = _url(bucket, "one.zarr")
+    resample(small_dataset.asn_path, url, storage_options=opts, tile_shape=TILE, scheduler="serial", progress=False)
+    complete = as_location(url, opts).join("zarr.json").read_json()["attributes"]["dask_resample_complete"]
+    assert set(complete["shard_index"]) == {""}
+    ds = open_mosaic(url, storage_options=opts)
+    ref = open_mosaic(local_reference)
+    ty, tx = (n // 2 // t for n, t in zip(ds["data"].shape, TILE, strict=True))  # a tile with data
+    box = (slice(ty * TILE[0], (ty + 1) * TILE[0]), slice(tx * TILE[1], (tx + 1) * TILE[1]))
+    def gets() -> int:  # the server counts a request just after answering it: wait until the count settles
+        last = -1
+        while (now := s3_server.request_counts(bucket).get("GET", 0)) != last:
+            last = now
+            time.sleep(0.3)
+        return now
+
+    for name in ("data", "wht"):
+        before = gets()
+        tile = ds[name][box].values
+        n_gets = gets() - before
+        assert np.array_equal(tile, ref[name][box].values, equal_nan=True)
+        assert np.isfinite(tile).any() and n_gets == 1, (name, n_gets)
+    # without the index object zarr asks for the shard's index first: two requests
+    import xarray as xr
+
+    plain = xr.open_zarr(as_location(url, opts).zarr_store(read_only=True), consolidated=False, chunks={})
+    before = gets()
+    plain["data"][box].values
+    assert gets() - before == 2
+
+
 def test_many_to_many_on_s3(small_dataset, tmp_path, s3_bucket, client):
     bucket, opts = s3_bucket
     local = tmp_path / "m2m.zarr"

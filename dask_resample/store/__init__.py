@@ -28,6 +28,7 @@ from .mosaic import (
     finalize_store,
     finish_interrupted_swap,
     gwcs_from_attrs,
+    index_shards,
     input_fingerprint,
     is_complete,
     is_mosaic,

@@ -153,10 +153,10 @@ class Location:
             return False
 
     def read_bytes(self) -> bytes:
-        """The whole content."""
+        """The whole content (one GET on an object store: with ``start=0`` s3fs does not ask the size first)."""
         if self.is_local:
             return Path(self.url).read_bytes()
-        return bytes(self.fs.cat_file(self.path))
+        return bytes(self.fs.cat_file(self.path, start=0))
 
     def read_text(self) -> str:
         """The whole content as UTF-8 text."""

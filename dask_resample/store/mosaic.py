@@ -48,6 +48,7 @@ __all__ = [
     "StoreSpec",
     "create_store",
     "gwcs_from_attrs",
+    "index_shards",
     "is_mosaic",
     "layout_problems",
     "open_mosaic",
@@ -175,6 +176,38 @@ def mark_complete(location: Location, record: Mapping[str, Any]) -> None:
     import zarr
 
     zarr.open_group(location.zarr_store(), mode="r+").attrs[COMPLETE_KEY] = json.loads(json.dumps(dict(record)))
+
+
+def index_shards(location: Location, groups: Sequence[str], arrays: Sequence[str]) -> dict[str, str]:
+    """Write the shard index object of every group of a finished, sharded mosaic.
+
+    Every shard of every array is written (or, holding only fill values, never
+    will be), so the indexes read now (one small ranged request per shard,
+    concurrently) are final. The object lets a reader fetch one tile in one
+    ranged request (:mod:`dask_resample.store.shard_index`).
+
+    Returns
+    -------
+    dict
+        ``group -> digest`` of each object (``""`` names the root of a
+        many-to-one mosaic), for the completion record; empty when the mosaic
+        is not sharded.
+    """
+    import zarr
+
+    from .shard_index import read_shard_indexes, shard_layout, write_index_object
+
+    root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
+    digests: dict[str, str] = {}
+    for group in groups:
+        node = root[group] if group else root
+        members = [node[name] for name in arrays]
+        if not members or members[0].shards is None:
+            return {}
+        layouts = {name: shard_layout(arr) for name, arr in zip(arrays, members, strict=True)}
+        indexes = {name: read_shard_indexes(arr) for name, arr in zip(arrays, members, strict=True)}
+        digests[group] = write_index_object(location.join(group) if group else location, indexes, layouts)
+    return digests
 
 
 def is_complete(location: Location) -> bool:
@@ -656,7 +689,15 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
             raise ValueError(f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
         # the level's own WCS and grid replace those of level 0
         meta = {**meta, **level_doc.get("attributes", {}).get(FORMAT_KEY, {})}
-    ds = xr.open_zarr(location.zarr_store(read_only=True), group=zgroup, consolidated=False, chunks={})
+    store = location.zarr_store(read_only=True)
+    complete = (_root_doc(location) or {}).get("attributes", {}).get(COMPLETE_KEY) or {}
+    digest = (complete.get("shard_index") or {}).get(group or "")
+    if digest and not level:  # one ranged request per tile (see store.shard_index)
+        from .shard_index import open_indexed
+
+        store = open_indexed(store, location.join(group) if group else location, prefix=group or "",
+                             expected_digest=digest)
+    ds = xr.open_zarr(store, group=zgroup, consolidated=False, chunks={})
     ds.attrs = {FORMAT_KEY: meta}
     return ds
 
