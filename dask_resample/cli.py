@@ -27,6 +27,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .cli_commands import (
     cmd_demo,
@@ -51,6 +52,7 @@ from .cli_options import (
     load_options_file,
     outlier_run_options,
 )
+from .figures import PREVIEW_MAX_SIZE
 from .io import one_line
 from .param_fields import parse_positive_int
 
@@ -111,6 +113,15 @@ def _add_group(parser: argparse.ArgumentParser, title: str, options: Sequence[Op
     group = parser.add_argument_group(title)
     for opt in options:
         opt.add_to(group)
+
+
+def _product_parser(sub: Any, name: str, help: str, description: str, out: tuple[str, str]) -> Any:
+    """A subcommand that makes a product of a mosaic: ``MOSAIC OUT [--group G]``."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.add_argument("mosaic", metavar="OUT.zarr", help="the mosaic")
+    parser.add_argument("out", metavar=out[0], help=out[1])
+    parser.add_argument("--group", metavar="G", help="exposure group of a many-to-many mosaic")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,14 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(info)
     info.set_defaults(func=cmd_info)
 
-    export = sub.add_parser(
-        "export", help="export a mosaic to a FITS i2d file",
-        description="Write a FITS file that jwst's datamodels.open reads as an ImageModel (SCI, WHT, CON, "
+    export = _product_parser(
+        sub, "export", "export a mosaic to a FITS i2d file",
+        "Write a FITS file that jwst's datamodels.open reads as an ImageModel (SCI, WHT, CON, "
         "ERR, VAR_* and the WCS); plain FITS with the same extensions when jwst is not installed.",
+        ("OUT_i2d.fits", "FITS file to write"),
     )
-    export.add_argument("mosaic", metavar="OUT.zarr", help="the mosaic")
-    export.add_argument("out", metavar="OUT_i2d.fits", help="FITS file to write")
-    export.add_argument("--group", metavar="G", help="exposure group of a many-to-many mosaic")
     export.add_argument("--format", choices=("auto", "jwst", "fits"), default="auto",
                         help="jwst ImageModel or plain FITS (default auto: jwst when installed)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing FITS file")
@@ -205,17 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(export)
     export.set_defaults(func=cmd_export)
 
-    preview = sub.add_parser(
-        "preview", help="draw a PNG preview of a mosaic",
-        description="Draw an asinh-stretched image of the mosaic with RA/Dec axes; big mosaics are decimated "
-        "while reading.",
+    preview = _product_parser(
+        sub, "preview", "draw a PNG preview of a mosaic",
+        "Draw an asinh-stretched image of the mosaic with RA/Dec axes; big mosaics are decimated while reading.",
+        ("OUT.png", "PNG file to write"),
     )
-    preview.add_argument("mosaic", metavar="OUT.zarr", help="the mosaic")
-    preview.add_argument("out", metavar="OUT.png", help="PNG file to write")
-    preview.add_argument("--group", metavar="G", help="exposure group of a many-to-many mosaic")
     preview.add_argument("--variable", default="data", help="array to draw (default data)")
-    preview.add_argument("--max-size", type=argparse_type(parse_positive_int), default=2000, metavar="PX",
-                         help="longest side of the drawn image (default 2000)")
+    preview.add_argument("--max-size", type=argparse_type(parse_positive_int), default=PREVIEW_MAX_SIZE,
+                         metavar="PX", help=f"longest side of the drawn image (default {PREVIEW_MAX_SIZE})")
     _add_storage(preview)
     _add_common(preview)
     preview.set_defaults(func=cmd_preview)

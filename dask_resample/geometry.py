@@ -290,6 +290,8 @@ def sky_polygons(s_region: str | None, wcs: Any = None, shape_yx: tuple[int, int
         return [np.asarray(wcs.footprint(), dtype=float)]
     except (AttributeError, TypeError, ValueError, NotImplementedError):
         # no footprint method, or none without a bounding box or array shape: the image corners
+        if shape_yx is None:
+            raise ValueError("shape_yx: needed for the corners of a WCS without a footprint") from None
         return [np.column_stack(wcs.pixel_to_world_values(*image_corners_xy(shape_yx)))]
 
 

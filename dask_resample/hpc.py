@@ -23,8 +23,8 @@ from . import config
 
 try:  # registers dask-jobqueue's defaults (jobqueue.*) with dask.config on import
     import dask_jobqueue  # noqa: F401
-except ImportError:  # pragma: no cover - optional dependency, reported when used
-    dask_jobqueue = None
+except ImportError:  # pragma: no cover - optional dependency, reported when used (_cluster_classes)
+    pass
 
 __all__ = [
     "jobqueue_class",
@@ -37,7 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _cluster_classes() -> dict[str, type]:
+def _cluster_classes() -> dict[str, type[Any]]:
     """``{config name: cluster class}`` of every class dask-jobqueue exports."""
     try:
         import dask_jobqueue
@@ -46,7 +46,7 @@ def _cluster_classes() -> dict[str, type]:
         raise ImportError(
             "dask-jobqueue is needed for batch-system clusters: pip install 'dask-resample[hpc]'"
         ) from exc
-    out: dict[str, type] = {}
+    out: dict[str, type[Any]] = {}
     for attr in dir(dask_jobqueue):
         obj = getattr(dask_jobqueue, attr)
         if isinstance(obj, type) and issubclass(obj, JobQueueCluster) and obj is not JobQueueCluster:
@@ -61,7 +61,7 @@ def jobqueue_names() -> list[str]:
     return sorted(_cluster_classes())
 
 
-def jobqueue_class(name: str) -> type:
+def jobqueue_class(name: str) -> type[Any]:
     """The dask-jobqueue cluster class called ``name``.
 
     Parameters
@@ -85,7 +85,7 @@ def jobqueue_class(name: str) -> type:
     raise ValueError(f"cluster: unknown cluster {name!r}; expected 'local' or one of {sorted(classes)}")
 
 
-def _job_parameters(cls: type) -> set[str]:
+def _job_parameters(cls: type[Any]) -> set[str]:
     """Settings accepted by the cluster class and its job class."""
     from dask_jobqueue.core import Job
 
@@ -113,7 +113,7 @@ def jobqueue_kwargs(
     account: str | None = None,
     job_extra_directives: Sequence[str] | None = None,
     **kw: Any,
-) -> tuple[type, dict[str, Any]]:
+) -> tuple[type[Any], dict[str, Any]]:
     """Cluster class and the keyword arguments that override the user's configuration.
 
     Only arguments that are not ``None`` are passed on, so every other setting

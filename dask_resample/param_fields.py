@@ -246,26 +246,26 @@ def check_switch(name: str, value: Any, choices: tuple[Any, ...] | None = None) 
     return bool(value)
 
 
-def check_finite(name: str, value: Any, choices: tuple[Any, ...] | None = None) -> float:
-    """A finite number, as a float."""
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float (not a boolean); the error names the parameter."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}: {value!r} is not a number")
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: {value!r} is not a number") from None
+
+
+def check_finite(name: str, value: Any, choices: tuple[Any, ...] | None = None) -> float:
+    """A finite number, as a float."""
+    number = _number(name, value)
     if not math.isfinite(number):
         raise ValueError(f"{name}: must be finite, got {value!r}")
     return number
 
 
 def _check_pixfrac(name: str, value: Any, choices: tuple[Any, ...] | None) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: {value!r} is not a number")
-    try:
-        pixfrac = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {value!r} is not a number") from None
+    pixfrac = _number(name, value)
     if not (0.0 < pixfrac <= 1.0):
         raise ValueError(f"{name}: must be in (0, 1], got {value!r}")
     return pixfrac
@@ -302,12 +302,8 @@ def _check_compute_err(name: str, value: Any, choices: tuple[Any, ...] | None) -
 
 
 def _check_stepsize(name: str, value: Any, choices: tuple[Any, ...] | None) -> Any:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: {value!r} is not a number")
-    try:
-        stepsize = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {value!r} is not a number") from None
+    # kept as given (an integer step stays an integer in the stored parameters)
+    stepsize = _number(name, value)
     if not (stepsize > 0 and math.isfinite(stepsize)):
         raise ValueError(f"{name}: must be a positive number, got {value!r}")
     return value
@@ -413,7 +409,9 @@ def field_default(f: Field) -> Any:
     """Default of a record's field."""
     if f.default is not MISSING:
         return f.default
-    factory: Callable[[], Any] = f.default_factory  # type: ignore[assignment]  # MISSING excluded by the fields
+    factory = f.default_factory
+    if not callable(factory):
+        raise TypeError(f"{f.name}: the field has no default")
     return factory()
 
 

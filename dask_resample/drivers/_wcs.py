@@ -61,10 +61,11 @@ def complete_wcsinfo(info: dict[str, Any], wcs: Any, source: str | None = None) 
         ``info``.
     """
     if info.get("ra_ref") is None or info.get("dec_ref") is None or info.get("roll_ref") is None:
-        ny, nx = wcs.array_shape if getattr(wcs, "array_shape", None) else (None, None)
+        shape_yx = getattr(wcs, "array_shape", None)
         if hasattr(wcs, "fits_wcs"):
             ra, dec = (float(v) for v in wcs.fits_wcs.wcs.crval)
-        elif ny is not None:
+        elif shape_yx:
+            ny, nx = shape_yx
             ra, dec = (float(v) for v in wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0))
         else:
             ra = dec = 0.0
