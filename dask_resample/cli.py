@@ -66,8 +66,6 @@ __all__ = [
     "parse_storage_options",
 ]
 
-log = logging.getLogger("dask_resample.cli")
-
 
 class _ArgumentError(Exception):
     """A usage error reported by argparse."""

@@ -80,7 +80,7 @@ def _storage_options(args: argparse.Namespace, from_config: Any = None) -> dict[
     """Storage options of a command: ``resample.storage-options`` < ``--config`` < ``--storage-option``."""
     from . import config
 
-    base = dict(config.get("storage-options", None) or {})
+    base = dict(config.get("storage-options") or {})
     if from_config is not None:
         if not isinstance(from_config, Mapping):
             raise CLIError(f"storage_options: expected a table of fsspec options, got {from_config!r}")
