@@ -3,8 +3,8 @@
 Each ``cmd_*`` function takes the parsed arguments of one subcommand, resolves
 its option values (defaults < ``--config`` file < command line, see
 :func:`~dask_resample.cli_options.resolve`), checks what can be checked cheaply
-before any cluster starts, and calls the API. Heavy modules are imported inside
-the commands, so that ``--help`` and the other subcommands stay fast.
+before any cluster starts, and calls the API through its modules' attributes
+(``api.resample``), which tests may replace.
 """
 
 from __future__ import annotations
@@ -15,6 +15,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import (
+    api,
+    cluster,
+    config,
+    demo,
+    export,
+    figures,
+    grid,
+    io,
+    outliers,
+    pyramid,
+    report,
+    store,
+)
 from .cli_options import (
     DRIZZLE,
     DRIZZLE_OPTIONS,
@@ -29,7 +43,6 @@ from .cli_options import (
     outlier_run_options,
     resolve,
 )
-from .io import one_line
 from .params import WCS_PARAMETERS, check_wcs_pars
 
 __all__ = ["cmd_demo", "cmd_export", "cmd_info", "cmd_outliers", "cmd_plan", "cmd_preview", "cmd_run",
@@ -78,8 +91,6 @@ def parse_storage_options(items: Sequence[str] | None, base: Mapping[str, Any] |
 
 def _storage_options(args: argparse.Namespace, from_config: Any = None) -> dict[str, Any] | None:
     """Storage options of a command: ``resample.storage-options`` < ``--config`` < ``--storage-option``."""
-    from . import config
-
     base = dict(config.get("storage-options") or {})
     if from_config is not None:
         if not isinstance(from_config, Mapping):
@@ -97,13 +108,11 @@ def _inputs_of(values: Mapping[str, Any]) -> list[str]:
 
 def _check_inputs(inputs: Sequence[str]) -> list[str]:
     """Cheap existence checks of input paths (full checks of URLs and files follow in the API)."""
-    from .store import is_url
-
     if not inputs:
         raise CLIError("inputs: give an association (*_asn.json) or input files")
     out = []
     for item in inputs:
-        if is_url(item):
+        if store.is_url(item):
             out.append(str(item))
             continue
         p = Path(item)
@@ -120,9 +129,7 @@ def _inputs_arg(inputs: Sequence[str]) -> Any:
 
 
 def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
-    from .store import is_mosaic
-
-    if output.exists() and not is_mosaic(output):
+    if output.exists() and not store.is_mosaic(output):
         raise CLIError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
     if output.exists() and not (overwrite or resume):
         raise CLIError(f"{output}: mosaic exists; pass --overwrite to replace it (or --resume to finish it)")
@@ -130,13 +137,10 @@ def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
 
 def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
     """The mosaic plan of resolved option values (shared by ``plan`` and ``run``)."""
-    from .api import plan_mosaic
-    from .grid import load_output_wcs
-
     params = DRIZZLE.build(v)
     wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
-    output_wcs = load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
-    return plan_mosaic(
+    output_wcs = grid.load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
+    return api.plan_mosaic(
         inputs, mode=v["mode"], params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
         tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"], client=client,
     )
@@ -152,12 +156,10 @@ def _check_cluster_options(v: Mapping[str, Any]) -> None:
 
 def _connect(v: Mapping[str, Any]) -> Any:
     """The cluster handle of the 'where to run' options (``None`` with ``--serial``)."""
-    from .cluster import connect
-
     if v["serial"]:
         return None
     extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
-    handle = connect(
+    handle = cluster.connect(
         cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
         threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
     )
@@ -186,11 +188,6 @@ def _outlier_params(args: argparse.Namespace, config_path: Any) -> Any:
 # ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     """``dask-resample run``: make a mosaic."""
-    from .api import resample
-    from .grid import load_output_wcs
-    from .io import resolve_inputs
-    from .store import as_location, check_output_location
-
     options = (*DRIZZLE_OPTIONS, *grid_options(), *cluster_options(), *RUN_OPTIONS)
     v = resolve(args, options, keys_of=_run_keys(args), defaults=RUN_DEFAULTS, aliases=DRIZZLE.aliases,
                 config_path=getattr(args, "config", None), positional=("inputs", "output", "storage_options"))
@@ -198,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not v.get("output"):
         raise CLIError("output: give the mosaic path or URL with -o OUT.zarr")
     storage_options = _storage_options(args, v.get("storage_options"))
-    output = as_location(str(v["output"]), storage_options)
+    output = store.as_location(str(v["output"]), storage_options)
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
     DRIZZLE.build(v)  # bad parameters fail before anything else
@@ -207,28 +204,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         outliers = _outlier_params(args, v["outlier_config"])
     check_wcs_pars(_wcs_pars(v))
     if v.get("output_wcs"):
-        load_output_wcs(v["output_wcs"], v.get("output_shape"))
+        grid.load_output_wcs(v["output_wcs"], v.get("output_shape"))
     _check_cluster_options(v)
-    check_output_location(output, distributed=not v["serial"])
+    store.check_output_location(output, distributed=not v["serial"])
     _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
 
     # cheap input checks, before any cluster starts
-    resolved = resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
         plan = _plan(v, resolved, client=client)
-        resample(
+        api.resample(
             plan, output, client=client, scheduler="serial" if handle is None else "distributed",
             overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
             fast_pixmap=False if v["no_fast_pixmap"] else None, outliers=outliers or False,
         )
         if v["pyramid"]:
-            try:
-                from .pyramid import write_pyramid
-            except ImportError as exc:
-                raise CLIError(f"--pyramid: pyramids are not available ({one_line(exc)})") from None
-            write_pyramid(output, client=client)
+            pyramid.write_pyramid(output, client=client)
     finally:
         if handle is not None:
             handle.close()
@@ -238,14 +231,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_outliers(args: argparse.Namespace) -> int:
     """``dask-resample outliers``: flag outliers, write ``*_crf.fits``."""
-    from .io import resolve_inputs
-    from .outliers import detect_outliers
-
-    cluster = cluster_options()
-    values = resolve(args, (*OUTLIER_OPTIONS, *outlier_run_options(), *cluster), keys_of=_OUTLIER_KEYS,
+    where_options = cluster_options()
+    values = resolve(args, (*OUTLIER_OPTIONS, *outlier_run_options(), *where_options), keys_of=_OUTLIER_KEYS,
                      defaults=OUTLIER.option_defaults, aliases=OUTLIER.aliases, config_path=args.config,
                      positional=("inputs", "output_dir", "storage_options"))
-    where = {opt.dest: values.get(opt.dest) for opt in cluster}
+    where = {opt.dest: values.get(opt.dest) for opt in where_options}
     inputs = _inputs_of(values)
     output_dir = values.get("output_dir")
     if not output_dir:
@@ -254,10 +244,10 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     _check_cluster_options(where)
     storage_options = _storage_options(args, values.get("storage_options"))
     # cheap input checks, before any cluster starts
-    resolved = resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     handle = _connect(where)
     try:
-        paths = detect_outliers(
+        paths = outliers.detect_outliers(
             resolved, output_dir, storage_options=storage_options,
             client=None if handle is None else handle.client, params=params,
             tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
@@ -284,19 +274,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``dask-resample info``: describe a mosaic."""
-    from .report import mosaic_info, mosaic_info_json
-
     mosaic = _require_mosaic(args)
-    print(mosaic_info_json(mosaic) if args.json else mosaic_info(mosaic))
+    print(report.mosaic_info_json(mosaic) if args.json else report.mosaic_info(mosaic))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``dask-resample export``: a FITS ``*_i2d.fits`` file."""
-    from .export import export_fits
-
     mosaic = _require_mosaic(args)
-    out = export_fits(mosaic, args.out, group=args.group, fmt=args.format, overwrite=bool(args.overwrite),
+    out = export.export_fits(mosaic, args.out, group=args.group, fmt=args.format, overwrite=bool(args.overwrite),
                       storage_options=mosaic.storage_options)
     print(out)
     return 0
@@ -304,32 +290,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """``dask-resample preview``: a PNG of a mosaic."""
-    from .figures import preview_png
-
     mosaic = _require_mosaic(args)
-    out = preview_png(mosaic, args.out, group=args.group, variable=args.variable, max_size=args.max_size)
+    out = figures.preview_png(mosaic, args.out, group=args.group, variable=args.variable, max_size=args.max_size)
     print(out)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``dask-resample demo``: a synthetic dataset and its mosaic."""
-    from .demo import main as demo_main
-
-    demo_main(output_dir=args.output_dir, workers=args.workers, quiet=bool(args.quiet))
+    demo.main(output_dir=args.output_dir, workers=args.workers, quiet=bool(args.quiet))
     return 0
 
 
 def _require_mosaic(args: argparse.Namespace) -> Any:
     """The mosaic named by ``args.mosaic`` (with ``--storage-option``), checked to be one."""
-    from .store import StorageError, as_location, is_mosaic
-
-    p = as_location(args.mosaic, _storage_options(args))
+    p = store.as_location(args.mosaic, _storage_options(args))
     try:
         if not p.exists():
             raise CLIError(f"{p}: not found")
-    except StorageError as exc:
+    except store.StorageError as exc:
         raise CLIError(str(exc)) from None
-    if not is_mosaic(p):
+    if not store.is_mosaic(p):
         raise CLIError(f"{p}: not a dask-resample mosaic")
     return p
