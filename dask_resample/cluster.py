@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import config
+
 __all__ = ["ClusterHandle", "connect"]
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,6 @@ def connect(
     import dask.config
     from distributed import Client
 
-    from . import config
-
     if client is not None:
         return ClusterHandle(client=client)
     if scheduler:
@@ -153,7 +153,9 @@ def connect(
                                  ("memory_limit", memory_limit)) if v is not None}
     if ignored:
         log.warning("%s: ignored for a %s cluster (use jobs, cores, memory, processes)", ", ".join(ignored), cluster)
-    from .hpc import start_jobqueue_cluster
+    from .hpc import (
+        start_jobqueue_cluster,  # here: it imports dask-jobqueue (optional, slow to import)
+    )
 
     client, jobqueue_cluster = start_jobqueue_cluster(cluster, jobs=jobs, **kwargs)
     return ClusterHandle(client=client, cluster=jobqueue_cluster, owned=True)

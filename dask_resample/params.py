@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .dqflags import PIXEL
 from .param_fields import (
     COMPUTE_ERR,
     COMPUTE_ERR_CHOICES,
@@ -160,8 +161,6 @@ def default_flag_name_map() -> dict[str, int]:
     dict
         Mapping of DQ flag names to bit values.
     """
-    from .dqflags import PIXEL
-
     return dict(PIXEL)
 
 

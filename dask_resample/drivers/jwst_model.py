@@ -39,9 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from .. import geometry
-from . import _wcs
+from ..dqmask import OUTLIER_BITS
+from ..records import (
+    ExposureRef,
+    InputError,
+    InputSource,
+    group_id_from_observation,
+    number,
+    one_line,
+)
+from . import _wcs, in_memory
 from ._fitsfile import check_fits_file, open_fits, write_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,8 +157,6 @@ def ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> E
     d = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
     d["wcsinfo"] = dict(model.meta.wcsinfo.instance)
     d["group_id"] = group_id
-    from . import in_memory
-
     return in_memory.ref_from_model_dict(
         index, d, filename=str(model.meta.filename or f"model_{index}"), group_id=str(group_id),
         s_region=getattr(model.meta.wcsinfo, "s_region", None),
@@ -277,10 +283,8 @@ def _outline_from_s_region(s_region: str, name: str) -> tuple[tuple[float, float
     """
     from stcal.alignment.util import sregion_to_footprint
 
-    from ..geometry import split_sregions
-
     try:  # stcal reads the numbers with numpy: malformed text is a ValueError
-        verts = np.vstack([sregion_to_footprint(s) for s in split_sregions(s_region)])
+        verts = np.vstack([sregion_to_footprint(s) for s in geometry.split_sregions(s_region)])
     except ValueError as exc:
         log.warning("%s: cannot read S_REGION %r (%s); its footprint is sampled from the WCS instead",
                     name, s_region, one_line(exc))
@@ -430,8 +434,6 @@ def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
     """
     require_extra()
     from jwst.lib.pipe_utils import match_nans_and_flags
-
-    from ..dqmask import OUTLIER_BITS
 
     def write(target: Path) -> None:
         with warnings.catch_warnings():
