@@ -2,8 +2,10 @@
 
 :class:`ResampleParams` is the single source of truth for the drizzle and
 output parameters: their names, defaults (those of
-:class:`jwst.resample.resample.ResampleImage`), allowed values, help text and
-command-line form live in the metadata of its fields. The command line, the
+:class:`jwst.resample.resample.ResampleImage`), allowed values, help text,
+command-line form and check live in the metadata of its fields (the drizzle
+parameters it shares with :class:`~dask_resample.outliers.OutlierParams` are
+defined once, in :mod:`dask_resample.param_fields`). The command line, the
 option files, :func:`dask_resample.resample` and the jwst-compatible facade
 are all derived from it. Validation happens here, on the client, before any
 pixel is read, so that a bad parameter fails with one line naming it.
@@ -170,9 +172,13 @@ class ResampleParams:
 
     Names and defaults are those of :class:`jwst.resample.resample.ResampleImage`;
     each field's metadata holds its help text (``"help"``), allowed values
-    (``"choices"``) and command-line form (``"cli"``, a
-    :class:`CommandLineForm`). ``good_bits`` is kept as given (for the
-    record) and resolved to an integer mask in :attr:`good_bits_mask`.
+    (``"choices"``), command-line form (``"cli"``, a :class:`CommandLineForm`)
+    and check (``"check"``); the parameters shared with outlier detection are
+    the :class:`~dask_resample.param_fields.Parameter` objects of
+    :mod:`dask_resample.param_fields`. A value given as text is read as the
+    command line reads it (:func:`~dask_resample.param_fields.validate_record`).
+    ``good_bits`` is kept as given (for the record) and resolved to an integer
+    mask in :attr:`good_bits_mask`.
 
     Raises
     ------
@@ -197,7 +203,7 @@ class ResampleParams:
 
     def __post_init__(self) -> None:
         validate_record(self)
-        self.good_bits_mask  # validate early: unknown mnemonics fail here
+        good_bits_mask(self.good_bits, self.flag_name_map)  # unknown mnemonics fail here, before any work
 
     # -- construction ---------------------------------------------------
     @classmethod

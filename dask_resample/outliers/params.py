@@ -2,8 +2,10 @@
 
 :class:`OutlierParams` holds the imaging parameters of jwst's
 ``OutlierDetectionStep`` (jwst 3.0) with the step's names and defaults; the
-help text, allowed values and command-line form of each live in its field
-metadata, as for :class:`~dask_resample.params.ResampleParams`. The drizzle of
+help text, allowed values, command-line form and check of each live in its field
+metadata, as for :class:`~dask_resample.params.ResampleParams`, with which it
+shares the definitions of the drizzle parameters (:mod:`dask_resample.param_fields`:
+a record may give its own default, help text and subset of allowed values). The drizzle of
 each exposure group onto the common grid uses :meth:`OutlierParams.resample_params`,
 the parameters the step gives ``ResampleImage`` (no context, no variances, no
 error array).
