@@ -37,7 +37,7 @@ from ..param_fields import (
 )
 from ..params import ResampleParams
 
-__all__ = ["OUTLIER_KERNELS", "OutlierParams", "outlier_default", "outlier_fields"]
+__all__ = ["GROUP_DRIZZLE", "OUTLIER_KERNELS", "OutlierParams", "outlier_default", "outlier_fields"]
 
 #: Kernels the step accepts.
 OUTLIER_KERNELS: tuple[str, ...] = ("square", "point", "turbo")
@@ -164,21 +164,23 @@ class OutlierParams:
         return _parse_pair("scale", self.scale)[1]
 
     def resample_params(self) -> ResampleParams:
-        """The drizzle parameters of the group images, as the step gives them to ``ResampleImage``."""
-        return ResampleParams(
-            pixfrac=self.pixfrac,
-            kernel=self.kernel,
-            fillval=self.fillval,
-            weight_type=self.weight_type,
-            good_bits=self.good_bits,
-            enable_ctx=False,
-            enable_var=False,
-            report_var=False,
-            compute_err=None,
-            propagate_dq=False,
-            pixmap_stepsize=self.pixmap_stepsize,
-            pixmap_order=self.pixmap_order,
-        )
+        """The drizzle parameters of the group images, as the step gives them to ``ResampleImage``.
+
+        The parameters both records have are this record's; the others are
+        :data:`GROUP_DRIZZLE` (no context, no variances, no error array, no DQ).
+        """
+        shared = {name: getattr(self, name) for name in ResampleParams.names() if name in self.names()}
+        return ResampleParams(**shared, **GROUP_DRIZZLE)
+
+
+#: The drizzle parameters the step fixes for the group images (the others are :class:`OutlierParams`').
+GROUP_DRIZZLE: Mapping[str, Any] = {
+    "enable_ctx": False,
+    "enable_var": False,
+    "report_var": False,
+    "compute_err": None,
+    "propagate_dq": False,
+}
 
 
 def outlier_fields() -> Iterator[Field]:
