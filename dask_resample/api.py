@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import time
 import uuid
 import warnings
@@ -31,7 +29,8 @@ from .params import ResampleParams, check_wcs_pars
 from .plan import MODES, MosaicPlan, compute_footprints, make_plan
 from .reduce import empty_pixel_values, output_arrays
 from .report import run_summary
-from .scratch import ScratchSpec, remove_all
+from .scratch import ScratchSpec, remove_all, runs_on_one_node
+from .scratch import scratch_root as scratch_root_for
 from .store import (
     FORMAT_VERSION,
     Location,
@@ -453,7 +452,7 @@ def _execute(
     computed, and every tile (or shard) records completion after its data, so
     that a run killed at any point can be resumed. A mosaic that replaces an
     existing one is built beside it and swapped in when complete. ``one_node``:
-    every process of the run is on this machine (see :func:`runs_on_one_node`).
+    every process of the run is on this machine (see :func:`~dask_resample.scratch.runs_on_one_node`).
     """
     t_start = time.perf_counter()
     output = as_location(output)
@@ -500,7 +499,7 @@ def _execute(
         shard_tiles = tuple(read_metadata(output).get("grid", {}).get("shard_tiles", (1, 1)))
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(target, kinds=("staging", "trash", "scratch"))  # left by a killed run
-    scratch_root = _scratch_root(target, token, one_node=one_node)
+    scratch_root = scratch_root_for(scratch_sibling(target, token), f"{target.name}-{token}", one_node=one_node)
     try:
         stage = None
         if with_outliers:
@@ -636,47 +635,6 @@ def create_plan_store(
         tile_shape_yx=plan.tiles.tile_shape_yx, arrays=tuple(arrays), fill_values=fill_values,
         many_to_many=(mode == "many_to_many"), shard_tiles_yx=shard_tiles_yx,
     )
-
-
-def _scratch_root(output: Location, token: str, *, one_node: bool = False) -> Location:
-    """Where a run keeps its tile partials.
-
-    ``resample.scratch-dir`` if set (a path or URL; it takes the output's
-    storage options when it is on the same file system). Otherwise: for a
-    mosaic on an object store built by processes that all run on this machine
-    (``one_node``: the serial scheduler, or a LocalCluster this package
-    started), this machine's temporary directory (Dask's
-    ``temporary-directory``, else the system's), which every one of them
-    reaches and which costs no request; in every other case a hidden sibling
-    of the mosaic (``.<name>.scratch-<token>``) on the same store, which every
-    worker writing the mosaic reaches.
-    """
-    configured = config.get("scratch-dir")
-    if configured:
-        root = as_location(str(configured))
-        if not root.is_local and root.scheme == output.scheme:
-            root = as_location(root.url, output.storage_options)
-        return root.join(f"{output.name}-{token}")
-    if one_node and not output.is_local:
-        import dask
-
-        base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
-        return as_location(os.path.join(os.path.abspath(base), f"dask-resample-scratch-{token}"))
-    return scratch_sibling(output, token)
-
-
-def runs_on_one_node(handle: Any) -> bool:
-    """Whether every process of a run shares this machine's disk.
-
-    True for the serial scheduler (``handle`` is ``None``) and for a
-    LocalCluster started by this package; false for any cluster the user
-    gives (its workers may be anywhere).
-    """
-    if handle is None:
-        return True
-    from distributed import LocalCluster
-
-    return bool(handle.owned) and isinstance(handle.cluster, LocalCluster)
 
 
 def _resume_state(

@@ -22,14 +22,27 @@ the run.
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import config
 from .kernel import VARIANCE_NAMES, TilePartial
-from .store.location import Location, npz_bytes
+from .store.location import Location, as_location, npz_bytes
 
-__all__ = ["PartialFile", "ScratchSpec", "read_partial", "remove_all", "remove_tile", "write_partial"]
+__all__ = [
+    "PartialFile",
+    "ScratchSpec",
+    "read_partial",
+    "remove_all",
+    "remove_tile",
+    "runs_on_one_node",
+    "scratch_root",
+    "write_partial",
+]
 
 
 @dataclass(frozen=True)
@@ -104,3 +117,52 @@ def remove_tile(scratch: ScratchSpec, group: str, ty: int, tx: int) -> None:
 def remove_all(scratch: ScratchSpec) -> None:
     """Remove the run's scratch location."""
     scratch.root.remove()
+
+
+def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
+    """Where a run keeps its intermediate files.
+
+    ``resample.scratch-dir`` if set (a path or URL; it takes the storage
+    options of ``default`` when it is on the same file system), under ``name``.
+    Otherwise, when ``default`` is on an object store and every process of the
+    run is on this machine (``one_node``, see :func:`runs_on_one_node`), this
+    machine's temporary directory (Dask's ``temporary-directory``, else the
+    system's): every process reaches it and it costs no request. In every
+    other case ``default``, on the store every worker writing the products
+    reaches.
+
+    Parameters
+    ----------
+    default : Location
+        The run's default scratch location, beside its products.
+    name : str
+        Unique name of the run's scratch space under a configured or local root.
+    one_node : bool
+        Every process of the run shares this machine's disk.
+    """
+    configured = config.get("scratch-dir")
+    if configured:
+        root = as_location(str(configured))
+        if not root.is_local and root.scheme == default.scheme:
+            root = as_location(root.url, default.storage_options)
+        return root.join(name)
+    if one_node and not default.is_local:
+        import dask
+
+        base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+        return as_location(os.path.join(os.path.abspath(base), f"dask-resample-{name}"))
+    return default
+
+
+def runs_on_one_node(handle: Any) -> bool:
+    """Whether every process of a run shares this machine's disk.
+
+    True for the serial scheduler (``handle`` is ``None``) and for a
+    LocalCluster started by this package (``handle.owned``); false for any
+    cluster the user gives, whose workers may be anywhere.
+    """
+    if handle is None:
+        return True
+    from distributed import LocalCluster
+
+    return bool(handle.owned) and isinstance(handle.cluster, LocalCluster)

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
 from ..io import InputError, describe_resolved, resolve_inputs
-from ..scratch import ScratchSpec
+from ..scratch import ScratchSpec, runs_on_one_node, scratch_root
 from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
 from .params import OutlierParams
@@ -41,17 +40,6 @@ MEDIAN_FITS_MAX_PIXELS = 64 * 2**20
 
 class OutlierDetectionError(RuntimeError):
     """Some inputs could not be flagged; the message names them."""
-
-
-def _work_root(output_dir: Location, token: str) -> Location:
-    """Where a run keeps its intermediate products: ``resample.scratch-dir`` if set, else in ``output_dir``."""
-    configured = config.get("scratch-dir")
-    if configured:
-        root = as_location(str(configured))
-        if not root.is_local and root.scheme == output_dir.scheme:
-            root = as_location(root.url, output_dir.storage_options)
-        return root.join(f"outliers-{token}")
-    return output_dir.join(f".dask-resample-outliers-{token}")
 
 
 def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dict[int, dict[str, Any]]:
@@ -170,7 +158,9 @@ def detect_outliers(
 
     handle, client = connect_for_run(client, scheduler)
     token = uuid.uuid4().hex[:12]
-    root = _work_root(output_dir, token)
+    # intermediate products: beside the outputs, or on this machine when every process runs on it
+    root = scratch_root(output_dir.join(f".dask-resample-outliers-{token}"), f"outliers-{token}",
+                        one_node=runs_on_one_node(handle))
     try:
         refs = describe_resolved(resolved, client=client)
         if len(refs) < 2:

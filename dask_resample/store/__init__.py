@@ -66,6 +66,7 @@ __all__ = [
     "finalize_store",
     "finish_interrupted_swap",
     "gwcs_from_attrs",
+    "index_shards",
     "gwcs_from_text",
     "input_fingerprint",
     "is_complete",
