@@ -345,7 +345,7 @@ def resample(
         )
         summary = _execute(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,
                            progress=progress, fast_pixmap=fast_pixmap, outliers=outlier_params,
-                           max_output_pixels=max_output_pixels, one_node=runs_on_one_node(handle))
+                           max_output_pixels=max_output_pixels, one_node=runs_on_one_node(client))
     finally:
         if handle is not None:
             handle.close()

@@ -41,7 +41,7 @@ from . import config
 from .failures import TaskFailure
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
-from .reduce import AccumulatorSpec, empty_pixel_values, finalize_tile, reduce_partials
+from .reduce import AccumulatorSpec, finalize_tile, reduce_partials
 from .scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
 from .store import (
     Location,
@@ -147,15 +147,12 @@ class TileTask:
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard of one group: its region, its tiles and what an unreached pixel holds (small)."""
+    """One shard of one group: its tiles and the inputs that reach them (small)."""
 
     group: str
     sy: int
     sx: int
-    region_yx: tuple[int, int, int, int]
     store: StoreSpec
-    fill_values: Mapping[str, Any]
-    n_ctx_planes: int
     tiles: tuple[TileTask, ...]
     inputs: tuple[int, ...]
 
@@ -280,8 +277,7 @@ def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSp
                 record["object"].write_bytes(encode_tile(arrays))
                 del arrays
                 finished.append(record)
-            record = write_shard(task.store, task.region_yx, task.sy, task.sx, finished, task.fill_values,
-                                 task.n_ctx_planes)
+            record = write_shard(task.store, task.sy, task.sx, finished)
         for tile in task.tiles:
             remove_tile(scratch, tile.group, tile.ty, tile.tx)
         record["seconds"] = time.perf_counter() - t0
@@ -407,21 +403,14 @@ def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], plan: MosaicPlan, k: Grap
                  arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
     """Add one task per shard, fed by every exposure that reaches its tiles; return the shard keys."""
     ssy, ssx = shard_tiles_yx
-    tny, tnx = plan.tiles.tile_shape_yx
-    ny, nx = plan.grid.shape_yx
-    fills = empty_pixel_values(plan.params, plan.grid.pixel_scale_ratio)
     members: dict[tuple[str, tuple[int, int]], list[TileTask]] = {}
     for t in tiles:
         members.setdefault((t.group, (t.ty // ssy, t.tx // ssx)), []).append(t)
     shard_keys = []
     for (group, (sy, sx)), shard_tiles in members.items():
-        y0, x0 = sy * ssy * tny, sx * ssx * tnx
         shard_tiles = sorted(shard_tiles, key=lambda t: (t.ty, t.tx))
         inputs = tuple(sorted({i for t in shard_tiles for i in t.order}))
-        task = ShardTask(group=group, sy=sy, sx=sx,
-                         region_yx=(y0, min(ny, y0 + ssy * tny), x0, min(nx, x0 + ssx * tnx)),
-                         store=StoreSpec(location=store, group=group, arrays=arrays),
-                         fill_values={a: fills[a] for a in arrays}, n_ctx_planes=plan.n_ctx_planes(group),
+        task = ShardTask(group=group, sy=sy, sx=sx, store=StoreSpec(location=store, group=group, arrays=arrays),
                          tiles=tuple(shard_tiles), inputs=inputs)
         sk = k.shard(group, (sy, sx))
         dsk[sk] = (shard_task, [k.exposure(i) for i in inputs], task, k.scratch)

@@ -154,15 +154,16 @@ def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
     return default
 
 
-def runs_on_one_node(handle: Any) -> bool:
+def runs_on_one_node(client: Any) -> bool:
     """Whether every process of a run shares this machine's disk.
 
-    True for the serial scheduler (``handle`` is ``None``) and for a
-    LocalCluster started by this package (``handle.owned``); false for any
-    cluster the user gives, whose workers may be anywhere.
+    True for the serial scheduler (``client`` is ``None``) and for a client of
+    a :class:`distributed.LocalCluster` of this process (started by this
+    package or by the user: its workers are processes of this machine); false
+    for a client of any other scheduler, whose workers may be anywhere.
     """
-    if handle is None:
+    if client is None:
         return True
     from distributed import LocalCluster
 
-    return bool(handle.owned) and isinstance(handle.cluster, LocalCluster)
+    return isinstance(getattr(client, "cluster", None), LocalCluster)

@@ -136,8 +136,14 @@ def test_many_to_many_on_s3(small_dataset, tmp_path, s3_bucket, client):
     local = tmp_path / "m2m.zarr"
     resample(small_dataset.asn_path, local, mode="many_to_many", tile_shape=TILE, scheduler="serial", progress=False)
     url = _url(bucket, "m2m.zarr")
-    out = resample(small_dataset.asn_path, url, storage_options=opts, mode="many_to_many", tile_shape=TILE,
-                   client=client, progress=False)
+    import dask
+
+    # the scratch on the store too, as on a cluster whose workers share no disk
+    with dask.config.set({"resample.scratch-dir": _url(bucket, "scratch")}):
+        out = resample(small_dataset.asn_path, url, storage_options=opts, mode="many_to_many", tile_shape=TILE,
+                       client=client, progress=False)
+    # removed after the run (SeaweedFS may keep an empty folder entry)
+    assert [p for p in _objects(as_location(url, opts).fs, f"{bucket}/scratch") if p.startswith(f"{bucket}/scratch/")] == []
     assert isinstance(out, dict) and len(out) == len(read_metadata(local)["groups"])
     assert_same_arrays(url, local, opts)
 
@@ -369,3 +375,22 @@ def test_jwst_facade_on_s3(small_dataset, s3_bucket, client):
         assert ref is not None, name
         for other in (on_s3, in_scratch):
             assert np.array_equal(getattr(other, name), ref, equal_nan=ref.dtype.kind == "f"), name
+
+
+def test_scratch_goes_where_every_worker_reaches_it(tmp_path, client):
+    """Object-store products: scratch on this machine only when every process runs on it."""
+    import tempfile
+
+    from distributed import Client
+
+    from dask_resample.scratch import runs_on_one_node, scratch_root
+
+    beside = as_location("s3://bucket/.m.zarr.scratch-x", {"anon": True})
+    assert runs_on_one_node(None) and runs_on_one_node(client)  # serial; a LocalCluster of this process
+    with Client(client.scheduler.address) as remote:  # a scheduler given by address: workers may be anywhere
+        assert not runs_on_one_node(remote)
+    local = scratch_root(beside, "m.zarr-x", one_node=True)
+    assert local.is_local and local.url.startswith(os.path.abspath(tempfile.gettempdir()))
+    assert scratch_root(beside, "m.zarr-x", one_node=False) == beside
+    disk = as_location(str(tmp_path / ".m.zarr.scratch-x"))
+    assert scratch_root(disk, "m.zarr-x", one_node=True) == disk  # a local mosaic keeps its sibling

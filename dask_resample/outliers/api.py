@@ -160,7 +160,7 @@ def detect_outliers(
     token = uuid.uuid4().hex[:12]
     # intermediate products: beside the outputs, or on this machine when every process runs on it
     root = scratch_root(output_dir.join(f".dask-resample-outliers-{token}"), f"outliers-{token}",
-                        one_node=runs_on_one_node(handle))
+                        one_node=runs_on_one_node(client))
     try:
         refs = describe_resolved(resolved, client=client)
         if len(refs) < 2:

@@ -214,7 +214,7 @@ class Location:
     def open(self, mode: str = "rb", **kwargs: Any) -> Any:
         """A file object (seekable; reads by range on object stores)."""
         if self.is_local:
-            return open(self.url, mode)  # noqa: SIM115 - the caller closes it
+            return open(self.url, mode)
         return self.fs.open(self.path, mode, **kwargs)
 
     def listdir(self) -> list[str]:

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,7 +330,8 @@ def create_store(
                 # one chunk per plane and tile: planes no contributor of a tile sets are never written
                 shape = (int(info["n_ctx_planes"]), *shape_yx)
                 chunks = (1, *tile_shape_yx)
-                shards = (1, tile_shape_yx[0] * sy, tile_shape_yx[1] * sx)
+                # every plane in one shard object (built a tile at a time: store.shard_writer)
+                shards = (shape[0], tile_shape_yx[0] * sy, tile_shape_yx[1] * sx)
                 dims = ("plane", "y", "x")
             else:
                 shape, chunks, dims = shape_yx, tile_shape_yx, ("y", "x")
@@ -527,66 +528,54 @@ def encode_tile(arrays: Mapping[str, np.ndarray]) -> bytes:
     return npz_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
-def write_shard(
-    spec: StoreSpec,
-    region_yx: tuple[int, int, int, int],
-    sy: int,
-    sx: int,
-    tiles: Sequence[Mapping[str, Any]],
-    fill_values: Mapping[str, Any],
-    n_ctx_planes: int,
-) -> dict[str, Any]:
+def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Write one whole shard of every array from its finished tiles, then its marker.
 
     One task writes each shard object once, whole (zarr-python rewrites a
     whole shard on any partial write, so two writers of one shard would lose
-    updates). The finished tiles are read one array at a time, by range, so
-    memory holds one array of the shard.
+    updates). Each shard is assembled one tile (one plane of one tile for
+    ``con``, whose shard holds every plane) at a time
+    (:func:`~dask_resample.store.shard_writer.encode_shard`), so memory holds one
+    tile's array and the shard's encoded bytes.
 
     Parameters
     ----------
     spec : StoreSpec
-    region_yx : tuple of int
-        ``(y0, y1, x0, x1)`` of the shard, clipped to the mosaic.
     sy, sx : int
-        Shard index.
+        Shard index (along y and x).
     tiles : sequence of mapping
-        Records of the shard's finished tiles: ``y0``, ``x0``, ``shape``,
-        ``ctx_planes``, ``tile`` and ``object`` (a Location of
-        :func:`encode_tile` output).
-    fill_values : mapping
-        Value of an unreached pixel, per array.
-    n_ctx_planes : int
-        Context planes of the group.
+        Records of the shard's finished tiles: ``tile`` (``[ty, tx]``),
+        ``ctx_planes`` and ``object`` (a Location of :func:`encode_tile` output).
 
     Returns
     -------
     dict
         The marker's record: the shard and its tiles' records.
     """
-    y0, y1, x0, x1 = region_yx
-    for name in spec.arrays:
-        arr = _open_array(spec, name)
-        fill = np.asarray(fill_values[name])
-        if name == "con":
-            planes = sorted({p for t in tiles for p in t["ctx_planes"]})
-            for plane in planes:
-                buf = np.zeros((1, y1 - y0, x1 - x0), fill.dtype)
-                for t in tiles:
-                    if plane in t["ctx_planes"]:
-                        block = _read_member(t["object"], name)[t["ctx_planes"].index(plane)]
-                        ty0, tx0 = t["y0"] - y0, t["x0"] - x0
-                        buf[0, ty0 : ty0 + block.shape[0], tx0 : tx0 + block.shape[1]] = block
-                arr[plane : plane + 1, y0:y1, x0:x1] = buf
-            continue
-        buf = np.full((y1 - y0, x1 - x0), fill, fill.dtype)
+    from .shard_writer import encode_shard, shard_chunk_key
+
+    def blocks(name: str) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
         for t in tiles:
-            block = _read_member(t["object"], name)
-            ty0, tx0 = t["y0"] - y0, t["x0"] - x0
-            buf[ty0 : ty0 + block.shape[0], tx0 : tx0 + block.shape[1]] = block
-            del block
-        arr[y0:y1, x0:x1] = buf
-        del buf
+            ty, tx = (int(v) for v in t["tile"])
+            values = _read_member(t["object"], name)
+            if name == "con":  # the planes the tile's contributors set, one at a time
+                for k, plane in enumerate(t["ctx_planes"]):
+                    yield (int(plane), ty, tx), values[k]
+            else:
+                yield (ty, tx), values
+            del values
+
+    for name in spec.arrays:
+        arr = _open_array(spec, name, mode="r")
+        coords = (0, sy, sx) if name == "con" else (sy, sx)
+        data = encode_shard(arr, coords, blocks(name))
+        target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
+                                    *shard_chunk_key(arr, coords).split("/"))
+        if data is None:
+            target.remove()  # every tile holds the fill value: no object, as zarr writes none
+        else:
+            target.write_bytes(data)
+        del data
     record = {"shard": [sy, sx], "tiles": [{k: v for k, v in t.items() if k != "object"} for t in tiles]}
     _write_marker(spec, f"shard_{sy}_{sx}", record)
     return record

@@ -1,0 +1,163 @@
+"""Whole shards assembled one inner chunk (one tile) at a time.
+
+zarr-python encodes a shard from the whole shard's array: writing a 4 x 4-tile
+shard of 1024 x 1024 tiles holds 64 MiB per plane, and a shard of ``con``
+holding every context plane would hold that many times more. A Zarr v3 shard
+is only its encoded inner chunks, one after the other, and an index of their
+byte ranges (the sharding codec's specification), so it can be built a chunk
+at a time instead:
+
+* each inner chunk (one tile, or one plane of one tile) is encoded by a
+  one-chunk in-memory Zarr array with the array's own inner codecs (so the bytes
+  are what zarr itself writes), and only the encoded bytes are kept;
+* a chunk that holds only the fill value is left out (``write_empty_chunks``
+  false, as zarr does);
+* the index is encoded by a one-chunk in-memory array with the array's own
+  index codecs (checksum included), and put where the codec says (start or end).
+
+Memory then holds one tile and the shard's encoded bytes, whatever the shard's
+size or its number of planes. Readers see an ordinary Zarr v3 shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["encode_shard", "shard_chunk_key"]
+
+_EMPTY = np.uint64(2**64 - 1)  # offset and length of an absent inner chunk (sharding specification)
+
+
+def _sharding_codec(array: Any) -> Any:
+    from zarr.codecs import ShardingCodec
+
+    codecs = array.metadata.codecs
+    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+        raise ValueError(f"{array.path}: not a sharded array")
+    return codecs[0]
+
+
+def _split_codecs(codecs: Iterable[Any]) -> dict[str, Any]:
+    """``filters``, ``serializer`` and ``compressors`` of a codec chain (Zarr v3 order)."""
+    from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec
+
+    filters, serializer, compressors = [], None, []
+    for codec in codecs:
+        if isinstance(codec, ArrayArrayCodec) and serializer is None:
+            filters.append(codec)
+        elif isinstance(codec, ArrayBytesCodec):
+            serializer = codec
+        else:
+            compressors.append(codec)
+    return {"filters": filters, "serializer": serializer, "compressors": compressors}
+
+
+class _OneChunkEncoder:
+    """Encodes arrays of one shape with a codec chain, through a one-chunk in-memory Zarr array."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, fill_value: Any, codecs: Iterable[Any],
+                 write_empty: bool) -> None:
+        import zarr
+        from zarr.storage import MemoryStore
+
+        self._data: dict[str, Any] = {}
+        self._array = zarr.create_array(
+            MemoryStore(self._data), shape=shape, chunks=shape, dtype=dtype, fill_value=fill_value,
+            zarr_format=3, config={"write_empty_chunks": write_empty}, **_split_codecs(codecs),
+        )
+        self._key = self._array.metadata.encode_chunk_key((0,) * len(shape))
+
+    def encode(self, block: np.ndarray) -> bytes | None:
+        """The encoded bytes of ``block`` (the chunk's full shape), ``None`` if it holds only the fill value."""
+        self._data.pop(self._key, None)
+        self._array[...] = block
+        buf = self._data.pop(self._key, None)
+        return None if buf is None else buf.to_bytes()
+
+
+def _write_order(codec: Any, per_shard: tuple[int, ...]) -> Iterable[tuple[int, ...]]:
+    """Inner chunks in the order zarr lays them out (its ``subchunk_write_order``, Morton by default).
+
+    Any order makes a valid shard; zarr's own makes the same bytes as zarr.
+    """
+    order = getattr(codec, "_subchunk_order_iter", None)
+    if order is not None and hasattr(codec, "subchunk_write_order"):
+        return [tuple(int(v) for v in c) for c in order(per_shard, codec.subchunk_write_order)]
+    return list(np.ndindex(*per_shard))
+
+
+def shard_chunk_key(array: Any, shard_coords: tuple[int, ...]) -> str:
+    """The store key of shard ``shard_coords`` of ``array``, relative to the array."""
+    return array.metadata.encode_chunk_key(tuple(int(v) for v in shard_coords))
+
+
+def encode_shard(array: Any, shard_coords: tuple[int, ...],
+                 blocks: Iterable[tuple[tuple[int, ...], np.ndarray]]) -> bytes | None:
+    """Encode one whole shard of ``array`` from its inner chunks, one at a time.
+
+    Parameters
+    ----------
+    array : zarr.Array
+        A sharded Zarr v3 array (read for its metadata only).
+    shard_coords : tuple of int
+        The shard's position in the shard grid.
+    blocks : iterable of (tuple of int, numpy.ndarray)
+        ``(chunk_coords, values)``: the position of an inner chunk in the
+        array's inner-chunk grid (it must lie in this shard) and its values,
+        clipped at the array's edge as a read of that chunk returns them
+        (leading unit axes may be left out). Inner chunks not given hold the
+        fill value.
+
+    Returns
+    -------
+    bytes or None
+        The shard object; ``None`` when every inner chunk holds only the fill
+        value (zarr writes no object then).
+    """
+    codec = _sharding_codec(array)
+    inner = tuple(int(v) for v in codec.chunk_shape)
+    shard_shape = tuple(int(v) for v in array.shards)
+    per_shard = tuple(s // c for s, c in zip(shard_shape, inner, strict=True))
+    origin = tuple(int(v) * n for v, n in zip(shard_coords, per_shard, strict=True))
+    fill = array.metadata.fill_value
+    encoder = _OneChunkEncoder(inner, array.dtype, fill, codec.codecs,
+                               write_empty=bool(array.config.write_empty_chunks))
+    encoded: dict[tuple[int, ...], bytes] = {}
+    for chunk_coords, values in blocks:
+        local = tuple(int(c) - o for c, o in zip(chunk_coords, origin, strict=True))
+        if any(not 0 <= v < n for v, n in zip(local, per_shard, strict=True)):
+            raise ValueError(f"inner chunk {tuple(chunk_coords)} is not in shard {tuple(shard_coords)}")
+        values = np.asarray(values, dtype=array.dtype)
+        if values.ndim < len(inner):  # leading unit axes may be left out (one plane of ``con``)
+            values = values.reshape((1,) * (len(inner) - values.ndim) + values.shape)
+        if values.shape != inner:  # an edge chunk: the rest of the chunk is fill, as zarr pads it
+            full = np.full(inner, fill, dtype=array.dtype)
+            full[tuple(slice(0, n) for n in values.shape)] = values
+            values = full
+        data = encoder.encode(values)
+        if data is not None:
+            encoded[local] = data
+        else:
+            encoded.pop(local, None)
+    if not encoded:
+        return None
+    index_size = int(codec._shard_index_size(per_shard))
+    at_start = str(getattr(codec.index_location, "value", codec.index_location)) == "start"
+    index = np.full((*per_shard, 2), _EMPTY, dtype=np.uint64)
+    offset = index_size if at_start else 0
+    parts = []
+    for local in _write_order(codec, per_shard):
+        data = encoded.get(local)
+        if data is None:
+            continue
+        index[local] = (offset, len(data))
+        parts.append(data)
+        offset += len(data)
+    index_encoder = _OneChunkEncoder(index.shape, np.uint64, 0, codec.index_codecs, write_empty=True)
+    index_bytes = index_encoder.encode(index)
+    if index_bytes is None or len(index_bytes) != index_size:
+        raise RuntimeError(f"{array.path}: shard index encoded to an unexpected size")
+    return b"".join([index_bytes, *parts] if at_start else [*parts, index_bytes])
