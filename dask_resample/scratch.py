@@ -11,12 +11,15 @@ Each partial is one object, written whole (:meth:`Location.write_bytes
 <dask_resample.store.location.Location.write_bytes>`: one request on an object
 store, a temporary file and a rename on a disk), so a retried task rewrites the
 same bytes and a reader never sees half of one. They live under the run's
-scratch location: by default a hidden sibling of the mosaic
-(``.<name>.scratch-<token>``), on the same store, which every worker writing
-the mosaic can reach; ``resample.scratch-dir`` moves them to another path or
-URL (a node-local disk is valid for a single-node run only). A tile's partials
-are removed once it is written, and the whole scratch location at the end of
-the run.
+scratch location (:func:`scratch_root`, also used by outlier detection for its
+intermediate files): ``resample.scratch-dir`` when set (a path or URL; a
+node-local disk is valid for a single-node run only); else, for products on an
+object store made by processes that all run on this machine (the serial
+scheduler, a LocalCluster of this process), this machine's temporary
+directory, which costs no request; else a hidden sibling of the products
+(``.<name>.scratch-<token>`` beside a mosaic), on the same store, which every
+worker writing them reaches. A tile's partials are removed once it is written,
+and the whole scratch location at the end of the run.
 """
 
 from __future__ import annotations
