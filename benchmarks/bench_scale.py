@@ -725,8 +725,9 @@ def kinds_table(results: list[dict[str, Any]]) -> str:
 # the store comparison
 # ----------------------------------------------------------------------------
 def tiles_with_data(run: dict[str, Any]) -> int:
-    """Tiles that received data: one ``tile`` task each (a tile no input reaches has none)."""
-    return int(run["tasks_by_kind"].get("tile", 0))
+    """Tiles that received data: one ``tile`` task each on an unsharded store (a tile no input
+    reaches has none), else the tiles of the shard tasks' records."""
+    return int(run["tasks_by_kind"].get("tile", 0)) or int(run.get("tiles_written", 0))
 
 
 def _requests_cell(counts: dict[str, float], per: float) -> str:
@@ -747,7 +748,7 @@ def storage_table(res: dict[str, Any], n_workers: int) -> str:
     n_local = local["objects"]["objects"]
     for run, store in ((local, "local disk"), (s3, "S3 (SeaweedFS, loopback)")):
         o, rss = run["objects"], run["rss_peak"]
-        tiles = tiles_with_data(run) or 1
+        tiles = tiles_with_data(local) or 1  # the same layout on both stores
         out_req = run.get("requests", {}).get(OUT_BUCKET, {})
         wall = f"{run['seconds']:.1f}"
         if len(run["seconds_runs"]) > 1:
@@ -755,7 +756,8 @@ def storage_table(res: dict[str, Any], n_workers: int) -> str:
         overhead = "-" if run is local else f"{100 * (run['seconds'] / local['seconds'] - 1):+.1f}%"
         mib = lambda v: f"{v / 2**20:,.0f}" if v else "-"
         rows.append("| " + " | ".join([
-            store + (", scratch on local disk" if run is s3 and run.get("scratch_on") == "local" else ""),
+            store + ({"local": ", scratch on local disk", "store": ", scratch on S3"}.get(run.get("scratch_on"), "")
+                     if run is s3 else ""),
             "local disk" if run is local or run.get("inputs_on") == "local" else "S3 (s3:// association)",
             wall, overhead, mib(rss["client"]), "(in client)" if run["scheduler_in_client"] else mib(rss["scheduler"]),
             *[mib(rss.get(w)) for w in workers],
@@ -823,7 +825,7 @@ def projection_lines(res: dict[str, Any]) -> list[str]:
 
 def storage_notes(res: dict[str, Any]) -> list[str]:
     local, s3 = res["dask"], res["dask_s3"]
-    tiles, n = tiles_with_data(s3) or 1, res["n_inputs"]
+    tiles, n = tiles_with_data(local) or 1, res["n_inputs"]
     lines = []
     in_req = s3.get("requests", {}).get(IN_BUCKET, {})
     if s3.get("inputs_on") == "s3":
