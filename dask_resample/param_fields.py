@@ -310,8 +310,10 @@ def _check_stepsize(name: str, value: Any, choices: tuple[Any, ...] | None) -> A
 
 
 def _check_order(name: str, value: Any, choices: tuple[Any, ...] | None) -> Any:
-    if not _is_one_of(value, choices or PIXMAP_ORDERS):
-        raise ValueError(f"{name}: expected one of {', '.join(map(str, choices or PIXMAP_ORDERS))}, got {value!r}")
+    """A non-negative integer; whether it must be one of :data:`PIXMAP_ORDERS` depends on the step
+    (checked by :func:`validate_record`, as stcal's ``calc_pixmap`` ignores the order at step 1)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
     return value
 
 
@@ -396,7 +398,7 @@ COMPUTE_ERR = Parameter("error array: from the resampled variances, drizzled fro
 PIXMAP_STEPSIZE = Parameter("pixel-map sampling step, interpolated in between (1: every pixel)",
                             CommandLineForm("--pixmap-stepsize", parse_number, "N"), _check_stepsize)
 PIXMAP_ORDER = Parameter("pixel-map interpolation order", CommandLineForm("--pixmap-order", parse_integer),
-                         _check_order, PIXMAP_ORDERS)
+                         _check_order)
 
 
 # -- records ----------------------------------------------------------------
@@ -446,3 +448,8 @@ def validate_record(record: Any) -> None:
         stored = read_value(f, value)
         if stored is not value:
             object.__setattr__(record, f.name, stored)
+    # as stcal's calc_pixmap: the order is used (and must be 1 or 3) only for a sparse map (step != 1)
+    order, step = getattr(record, "pixmap_order", None), getattr(record, "pixmap_stepsize", None)
+    if order is not None and step is not None and step != 1 and order not in PIXMAP_ORDERS:
+        raise ValueError(f"pixmap_order: expected one of {', '.join(map(str, PIXMAP_ORDERS))} with "
+                         f"pixmap_stepsize {step} (the order is used only when the step is not 1), got {order!r}")

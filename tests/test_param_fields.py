@@ -174,13 +174,18 @@ def test_switches_are_accepted_or_refused_alike(record, field, command_line, tmp
     assert getattr(flagged, name) is (not form.negate)
 
 
-def test_pixmap_order_is_refused_by_the_record_whatever_the_step():
+def test_pixmap_order_is_checked_as_stcal_uses_it():
+    """Any order at step 1 (stcal ignores it there, as the reference does), 1 or 3 otherwise."""
     for record in (ResampleParams, OutlierParams):
-        for stepsize in (1, 4):
+        assert record(pixmap_order=2, pixmap_stepsize=1).pixmap_order == 2
+        for stepsize in (4, 0.5):
             with pytest.raises(ValueError, match="^pixmap_order:"):
                 record(pixmap_order=2, pixmap_stepsize=stepsize)
-        assert record(pixmap_order=3).pixmap_order == 3
+            assert record(pixmap_order=3, pixmap_stepsize=stepsize).pixmap_order == 3
         assert record(pixmap_order="3").pixmap_order == 3
+        for bad in (-1, 1.5, True):
+            with pytest.raises(ValueError, match="^pixmap_order:"):
+                record(pixmap_order=bad)
 
 
 def test_shared_fields_are_defined_once():

@@ -12,6 +12,7 @@ two without it.
 from __future__ import annotations
 
 import pickle
+import time
 from typing import Any
 
 import numpy as np
@@ -244,7 +245,12 @@ def test_group_prefix(tmp_path):
 
 # -- requests on S3 --------------------------------------------------------------------------------
 def _gets(server: Any, bucket: str) -> int:
-    return server.request_counts(bucket).get("GET", 0)
+    """GETs served so far; the server counts a request just after answering it, so wait until the count settles."""
+    last = -1
+    while (now := server.request_counts(bucket).get("GET", 0)) != last:
+        last = now
+        time.sleep(0.1)
+    return now
 
 
 def test_s3_one_get_per_tile(s3_server, s3_bucket):
