@@ -166,7 +166,7 @@ def test_other_bad_values(data, tmp_path, capsys):
     fails(run_args(data, out, "--tile-shape", 0, 64), capsys, "--tile-shape")
     fails(run_args(data, out, "--crval", "ra", "dec"), capsys, "--crval")
     fails(run_args(data, out, "--fillval", "lots"), capsys, "fillval")
-    fails(run_args(data, out, "--pixmap-order", 2), capsys, "--pixmap-order")
+    fails(run_args(data, out, "--pixmap-order", 2, "--pixmap-stepsize", 4), capsys, "pixmap_order")
     fails(["run", data.directory, "-o", out, "--serial"], capsys, data.directory.name)
     fails(["run", "-o", out, "--serial"], capsys, "inputs")
     fails(["run", data.asn_path, "--serial"], capsys, "-o")
