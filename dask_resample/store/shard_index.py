@@ -412,13 +412,6 @@ def write_index_object(location: Location, indexes: Mapping[str, Mapping[ShardCo
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_whole(location: Location) -> bytes:
-    """The whole content in one request (s3fs asks the size first when no range is given: two)."""
-    if location.is_local:
-        return location.read_bytes()
-    return bytes(location.fs.cat_file(location.path, start=0))
-
-
 def load_index_object(location: Location, expected_digest: str | None = None) -> IndexObject | None:
     """The index object of a mosaic group, or None if it cannot be used (one request).
 
@@ -436,7 +429,7 @@ def load_index_object(location: Location, expected_digest: str | None = None) ->
         None if the object is absent, unreadable, of another format version or stale.
     """
     try:
-        data = _read_whole(location.join(*INDEX_OBJECT_KEY.split("/")))
+        data = location.join(*INDEX_OBJECT_KEY.split("/")).read_bytes()  # one GET
     except (OSError, ValueError):
         return None
     if expected_digest is not None and hashlib.sha256(data).hexdigest() != expected_digest:
