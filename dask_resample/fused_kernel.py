@@ -123,8 +123,9 @@ The work is split into
    out, reads of the pixel map only; no allocation, no exceptions), so
    ``numba.cuda.jit(device=True)`` compiles the same Python functions
    (``f.py_func``) as device functions unchanged;
-2. **accumulation**, per output pixel hit: :func:`_update_pixel`, the only code that
-   writes outputs;
+2. **accumulation**, per output pixel hit: :func:`_accumulate` (with
+   :func:`_update_plane`, the running weighted mean of one plane), the only code
+   that writes outputs;
 3. a **driver** (:func:`_square_pass`, :func:`_turbo_pass`) that walks the input
    rows the scanner (:func:`_init_image_scanner`, :func:`_scanline_limits`: per
    call, on the host) allows and calls 1 then 2.
@@ -132,7 +133,7 @@ The work is split into
 A GPU driver keeps 1 and the scanner and replaces 3: one thread per input pixel
 computes its geometry, and contributions go to per-output-pixel sums
 ``sum(dow * d)``, ``sum(dow)`` (and ``sum(dow * d_e)`` per extra plane) with atomic
-adds, the context with ``atomic_or``; the running mean ``img`` of :func:`_update_pixel`
+adds, the context with ``atomic_or``; the running mean ``img`` of :func:`_update_plane`
 is then ``sum(dow * d) / sum(dow)``, the same quantity drizzle's running update
 computes. Atomic float adds take contributions in no fixed order, so a GPU result
 agrees with drizzle's C to float32 rounding (about 1e-6 relative), not
@@ -185,12 +186,15 @@ _OK = 0
 _NO_PSCALE = 2
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+#: The per-pixel functions, inlined into the drivers (numba IR inlining: calls with
+#: a dozen array arguments are otherwise not inlined by LLVM and dominate the time).
+_jit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------- scalar helpers
 
 
-@_jit
+@_jit_inline
 def _c_round(x: float) -> float:
     """C ``round``: halves away from zero (Python's ``round`` goes to even)."""
     a = abs(x)
@@ -200,31 +204,31 @@ def _c_round(x: float) -> float:
     return math.copysign(r, x)
 
 
-@_jit
+@_jit_inline
 def _nintd(x: float) -> int:
     """drizzle's ``nintd``: ``(int) round(x)``."""
     return int(_c_round(x))
 
 
-@_jit
+@_jit_inline
 def _cmax(a: float, b: float) -> float:
     """C ``MAX(a, b)``: ``a > b ? a : b``."""
     return a if a > b else b
 
 
-@_jit
+@_jit_inline
 def _cmin(a: float, b: float) -> float:
     """C ``MIN(a, b)``: ``a < b ? a : b``."""
     return a if a < b else b
 
 
-@_jit
+@_jit_inline
 def _imax(a: int, b: int) -> int:
     """Integer ``MAX``."""
     return a if a > b else b
 
 
-@_jit
+@_jit_inline
 def _imin(a: int, b: int) -> int:
     """Integer ``MIN``."""
     return a if a < b else b
@@ -243,7 +247,7 @@ def _cmod(a: int, b: int) -> int:
 # --------------------------------------------------------------------------- geometry (per input pixel)
 
 
-@_jit
+@_jit_inline
 def _interpolate_point(pixmap: np.ndarray, x_in: float, y_in: float) -> tuple[bool, float, float]:
     """Bilinear interpolation (extrapolation at the edges) of the pixel map (``interpolate_point``).
 
@@ -281,7 +285,7 @@ def _interpolate_point(pixmap: np.ndarray, x_in: float, y_in: float) -> tuple[bo
     return not (math.isnan(xo) or math.isnan(yo)), xo, yo
 
 
-@_jit
+@_jit_inline
 def _square_corners(
     pixmap: np.ndarray, i: int, j: int, h: float
 ) -> tuple[bool, float, float, float, float, float, float, float, float]:
@@ -354,7 +358,7 @@ def _square_corners(
     return ok3, x0, x1, x2, x3, y0, y1, y2, y3
 
 
-@_jit
+@_jit_inline
 def _sgarea(x1: float, y1: float, x2: float, y2: float) -> float:
     """Signed area under segment ``(x1, y1)-(x2, y2)`` inside the unit square at the origin (``sgarea``)."""
     dx = x2 - x1
@@ -396,7 +400,7 @@ def _sgarea(x1: float, y1: float, x2: float, y2: float) -> float:
     return sgn_dx * (0.5 * (xhi - xtop) * (1.0 + yhi) + xtop - xlo)
 
 
-@_jit
+@_jit_inline
 def _boxer(
     ii: float, jj: float,
     x0: float, x1: float, x2: float, x3: float,
@@ -421,13 +425,13 @@ def _boxer(
     return s
 
 
-@_jit
+@_jit_inline
 def _turbo_box(ox: float, oy: float, pfo: float) -> tuple[float, float, float, float]:
     """The turbo kernel's axis-aligned box ``(x_lo, x_hi, y_lo, y_hi)`` around ``(ox, oy)``."""
     return ox - pfo, ox + pfo, oy - pfo, oy + pfo
 
 
-@_jit
+@_jit_inline
 def _over(ii: int, jj: int, xmin: float, xmax: float, ymin: float, ymax: float) -> float:
     """Overlap of an axis-aligned box with output pixel ``(jj, ii)`` (``over``)."""
     dx = _cmin(xmax, float(ii) + 0.5) - _cmax(xmin, float(ii) - 0.5)
@@ -939,75 +943,105 @@ def _compute_pscale_ratio(pixmap: np.ndarray, poly: np.ndarray, n: int) -> tuple
 # --------------------------------------------------------------------------- accumulation (per output pixel hit)
 
 
-@_jit
-def _update_pixel(
-    jj: int, ii: int, d: np.float32, dow: np.float32,
-    out_img: np.ndarray, out_wht: np.ndarray,
-    use_dq: bool, dq_val: np.uint32, out_dq: np.ndarray,
-    n_extra: int, d_extra: np.ndarray, extra_own: np.ndarray, extra_out: np.ndarray,
-    use_exp_wht: bool, exp_wht: np.ndarray,
+@_jit_inline
+def _update_plane(
+    plane: np.ndarray, jj: int, ii: int, value: np.float32, dow: np.float32, c: np.float32, cd: float
 ) -> None:
-    """Add one contribution to every output plane at ``(jj, ii)`` (``update_data``, ``update_data_var``)."""
+    """Running weighted mean of one plane at ``(jj, ii)`` (``update_data``).
+
+    ``c`` is the plane's weight before this contribution and ``cd`` the widened
+    float32 sum ``c + dow``: ``value`` if ``c == 0``, else
+    ``float32((plane * c + dow * value) / cd)`` with the numerator in float32.
+    """
+    if c == 0.0:
+        plane[jj, ii] = value
+    else:
+        plane[jj, ii] = (plane[jj, ii] * c + dow * value) / cd
+
+
+@_jit_inline
+def _accumulate(
+    jj: int, ii: int, d: np.float32, dow: np.float32, out_img: np.ndarray, out_wht: np.ndarray,
+    ctx: np.ndarray | None, ctx_bit: np.int32, dq_val: np.uint32, out_dq: np.ndarray | None,
+    d_extra: np.ndarray, n_extra: int, extra_own: np.ndarray, extra_out: np.ndarray | None,
+    exp_wht: np.ndarray | None,
+) -> None:
+    """Add one contribution ``(d, dow)`` to every output plane at ``(jj, ii)``.
+
+    The only code that writes outputs (drizzle's ``set_bit`` then
+    ``update_data`` / ``update_data_var``, plus the extra planes). ``None``
+    arguments are pruned when numba compiles the drivers, so a call without
+    DQ, context or extra planes costs nothing for them.
+    """
+    if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+        if dow > 0.0:
+            ctx[jj, ii] = ctx[jj, ii] | ctx_bit
     if dow == 0.0:
         return
     vc = out_wht[jj, ii]
-    vcd = np.float64(vc + dow)  # float32 sum, widened as the C stores it in a double
-    if vc == 0.0:
-        out_img[jj, ii] = d
-        if use_dq:
-            out_dq[jj, ii] = dq_val
-    else:
-        out_img[jj, ii] = (out_img[jj, ii] * vc + dow * d) / vcd
-        if use_dq:
-            out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+    vcd = np.float64(vc + dow)  # the float32 sum, widened as the C stores it in a double
+    _update_plane(out_img, jj, ii, d, dow, vc, vcd)
     out_wht[jj, ii] = vcd
-    if n_extra == 0:
-        return
-    ve = vc
-    ved = vcd
-    if use_exp_wht:
-        ve = exp_wht[jj, ii]
-        ved = np.float64(ve + dow)
-        exp_wht[jj, ii] = ved
-    for k in range(n_extra):
-        if extra_own[k]:
-            c = ve
-            cd = ved
+    if out_dq is not None:
+        if vc == 0.0:
+            out_dq[jj, ii] = dq_val
         else:
-            c = vc
-            cd = vcd
-        if c == 0.0:
-            extra_out[k, jj, ii] = d_extra[k]
-        else:
-            extra_out[k, jj, ii] = (extra_out[k, jj, ii] * c + dow * d_extra[k]) / cd
+            out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+    if extra_out is not None:
+        ve = vc
+        ved = vcd
+        if exp_wht is not None:
+            ve = exp_wht[jj, ii]
+            ved = np.float64(ve + dow)
+            exp_wht[jj, ii] = ved
+        for k in range(n_extra):
+            # indexed in 3D (a 2D view per hit would cost a reference count)
+            c = ve if extra_own[k] else vc
+            cd = ved if extra_own[k] else vcd
+            if c == 0.0:
+                extra_out[k, jj, ii] = d_extra[k]
+            else:
+                extra_out[k, jj, ii] = (extra_out[k, jj, ii] * c + dow * d_extra[k]) / cd
 
 
-@_jit
+@_jit_inline
 def _pixel_values(
     j: int, i: int, data: np.ndarray, iscale: np.float32,
-    extra_in: tuple, n_extra: int, extra_sqrt: np.ndarray, d_extra: np.ndarray,
+    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, d_extra: np.ndarray,
 ) -> np.float32:
     """Input values of pixel ``(j, i)``: the data times ``iscale``; the extra planes into ``d_extra``."""
-    for k in range(n_extra):
-        v = extra_in[k][j, i]
-        if extra_sqrt[k]:
-            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
-        else:
-            d_extra[k] = np.float32(v) * iscale
+    if extra_in is not None:
+        for k in range(n_extra):
+            v = extra_in[k][j, i]
+            if extra_sqrt[k]:
+                d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+            else:
+                d_extra[k] = np.float32(v) * iscale
     return np.float32(data[j, i]) * iscale
 
 
+@_jit_inline
+def _input_weight(weights: np.ndarray | None, j: int, i: int, wscale: np.float32) -> np.float32:
+    """``float32(weight[j, i]) * wht_scale`` (``1 * wht_scale`` without a weight map)."""
+    if weights is None:
+        return np.float32(1.0) * wscale
+    return np.float32(weights[j, i]) * wscale
+
+
 # --------------------------------------------------------------------------- drivers (one pass over the input)
+#
+# Optional outputs and inputs are passed as None: numba compiles one specialisation
+# per combination actually used (and caches it), with the unused branches removed.
 
 
 @_jit
 def _square_pass(
-    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray, use_weights: bool, wscale: np.float32,
+    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
     iscale: np.float32, pixfrac: float, xmin: int, xmax: int, ymin: int, ymax: int,
-    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray, use_ctx: bool, ctx_bit: np.int32,
-    dq: np.ndarray, use_dq: bool, out_dq: np.ndarray,
-    extra_in: tuple, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray, extra_out: np.ndarray,
-    use_exp_wht: bool, exp_wht: np.ndarray, box: np.ndarray,
+    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
+    dq: np.ndarray | None, out_dq: np.ndarray | None,
+    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
+    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_square``: one pass over the input; ``box`` receives the touched output box.
 
@@ -1043,15 +1077,13 @@ def _square_pass(
         nmiss += (xmax - xmin) - (x_last + 1 - x_first)
         for i in range(x_first, x_last + 1):
             nhit = 0
+            # geometry: the pixel's footprint, once
             ok, x0, x1, x2, x3, y0, y1, y2, y3 = _square_corners(pixmap, i, j, dh)
             if ok:
                 jaco = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
                 d = _pixel_values(j, i, data, iscale, extra_in, n_extra, extra_sqrt, d_extra)
-                if use_weights:
-                    w = (np.float32(weights[j, i]) * wscale) / jaco
-                else:
-                    w = (np.float32(1.0) * wscale) / jaco
-                if use_dq:
+                w = _input_weight(weights, j, i, wscale) / jaco
+                if dq is not None:
                     dq_val = np.uint32(dq[j, i])
                 jj0 = _imax(_nintd(min(min(y0, y1), min(y2, y3))), 0)
                 jj1 = _imin(_nintd(max(max(y0, y1), max(y2, y3))), out_ny - 1)
@@ -1059,19 +1091,18 @@ def _square_pass(
                 ii1 = _imin(_nintd(max(max(x0, x1), max(x2, x3))), out_nx - 1)
                 for jj in range(jj0, jj1 + 1):
                     for ii in range(ii0, ii1 + 1):
+                        # geometry: its overlap with one output pixel, once for every plane
                         dover = _boxer(float(ii), float(jj), x0, x1, x2, x3, y0, y1, y2, y3)
                         if dover != 0.0:
                             dow = np.float32(dover * w)
                             nhit += 1
-                            if use_ctx and dow > 0.0:
-                                ctx[jj, ii] = ctx[jj, ii] | ctx_bit
                             if dow != 0.0:
                                 by0 = min(by0, jj)
                                 by1 = max(by1, jj)
                                 bx0 = min(bx0, ii)
                                 bx1 = max(bx1, ii)
-                            _update_pixel(jj, ii, d, dow, out_img, out_wht, use_dq, dq_val, out_dq,
-                                          n_extra, d_extra, extra_own, extra_out, use_exp_wht, exp_wht)
+                            _accumulate(jj, ii, d, dow, out_img, out_wht, ctx, ctx_bit, dq_val, out_dq,
+                                        d_extra, n_extra, extra_own, extra_out, exp_wht)
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
@@ -1083,12 +1114,12 @@ def _square_pass(
 
 @_jit
 def _turbo_pass(
-    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray, use_weights: bool, wscale: np.float32,
+    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
     iscale: np.float32, pixfrac: float, pscale_ratio: np.float32, xmin: int, xmax: int, ymin: int, ymax: int,
-    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray, use_ctx: bool, ctx_bit: np.int32,
-    dq: np.ndarray, use_dq: bool, out_dq: np.ndarray,
-    extra_in: tuple, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray, extra_out: np.ndarray,
-    use_exp_wht: bool, exp_wht: np.ndarray, box: np.ndarray,
+    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
+    dq: np.ndarray | None, out_dq: np.ndarray | None,
+    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
+    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_turbo``: one pass over the input; ``box`` receives the touched output box.
 
@@ -1136,34 +1167,31 @@ def _turbo_pass(
             ox = pixmap[j, i, 0]
             oy = pixmap[j, i, 1]
             if not (math.isnan(ox) or math.isnan(oy)):
+                # geometry: the pixel's box, once
                 xxi, xxa, yyi, yya = _turbo_box(ox, oy, pfo)
                 ii0 = _imax(_nintd(xxi), 0)
                 ii1 = _imin(_nintd(xxa), out_nx - 1)
                 jj0 = _imax(_nintd(yyi), 0)
                 jj1 = _imin(_nintd(yya), out_ny - 1)
                 d = _pixel_values(j, i, data, iscale, extra_in, n_extra, extra_sqrt, d_extra)
-                if use_weights:
-                    w = np.float64(np.float32(weights[j, i]) * wscale)
-                else:
-                    w = np.float64(np.float32(1.0) * wscale)
-                if use_dq:
+                w = np.float64(_input_weight(weights, j, i, wscale))
+                if dq is not None:
                     dq_val = np.uint32(dq[j, i])
                 for jj in range(jj0, jj1 + 1):
                     for ii in range(ii0, ii1 + 1):
+                        # geometry: its overlap with one output pixel, once for every plane
                         dover = _over(ii, jj, xxi, xxa, yyi, yya)
                         if dover > 0.0:
                             dover *= dover_scale
                             nhit += 1
                             dow = np.float32(dover * w)
-                            if use_ctx and dow > 0.0:
-                                ctx[jj, ii] = ctx[jj, ii] | ctx_bit
                             if dow != 0.0:
                                 by0 = min(by0, jj)
                                 by1 = max(by1, jj)
                                 bx0 = min(bx0, ii)
                                 bx1 = max(bx1, ii)
-                            _update_pixel(jj, ii, d, dow, out_img, out_wht, use_dq, dq_val, out_dq,
-                                          n_extra, d_extra, extra_own, extra_out, use_exp_wht, exp_wht)
+                            _accumulate(jj, ii, d, dow, out_img, out_wht, ctx, ctx_bit, dq_val, out_dq,
+                                        d_extra, n_extra, extra_own, extra_out, exp_wht)
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
@@ -1267,10 +1295,8 @@ def _float_plane(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-_DUMMY_F32 = np.zeros((1, 1), np.float32)
-_DUMMY_I32 = np.zeros((1, 1), np.int32)
-_DUMMY_U32 = np.zeros((1, 1), np.uint32)
-_DUMMY_F32_3D = np.zeros((1, 1, 1), np.float32)
+#: Extra input planes are passed in tuples of a multiple of this length.
+_EXTRA_BLOCK = 4
 
 
 def drizzle_once(
@@ -1381,16 +1407,13 @@ def drizzle_once(
         raise ValueError("Argument 'pscale_ratio' must be positive and finite.")
     if in_units != "cps":
         iscale32 = np.float32(iscale32 / np.float32(exptime))
-    use_weights = weight_map is not None
-    weights = _float_plane(weight_map) if use_weights else _DUMMY_F32
-    if use_weights and weights.shape != data.shape:
+    weights = _float_plane(weight_map) if weight_map is not None else None
+    if weights is not None and weights.shape != data.shape:
         raise ValueError("'weight_map' shape is not consistent with 'data' shape.")
-    use_ctx = out_ctx is not None
-    ctx = out_ctx if use_ctx else _DUMMY_I32
     bit = ctx_id % CTX_PLANE_BITS
     ctx_bit = np.int32(np.array(1 << bit, np.int64).astype(np.uint32).view(np.int32))
-    use_dq = dq is not None
-    if use_dq:
+    dq_in = None
+    if dq is not None:
         kind = np.min_scalar_type(dq)
         if kind.kind not in "iu" or kind.itemsize > 4:
             raise TypeError("'dq' must be of an unsigned integer type with itemsize of 4 bytes or less.")
@@ -1398,38 +1421,39 @@ def drizzle_once(
         if out_dq is None:
             raise ValueError("'out_dq' is needed with 'dq'")
     else:
-        dq_in = _DUMMY_U32
-        out_dq = _DUMMY_U32
+        out_dq = None
     n_extra = len(extra)
+    extra_in = None
+    sqrt_flags = np.zeros(1, np.bool_)
+    own_flags = np.zeros(1, np.bool_)
     if n_extra:
         planes = [_float_plane(e) for e in extra]
         if any(p.shape != data.shape for p in planes):
             raise ValueError("extra planes must have the data's shape")
         if len({p.dtype for p in planes}) > 1:
             planes = [p.astype(np.float64) for p in planes]  # exact: float32 -> float64
-        extra_in = tuple(planes)
+        # padded to a multiple of 4 planes: one compiled specialisation per 4, not per count
+        extra_in = tuple(planes + planes[:1] * (-n_extra % _EXTRA_BLOCK))
         sqrt_flags = np.array(list(extra_sqrt) or [False] * n_extra, dtype=np.bool_)
         own_flags = np.array(list(extra_own_weight) or [False] * n_extra, dtype=np.bool_)
         if extra_out is None or extra_out.shape != (n_extra, *out_img.shape) or extra_out.dtype != np.float32:
             raise ValueError("'extra_out' must be a float32 array (n_extra, out_ny, out_nx)")
     else:
-        extra_in = (data,)
-        sqrt_flags = np.zeros(1, np.bool_)
-        own_flags = np.zeros(1, np.bool_)
-        extra_out = _DUMMY_F32_3D
-    use_exp = bool(n_extra and own_flags.any())
-    if use_exp and exp_wht is None:
-        raise ValueError("'exp_wht' is needed for planes with their own weight")
-    exp_w = exp_wht if use_exp else _DUMMY_F32
+        extra_out = None
+    exp_w = None
+    if n_extra and own_flags.any():
+        if exp_wht is None:
+            raise ValueError("'exp_wht' is needed for planes with their own weight")
+        exp_w = exp_wht
     box = np.zeros(4, np.int64)
-    common = (out_img, out_wht, ctx, use_ctx, ctx_bit, dq_in, use_dq, out_dq,
-              extra_in, n_extra, sqrt_flags, own_flags, extra_out, use_exp, exp_w, box)
+    common = (out_img, out_wht, out_ctx, ctx_bit, dq_in, out_dq,
+              extra_in, n_extra, sqrt_flags, own_flags, extra_out, exp_w, box)
     pix = float(pixfrac)
     if kernel == "square":
-        status, nmiss, nskip = _square_pass(pixmap, data, weights, use_weights, np.float32(wht_scale),
+        status, nmiss, nskip = _square_pass(pixmap, data, weights, np.float32(wht_scale),
                                             iscale32, pix, x0, x1, y0, y1, *common)
     else:
-        status, nmiss, nskip = _turbo_pass(pixmap, data, weights, use_weights, np.float32(wht_scale),
+        status, nmiss, nskip = _turbo_pass(pixmap, data, weights, np.float32(wht_scale),
                                            iscale32, pix, psr, x0, x1, y0, y1, *common)
     if status == _NO_PSCALE:
         raise ValueError("Unable to estimate pscale_ratio")
@@ -1526,8 +1550,10 @@ class FusedDrizzle:
         self._extra_out[:n_p] = self._plane_fill
         self._extra_out[n_p:] = np.nan
         self._exp_wht: np.ndarray | None = None
-        self.var_wsum = np.full((n_v, ny, nx), np.nan, np.float32)
-        self.var_wt = np.zeros((n_v, ny, nx), np.float32)
+        # stcal's running sums (only when accumulating)
+        n_sum = n_v if accumulate_variances else 0
+        self.var_wsum = np.full((n_sum, ny, nx), np.nan, np.float32)
+        self.var_wt = np.zeros((n_sum, ny, nx), np.float32)
         self._last_box = (0, 0, 0, 0)
         self._last_counts: np.ndarray | None = None
         self.ncoadds = 0
