@@ -109,6 +109,10 @@ def child(method: str, size: int, repeat: int, kernel: str) -> None:
     warnings.simplefilter("ignore")
     arrays, pixmap, frame = make_inputs(size)
     fn = run_c if method == "c" else run_fused
+    if method == "c":
+        import drizzle.resample  # noqa: F401
+    else:
+        import dask_resample.fused_kernel  # noqa: F401  (numba and llvmlite: about 100 MiB)
     rss_inputs = _rss_mib()
     t0 = time.perf_counter()
     fn(arrays, pixmap, frame, kernel)
@@ -169,15 +173,16 @@ def main() -> None:
     print(f"{args.size} x {args.size} input, {args.kernel} kernel, frame {f['frame'][0]} x {f['frame'][1]}, "
           f"median of {args.repeat} after one warm-up call, one child process per method")
     print()
-    print("| method | passes | seconds (median) | min - max | speed-up | RSS with inputs | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| drizzle C (data + 3 variances) | 4 | {mc:.3f} | {min(c['times']):.3f} - {max(c['times']):.3f} "
-          f"| 1.00x | {c['rss_inputs']:.0f} MiB | {c['peak']:.0f} MiB |")
-    print(f"| fused (numba) | 1 | {mf:.3f} | {min(f['times']):.3f} - {max(f['times']):.3f} "
-          f"| {mc / mf:.2f}x | {f['rss_inputs']:.0f} MiB | {f['peak']:.0f} MiB |")
+    print("| method | passes | seconds (median) | min - max | speed-up | first call | RSS, module and inputs "
+          "| peak RSS | peak - RSS before |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, passes, r, m in (("drizzle C (data + 3 variances)", 4, c, mc), ("fused (numba)", 1, f, mf)):
+        print(f"| {label} | {passes} | {m:.3f} | {min(r['times']):.3f} - {max(r['times']):.3f} | {mc / m:.2f}x "
+              f"| {r['first']:.2f} s | {r['rss_inputs']:.0f} MiB | {r['peak']:.0f} MiB "
+              f"| {r['peak'] - r['rss_inputs']:.0f} MiB |")
     print()
-    print(f"fused first call in a process: {f['first']:.2f} s with the numba cache, "
-          f"{cold['first']:.2f} s with an empty cache (compilation)")
+    print(f"fused first call on a {cold['frame'][0]} x {cold['frame'][1]} frame with an empty numba cache "
+          f"(compilation): {cold['first']:.2f} s")
     print(f"agreement: {compare(args.size, args.kernel)}")
 
 

@@ -123,17 +123,20 @@ The work is split into
    out, reads of the pixel map only; no allocation, no exceptions), so
    ``numba.cuda.jit(device=True)`` compiles the same Python functions
    (``f.py_func``) as device functions unchanged;
-2. **accumulation**, per output pixel hit: :func:`_accumulate` (with
-   :func:`_update_plane`, the running weighted mean of one plane), the only code
-   that writes outputs;
+2. **accumulation**, per output pixel hit: :func:`_mean_update`, the running
+   weighted mean of one plane (scalars in, the new value out), applied to the
+   data and each extra plane, with the weight, context and DQ updates beside it;
 3. a **driver** (:func:`_square_pass`, :func:`_turbo_pass`) that walks the input
    rows the scanner (:func:`_init_image_scanner`, :func:`_scanline_limits`: per
-   call, on the host) allows and calls 1 then 2.
+   call, on the host) allows, calls 1, and does the loads and stores of 2 (the
+   accumulation block is the same in both drivers). Arrays stay in the driver:
+   numba counts a reference for every array passed to an inlined function, which
+   per output pixel hit cost as much as the whole C update.
 
 A GPU driver keeps 1 and the scanner and replaces 3: one thread per input pixel
 computes its geometry, and contributions go to per-output-pixel sums
 ``sum(dow * d)``, ``sum(dow)`` (and ``sum(dow * d_e)`` per extra plane) with atomic
-adds, the context with ``atomic_or``; the running mean ``img`` of :func:`_update_plane`
+adds, the context with ``atomic_or``; the running mean ``img`` of :func:`_mean_update`
 is then ``sum(dow * d) / sum(dow)``, the same quantity drizzle's running update
 computes. Atomic float adds take contributions in no fixed order, so a GPU result
 agrees with drizzle's C to float32 rounding (about 1e-6 relative), not
@@ -944,88 +947,18 @@ def _compute_pscale_ratio(pixmap: np.ndarray, poly: np.ndarray, n: int) -> tuple
 
 
 @_jit_inline
-def _update_plane(
-    plane: np.ndarray, jj: int, ii: int, value: np.float32, dow: np.float32, c: np.float32, cd: float
-) -> None:
-    """Running weighted mean of one plane at ``(jj, ii)`` (``update_data``).
+def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.float32, cd: float) -> np.float32:
+    """The running weighted mean of one plane after one contribution (``update_data``).
 
-    ``c`` is the plane's weight before this contribution and ``cd`` the widened
-    float32 sum ``c + dow``: ``value`` if ``c == 0``, else
-    ``float32((plane * c + dow * value) / cd)`` with the numerator in float32.
+    ``c`` is the plane's weight before the contribution ``(value, dow)`` and ``cd``
+    the widened float32 sum ``c + dow``: ``value`` if ``c == 0``, else
+    ``float32((old * c + dow * value) / cd)`` with the numerator in float32.
+    Scalars only: the drivers load and store (an array passed to an inlined
+    function costs a reference count per call).
     """
     if c == 0.0:
-        plane[jj, ii] = value
-    else:
-        plane[jj, ii] = (plane[jj, ii] * c + dow * value) / cd
-
-
-@_jit_inline
-def _accumulate(
-    jj: int, ii: int, d: np.float32, dow: np.float32, out_img: np.ndarray, out_wht: np.ndarray,
-    ctx: np.ndarray | None, ctx_bit: np.int32, dq_val: np.uint32, out_dq: np.ndarray | None,
-    d_extra: np.ndarray, n_extra: int, extra_own: np.ndarray, extra_out: np.ndarray | None,
-    exp_wht: np.ndarray | None,
-) -> None:
-    """Add one contribution ``(d, dow)`` to every output plane at ``(jj, ii)``.
-
-    The only code that writes outputs (drizzle's ``set_bit`` then
-    ``update_data`` / ``update_data_var``, plus the extra planes). ``None``
-    arguments are pruned when numba compiles the drivers, so a call without
-    DQ, context or extra planes costs nothing for them.
-    """
-    if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
-        if dow > 0.0:
-            ctx[jj, ii] = ctx[jj, ii] | ctx_bit
-    if dow == 0.0:
-        return
-    vc = out_wht[jj, ii]
-    vcd = np.float64(vc + dow)  # the float32 sum, widened as the C stores it in a double
-    _update_plane(out_img, jj, ii, d, dow, vc, vcd)
-    out_wht[jj, ii] = vcd
-    if out_dq is not None:
-        if vc == 0.0:
-            out_dq[jj, ii] = dq_val
-        else:
-            out_dq[jj, ii] = out_dq[jj, ii] | dq_val
-    if extra_out is not None:
-        ve = vc
-        ved = vcd
-        if exp_wht is not None:
-            ve = exp_wht[jj, ii]
-            ved = np.float64(ve + dow)
-            exp_wht[jj, ii] = ved
-        for k in range(n_extra):
-            # indexed in 3D (a 2D view per hit would cost a reference count)
-            c = ve if extra_own[k] else vc
-            cd = ved if extra_own[k] else vcd
-            if c == 0.0:
-                extra_out[k, jj, ii] = d_extra[k]
-            else:
-                extra_out[k, jj, ii] = (extra_out[k, jj, ii] * c + dow * d_extra[k]) / cd
-
-
-@_jit_inline
-def _pixel_values(
-    j: int, i: int, data: np.ndarray, iscale: np.float32,
-    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, d_extra: np.ndarray,
-) -> np.float32:
-    """Input values of pixel ``(j, i)``: the data times ``iscale``; the extra planes into ``d_extra``."""
-    if extra_in is not None:
-        for k in range(n_extra):
-            v = extra_in[k][j, i]
-            if extra_sqrt[k]:
-                d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
-            else:
-                d_extra[k] = np.float32(v) * iscale
-    return np.float32(data[j, i]) * iscale
-
-
-@_jit_inline
-def _input_weight(weights: np.ndarray | None, j: int, i: int, wscale: np.float32) -> np.float32:
-    """``float32(weight[j, i]) * wht_scale`` (``1 * wht_scale`` without a weight map)."""
-    if weights is None:
-        return np.float32(1.0) * wscale
-    return np.float32(weights[j, i]) * wscale
+        return value
+    return np.float32((old * c + dow * value) / cd)
 
 
 # --------------------------------------------------------------------------- drivers (one pass over the input)
@@ -1081,8 +1014,19 @@ def _square_pass(
             ok, x0, x1, x2, x3, y0, y1, y2, y3 = _square_corners(pixmap, i, j, dh)
             if ok:
                 jaco = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
-                d = _pixel_values(j, i, data, iscale, extra_in, n_extra, extra_sqrt, d_extra)
-                w = _input_weight(weights, j, i, wscale) / jaco
+                d = np.float32(data[j, i]) * iscale
+                if extra_in is not None:
+                    for k in range(n_extra):
+                        v = extra_in[k][j, i]
+                        if extra_sqrt[k]:
+                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+                        else:
+                            d_extra[k] = np.float32(v) * iscale
+                if weights is None:
+                    wpix = np.float32(1.0) * wscale
+                else:
+                    wpix = np.float32(weights[j, i]) * wscale
+                w = wpix / jaco
                 if dq is not None:
                     dq_val = np.uint32(dq[j, i])
                 jj0 = _imax(_nintd(min(min(y0, y1), min(y2, y3))), 0)
@@ -1096,13 +1040,38 @@ def _square_pass(
                         if dover != 0.0:
                             dow = np.float32(dover * w)
                             nhit += 1
+                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+                                if dow > 0.0:
+                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
                             if dow != 0.0:
                                 by0 = min(by0, jj)
                                 by1 = max(by1, jj)
                                 bx0 = min(bx0, ii)
                                 bx1 = max(bx1, ii)
-                            _accumulate(jj, ii, d, dow, out_img, out_wht, ctx, ctx_bit, dq_val, out_dq,
-                                        d_extra, n_extra, extra_own, extra_out, exp_wht)
+                                vc = out_wht[jj, ii]
+                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
+                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
+                                out_wht[jj, ii] = vcd
+                                if out_dq is not None:
+                                    if vc == 0.0:
+                                        out_dq[jj, ii] = dq_val
+                                    else:
+                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                if extra_out is not None:
+                                    ve = vc
+                                    ved = vcd
+                                    if exp_wht is not None:
+                                        ve = exp_wht[jj, ii]
+                                        ved = np.float64(ve + dow)
+                                        exp_wht[jj, ii] = ved
+                                    for k in range(n_extra):
+                                        if extra_own[k]:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                        else:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
@@ -1173,8 +1142,19 @@ def _turbo_pass(
                 ii1 = _imin(_nintd(xxa), out_nx - 1)
                 jj0 = _imax(_nintd(yyi), 0)
                 jj1 = _imin(_nintd(yya), out_ny - 1)
-                d = _pixel_values(j, i, data, iscale, extra_in, n_extra, extra_sqrt, d_extra)
-                w = np.float64(_input_weight(weights, j, i, wscale))
+                d = np.float32(data[j, i]) * iscale
+                if extra_in is not None:
+                    for k in range(n_extra):
+                        v = extra_in[k][j, i]
+                        if extra_sqrt[k]:
+                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+                        else:
+                            d_extra[k] = np.float32(v) * iscale
+                if weights is None:
+                    wpix = np.float32(1.0) * wscale
+                else:
+                    wpix = np.float32(weights[j, i]) * wscale
+                w = np.float64(wpix)
                 if dq is not None:
                     dq_val = np.uint32(dq[j, i])
                 for jj in range(jj0, jj1 + 1):
@@ -1185,13 +1165,38 @@ def _turbo_pass(
                             dover *= dover_scale
                             nhit += 1
                             dow = np.float32(dover * w)
+                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+                                if dow > 0.0:
+                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
                             if dow != 0.0:
                                 by0 = min(by0, jj)
                                 by1 = max(by1, jj)
                                 bx0 = min(bx0, ii)
                                 bx1 = max(bx1, ii)
-                            _accumulate(jj, ii, d, dow, out_img, out_wht, ctx, ctx_bit, dq_val, out_dq,
-                                        d_extra, n_extra, extra_own, extra_out, exp_wht)
+                                vc = out_wht[jj, ii]
+                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
+                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
+                                out_wht[jj, ii] = vcd
+                                if out_dq is not None:
+                                    if vc == 0.0:
+                                        out_dq[jj, ii] = dq_val
+                                    else:
+                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                if extra_out is not None:
+                                    ve = vc
+                                    ved = vcd
+                                    if exp_wht is not None:
+                                        ve = exp_wht[jj, ii]
+                                        ved = np.float64(ve + dow)
+                                        exp_wht[jj, ii] = ved
+                                    for k in range(n_extra):
+                                        if extra_own[k]:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                        else:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
