@@ -9,7 +9,7 @@ numpy-built) and inputs are the same for both and are not timed.
 
 Each method runs in its own child process: one warm-up call, then ``--repeat``
 timed calls (median reported); peak RSS is the child's ``ru_maxrss``, printed with
-its RSS once the inputs exist. A third child times the fused kernel's first call
+its RSS once the package, the method's module and the inputs exist. A third child times the fused kernel's first call
 with an empty numba cache (compilation). Finally the two outputs are compared.
 
 Usage::
@@ -109,10 +109,12 @@ def child(method: str, size: int, repeat: int, kernel: str) -> None:
     warnings.simplefilter("ignore")
     arrays, pixmap, frame = make_inputs(size)
     fn = run_c if method == "c" else run_fused
+    import dask_resample  # both: what a worker holds
+
     if method == "c":
         import drizzle.resample  # noqa: F401
     else:
-        import dask_resample.fused_kernel  # noqa: F401  (numba and llvmlite: about 100 MiB)
+        import dask_resample.fused_kernel  # noqa: F401  (numba and llvmlite: about 60 MiB more)
     rss_inputs = _rss_mib()
     t0 = time.perf_counter()
     fn(arrays, pixmap, frame, kernel)
