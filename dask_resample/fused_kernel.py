@@ -1561,6 +1561,7 @@ class FusedDrizzle:
         self.var_wt = np.zeros((n_sum, ny, nx), np.float32)
         self._last_box = (0, 0, 0, 0)
         self._last_counts: np.ndarray | None = None
+        self._squared: set[int] = set()  # per-input planes squared by input_variance
         self.ncoadds = 0
         self.total_exptime = 0.0
 
@@ -1578,16 +1579,20 @@ class FusedDrizzle:
         """The last input's drizzled variance ``(drizzled sqrt(var))**2`` (NaN where it has no weight).
 
         Only with ``accumulate_variances=False`` (otherwise the per-input planes
-        are cleared once added to the sums).
+        are cleared once added to the sums). The plane is squared in place, so
+        no frame is allocated: the result is a view, valid until the next
+        :meth:`add_image`.
         """
         if self.accumulate_variances:
             raise RuntimeError("per-input variances are cleared when accumulated")
         k = len(self.plane_names) + self.variance_names.index(name)
         m = self._extra_out[k]
-        counts = self._last_counts if self._last_counts is not None else self.out_wht
-        out = np.square(m)
-        out[counts == 0] = np.nan
-        return out
+        if k not in self._squared:
+            counts = self._last_counts if self._last_counts is not None else self.out_wht
+            np.multiply(m, m, out=m)
+            m[counts == 0] = np.nan
+            self._squared.add(k)
+        return m
 
     def add_image(
         self,
@@ -1638,6 +1643,7 @@ class FusedDrizzle:
             self._extra_out[n_p:, y0:y1, x0:x1] = np.nan
             if self._exp_wht is not None:
                 self._exp_wht[y0:y1, x0:x1] = 0.0
+        self._squared.clear()
         if self.disable_ctx:
             ctx_plane = None
             ctx_id = 0
