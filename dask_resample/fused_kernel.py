@@ -18,12 +18,16 @@ aarch64), macOS and Windows, so ``pip install dask-resample[fast]`` needs no
 compiler, unlike a C or Cython extension built from an sdist. The same Python
 source can be compiled for a GPU by ``numba.cuda`` (see below).
 
-The first call in a process compiles the kernels for the argument types it sees
-(about 5-15 s for both kernels and the polygon set-up). ``cache=True`` writes the
-machine code to ``__pycache__`` beside this file (or ``NUMBA_CACHE_DIR``), so later
-processes, Dask workers included, load it in well under a second; a new numba
-version, CPU model or argument type (e.g. float64 instead of float32 data)
-compiles once more. :func:`warm_up` compiles for the common types ahead of time.
+The first call in a process compiles the kernel for the argument types it sees:
+11-19 s for one kernel and its polygon set-up on a busy 2-core machine
+(``benchmarks/bench_fused_kernel.py``). Each combination of optional arrays (weight
+map, context, DQ, extra planes, per-input weight) and of dtypes is a
+specialisation of its own, compiled once. ``cache=True`` writes the machine code
+to ``__pycache__`` beside this file (or ``NUMBA_CACHE_DIR``), so later processes,
+Dask workers included, load a specialisation in about 0.4 s; a new numba
+version, CPU model or edit of this file compiles once more. :func:`warm_up`
+compiles the common specialisations ahead of time. Importing numba adds about
+50 MiB to a process.
 
 Exact arithmetic (what makes the numbers drizzle's)
 ---------------------------------------------------
