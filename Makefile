@@ -43,7 +43,7 @@ $(VENV)/.python: FORCE | check-python
 	$(venv-for-python)
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.python
-	$(PIP) install --quiet -e ".[jwst]"
+	$(PIP) install --quiet -e ".[jwst,fast]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.python

@@ -370,6 +370,9 @@ def prepare_worker() -> None:
     from . import kernel, reduce, store  # noqa: F401
     from .outliers import flag, median, threshold  # noqa: F401
 
+    if config.get("fused-kernel"):
+        kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
+
     try:
         from stdatamodels.jwst.datamodels import ImageModel
     except ImportError:  # the jwst extra is absent
@@ -550,7 +553,7 @@ def _same_run(output: Location, fingerprint: str, mode: str, arrays: tuple[str, 
 
 def shard_tiles_for(output: Location) -> tuple[int, int]:
     """Tiles per Zarr shard for a store at ``output``: ``resample.shard-tiles`` (``auto``: 4 x 4 on object stores)."""
-    value = config.get("shard-tiles", "auto")
+    value = config.get("shard-tiles")
     if value in (None, "auto"):
         return (1, 1) if output.is_local else (4, 4)
     ny, nx = (int(v) for v in (value if isinstance(value, (list, tuple)) else (value, value)))

@@ -214,12 +214,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
-        plan = _plan(v, resolved, client=client)
-        api.resample(
-            plan, output, client=client, scheduler="serial" if handle is None else "distributed",
-            overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
-            fast_pixmap=False if v["no_fast_pixmap"] else None, outliers=outliers or False,
-        )
+        with _kernel_choice(v):
+            plan = _plan(v, resolved, client=client)
+            api.resample(
+                plan, output, client=client, scheduler="serial" if handle is None else "distributed",
+                overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
+                fast_pixmap=False if v["no_fast_pixmap"] else None, outliers=outliers or False,
+            )
         if v["pyramid"]:
             pyramid.write_pyramid(output, client=client)
     finally:
@@ -247,18 +248,30 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     handle = _connect(where)
     try:
-        paths = outliers.detect_outliers(
-            resolved, output_dir, storage_options=storage_options,
-            client=None if handle is None else handle.client, params=params,
-            tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
-            scheduler="serial" if handle is None else "distributed", progress=False if args.quiet else None,
-        )
+        with _kernel_choice(values):
+            paths = outliers.detect_outliers(
+                resolved, output_dir, storage_options=storage_options,
+                client=None if handle is None else handle.client, params=params,
+                tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
+                scheduler="serial" if handle is None else "distributed", progress=False if args.quiet else None,
+            )
     finally:
         if handle is not None:
             handle.close()
     for p in paths:
         print(p)
     return 0
+
+
+def _kernel_choice(values: Mapping[str, Any]) -> Any:
+    """``--no-fused-kernel`` as ``resample.fused-kernel: false`` while the graph is built."""
+    import contextlib
+
+    import dask.config
+
+    if values.get("no_fused_kernel"):
+        return dask.config.set({"resample.fused-kernel": False})
+    return contextlib.nullcontext()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -315,12 +315,18 @@ def cluster_options() -> tuple[Option, ...]:
     )
 
 
+#: ``resample.fused-kernel`` off for one command (``dask-resample run`` and ``outliers``).
+NO_FUSED_KERNEL = Option(
+    "--no-fused-kernel", "drizzle with drizzle's C kernel, one pass per plane as stcal does (default: "
+    "square and turbo drizzle every plane in one pass, with the same numbers; needs numba)")
+
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("--overwrite", "replace an existing mosaic at the output path"),
     Option("--resume", "finish an interrupted mosaic (inputs and parameters must be unchanged)"),
     Option("--pyramid", "also write a multiscale pyramid after the mosaic"),
     Option("--no-fast-pixmap", "evaluate every input pixel through both WCSs, as stcal's calc_pixmap (default: "
            "one composed sky rotation where the WCSs allow it)"),
+    NO_FUSED_KERNEL,
     Option("--outliers", "flag outliers first, as jwst's imaging OutlierDetectionStep (its defaults, or "
            "--outlier-config), and mosaic with the flags applied, in one run"),
     Option("--outlier-config", "YAML or TOML file of outlier-detection parameters (names of "
@@ -335,6 +341,7 @@ def outlier_run_options() -> tuple[Option, ...]:
         Option("--tile-shape", f"tile shape of the group images and the median (default {tile})",
                parse_positive_int, nargs=2, metavar=("NY", "NX")),
         Option("--overwrite", "replace existing *_crf.fits files (and intermediate products)"),
+        NO_FUSED_KERNEL,
     )
 
 

@@ -349,7 +349,8 @@ def build_graph(
         halo=plan.halo,
         params=plan.params,
         pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-        fast_pixmap=bool(config.get("fast-pixmap", True) if fast_pixmap is None else fast_pixmap),
+        fast_pixmap=bool(config.get("fast-pixmap") if fast_pixmap is None else fast_pixmap),
+        fused_kernel=bool(config.get("fused-kernel")),
         pixmap_dir=pixmap_dir,
     )
     scratch = ScratchSpec(root=as_location(scratch_root))

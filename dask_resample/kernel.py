@@ -46,6 +46,9 @@ class DrizzleSpec:
     pixel_scale_ratio: float
     #: Use :mod:`dask_resample.pixmap` where it applies (``resample.fast-pixmap`` on the client).
     fast_pixmap: bool = True
+    #: Drizzle every plane in one pass of :mod:`dask_resample.fused_kernel` where it applies
+    #: (``resample.fused-kernel`` on the client); false: drizzle's C kernel, one pass per plane.
+    fused_kernel: bool = True
     #: Keep each input's pixel map here as float32 (``<index>.npy``) for the outlier blot to reuse.
     pixmap_dir: Location | None = None
 
@@ -395,11 +398,11 @@ def _drizzle_frame(
 
     The calls are those of ``stcal.resample.Resample.add_model`` (same pixel map,
     weights, input range, ``pixel_scale_ratio`` and ``iscale``), on a frame that is
-    the mosaic restricted to where the exposure lands. Outputs are freed one at a
-    time, so memory stays at one frame-sized array set.
+    the mosaic restricted to where the exposure lands. With ``spec.fused_kernel``
+    (``square`` and ``turbo``) one pass of :mod:`dask_resample.fused_kernel` fills
+    every plane; otherwise drizzle's C kernel makes one pass per plane, each output
+    freed before the next.
     """
-    from drizzle.resample import Drizzle
-
     params = spec.params
     xmin, xmax, ymin, ymax = rng
     fy0, fy1, fx0, fx1 = frame
@@ -420,10 +423,65 @@ def _drizzle_frame(
     }
     shape = (fy1 - fy0, fx1 - fx0)
     parts: dict[tuple[int, int], list] = {}
+    if spec.fused_kernel and fused_applies(params.kernel, params.pixfrac):
+        _fused_passes(data, dq, err, variances, kwargs, shape, params, boxes, parts)
+    else:
+        _c_passes(data, weight, dq, err, variances, kwargs, shape, params, boxes, parts)
+    return {key: tuple(v) for key, v in parts.items()}
 
-    def cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
-        return None if a is None else a[sl].copy()
 
+def _cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
+    """A copy of ``a[sl]`` (``None`` stays ``None``)."""
+    return None if a is None else a[sl].copy()
+
+
+def fused_applies(kernel: str, pixfrac: float) -> bool:
+    """Whether :mod:`dask_resample.fused_kernel` drizzles with ``kernel`` and ``pixfrac``.
+
+    It covers ``square`` and ``turbo`` (drizzle itself uses its point kernel for
+    ``pixfrac <= 0.001``) and needs numba (the ``fast`` extra); other cases keep
+    drizzle's C kernel.
+    """
+    if pixfrac <= 0.001 or not fused_kernel_available():
+        return False
+    from .fused_kernel import KERNELS
+
+    return kernel in KERNELS
+
+
+def fused_kernel_available() -> bool:
+    """Whether numba, and so :mod:`dask_resample.fused_kernel`, can be imported here."""
+    global _FUSED_AVAILABLE
+    if _FUSED_AVAILABLE is None:
+        try:
+            from . import fused_kernel  # noqa: F401
+        except ImportError:
+            _FUSED_AVAILABLE = False
+            log.info("numba is not installed: drizzling with drizzle's C kernel (pip install 'dask-resample[fast]')")
+        else:
+            _FUSED_AVAILABLE = True
+    return _FUSED_AVAILABLE
+
+
+_FUSED_AVAILABLE: bool | None = None
+
+
+def _c_passes(
+    data: np.ndarray,
+    weight: np.ndarray,
+    dq: np.ndarray | None,
+    err: np.ndarray | None,
+    variances: dict[str, np.ndarray],
+    kwargs: dict[str, Any],
+    shape: tuple[int, int],
+    params: ResampleParams,
+    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+    parts: dict[tuple[int, int], list],
+) -> None:
+    """drizzle's C kernel: one ``add_image`` for the data, then one per error and variance plane."""
+    from drizzle.resample import Drizzle
+
+    cut = _cut
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         driz = Drizzle(
@@ -458,7 +516,42 @@ def _drizzle_frame(
             for key, (_, _, sl) in boxes.items():
                 parts[key][5][name] = dv.out_img[sl] ** 2
             del dv
-    return {key: tuple(v) for key, v in parts.items()}
+
+
+def _fused_passes(
+    data: np.ndarray,
+    dq: np.ndarray | None,
+    err: np.ndarray | None,
+    variances: dict[str, np.ndarray],
+    kwargs: dict[str, Any],
+    shape: tuple[int, int],
+    params: ResampleParams,
+    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+    parts: dict[tuple[int, int], list],
+) -> None:
+    """One pass of :class:`~dask_resample.fused_kernel.FusedDrizzle` for every plane.
+
+    The frame is fresh, so each plane's weight is the data's: the drizzled error
+    and every ``(drizzled sqrt(var))**2`` equal what the separate C passes of
+    :func:`_c_passes` give (``tests/test_fused_kernel.py``).
+    """
+    from .fused_kernel import FusedDrizzle
+
+    planes = {"err": err} if err is not None else {}
+    driz = FusedDrizzle(
+        shape, kernel=params.kernel, fillval=0.0, begin_ctx_id=0, max_ctx_id=0,
+        disable_ctx=not params.enable_ctx, plane_names=tuple(planes), plane_fillval=0.0,
+        variance_names=tuple(variances), accumulate_variances=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        driz.add_image(data, planes=planes, variances=variances, dq=dq, **kwargs)
+    ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
+    err_all = driz.out_planes.get("err")
+    var_all = {name: driz.input_variance(name) for name in variances}
+    for key, (_, _, sl) in boxes.items():
+        parts[key] = [_cut(driz.out_img, sl), _cut(driz.out_wht, sl), _cut(ctx_all, sl), _cut(driz.out_dq, sl),
+                      _cut(err_all, sl), {name: _cut(v, sl) for name, v in var_all.items()}]
 
 
 def _cropped(

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.core
 PACKAGE = Path(config.__file__).parent
 
 #: Modules that still pass a literal default to ``config.get`` (to be read from resample.yaml instead).
-_NOT_YET: set[str] = {"api.py", "graph.py", "outliers/graph.py"}
+_NOT_YET: set[str] = set()
 
 
 def test_get_falls_back_to_the_packaged_defaults():

@@ -135,7 +135,7 @@ def build_outlier_graph(
     """
     from .. import config
 
-    reuse = bool(config.get("outliers.reuse-pixmap", True))
+    reuse = bool(config.get("outliers.reuse-pixmap"))
     groups = build_graph(plan, store_path=work.groups_store, arrays=("data", "wht"), token=token,
                          scratch_root=work.scratch, fast_pixmap=False,
                          pixmap_dir=work.pixmaps if reuse else None)
