@@ -357,7 +357,7 @@ def resample(
 
 
 def prepare_worker() -> None:
-    """Import what the tasks use and load the JWST datamodel schemas (a worker task).
+    """Import what the tasks use, load the JWST datamodel schemas, tune the allocator (a worker task).
 
     A fresh worker process otherwise pays this (about a second) in its first
     task; run while the client plans, it costs no wall time. The objects made
@@ -369,9 +369,11 @@ def prepare_worker() -> None:
 
     from . import kernel, reduce, store  # noqa: F401
     from .outliers import flag, median, threshold  # noqa: F401
+    from .worker_memory import tune_allocator
 
     if config.get("fused-kernel"):
         kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
+    tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
 
     try:
         from stdatamodels.jwst.datamodels import ImageModel

@@ -13,7 +13,6 @@ part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 
 from __future__ import annotations
 
-import gc
 import logging
 import warnings
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 
 from .io import ExposureRef, load_model_dict
 from .params import ResampleParams
+from .worker_memory import collect_garbage, release_free_memory
 from .store.location import Location
 
 __all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -304,53 +304,6 @@ def save_pixmap32(path: Location, pixmap: np.ndarray) -> None:
     from ._files import save_arrays
 
     save_arrays(path, pixmap.astype(np.float32))
-
-
-def release_free_memory() -> None:
-    """Give the memory freed by a task back to the operating system (glibc only).
-
-    Workers started by this package keep glibc's adaptive allocator (see
-    ``resample.local.malloc-trim-threshold``), which is much faster for large
-    temporary arrays but keeps freed memory in the process; trimming once per
-    exposure keeps the worker's resident memory at what it really holds.
-
-    A closed JWST datamodel keeps its arrays until Python's cycle collector
-    runs (about 100 MiB for a 2048 x 2048 exposure). In a worker prepared by
-    :func:`dask_resample.api.prepare_worker`, whose import-time objects are
-    frozen out of the collector (``gc.freeze``), the young generations are
-    collected here first (see :func:`collect_garbage`); elsewhere (a user's process, the
-    serial scheduler) it is left to Python.
-    """
-    global _MALLOC_TRIM
-    collect_garbage()
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None
-
-
-def collect_garbage() -> None:
-    """Collect the young generations in a prepared worker, else nothing.
-
-    See :func:`release_free_memory`: closed JWST datamodels hold their arrays in
-    reference cycles until a collection. Only generations 0 and 1 are collected:
-    their size is bounded by the objects made since the last collections, so the
-    cost is the same for the first task and the thousandth. A full collection
-    walks everything the worker has accumulated (the scheduler's task records,
-    logs, caches) and grows with every task run: quadratic over a long run.
-    Cycles that reach the old generation are left to Python's own collections,
-    whose cost is amortised.
-    """
-    if gc.get_freeze_count():
-        gc.collect(1)
 
 
 def _frame_box(

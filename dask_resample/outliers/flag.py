@@ -21,7 +21,7 @@ from ..dqmask import write_mask
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
-from ..kernel import collect_garbage, release_free_memory
+from ..worker_memory import collect_garbage, release_free_memory
 from ..store.location import Location
 from .params import OutlierParams
 
