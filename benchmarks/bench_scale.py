@@ -234,12 +234,38 @@ def stream_summary(stream: list[dict[str, Any]], epoch0: float) -> dict[str, Any
                     first_drizzle = min(first_drizzle, ss["start"])
     counts = {k: len(v) for k, v in keys.items()}
     return {
+        **flatness(stream),
         "tasks_by_kind": counts,
         "seconds_by_kind": dict(seconds),
         "tasks": sum(counts.values()),
         "graph_tasks": sum(n for k, n in counts.items() if k not in PLANNING_KINDS),
         "to_first_drizzle": first_drizzle - epoch0 if math.isfinite(first_drizzle) else None,
     }
+
+
+def flatness(stream: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds per input in the first and the last tenth of the drizzle tasks (by start time).
+
+    ``drizzle_s_first_tenth`` / ``..._last_tenth``: the tasks' mean compute time;
+    ``wall_per_input_first_tenth`` / ``..._last_tenth``: the wall time from the first to the
+    last start within the tenth, per task (what a growing per-task overhead anywhere, on the
+    workers or the scheduler, shows as).
+    """
+    runs = sorted(
+        (ss["start"], ss["stop"] - ss["start"])
+        for rec in stream if task_kind(rec.get("key")) == "drizzle"
+        for ss in rec.get("startstops", []) if ss.get("action") == "compute"
+    )
+    n = len(runs) // 10
+    if n < 2:
+        return {}
+
+    def stats(part: list[tuple[float, float]]) -> tuple[float, float]:
+        return sum(d for _, d in part) / len(part), (part[-1][0] - part[0][0]) / (len(part) - 1)
+
+    first, last = stats(runs[:n]), stats(runs[-n:])
+    return {"drizzle_s_first_tenth": first[0], "drizzle_s_last_tenth": last[0],
+            "wall_per_input_first_tenth": first[1], "wall_per_input_last_tenth": last[1]}
 
 
 # ----------------------------------------------------------------------------
@@ -659,6 +685,14 @@ def _mib(value: int | None) -> str:
     return "-" if not value else f"{value / 2**20:,.0f} MiB"
 
 
+def _tenths(run: dict[str, Any], name: str) -> str:
+    """``first / last (last/first - 1)`` of a :func:`flatness` pair."""
+    a, b = run.get(f"{name}_first_tenth"), run.get(f"{name}_last_tenth")
+    if a is None or b is None:
+        return "-"
+    return f"{a:.3f} / {b:.3f} ({100 * (b / a - 1):+.0f}%)" if a else f"{a:.3f} / {b:.3f}"
+
+
 def main_table(results: list[dict[str, Any]], n_workers: int) -> str:
     """One Markdown table: a row per layout and program."""
     workers = [f"worker-{k}" for k in range(n_workers)]
@@ -666,7 +700,9 @@ def main_table(results: list[dict[str, Any]], n_workers: int) -> str:
         workers += [k for k in res["dask"]["rss_peak"] if k.startswith("worker-") and k not in workers]
     head = ["layout", "program", "inputs", "output (ny x nx)", "Gpix", "reference output arrays", "wall [s]",
             "s/input", "speedup", "peak RSS client", "peak RSS scheduler", *[f"peak RSS {w}" for w in workers],
-            "tasks", "tasks/input", "to first drizzle [s]", "client s/input", "scheduler KiB/task"]  # fmt: skip
+            "tasks", "tasks/input", "to first drizzle [s]", "client s/input", "scheduler KiB/task",
+            "whole process [s]", "speedup, process to process",
+            "drizzle task s, first / last tenth", "wall s/input, first / last tenth"]  # fmt: skip
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
         ref, n = res["jwst"], res["n_inputs"]
@@ -692,14 +728,19 @@ def main_table(results: list[dict[str, Any]], n_workers: int) -> str:
                 f"{ours['tasks']:,}", f"{ours['tasks'] / n:.1f}", "-" if first is None else f"{first:.1f}",
                 "-" if first is None else f"{first / n:.4f}",
                 f"{per_task:.1f}" + (" (client+scheduler)" if same else ""),
+                f"{ours['process_seconds']:.1f}" if "process_seconds" in ours else "-",
+                f"{ref['process_seconds'] / ours['process_seconds']:.2f}x"
+                if "process_seconds" in ref and "process_seconds" in ours else "-",
+                _tenths(ours, "drizzle_s"), _tenths(ours, "wall_per_input"),
             ]) + " |")  # fmt: skip
         common[1] = "jwst ResampleImage (1 process)"
         if "seconds" in ref:
             jwst_cells = [f"{ref['seconds']:.1f}", f"{ref['seconds'] / n:.3f}", "1.00x", _mib(ref["rss_peak"]["jwst"])]
         else:
             jwst_cells = [ref["skipped"], "-", "-", "-"]
-        rows.append("| " + " | ".join([*common, *jwst_cells, "-", *["-" for _ in workers], "-", "-", "-", "-", "-"])
-                    + " |")
+        process = [f"{ref['process_seconds']:.1f}" if "process_seconds" in ref else "-", "1.00x", "-", "-"]
+        rows.append("| " + " | ".join([*common, *jwst_cells, "-", *["-" for _ in workers], "-", "-", "-", "-", "-",
+                                       *process]) + " |")
     return "\n".join(rows)
 
 

@@ -19,15 +19,19 @@ local file is opened as a path, by stdatamodels itself):
 * WCS (:func:`load_wcs`): the gwcs, ``wcsinfo`` and the pixel area from the
   ``ASDF`` extension (as the datamodel has them), the shape from the ``SCI``
   header: the headers up to ``ASDF`` and its data, by range, no pixel;
-* pixels (:func:`load_arrays`, :func:`write_flagged`): the datamodel is built
-  from the HDU list opened through fsspec (``ImageModel(hdulist)``), which
-  reads every array the model holds (``SCI``, ``ERR``, ``DQ``, ``VAR_*``, and
-  ``AREA`` etc. where present), each in one ranged request: about the whole file.
+* pixels (:func:`load_arrays`): the ``ASDF`` extension and the arrays the
+  drizzle needs, each HDU in one ranged request, read directly
+  (:mod:`.jwst_direct`) when the datamodel would take its metadata from the
+  tree unchanged; otherwise (and in :func:`write_flagged`) the datamodel is built
+  from the HDU list opened through fsspec (``ImageModel(hdulist)``), which reads
+  every array the model holds (``SCI``, ``ERR``, ``DQ``, ``VAR_*``, and ``AREA``
+  etc. where present): about the whole file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -217,13 +221,12 @@ def _ref_from_meta(source: InputSource, name: str, meta: Mapping[str, Any],
 
 
 def _local_metadata(path: Path) -> dict[str, Any]:
-    """``meta`` of a local file, by ``stdatamodels``' ``read_metadata``."""
-    from stdatamodels.jwst.datamodels.util import read_metadata
+    """``meta`` of a local file, as ``stdatamodels``' ``read_metadata`` reads it (:func:`_hdulist_metadata`)."""
+    from ..store.location import as_location
 
-    try:
-        return read_metadata(str(path), flatten=False)["meta"]
-    except Exception as exc:  # any failure of the reader: one line naming the file and the cause
-        raise InputError(f"{path}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
+    location = as_location(str(path))
+    with open_fits(location) as hdul:
+        return _hdulist_metadata(hdul, location)
 
 
 class _NoValidation:
@@ -245,8 +248,8 @@ def _hdulist_metadata(hdul: Any, location: Location) -> dict[str, Any]:
         from stdatamodels import fits_support
         from stdatamodels.jwst.datamodels import util
 
-        load, schema_of, flatten_logs = (fits_support._load_from_schema, util._retrieve_schema,
-                                         util._convert_cal_logs_to_string)
+        load, flatten_logs = fits_support._load_from_schema, util._convert_cal_logs_to_string
+        schema_of = _schema_getter(util._retrieve_schema)
     except (ImportError, AttributeError):
         return _copied_metadata(location)
     try:
@@ -260,6 +263,15 @@ def _hdulist_metadata(hdul: Any, location: Location) -> dict[str, Any]:
         return tree["meta"]
     except Exception as exc:  # any failure of the reader: one line naming the file and the cause
         raise InputError(f"{location.url}: corrupt JWST metadata in the ASDF extension ({one_line(exc)})") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_getter(retrieve: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``retrieve`` (stdatamodels' schema loader) with its schemas kept: loading one costs about 0.2 s.
+
+    The schema walk of :func:`_hdulist_metadata` only reads the schema.
+    """
+    return functools.lru_cache(maxsize=16)(retrieve)
 
 
 def _copied_metadata(location: Location) -> dict[str, Any]:
@@ -385,6 +397,9 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     require_extra()
     from jwst.resample.resample import input_jwst_model_to_dict
 
+    direct = _direct_model_dict(ref, need_var=need_var, need_err=need_err)
+    if direct is not None:
+        return direct
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -403,6 +418,22 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
         raise InputError(f"{ref.source}: cannot read ({one_line(exc)})") from None
     out["wcsinfo"] = None
     out["group_id"] = ref.group_id
+    return out
+
+
+def _direct_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any] | None:
+    """:func:`load_arrays`' dictionary read straight from the file's HDUs (:mod:`.jwst_direct`), if it can be."""
+    from .jwst_direct import read_model_dict
+
+    arrays = ("var_rnoise", *(("var_flat", "var_poisson") if need_var else ()), *(("err",) if need_err else ()))
+    try:
+        with open_fits(ref.location) as hdul:
+            out = read_model_dict(hdul, ref.location.name, arrays)
+    except Exception as exc:  # the datamodel path reads it, or names the file and the cause
+        log.debug("%s: read through the datamodel (%s)", ref.source, one_line(exc))
+        return None
+    if out is not None:
+        out["group_id"] = ref.group_id
     return out
 
 
