@@ -15,7 +15,13 @@ with numpy. Here the same map is one compiled pass over the input rows:
    inner loops have no dependency chain and compile to SIMD instructions;
 2. the sky part of :func:`dask_resample.pixmap._evaluate` (the input's native
    vector for ``tan``, ``sin`` or ``lonlat``, the 3x3 homography, the division)
-   follows per pixel, written straight into the ``(ny, nx, 2)`` pixel map.
+   follows per pixel, written straight into the ``(ny, nx, 2)`` pixel map. For
+   ``lonlat`` heads (jwst's V2/V3, within a few tenths of a degree of the
+   telescope axis) the sines and cosines of angles up to :data:`SMALL_ANGLE`
+   (5.7 degrees) are a short Taylor polynomial, within a unit in the last place
+   of libm's (``tests/test_pixmap_compiled.py``); a chunk with a larger angle
+   calls libm. Four libm calls per pixel otherwise cost three times the whole
+   head.
 
 Pixels outside the input's bounding box are NaN without being evaluated (a
 third of a MIRI imager frame). No full-frame temporary is made: the only
@@ -23,9 +29,9 @@ full-frame array is the pixel map itself.
 
 Precision: no fast-math, no FMA contraction (numba's defaults) and
 ``error_model="numpy"``, as in :mod:`dask_resample.fused_kernel`. The sky part
-uses libm's ``sin``/``cos``/``sqrt`` where numpy uses its own loops, so the map
-can differ from the numpy evaluation by a unit in the last place of the native
-vector (below 1e-12 output pixel).
+uses the small-angle polynomial, or libm's ``sin``/``cos``/``sqrt`` where numpy
+uses its own loops, so the map can differ from the numpy evaluation by a unit
+or two in the last place of the native vector (below 1e-11 output pixel).
 
 GPU
 ---
@@ -209,9 +215,32 @@ def evaluate_head(program: HeadProgram, x: np.ndarray, y: np.ndarray) -> tuple[n
 
 
 # --------------------------------------------------------------------------- sky part
+#: Largest angle (rad) for which :func:`_sincos_small` is used (its series then is
+#: within a unit in the last place of libm's sin and cos).
+SMALL_ANGLE = 0.1
+
+# Taylor coefficients of sin(x)/x - 1 and cos(x) - 1 in powers of x**2 (terms to x**9, x**10;
+# at |x| <= 0.1 the next terms are below 3e-18 of the result).
+_S1, _S2, _S3, _S4 = -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0
+_C1, _C2, _C3, _C4, _C5 = -0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0, -1.0 / 3628800.0
+
+
 @_jit_inline
-def _native_vector(kind: int, a: float, b: float) -> tuple[float, float, float]:
-    """The input's native vector, as :func:`dask_resample.pixmap._native_vector` (one pixel)."""
+def _sincos_small(x: float) -> tuple[float, float]:
+    """``(sin(x), cos(x))`` for ``|x| <= SMALL_ANGLE``: a polynomial (SIMD-friendly, no libm call)."""
+    x2 = x * x
+    s = x + x * (x2 * (_S1 + x2 * (_S2 + x2 * (_S3 + x2 * _S4))))
+    c = 1.0 + x2 * (_C1 + x2 * (_C2 + x2 * (_C3 + x2 * (_C4 + x2 * _C5))))
+    return s, c
+
+
+@_jit_inline
+def _native_vector(kind: int, a: float, b: float, small: bool) -> tuple[float, float, float]:
+    """The input's native vector, as :func:`dask_resample.pixmap._native_vector` (one pixel).
+
+    ``small``: both angles of a ``lonlat`` pixel are within :data:`SMALL_ANGLE`
+    (sine and cosine by :func:`_sincos_small`, else by libm).
+    """
     if kind == 0:  # tan: homogeneous plane coordinates
         return a, b, 1.0
     if kind == 1:  # sin: orthographic
@@ -220,8 +249,13 @@ def _native_vector(kind: int, a: float, b: float) -> tuple[float, float, float]:
         return ux, uy, np.sqrt(1.0 - (ux * ux + uy * uy))
     lon = a * _DEG2RAD
     lat = b * _DEG2RAD
-    cos_lat = math.cos(lat)
-    return cos_lat * math.cos(lon), cos_lat * math.sin(lon), math.sin(lat)
+    if small:
+        sin_lon, cos_lon = _sincos_small(lon)
+        sin_lat, cos_lat = _sincos_small(lat)
+    else:
+        sin_lon, cos_lon = math.sin(lon), math.cos(lon)
+        sin_lat, cos_lat = math.sin(lat), math.cos(lat)
+    return cos_lat * cos_lon, cos_lat * sin_lon, sin_lat
 
 
 @_jit_inline
@@ -233,6 +267,57 @@ def _project(h: np.ndarray, n0: float, n1: float, n2: float) -> tuple[float, flo
     return ox, oy, w
 
 
+@_jit_inline
+def _sky_chunk(kind: int, small: bool, h: np.ndarray, a: np.ndarray, b: np.ndarray, n: int,
+               out: np.ndarray) -> int:
+    """Sky part of ``n`` pixels: ``out[i] = (x, y)``; the number of pixels with ``w <= 0``.
+
+    One loop per case, without branches or early exits inside, so that each
+    compiles to SIMD instructions.
+    """
+    bad = 0
+    if kind == 0:
+        for i in range(n):
+            n0, n1, n2 = _native_vector(0, a[i], b[i], False)
+            ox, oy, w = _project(h, n0, n1, n2)
+            out[i, 0] = ox
+            out[i, 1] = oy
+            bad += w <= 0.0
+    elif kind == 1:
+        for i in range(n):
+            n0, n1, n2 = _native_vector(1, a[i], b[i], False)
+            ox, oy, w = _project(h, n0, n1, n2)
+            out[i, 0] = ox
+            out[i, 1] = oy
+            bad += w <= 0.0
+    elif small:
+        for i in range(n):
+            n0, n1, n2 = _native_vector(2, a[i], b[i], True)
+            ox, oy, w = _project(h, n0, n1, n2)
+            out[i, 0] = ox
+            out[i, 1] = oy
+            bad += w <= 0.0
+    else:
+        for i in range(n):
+            n0, n1, n2 = _native_vector(2, a[i], b[i], False)
+            ox, oy, w = _project(h, n0, n1, n2)
+            out[i, 0] = ox
+            out[i, 1] = oy
+            bad += w <= 0.0
+    return bad
+
+
+@_jit_inline
+def _all_small(a: np.ndarray, b: np.ndarray, n: int) -> bool:
+    """Whether the first ``n`` angles (deg) of ``a`` and ``b`` are all within :data:`SMALL_ANGLE`
+    (False if any is NaN)."""
+    limit = SMALL_ANGLE / _DEG2RAD
+    inside = 0
+    for i in range(n):
+        inside += (abs(a[i]) <= limit) & (abs(b[i]) <= limit)
+    return inside == n
+
+
 @_jit
 def _fast_map(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_registers: int, out_a: int,
               out_b: int, kind: int, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -240,7 +325,7 @@ def _fast_map(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_register
     """Fill ``pixmap`` (``(ny, nx, 2)``); rows ``rows[0]..rows[1]`` and columns
     ``cols[0]..cols[1]`` (inclusive) are evaluated, the rest is NaN.
 
-    Returns ``_FAR_HEMISPHERE`` as soon as a pixel has ``w <= 0``, else ``_OK``.
+    Returns ``_FAR_HEMISPHERE`` as soon as a chunk has a pixel with ``w <= 0``, else ``_OK``.
     """
     ny, nx = pixmap.shape[0], pixmap.shape[1]
     regs = np.empty((n_registers + 2, CHUNK))
@@ -264,13 +349,11 @@ def _fast_map(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_register
                 regs[0, i] = float(c0 + i)
                 regs[1, i] = y
             _run_program(ops, coeffs, flags, regs, n)
-            for i in range(n):
-                n0, n1, n2 = _native_vector(kind, regs[out_a, i], regs[out_b, i])
-                ox, oy, w = _project(h, n0, n1, n2)
-                if w <= 0.0:
-                    return _FAR_HEMISPHERE
-                pixmap[row, c0 + i, 0] = ox
-                pixmap[row, c0 + i, 1] = oy
+            a = regs[out_a]
+            b = regs[out_b]
+            small = kind == 2 and _all_small(a, b, n)
+            if _sky_chunk(kind, small, h, a, b, n, pixmap[row, c0:c0 + n]) > 0:
+                return _FAR_HEMISPHERE
     return _OK
 
 
