@@ -42,6 +42,7 @@ This module needs numpy and astropy only; the evaluation needs numba.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,14 +67,19 @@ OP_SHIFT = 0  # r[out0] = r[in0] + c[p]
 OP_SCALE = 1  # r[out0] = c[p] * r[in0]
 OP_AFFINE = 2  # r[out0] = c[p] r[in0] + c[p+1] r[in1] + c[p+4]; r[out1] = c[p+2] r[in0] + c[p+3] r[in1] + c[p+5]
 OP_POLY1D = 3  # r[out0] = Horner over c[p : p+n] (c0 first) in r[in0]
-OP_POLY2D = 4  # r[out0] = multivariate Horner over c[p : p+n] (invlex order), y steps at flags[q : q+n-1]
+OP_POLY2D = 4  # r[out0] = multivariate Horner over c[p : p+n] (invlex order), y steps at flags[q : q+n-1];
+#               column V: the degree when the steps are those of a Polynomial2D of that degree (a compiled
+#               variant with the steps unrolled), 0 otherwise
 OP_ADD = 5  # r[out0] = r[in0] + r[in1]
 OP_SUB = 6  # r[out0] = r[in0] - r[in1]
 OP_MUL = 7  # r[out0] = r[in0] * r[in1]
 OP_DIV = 8  # r[out0] = r[in0] / r[in1]
 
 #: Columns of :attr:`HeadProgram.ops`.
-OP, OUT0, OUT1, IN0, IN1, P, N, Q = range(8)
+OP, OUT0, OUT1, IN0, IN1, P, N, Q, V = range(9)
+
+#: Highest Polynomial2D degree with an unrolled compiled variant (column ``V``).
+MAX_UNROLLED_DEGREE = 6
 
 _ARITHMETIC = {"+": OP_ADD, "-": OP_SUB, "*": OP_MUL, "/": OP_DIV}
 
@@ -88,10 +94,12 @@ class HeadProgram:
     Attributes
     ----------
     ops : numpy.ndarray
-        ``(n_ops, 8)`` int64 rows ``(op, out0, out1, in0, in1, p, n, q)``: the
-        operation code, output and input registers (``-1`` where unused), the
-        first coefficient ``p`` in :attr:`coeffs`, a count ``n`` (coefficients
-        of a polynomial) and the first step flag ``q`` in :attr:`flags`.
+        ``(n_ops, 9)`` int64 rows ``(op, out0, out1, in0, in1, p, n, q, v)``:
+        the operation code, output and input registers (``-1`` where unused),
+        the first coefficient ``p`` in :attr:`coeffs`, a count ``n``
+        (coefficients of a polynomial), the first step flag ``q`` in
+        :attr:`flags` and a variant ``v`` (a 2-D polynomial's degree when its
+        steps are the standard ones and it has an unrolled variant, else 0).
     coeffs : numpy.ndarray
         float64 coefficients of all operations.
     flags : numpy.ndarray
@@ -122,12 +130,12 @@ class _Builder:
         self.flags: list[int] = []
         self.n_registers = 2
 
-    def emit(self, op: int, ins: tuple[int, ...], n_out: int, coeffs: list[float] = (),
-             flags: list[int] = ()) -> list[int]:
+    def emit(self, op: int, ins: tuple[int, ...], n_out: int, coeffs: Sequence[float] = (),
+             flags: Sequence[int] = (), variant: int = 0) -> list[int]:
         outs = list(range(self.n_registers, self.n_registers + n_out))
         self.n_registers += n_out
         row = [op, outs[0], outs[1] if n_out > 1 else -1, ins[0], ins[1] if len(ins) > 1 else -1,
-               len(self.coeffs), len(coeffs), len(self.flags)]
+               len(self.coeffs), len(coeffs), len(self.flags), variant]
         self.coeffs.extend(float(c) for c in coeffs)
         self.flags.extend(int(f) for f in flags)
         self.ops.append(row)
@@ -156,6 +164,20 @@ def _matrix_of(model: Any) -> np.ndarray:
     ey = model(0.0, 1.0)
     return np.array([[float(np.ravel(ex[0])[0]), float(np.ravel(ey[0])[0])],
                      [float(np.ravel(ex[1])[0]), float(np.ravel(ey[1])[0])]])
+
+
+def standard_steps(degree: int) -> list[int]:
+    """Step kinds (1: a ``y`` step) of astropy's ``multivariate_horner`` for a ``Polynomial2D``.
+
+    In ``invlex`` order the coefficients come in groups of one ``y`` power, the
+    ``g``-th group after the first with ``g + 1`` terms: one ``y`` step then
+    ``g`` ``x`` steps. :func:`dask_resample.pixmap_compiled._horner2d` unrolls
+    exactly these.
+    """
+    steps: list[int] = []
+    for g in range(1, degree + 1):
+        steps += [1] + [0] * g
+    return steps
 
 
 def _domain_map(domain: Any, window: Any, reg: int, b: _Builder) -> int:
@@ -210,7 +232,9 @@ def _leaf(model: Any, ins: list[int], b: _Builder) -> list[int]:
         y_steps = (np.diff(alpha, axis=0)[:, 1] != 0).astype(int).tolist() if len(alpha) > 1 else []
         if len(coeffs) != len(y_steps) + 1:
             raise _Unsupported("Polynomial2D coefficient layout")
-        return b.emit(OP_POLY2D, (x, y), 1, coeffs, y_steps)
+        degree = int(model.degree)
+        variant = degree if 1 <= degree <= MAX_UNROLLED_DEGREE and y_steps == standard_steps(degree) else 0
+        return b.emit(OP_POLY2D, (x, y), 1, coeffs, y_steps, variant)
     if kind is m.AffineTransformation2D:
         matrix = np.asarray(model.matrix.value, np.float64)
         translation = np.asarray(model.translation.value, np.float64).ravel()
@@ -269,7 +293,7 @@ def compile_head(models: list[Any]) -> HeadProgram | None:
         return None
     if len(regs) != 2:
         return None
-    ops = np.array(b.ops, dtype=np.int64).reshape(-1, 8)
+    ops = np.array(b.ops, dtype=np.int64).reshape(-1, 9)
     return HeadProgram(ops=ops, coeffs=np.array(b.coeffs, dtype=np.float64),
                        flags=np.array(b.flags, dtype=np.int64), n_registers=b.n_registers,
                        outputs=(int(regs[0]), int(regs[1])))

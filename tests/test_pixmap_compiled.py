@@ -50,7 +50,12 @@ def _poly2d(degree, seed, **kwargs):
 # --------------------------------------------------------------------------- head programs
 @pytest.mark.parametrize("degree", [0, 1, 2, 3, 4, 5, 6, 9])
 def test_polynomial2d_bit_identical(degree):
+    """Degrees 1-6 take the unrolled per-pixel Horner evaluation, the others the step-wise one."""
+    from dask_resample.pixmap_program import MAX_UNROLLED_DEGREE, V
+
     model = models.Mapping((0, 1, 0, 1)) | (_poly2d(degree, degree) & _poly2d(degree, degree + 100))
+    variants = compile_head([model]).ops[:, V]
+    assert list(variants) == [degree if 1 <= degree <= MAX_UNROLLED_DEGREE else 0] * 2
     (a, b), (ra, rb) = _head_values(model, *_points())
     assert np.array_equal(a, ra) and np.array_equal(b, rb)
 
