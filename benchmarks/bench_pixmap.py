@@ -37,7 +37,8 @@ import argparse
 import statistics
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from stcal.alignment.util import wcs_from_sregions

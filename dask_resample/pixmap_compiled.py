@@ -59,7 +59,6 @@ import numpy as np
 from .pixmap_program import (
     IN0,
     IN1,
-    N,
     OP,
     OP_ADD,
     OP_AFFINE,
@@ -72,10 +71,11 @@ from .pixmap_program import (
     OP_SUB,
     OUT0,
     OUT1,
+    HeadProgram,
+    N,
     P,
     Q,
     V,
-    HeadProgram,
 )
 
 __all__ = ["CHUNK", "KIND_CODES", "evaluate_head", "fast_map", "warm_up"]
