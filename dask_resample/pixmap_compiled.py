@@ -10,9 +10,12 @@ with numpy. Here the same map is one compiled pass over the input rows:
    element-wise loop over the chunk with the arithmetic of astropy's
    ``evaluate``: the same operations in the same order, so the head's values are
    astropy's to the last bit (``AffineTransformation2D`` and ``Rotation2D`` to a
-   unit or so in the last place: astropy forms them with ``numpy.dot``). A
-   polynomial's Horner steps are the outer loop, the chunk the inner one, so the
-   inner loops have no dependency chain and compile to SIMD instructions;
+   unit or so in the last place: astropy forms them with ``numpy.dot``). A 2-D
+   polynomial of degree 1 to 6 is one loop over the chunk of a per-pixel Horner
+   evaluation unrolled for its degree (:func:`_horner2d`, ``r0, r1, r2`` in
+   registers); other degrees take the Horner steps as the outer loop and the
+   chunk as the inner one. Either way the loops over the chunk have no
+   dependency chain and compile to SIMD instructions;
 2. the sky part of :func:`dask_resample.pixmap._evaluate` (the input's native
    vector for ``tan``, ``sin`` or ``lonlat``, the 3x3 homography, the division)
    follows per pixel, written straight into the ``(ny, nx, 2)`` pixel map. For
@@ -20,8 +23,8 @@ with numpy. Here the same map is one compiled pass over the input rows:
    telescope axis) the sines and cosines of angles up to :data:`SMALL_ANGLE`
    (5.7 degrees) are a short Taylor polynomial, within a unit in the last place
    of libm's (``tests/test_pixmap_compiled.py``); a chunk with a larger angle
-   calls libm. Four libm calls per pixel otherwise cost three times the whole
-   head.
+   calls libm. Four libm calls per pixel cost more than the whole head
+   (0.28-0.33 s against 0.09 s for a 2048x2048 NIRCam frame, measured here).
 
 Pixels outside the input's bounding box are NaN without being evaluated (a
 third of a MIRI imager frame). No full-frame temporary is made: the only
@@ -36,12 +39,12 @@ or two in the last place of the native vector (below 1e-11 output pixel).
 GPU
 ---
 The per-pixel work is made of pure scalar functions (:func:`_horner2d`,
-:func:`_native_vector`, :func:`_project`, and the per-element arithmetic of
-each operation): a
-``numba.cuda`` driver would run the program per thread on a ``cuda.local.array``
-of registers (one pixel per thread instead of one chunk per loop) with the same
-functions; only this module's CPU drivers, which loop over chunks for SIMD, would
-be replaced.
+:func:`_sincos_small`, :func:`_native_vector`, :func:`_project`, and the
+per-element arithmetic of each operation): a ``numba.cuda`` driver would run the
+program per thread on a ``cuda.local.array`` of registers (one pixel per thread
+instead of one chunk per loop) with the same functions; only this module's CPU
+drivers (:func:`_run_program`, :func:`_fast_map`), which loop over chunks for
+SIMD, would be replaced.
 
 Compilation: ``cache=True`` writes the machine code beside this file (or to
 ``NUMBA_CACHE_DIR``); one specialisation serves every program (the program is
