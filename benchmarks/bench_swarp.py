@@ -541,12 +541,15 @@ def summarise(progs: list[Program]) -> dict[str, dict[str, Any]]:
             for role, value in r["rss"].items():
                 rss[role] = max(rss.get(role, 0), value)
         wall = statistics.median(walls)
-        out[p.name] = {"label": p.label, "walls": walls, "wall": wall, "cpu": statistics.median(r["cpu"] for r in p.runs),
-                       "shape": (ny, nx), "mpix": ny * nx / 1e6, "s_per_mpix": wall / (ny * nx / 1e6), "rss": rss}  # fmt: skip
+        mpix = ny * nx / 1e6
+        out[p.name] = {"label": p.label, "walls": walls, "wall": wall,
+                       "cpu": statistics.median(r["cpu"] for r in p.runs), "shape": (ny, nx), "mpix": mpix,
+                       "s_per_mpix": wall / mpix, "rss": rss}  # fmt: skip
     for name, counterpart in COUNTERPART.items():
         if name in out and counterpart in out:
             out[name]["vs"] = out[counterpart]["s_per_mpix"] / out[name]["s_per_mpix"]
             out[name]["wall_vs"] = out[counterpart]["wall"] / out[name]["wall"]
+            out[name]["cpu_vs"] = out[counterpart]["cpu"] / out[name]["cpu"]
             out[name]["vs_label"] = out[counterpart]["label"].split(" (")[0]
     return out
 
@@ -556,16 +559,17 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     workers = sorted({r for s in summary.values() for r in s["rss"] if r.startswith("worker-")},
                      key=lambda r: int(r.split("-")[1]))
     head = ["program", "wall [s]", "CPU [s]", "output (ny x nx)", "output Mpix", "s / output Mpix",
-            "per output pixel vs SWarp", "wall vs SWarp", "peak RSS SWarp / client", *(f"peak RSS {w}" for w in workers),
-            "largest process"]  # fmt: skip
+            "per output pixel vs SWarp", "wall vs SWarp", "CPU vs SWarp", "peak RSS SWarp / client",
+            *(f"peak RSS {w}" for w in workers), "largest process"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary.values():
         ny, nx = s["shape"]
         vs = f"{s['vs']:.2f}x ({s['vs_label']})" if "vs" in s else "-"
         wall_vs = f"{s['wall_vs']:.2f}x" if "wall_vs" in s else "-"
+        cpu_vs = f"{s['cpu_vs']:.2f}x" if "cpu_vs" in s else "-"
         main_rss = s["rss"].get("SWarp") or s["rss"].get("client")
         row = [s["label"], f"{s['wall']:.1f}", f"{s['cpu']:.1f}", f"{ny:,} x {nx:,}", f"{s['mpix']:.1f}",
-               f"{s['s_per_mpix']:.3f}", vs, wall_vs, _mib(main_rss), *(_mib(s["rss"].get(w)) for w in workers),
+               f"{s['s_per_mpix']:.3f}", vs, wall_vs, cpu_vs, _mib(main_rss), *(_mib(s["rss"].get(w)) for w in workers),
                _mib(max(s["rss"].values()))]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -604,7 +608,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         return 2
     layout = make_layout(args)
     workdir = Path(args.workdir)
-    data_dir = workdir / f"data-{args.grid[0]}x{args.grid[1]}x{args.dithers}-{args.size}-roll{args.roll:g}-seed{args.seed}"
+    cols, rows = args.grid
+    data_dir = workdir / f"data-{cols}x{rows}x{args.dithers}-{args.size}-roll{args.roll:g}-seed{args.seed}"
     runs_dir = workdir / "runs"
     t0 = time.perf_counter()
     inputs = write_inputs(data_dir, layout, args.seed, args.write_processes)
@@ -628,8 +633,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 res["repeat"] = rep
                 p.runs.append(res)
                 peaks = ", ".join(f"{k} {_mib(v)}" for k, v in res["rss"].items())
+                ny, nx = res["shape"]
                 print(f"  repeat {rep + 1}/{args.repeats} {p.label:<32} {res['wall']:7.1f} s  "
-                      f"CPU {res['cpu']:6.1f} s  {res['shape'][0]} x {res['shape'][1]}  {peaks}", flush=True)  # fmt: skip
+                      f"CPU {res['cpu']:6.1f} s  {ny} x {nx}  {peaks}", flush=True)  # fmt: skip
         summary = summarise(progs)
         ncores = os.cpu_count()
         load = os.getloadavg()
@@ -648,8 +654,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
               f"CPU = user + system seconds of the command's processes (wait4); "
               f"{ncores} CPUs, load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")  # fmt: skip
         print("- per output pixel vs SWarp: SWarp's seconds per output pixel / ours; wall vs SWarp: SWarp's wall "
-              "time / ours on the same inputs (above 1: dask-resample faster). SWarp's frame (CENTER_TYPE=ALL, "
-              "IMAGE_SIZE=0) is a few percent wider than dask-resample's bounding box on each axis")
+              "time / ours on the same inputs; CPU vs SWarp: the same for CPU seconds (above 1: dask-resample "
+              "faster). SWarp's frame (CENTER_TYPE=ALL, IMAGE_SIZE=0) is a few percent wider than dask-resample's "
+              "bounding box on each axis")
         check_ok = True
         checks: dict[str, Any] = {}
         if args.check:
