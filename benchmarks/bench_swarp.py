@@ -379,10 +379,11 @@ def label_processes(procs: dict[int, dict[str, Any]], root_pid: int, kind: str) 
             out["SWarp" if kind == "swarp" else "client"] = peak
         elif "resource_tracker" in rec["cmdline"]:
             out["resource tracker"] = max(out.get("resource tracker", 0), peak)
-        elif any(t in rec["cmdline"] for t in ("spawn_main", "forkserver", "dask worker", "dask-worker")):
+        elif rec["ppid"] == root_pid and any(t in rec["cmdline"] for t in ("spawn_main", "forkserver", "dask worker")):
             workers.append(rec)
-        # anything else is a short-lived helper (``uname -p`` run by an import): sampled between its fork
-        # and its exec, it shows the parent's pages; it is left out (the JSON keeps it)
+        # anything else is a short-lived helper (``uname -p`` run by an import in the client or a worker):
+        # sampled between its fork and its exec, it shows its parent's command line and pages; it is left
+        # out (the JSON keeps it)
     for k, rec in enumerate(sorted(workers, key=lambda r: (r["start"], r["pid"]))):
         out[f"worker-{k}"] = max(rec["rss"], rec["hwm"])
     return out
