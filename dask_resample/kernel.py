@@ -22,16 +22,12 @@ from typing import Any
 import numpy as np
 
 from .io import ExposureRef, load_model_dict
-from .params import ResampleParams
+from .params import VARIANCE_NAMES, ResampleParams
 from .store.location import Location
 
-__all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
+__all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
 
 log = logging.getLogger(__name__)
-
-#: Variance arrays, in the order the reference treats them.
-VARIANCE_NAMES: tuple[str, ...] = ("var_rnoise", "var_flat", "var_poisson")
-
 
 
 @dataclass(frozen=True)
@@ -73,6 +69,9 @@ class TilePartial:
         (NaN where not covered).
     tmeasure : float
         Measurement (else exposure) time, the variance weight for ``weight_type="exptime"``.
+    exptime : numpy.ndarray or None
+        The input's effective exposure time drizzled alone (``compute_exptime``; 0 where not
+        covered): romancal's ``ExptimeResampler`` image of this input, float32.
     """
 
     index: int
@@ -85,6 +84,7 @@ class TilePartial:
     err: np.ndarray | None
     var: dict[str, np.ndarray]
     tmeasure: float | None
+    exptime: np.ndarray | None = None
 
     @property
     def shape_yx(self) -> tuple[int, int]:
@@ -94,7 +94,7 @@ class TilePartial:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        arrays = [self.img, self.wht, self.ctx, self.dq, self.err, *self.var.values()]
+        arrays = [self.img, self.wht, self.ctx, self.dq, self.err, self.exptime, *self.var.values()]
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
@@ -220,7 +220,8 @@ def drizzle_exposure(
     need_err = params.compute_err == "driz_err"
     # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
     flagged = ref.outlier_mask is not None
-    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged)
+    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged,
+                            need_var_sky=params.weight_type == "ivm-sky")
     if ref.outlier_mask is not None:
         _apply_outliers(model, ref.outlier_mask)
     data = np.asarray(model["data"])
@@ -246,13 +247,14 @@ def drizzle_exposure(
     exptime = model["exposure_time"]
     variances = {}
     if need_var:
-        for name in VARIANCE_NAMES:
+        for name in params.variance_names:
             var = model.get(name)
             if var is None or np.size(var) == 0 or np.shape(var) != data.shape:
                 continue
             variances[name] = var  # drizzled as sqrt(var), taken one array at a time
     err = model.get("err") if need_err else None
     dq = model.get("dq") if params.propagate_dq else None
+    exptime_image = _exptime_image(model, params) if params.compute_exptime else None
 
     tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
     frame = _frame_box(pixmap, rng, spec.halo, spec.shape_yx)
@@ -271,17 +273,37 @@ def drizzle_exposure(
     if not boxes:
         return out
     try:
-        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes)
+        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes,
+                                exptime_image)
     except ValueError as exc:
         if "valid pixels" not in str(exc):
             raise
         return out  # nothing of this exposure lands on the frame
     for key, (y0, x0, _) in boxes.items():
-        img, wht, ctx, tile_dq, err_img, var_imgs = arrays.pop(key)
-        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
-    del model, data, weight, pixmap, variances, err, dq, arrays
+        img, wht, ctx, tile_dq, err_img, var_imgs, exp_img = arrays.pop(key)
+        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure, exp_img)
+    del model, data, weight, pixmap, variances, err, dq, arrays, exptime_image
     release_free_memory()
     return out
+
+
+def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.ndarray, np.ndarray]:
+    """What romancal's ``ExptimeResampler`` drizzles for one input: (constant image, unit weights).
+
+    The image holds the input's ``effective_exposure_time`` everywhere (its
+    ``exposure_time`` when it has none); the weights are 1 on pixels whose DQ
+    ``good_bits`` accept, else 0.
+    """
+    from stcal.resample.utils import build_driz_weight
+
+    data = model["data"]
+    value = model.get("effective_exposure_time")
+    if value is None:
+        value = model["exposure_time"]
+    image = np.full(np.shape(data), value)
+    weight = build_driz_weight({"data": data, "dq": model["dq"]}, weight_type=None,
+                               good_bits=params.good_bits, flag_name_map=params.flag_name_map)
+    return image, weight
 
 
 def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
@@ -390,13 +412,16 @@ def _drizzle_frame(
     spec: DrizzleSpec,
     exptime: float,
     boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+    exptime_image: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[tuple[int, int], tuple]:
     """Drizzle an exposure once onto ``frame`` and cut each tile's part out of it.
 
     The calls are those of ``stcal.resample.Resample.add_model`` (same pixel map,
     weights, input range, ``pixel_scale_ratio`` and ``iscale``), on a frame that is
     the mosaic restricted to where the exposure lands. Outputs are freed one at a
-    time, so memory stays at one frame-sized array set.
+    time, so memory stays at one frame-sized array set. ``exptime_image`` (image,
+    weights) is drizzled as romancal's ``ExptimeResampler`` drizzles it: pixfrac 1,
+    unit ``iscale`` and exposure time, 0 where not covered.
     """
     from drizzle.resample import Drizzle
 
@@ -439,7 +464,8 @@ def _drizzle_frame(
         ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
         dq_all = driz.out_dq if dq is not None else None
         for key, (_, _, sl) in boxes.items():
-            parts[key] = [cut(img_all, sl), cut(driz.out_wht, sl), cut(ctx_all, sl), cut(dq_all, sl), None, {}]
+            parts[key] = [cut(img_all, sl), cut(driz.out_wht, sl), cut(ctx_all, sl), cut(dq_all, sl), None, {},
+                          None]
         del driz, img_all, ctx_all, dq_all
         if err is not None:
             derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=shape, disable_ctx=True)
@@ -458,6 +484,13 @@ def _drizzle_frame(
             for key, (_, _, sl) in boxes.items():
                 parts[key][5][name] = dv.out_img[sl] ** 2
             del dv
+        if exptime_image is not None:
+            image, unit_weight = exptime_image
+            dt = Drizzle(kernel=params.kernel, fillval=0, out_shape=shape, disable_ctx=True)
+            dt.add_image(image, **{**kwargs, "exptime": 1.0, "weight_map": unit_weight, "pixfrac": 1.0})
+            for key, (_, _, sl) in boxes.items():
+                parts[key][6] = cut(dt.out_img, sl)
+            del dt
     return {key: tuple(v) for key, v in parts.items()}
 
 
@@ -472,6 +505,7 @@ def _cropped(
     err: np.ndarray | None,
     var: dict[str, np.ndarray],
     tmeasure: float | None,
+    exptime: np.ndarray | None = None,
 ) -> TilePartial | None:
     """Crop the tile arrays to the box of pixels that hold anything."""
     touched = wht != 0
@@ -481,6 +515,8 @@ def _cropped(
         touched |= dq != 0
     for v in var.values():
         touched |= np.isfinite(v)
+    if exptime is not None:
+        touched |= exptime != 0
     rows = np.flatnonzero(touched.any(axis=1))
     if rows.size == 0:
         return None
@@ -501,6 +537,7 @@ def _cropped(
         err=cut(err),
         var={k: cut(v) for k, v in var.items()},
         tmeasure=None if tmeasure is None else float(tmeasure),
+        exptime=cut(exptime),
     )
 
 
