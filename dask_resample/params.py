@@ -210,7 +210,7 @@ class ResampleParams:
     include_var_flat: bool = switch(True, "do not resample var_flat (romancal's default: only var_rnoise and "
                                     "var_poisson)", "--no-var-flat", negate=True)
     compute_exptime: bool = switch(False, "drizzle each input's effective exposure time into an exposure-time map "
-                                   "(array 'exptime'; romancal's coadd exposure times)", "--exptime-map")
+                                   "(array 'exptime'; romancal's coadd exposure times)", "--compute-exptime")
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
 
     def __post_init__(self) -> None:

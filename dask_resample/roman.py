@@ -1,0 +1,82 @@
+"""Roman WFI: romancal's ``ResampleStep`` parameters and the coadd exposure times of a mosaic.
+
+Roman Level-2 images (``WfiImage`` ASDF files, associations, romancal's
+``ModelLibrary``, open datamodels) are read by
+:mod:`dask_resample.drivers.roman_model`; :func:`dask_resample.resample` takes
+them like any input. Give it the parameters of romancal's ``ResampleStep``::
+
+    from dask_resample import resample
+    from dask_resample.roman import roman_params, coadd_exposure_times
+
+    mosaic = resample("r0000101_asn.json", "mosaic.zarr", params=roman_params(pixfrac=0.8))
+    mean_time, max_time = coadd_exposure_times(mosaic)
+
+:func:`roman_params` is :class:`~dask_resample.params.ResampleParams` with
+:data:`~dask_resample.params.ROMAN_STEP_DEFAULTS` and Roman's DQ flag names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .params import ResampleParams, step_defaults, step_params
+
+__all__ = ["coadd_exposure_times", "roman_params", "roman_step_defaults"]
+
+
+def roman_step_defaults() -> dict[str, Any]:
+    """Every parameter's default as romancal's ``ResampleStep`` has it."""
+    return step_defaults("roman")
+
+
+def roman_params(**kwargs: Any) -> ResampleParams:
+    """The parameters of romancal's ``ResampleStep``, with ``kwargs`` over its defaults.
+
+    Parameters
+    ----------
+    **kwargs
+        Fields of :class:`~dask_resample.params.ResampleParams`.
+
+    Returns
+    -------
+    ResampleParams
+        With Roman's DQ flag names for ``good_bits`` mnemonics.
+    """
+    return step_params("roman", **kwargs)
+
+
+def coadd_exposure_times(mosaic: Any) -> tuple[float, float]:
+    """``meta.coadd_info.exposure_time`` and ``max_exposure_time`` as romancal computes them.
+
+    The mean of the exposure-time map over the pixels where it is positive
+    (0 when there is none), and its maximum; computed tile by tile.
+
+    Parameters
+    ----------
+    mosaic : xarray.Dataset
+        A mosaic made with ``compute_exptime`` (``roman_params()`` has it), as
+        :func:`dask_resample.resample` or ``open_mosaic`` return it.
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValueError
+        If the mosaic has no exposure-time map.
+    """
+    import dask
+
+    if "exptime" not in mosaic.data_vars:
+        raise ValueError("mosaic: no exposure-time map ('exptime'); resample with compute_exptime=True")
+    a = mosaic["exptime"].data
+    positive = a > 0
+    total = dask.array.where(positive, a.astype(np.float64), 0.0).sum()
+    count = positive.sum()
+    peak = a.max()
+    total, count, peak = dask.compute(total, count, peak)
+    mean = float(total) / int(count) if int(count) else 0.0
+    return mean, float(peak)
