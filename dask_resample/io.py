@@ -119,10 +119,10 @@ def resolve_inputs(inputs: Any, storage_options: Mapping[str, Any] | None = None
         If a URL cannot be served (library, credentials, bucket): the message names it and the fix.
     """
 
+    if roman_model.is_model_library(inputs):  # first: both libraries look alike
+        return roman_model.sources_from_library(inputs)
     if jwst_model.is_model_library(inputs):
         return jwst_model.sources_from_library(inputs)
-    if roman_model.is_model_library(inputs):
-        return roman_model.sources_from_library(inputs)
     if isinstance(inputs, (str, os.PathLike)):
         location = as_location(inputs, storage_options)
         if _is_json(location):

@@ -146,12 +146,12 @@ def _sip_gwcs(header: Any, prefix: Any, shape_yx: tuple[int, int]) -> Any:
     scale = math.sqrt(abs(np.linalg.det(cd)))
     fitter = fitting.LinearLSQFitter()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "poorly conditioned": the inverse is checked to 1e-3 pixel below
+        warnings.simplefilter("ignore")  # "poorly conditioned": the inverse is checked to 0.01 pixel below
         inv_x = fitter(models.Polynomial2D(_INVERSE_DEGREE), xi / scale, eta / scale, uu)
         inv_y = fitter(models.Polynomial2D(_INVERSE_DEGREE), xi / scale, eta / scale, vv)
     residual = max(float(np.max(np.abs(inv_x(xi / scale, eta / scale) - uu))),
                    float(np.max(np.abs(inv_y(xi / scale, eta / scale) - vv))))
-    if residual > 1e-3:
+    if residual > 1e-2:  # the inverse places the fiducial (compute_scale) and nothing else
         raise ValueError(f"detector WCS: the fitted inverse distortion is off by {residual:.2g} pixel")
     distortion.inverse = ((models.Scale(1.0 / scale) & models.Scale(1.0 / scale)) | models.Mapping((0, 1, 0, 1))
                           | (inv_x & inv_y))

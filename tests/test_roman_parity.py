@@ -85,7 +85,10 @@ def reference(inputs, *, wcs_kwargs=None, output_wcs=None, **pars):
     names = ["var_rnoise", "var_poisson"] + (["var_flat"] if p["include_var_flat"] else [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        library = inputs if isinstance(inputs, ModelLibrary) else ModelLibrary(str(inputs), on_disk=False)
+        if isinstance(inputs, ModelLibrary):
+            library = inputs
+        else:
+            library = ModelLibrary(list(inputs) if isinstance(inputs, list) else str(inputs), on_disk=False)
         resampler = ResampleData(
             library, output_wcs, p["pixfrac"], p["kernel"], str(p["fillval"]), p["weight_type"], p["good_bits"],
             True, True, "from_var", True, False, False, wcs_kwargs=wcs_kwargs or {}, variance_array_names=names,
@@ -179,13 +182,12 @@ def test_parity_two_detectors(case, two_detectors, client, tmp_path):
     print(case, {k: f"{v:.1e}" for k, v in check(ours, ref, pars).items()})
 
 
-@pytest.mark.parametrize("case", ["defaults", "gaussian_pixfrac0.8_var_flat"])
-def test_parity_eighteen_detectors(case, eighteen, client, tmp_path):
-    pars = {"defaults": {},
-            "gaussian_pixfrac0.8_var_flat": {"kernel": "gaussian", "pixfrac": 0.8, "include_var_flat": True}}[case]
+def test_parity_eighteen_detectors(eighteen, client, tmp_path):
+    """The whole focal plane (one case: 36 files are read twice by each side)."""
+    pars = {"kernel": "gaussian", "pixfrac": 0.8, "include_var_flat": True}
     ours, ref, pars = _run(eighteen.asn_path, tmp_path, pars, client=client)
     assert len(eighteen.paths) == 36
-    print(case, {k: f"{v:.1e}" for k, v in check(ours, ref, pars).items()})
+    print("18 detectors", {k: f"{v:.1e}" for k, v in check(ours, ref, pars).items()})
 
 
 @pytest.mark.parametrize("weight_type", ["ivm", "ivm-sky"])
@@ -207,7 +209,6 @@ def test_parity_model_library(on_disk, single, tmp_path):
 def test_parity_models_in_memory(single, tmp_path):
     """Open Roman datamodels (a list) give the same mosaic as their files."""
     import roman_datamodels.datamodels as rdm
-    from romancal.datamodels import ModelLibrary
 
     models = [rdm.open(p) for p in single.paths]
     refs = io.resolve_inputs(models)
@@ -215,7 +216,6 @@ def test_parity_models_in_memory(single, tmp_path):
     assert [r.group_id for r in refs] == list(single.group_ids)
     ours, ref, pars = _run(models, tmp_path, {}, scheduler="serial")
     check(ours, ref, pars)
-    assert isinstance(ModelLibrary(models), ModelLibrary)
 
 
 # ----------------------------------------------------------------------------- reading
