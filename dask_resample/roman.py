@@ -17,13 +17,16 @@ them like any input. Give it the parameters of romancal's ``ResampleStep``::
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .params import ResampleParams, step_defaults, step_params
 
-__all__ = ["coadd_exposure_times", "roman_params", "roman_step_defaults"]
+__all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults"]
 
 
 def roman_step_defaults() -> dict[str, Any]:
@@ -80,3 +83,49 @@ def coadd_exposure_times(mosaic: Any) -> tuple[float, float]:
     total, count, peak = dask.compute(total, count, peak)
     mean = float(total) / int(count) if int(count) else 0.0
     return mean, float(peak)
+
+
+def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str | os.PathLike | None = None,
+                      names: Sequence[str] | None = None, params: ResampleParams | None = None,
+                      client: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """One mosaic per skycell the inputs touch, as romancal's skycell products are cut.
+
+    Each skycell's mosaic is made from the inputs whose footprint overlaps it
+    (romancal's ``find_skycell_matches``), in input order, on the skycell's own
+    grid, and written to ``directory/<skycell>.zarr``.
+
+    Parameters
+    ----------
+    inputs
+        Anything :func:`dask_resample.resample` takes.
+    directory : path-like
+        Where the mosaics go.
+    skymap : path-like, optional
+        The skymap file (default: ``SKYMAP_PATH``).
+    names : sequence of str, optional
+        Only these skycells (those the inputs touch).
+    params : ResampleParams, optional
+        Default :func:`roman_params`.
+    client : distributed.Client, optional
+    **kwargs
+        Other arguments of :func:`dask_resample.resample` (``tile_shape``, ``overwrite``, ...).
+
+    Returns
+    -------
+    dict
+        Skycell name -> its mosaic (``xarray.Dataset``).
+    """
+    from .api import resample
+    from .io import collect_exposures
+    from .skycells import skycell_output_wcs, skycells_touched
+
+    refs = collect_exposures(inputs, client=client)
+    touched = skycells_touched(refs, skymap)
+    if names is not None:
+        touched = {name: touched[name] for name in names if name in touched}
+    params = params or roman_params()
+    out = {}
+    for name, members in touched.items():
+        out[name] = resample([refs[k] for k in members], Path(directory) / f"{name}.zarr",
+                             output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
+    return out

@@ -270,6 +270,7 @@ def write_roman_dataset(
     with_var_flat: bool = True,
     subtracted: bool = False,
     target: str | None = None,
+    centre_on: tuple[float, float] | None = None,
 ) -> RomanDataset:
     """Write dithered Roman images (one file per exposure and detector) and their association.
 
@@ -299,6 +300,9 @@ def write_roman_dataset(
         Whether the background level was subtracted already.
     target : str, optional
         The association's ``target`` (a skycell name).
+    centre_on : (float, float), optional
+        Place the boresight so that the first detector's image of the first
+        exposure is centred on this (RA, Dec) (``ra``/``dec`` are then ignored).
 
     Returns
     -------
@@ -311,6 +315,8 @@ def write_roman_dataset(
     if origin is None:
         origin = ((DETECTOR_PIXELS - binning * nx) / 2.0, (DETECTOR_PIXELS - binning * ny) / 2.0)
     pixel_scale = PIXEL_SCALE_ARCSEC * binning
+    if centre_on is not None:
+        ra, dec = _boresight_for(centre_on, pa_deg, detectors[0], shape, origin, binning)
     cosd = math.cos(math.radians(dec))
     offsets = [(0.0, 0.0)] + [tuple(rng.uniform(-dither_arcsec, dither_arcsec, 2)) for _ in range(n_exposures - 1)]
     # the sky: sources over the footprints of the first exposure
@@ -345,6 +351,19 @@ def write_roman_dataset(
             gids.append(gid)
     asn_path = write_association(directory, [p.name for p in paths], target=target)
     return RomanDataset(directory, asn_path, tuple(paths), tuple(gids))
+
+
+def _boresight_for(target: tuple[float, float], pa_deg: float, sca: int, shape: tuple[int, int],
+                   origin: tuple[float, float], binning: int) -> tuple[float, float]:
+    """The boresight that puts the centre of detector ``sca``'s image at ``target`` (a few fixed-point steps)."""
+    ra, dec = target
+    ny, nx = shape
+    for _ in range(4):
+        wcs = detector_wcs(ra, dec, pa_deg, sca, shape, origin=origin, binning=binning)
+        c_ra, c_dec = (float(v) for v in wcs((nx - 1) / 2.0, (ny - 1) / 2.0))
+        d_ra = ((target[0] - c_ra + 180.0) % 360.0) - 180.0
+        ra, dec = (ra + d_ra) % 360.0, dec + (target[1] - c_dec)
+    return ra, dec
 
 
 def write_association(directory: Path, names: list[str], *, target: str | None = None,
