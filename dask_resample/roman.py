@@ -26,7 +26,7 @@ import numpy as np
 
 from .params import ResampleParams, step_defaults, step_params
 
-__all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults"]
+__all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults", "to_mosaic_model"]
 
 
 def roman_step_defaults() -> dict[str, Any]:
@@ -129,3 +129,78 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str 
         out[name] = resample([refs[k] for k in members], Path(directory) / f"{name}.zarr",
                              output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
     return out
+
+
+def to_mosaic_model(mosaic: Any, path: str | os.PathLike | None = None) -> Any:
+    """The mosaic as a romancal ``MosaicModel`` (Level 3), validated, and saved to ``path`` if given.
+
+    The arrays (``data``, ``weight``, ``context``, ``err``, ``var_rnoise``,
+    ``var_poisson``, ``var_flat`` where made) are read whole; the WCS is the
+    mosaic's gwcs, with ``meta.wcsinfo`` filled by romancal's own
+    ``assign_l3_wcs``; ``meta.resample`` holds the parameters and
+    ``meta.coadd_info`` the exposure times (:func:`coadd_exposure_times`).
+    Metadata romancal blends from the inputs' headers is left at the model's
+    placeholders.
+
+    Parameters
+    ----------
+    mosaic : xarray.Dataset
+        A many-to-one mosaic (or one group of a many-to-many one).
+    path : path-like, optional
+        Where to write the ASDF file.
+
+    Returns
+    -------
+    roman_datamodels.datamodels.MosaicModel
+    """
+    import warnings
+
+    import roman_datamodels.datamodels as rdm
+    from romancal.resample._l3_wcs import assign_l3_wcs
+
+    from .geometry import gwcs_from_text
+
+    meta = mosaic.attrs["dask_resample"]
+    params = meta["params"]
+    shape = tuple(int(n) for n in mosaic["data"].shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = rdm.MosaicModel.create_fake_data(shape=shape)
+    model.data = mosaic["data"].values.astype(np.float32)
+    model.weight = mosaic["wht"].values.astype(np.float32)
+    if "con" in mosaic:
+        model.context = mosaic["con"].values.view(np.uint32)
+    for name in ("err", "var_rnoise", "var_poisson", "var_flat"):
+        if name in mosaic:
+            setattr(model, name, mosaic[name].values.astype(np.float32))
+    if "dq" in mosaic:
+        model.dq = mosaic["dq"].values.astype(np.uint32)
+    wcs = gwcs_from_text(meta["wcs_asdf"])
+    if getattr(wcs, "array_shape", None) is None:
+        wcs.array_shape = shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assign_l3_wcs(model, wcs)
+    resample = model.meta.resample
+    resample.good_bits = str(params["good_bits"])
+    resample.pixel_scale_ratio = float(meta["grid"]["pixel_scale_ratio"])
+    resample.pixfrac = float(params["pixfrac"])
+    resample.weight_type = str(params["weight_type"])
+    resample.pointings = len({row["group_id"] for row in meta.get("inputs", [])})
+    resample.members = [str(row["filename"]) for row in meta.get("inputs", [])]
+    if float(params["pixmap_stepsize"]).is_integer():  # the schema's type (romancal's step takes integers only)
+        resample["pixmap_stepsize"] = int(params["pixmap_stepsize"])
+    resample["pixmap_order"] = int(params["pixmap_order"])
+    if "exptime" in mosaic:
+        mean, peak = coadd_exposure_times(mosaic)
+        model.meta.coadd_info.exposure_time = mean
+        model.meta.coadd_info["max_exposure_time"] = peak
+    model.meta.cal_step["resample"] = "COMPLETE"
+    if path is not None:
+        model.meta.filename = Path(path).name
+    model.validate()
+    if path is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.save(str(path))
+    return model

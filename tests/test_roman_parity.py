@@ -381,3 +381,30 @@ def test_skycell_errors_are_one_line(tmp_path, monkeypatch):
         skycells.use_skymap(tmp_path / "missing.asdf")
     with pytest.raises(io.InputError, match="names no skycell"):
         skycells.skycell_from_association({"target": "none", "products": []})
+
+
+# ----------------------------------------------------------------------------- products
+def test_mosaic_model_export(single, tmp_path):
+    """The mosaic exports to a MosaicModel ASDF file that roman_datamodels opens and validates."""
+    import roman_datamodels.datamodels as rdm
+
+    from dask_resample.roman import to_mosaic_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = dask_resample.resample(single.asn_path, tmp_path / "m.zarr", params=roman_params(include_var_flat=True),
+                                      scheduler="serial", tile_shape=(32, 32))
+        to_mosaic_model(ours, tmp_path / "mosaic_i2d.asdf")
+        with rdm.open(tmp_path / "mosaic_i2d.asdf") as model:
+            assert type(model).__name__ == "MosaicModel"
+            model.validate()
+            for ours_name, name in (("data", "data"), ("wht", "weight"), ("err", "err"), ("var_flat", "var_flat"),
+                                    ("var_rnoise", "var_rnoise"), ("var_poisson", "var_poisson")):
+                np.testing.assert_array_equal(np.asarray(getattr(model, name)), ours[ours_name].values)
+            np.testing.assert_array_equal(np.asarray(model.context), ours["con"].values.view(np.uint32))
+            mean, peak = coadd_exposure_times(ours)
+            assert model.meta.coadd_info.exposure_time == mean
+            assert model.meta.coadd_info.max_exposure_time == peak
+            assert model.meta.resample.pointings == 3 and model.meta.resample.good_bits == "~DO_NOT_USE"
+            assert model.meta.wcs.array_shape == ours["data"].shape
+    assert set(ours.data_vars) >= {"data", "wht", "con", "exptime"}  # the xarray product stays as it is
