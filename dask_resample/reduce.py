@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .params import ResampleParams
 from .kernel import VARIANCE_NAMES, TilePartial
+from .params import ResampleParams
 
 __all__ = [
     "AccumulatorSpec",

@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import geometry
 from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from ..wcs_adapter import FitsImagingWCS
-from .. import geometry
 from . import _wcs
 from ._fitsfile import open_fits, write_file
 

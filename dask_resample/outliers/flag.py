@@ -21,8 +21,8 @@ from ..dqmask import write_mask
 from ..failures import TaskFailure
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
-from ..worker_memory import collect_garbage, release_free_memory
 from ..store.location import Location
+from ..worker_memory import collect_garbage, release_free_memory
 from .params import OutlierParams
 
 __all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]
