@@ -23,7 +23,7 @@ import numpy as np
 from .io import ExposureRef, load_model_dict
 from .params import ResampleParams
 from .store.location import Location
-from .worker_memory import collect_garbage, release_free_memory
+from .worker_memory import release_free_memory
 
 __all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
 
