@@ -317,7 +317,8 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
             self._store = as_location(store, storage_options)
             self._store_is_temporary = False
             if self._store.exists() and not is_mosaic(self._store):
-                raise MosaicExistsError(f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
+                raise MosaicExistsError(
+                    f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
         super().__init__(input_models, **reference_kwargs)
 
     @property
@@ -394,7 +395,7 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         output_model_filename = ""
         library = self.input_models
         with library:
-            for k, (index, ref) in enumerate(zip(indices, refs)):
+            for k, (index, ref) in enumerate(zip(indices, refs, strict=True)):
                 first = k == 0
                 need_model = self.output_jwst_model is None or self.blendheaders or (group and first)
                 model = library.borrow(index) if need_model else None
