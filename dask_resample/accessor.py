@@ -249,7 +249,9 @@ class MosaicAccessor:
         except NoOverlapError:
             raise ValueError(f"position: ({ra:.6f}, {dec:.6f}) deg is outside the mosaic") from None
         except PartialOverlapError:
-            raise ValueError(f"size: a {shape} cutout at ({ra:.6f}, {dec:.6f}) deg does not fit in the mosaic") from None
+            raise ValueError(
+                f"size: a {shape} cutout at ({ra:.6f}, {dec:.6f}) deg does not fit in the mosaic"
+            ) from None
         y0, x0 = sl_y.start, sl_x.start
         out_shape = (sl_y.stop - sl_y.start, sl_x.stop - sl_x.start)
         sub = self._ds.isel(y=sl_y, x=sl_x)

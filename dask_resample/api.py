@@ -550,7 +550,8 @@ def _same_run(output: Location, fingerprint: str, mode: str, arrays: tuple[str, 
         meta = read_metadata(output)
     except (OSError, ValueError):
         return False
-    return meta.get("fingerprint") == fingerprint and meta.get("mode") == mode and list(meta.get("arrays", [])) == list(arrays)
+    return (meta.get("fingerprint") == fingerprint and meta.get("mode") == mode
+            and list(meta.get("arrays", [])) == list(arrays))
 
 
 def shard_tiles_for(output: Location) -> tuple[int, int]:
@@ -564,7 +565,8 @@ def shard_tiles_for(output: Location) -> tuple[int, int]:
     return ny, nx
 
 
-def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int, graph: MosaicGraph | None) -> RunSummary:
+def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int,
+             graph: MosaicGraph | None) -> RunSummary:
     """The run's summary; shard records count their tiles."""
     records: list[dict[str, Any]] = []
     for rec in (outcome.records.values() if outcome is not None else ()):
@@ -660,7 +662,8 @@ def _resume_state(
         meta = read_metadata(output)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{output}: cannot resume: unreadable mosaic metadata ({exc})") from None
-    if meta.get("fingerprint") != fingerprint or meta.get("mode") != mode or list(meta.get("arrays", [])) != list(arrays):
+    if (meta.get("fingerprint") != fingerprint or meta.get("mode") != mode
+            or list(meta.get("arrays", [])) != list(arrays)):
         raise ValueError(
             f"{output}: cannot resume: inputs, parameters or grid differ from those of the existing mosaic "
             "(use overwrite=True to start over)"

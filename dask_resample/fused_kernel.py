@@ -1623,7 +1623,9 @@ class FusedDrizzle:
 
         Parameters
         ----------
-        data, exptime, pixmap, dq, iscale, pixel_scale_ratio, weight_map, wht_scale, pixfrac, in_units, xmin, xmax, ymin, ymax
+        data, exptime, pixmap, dq, iscale, pixel_scale_ratio, weight_map
+            As ``drizzle.resample.Drizzle.add_image``.
+        wht_scale, pixfrac, in_units, xmin, xmax, ymin, ymax
             As ``drizzle.resample.Drizzle.add_image``.
         planes : mapping, optional
             Input arrays of ``plane_names`` (all of them).

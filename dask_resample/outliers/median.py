@@ -55,7 +55,8 @@ class MedianTile:
     store: StoreSpec
 
 
-def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any], task: MedianTile) -> dict | TaskFailure:
+def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any],
+                     task: MedianTile) -> dict | TaskFailure:
     """Median of one tile across groups, written to the median store (a worker task).
 
     ``threshold_values`` are the thresholds of ``task.threshold_groups``, in that order.

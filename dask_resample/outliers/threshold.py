@@ -43,7 +43,8 @@ class ThresholdTask:
     maskpt: float
 
 
-def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]], tiles: TileGrid) -> np.ndarray:
+def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]],
+                        tiles: TileGrid) -> np.ndarray:
     """The group image's finite, non-zero weights in row-major order of the whole image.
 
     Reads one band of tile rows at a time (only the group's tiles hold weight;

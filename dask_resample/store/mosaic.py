@@ -675,7 +675,8 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
         try:
             level_doc = location.join(zgroup, "zarr.json").read_json()
         except (OSError, ValueError):
-            raise ValueError(f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
+            raise ValueError(
+                f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
         # the level's own WCS and grid replace those of level 0
         meta = {**meta, **level_doc.get("attributes", {}).get(FORMAT_KEY, {})}
     store = location.zarr_store(read_only=True)
