@@ -94,7 +94,8 @@ def check_group_ids(refs: Sequence[ExposureRef]) -> None:
 # ----------------------------------------------------------------------------
 # client side: cheap resolution, before any cluster starts
 # ----------------------------------------------------------------------------
-def resolve_inputs(inputs: Any, storage_options: Mapping[str, Any] | None = None) -> list[InputSource | ExposureRef]:
+def resolve_inputs(inputs: Any,
+                   storage_options: Mapping[str, Any] | None = None) -> Sequence[InputSource | ExposureRef]:
     """Turn user inputs into sources to describe (files) or references (in memory), in input order.
 
     Only cheap checks are made (files exist and start like FITS, the needed
