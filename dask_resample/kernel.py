@@ -287,7 +287,7 @@ def drizzle_exposure(
     return out
 
 
-def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
+def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:
     """Apply an exposure's outlier mask to its arrays (copies: in-memory inputs stay untouched)."""
     from .dqmask import flagged_arrays, read_mask
 
