@@ -95,7 +95,7 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
             part = (slice(task.y0 + r0, task.y0 + r1), sl[1])
             cube = np.empty((n, r1 - r0, nx), np.float32)
             for k, g in enumerate(task.groups):
-                data, wht = (a[part] for a in arrays[g])
+                data, wht = (np.asarray(a[part]) for a in arrays[g])
                 data[wht < np.float64(thresholds[g])] = np.nan  # a float64 comparison, as the reference
                 cube[k] = data
                 del data, wht

@@ -60,7 +60,7 @@ def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[i
     parts = []
     for ty in sorted(by_row):
         first, last = tiles.tile(ty, min(by_row[ty])), tiles.tile(ty, max(by_row[ty]))
-        band = wht[first.y0:first.y1, first.x0:last.x1]
+        band = np.asarray(wht[first.y0:first.y1, first.x0:last.x1])
         parts.append(band[np.isfinite(band) & (band != 0)])
         del band
     if not parts:
