@@ -499,7 +499,7 @@ def _fused_passes(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         driz.add_image(data, planes=planes, variances=variances, dq=dq, **kwargs)
-    ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
+    ctx_all = (driz.out_ctx[0] != 0) if driz.out_ctx is not None else None  # None: not params.enable_ctx
     err_all = driz.out_planes.get("err")
     var_all = {name: driz.input_variance(name) for name in variances}
     for key, (_, _, sl) in boxes.items():
@@ -533,8 +533,11 @@ def _cropped(
     cols = np.flatnonzero(touched.any(axis=0))
     sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
 
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.ascontiguousarray(a[sl])
+    def cut(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a[sl])
+
+    def cut_optional(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else cut(a)
 
     return TilePartial(
         index=index,
@@ -542,9 +545,9 @@ def _cropped(
         x0=x0 + int(cols[0]),
         img=cut(img),
         wht=cut(wht),
-        ctx=cut(ctx),
-        dq=cut(dq),
-        err=cut(err),
+        ctx=cut_optional(ctx),
+        dq=cut_optional(dq),
+        err=cut_optional(err),
         var={k: cut(v) for k, v in var.items()},
         tmeasure=None if tmeasure is None else float(tmeasure),
     )
