@@ -245,7 +245,7 @@ class MosaicAccessor:
         yc, xc = self.pixel(ra, dec)
         shape = self._size_pixels(size)
         try:
-            sl_y, sl_x = cutout_box(self.shape_yx, shape, (yc, xc), mode=mode)
+            sl_y, sl_x = cutout_box(self.shape_yx, shape, (float(yc), float(xc)), mode=mode)
         except NoOverlapError:
             raise ValueError(f"position: ({ra:.6f}, {dec:.6f}) deg is outside the mosaic") from None
         except PartialOverlapError:
