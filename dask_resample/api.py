@@ -100,13 +100,13 @@ def exposure_totals(refs: Sequence[ExposureRef]) -> dict[str, Any]:
             success.append(False)
         if ref.duration is not None:
             duration += ref.duration
-    starts = [s for s in starts if s is not None]
-    ends = [e for e in ends if e is not None]
+    known_starts = [s for s in starts if s is not None]
+    known_ends = [e for e in ends if e is not None]
     return {
         "exposure_time": total_exp,
         "measurement_time": total_meas if success and all(success) else None,
-        "start_time": min(starts) if starts else None,
-        "end_time": max(ends) if ends else None,
+        "start_time": min(known_starts) if known_starts else None,
+        "end_time": max(known_ends) if known_ends else None,
         "duration": duration,
         "elapsed_exposure_time": duration,
         "pointings": len(seen),
