@@ -64,7 +64,7 @@ class MosaicAccessor:
 
     # -- metadata --------------------------------------------------------
     @property
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> Mapping[str, Any]:
         """The mosaic metadata (``attrs["dask_resample"]``).
 
         Raises
@@ -78,7 +78,7 @@ class MosaicAccessor:
                 "ds.mosaic: this Dataset carries no mosaic WCS in attrs['dask_resample']; "
                 "open it with dask_resample.open_mosaic(path, group=...)"
             )
-        return meta  # type: ignore[return-value]
+        return meta
 
     @property
     def shape_yx(self) -> tuple[int, int]:
