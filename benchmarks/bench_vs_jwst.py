@@ -169,16 +169,27 @@ def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) ->
     return {"compute_seconds": dict(per_kind), "tasks": dict(counts), "phases": phases}
 
 
-def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool) -> None:
-    """Run dask-resample on a fresh LocalCluster; write timings and per-process peak RSS."""
+def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool,
+               user_cluster: bool = False) -> None:
+    """Run dask-resample on a fresh LocalCluster; write timings and per-process peak RSS.
+
+    ``user_cluster``: a ``distributed.LocalCluster`` with distributed's own defaults (as a
+    user starts one, its nannies setting ``MALLOC_TRIM_THRESHOLD_``) instead of the one
+    ``dask_resample.cluster.connect`` starts.
+    """
     warnings.simplefilter("ignore")
-    from distributed import get_task_stream
+    from distributed import Client, LocalCluster, get_task_stream
 
     import dask_resample
     from dask_resample.cluster import connect
 
-    handle = connect(cluster="local", n_workers=workers, threads_per_worker=threads)
-    client = handle.client
+    if user_cluster:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0")
+        client = Client(cluster)
+        handle = None
+    else:
+        handle = connect(cluster="local", n_workers=workers, threads_per_worker=threads)
+        client = handle.client
     try:
         client.wait_for_workers(workers)
         client.run(warm_worker)
@@ -205,7 +216,11 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
         worker_rss = {f"worker-{names.get(addr, addr)}": rss[addr] for addr in order}
         cpu_by_worker = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
     finally:
-        handle.close()
+        if handle is not None:
+            handle.close()
+        else:
+            client.close()
+            cluster.close()
     doc: dict[str, Any] = {
         "seconds": seconds,
         "cpu": {"client": client_cpu, **cpu_by_worker},
@@ -229,11 +244,13 @@ def run_reference(asn: Path, runs: Path, label: str) -> dict[str, Any]:
     return doc
 
 
-def run_dask(asn: Path, runs: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:
-    out = runs / f"dask-{label}.zarr"
+def run_dask(asn: Path, runs: Path, label: str, args: argparse.Namespace, user_cluster: bool = False) -> dict[str, Any]:
+    out = runs / f"dask-{label}{'-user' if user_cluster else ''}.zarr"
     child = ["--child", "dask", "--asn", str(asn), "--zarr-out", str(out), "--workers", str(args.workers),
              "--threads", str(args.threads), "--tile", str(args.tile)]
     child.append("--profile" if args.profile else "--no-profile")
+    if user_cluster:
+        child.append("--user-cluster-child")
     doc = _spawn(child)
     doc["zarr_path"] = str(out)
     return doc
@@ -253,14 +270,21 @@ def run_pair(asn: Path, runs: Path, label: str, args: argparse.Namespace) -> tup
 
     Returns the median-time run of each (peak RSS: the largest of all runs).
     """
-    refs, ours = [], []
+    refs, ours, users = [], [], []
     for k in range(args.repeat):
         print(f"  [{label} {k + 1}/{args.repeat}] jwst ResampleImage ...", end=" ", flush=True)
         refs.append(run_reference(asn, runs, label))
         print(f"{refs[-1]['seconds']:.1f} s; dask-resample ({args.workers} workers x {args.threads} thread) ...",
               end=" ", flush=True)
         ours.append(run_dask(asn, runs, label, args))
-        print(f"{ours[-1]['seconds']:.1f} s", flush=True)
+        print(f"{ours[-1]['seconds']:.1f} s", end="", flush=True)
+        if args.user_cluster and label == "1x":
+            print("; on a user-started LocalCluster ...", end=" ", flush=True)
+            users.append(run_dask(asn, runs, label, args, user_cluster=True))
+            print(f"{users[-1]['seconds']:.1f} s", end="", flush=True)
+        print(flush=True)
+    if users:
+        args.user_run = _median_run(users)
     return _median_run(refs), _median_run(ours)
 
 
@@ -302,7 +326,13 @@ def main_table(ref: dict[str, Any], ours: dict[str, Any], args: argparse.Namespa
     speed = ref["seconds"] / ours["seconds"]
     ours_row = (f"| dask-resample ({args.workers} workers x {args.threads} thread) | {ours['seconds']:.1f} | "
                 f"{speed:.2f}x | " + " | ".join(_mib(ours["rss"].get(c)) for c in cols) + " |")
-    return "\n".join([head, sep, ref_row, ours_row])
+    rows = [head, sep, ref_row, ours_row]
+    user = getattr(args, "user_run", None)
+    if user is not None:
+        rows.append(f"| dask-resample on a LocalCluster the user started (distributed's defaults) | "
+                    f"{user['seconds']:.1f} | {ref['seconds'] / user['seconds']:.2f}x | "
+                    + " | ".join(_mib(user["rss"].get(c)) for c in cols) + " |")
+    return "\n".join(rows)
 
 
 def cpu_line(ref: dict[str, Any], ours: dict[str, Any]) -> str:
@@ -368,7 +398,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         "",
         main_table(ref, ours, args),
         "",
-        f"wall times of the {args.repeat} runs: jwst {_secs(ref)}; dask-resample {_secs(ours)} (median reported; "
+        f"wall times of the {args.repeat} runs: jwst {_secs(ref)}; dask-resample {_secs(ours)}"
+        + (f"; on the user's LocalCluster {_secs(args.user_run)}" if getattr(args, "user_run", None) else "")
+        + " (median reported; "
         "peak RSS: the largest of all runs)",
         "",
         f"parity: max |data - jwst| / max |jwst| = {par['max_rel_diff']:.2g}; "
@@ -433,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the 1x/4x area scaling comparison (default on)")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                    help="report where dask-resample's worker time goes (default on)")
+    p.add_argument("--user-cluster", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run dask-resample on a distributed.LocalCluster started with distributed's own "
+                        "defaults, as a user starts one (default on)")
     p.add_argument("--workdir", help="directory for datasets and outputs (kept; datasets are reused)")
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
     # internal: child processes
@@ -441,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--data-out", help=argparse.SUPPRESS)
     p.add_argument("--zarr-out", help=argparse.SUPPRESS)
+    p.add_argument("--user-cluster-child", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -451,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child == "dask":
         child_dask(Path(args.asn), Path(args.result), Path(args.zarr_out), args.workers, args.threads, args.tile,
-                   bool(args.profile))
+                   bool(args.profile), bool(args.user_cluster_child))
         return 0
     return orchestrate(args)
 

@@ -713,6 +713,7 @@ def _run(graph: MosaicGraph, *, client: Any, progress: bool | None, desc: str = 
         if isinstance(result, TaskFailure) and result.message not in reported:
             reported.add(result.message)
             log.error("%s failed: %s", graph.label(key) or key, result.message)
+            result.log_traceback()
         if bar is not None:
             bar.update(1)
         elif n_done == n_total or n_done % max(1, n_total // 10) == 0:

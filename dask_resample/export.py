@@ -46,6 +46,7 @@ EXTENSION_NAMES: dict[str, str] = {
     "var_poisson": "VAR_POISSON",
     "var_flat": "VAR_FLAT",
     "dq": "DQ",
+    "exptime": "EXPTIME",
 }
 
 _BUNIT = "MJy/sr"

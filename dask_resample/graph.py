@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config
-from .failures import TaskFailure
+from .failures import TaskFailure, TileTaskError, worker_task
 from .kernel import DrizzleSpec, drizzle_exposure
 from .plan import MosaicPlan
 from .reduce import AccumulatorSpec, finalize_tile, reduce_partials
@@ -57,10 +57,6 @@ from .store import (
 __all__ = ["GraphKeys", "MosaicGraph", "TileTaskError", "build_graph", "run_graph"]
 
 log = logging.getLogger(__name__)
-
-
-class TileTaskError(RuntimeError):
-    """A tile could not be computed; the message names the input."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +180,7 @@ class MosaicGraph:
         return self.keys.label(key, self.names)
 
 
+@worker_task(lambda ref, *args: f"{ref.filename}: drizzling failed")
 def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...],
                  scratch: ScratchSpec, *after: Any) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
     """Drizzle one exposure and write its tile partials to scratch (a worker task).
@@ -191,20 +188,11 @@ def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int
     ``after`` are the results of tasks that must finish first (the exposure's
     outlier flagging); a failure among them is passed on.
     """
-    from .io import InputError
-
-    for a in after:
-        if isinstance(a, TaskFailure):
-            return a
-    try:
-        partials = drizzle_exposure(ref, spec, tiles)
-        return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
-    except InputError as exc:
-        return TaskFailure.from_exception(exc)
-    except Exception as exc:
-        return TaskFailure(f"{ref.filename}: drizzling failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    partials = drizzle_exposure(ref, spec, tiles)
+    return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
 
 
+@worker_task(lambda contributions, task, scratch: f"tile {task.ty},{task.tx}")
 def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
     """Sum a tile's partials in input order, finalise and write it (a worker task).
 
@@ -212,22 +200,16 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
     ``task.order``. A tile already marked complete (a retried task) is not
     written again.
     """
-    for c in contributions:
-        if isinstance(c, TaskFailure):
-            return c
-    try:
-        if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
-            return done
-        t0 = time.perf_counter()
-        arrays, record = _reduce_tile(task, contributions, scratch)
-        spec = task.accumulator
-        write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
-        del arrays
-        remove_tile(scratch, task.group, task.ty, task.tx)
-        record["seconds"] = time.perf_counter() - t0
-        return record
-    except Exception as exc:
-        return TaskFailure(f"tile {task.ty},{task.tx}: {type(exc).__name__}: {exc}".splitlines()[0])
+    if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+        return done
+    t0 = time.perf_counter()
+    arrays, record = _reduce_tile(task, contributions, scratch)
+    spec = task.accumulator
+    write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
+    del arrays
+    remove_tile(scratch, task.group, task.ty, task.tx)
+    record["seconds"] = time.perf_counter() - t0
+    return record
 
 
 def _reduce_tile(task: TileTask, contributions: Sequence[Any],
@@ -251,6 +233,7 @@ def _reduce_tile(task: TileTask, contributions: Sequence[Any],
     return arrays, record
 
 
+@worker_task(lambda contributions, task, scratch: f"shard {task.sy},{task.sx}")
 def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
     """Reduce a shard's tiles, write every array's whole shard, then its marker (a worker task).
 
@@ -261,29 +244,23 @@ def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSp
     memory holds one tile's accumulator, then one array of the shard. A shard
     already marked complete (a retried task) is not written again.
     """
-    for c in contributions:
-        if isinstance(c, TaskFailure):
-            return c
-    try:
-        if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
-            return done
-        t0 = time.perf_counter()
-        by_input = dict(zip(task.inputs, contributions, strict=True))
-        with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
-            finished = []
-            for tile in task.tiles:
-                arrays, record = _reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
-                record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
-                record["object"].write_bytes(encode_tile(arrays))
-                del arrays
-                finished.append(record)
-            record = write_shard(task.store, task.sy, task.sx, finished)
+    if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
+        return done
+    t0 = time.perf_counter()
+    by_input = dict(zip(task.inputs, contributions, strict=True))
+    with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
+        finished = []
         for tile in task.tiles:
-            remove_tile(scratch, tile.group, tile.ty, tile.tx)
-        record["seconds"] = time.perf_counter() - t0
-        return record
-    except Exception as exc:
-        return TaskFailure(f"shard {task.sy},{task.sx}: {type(exc).__name__}: {exc}".splitlines()[0])
+            arrays, record = _reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
+            record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
+            record["object"].write_bytes(encode_tile(arrays))
+            del arrays
+            finished.append(record)
+        record = write_shard(task.store, task.sy, task.sx, finished)
+    for tile in task.tiles:
+        remove_tile(scratch, tile.group, tile.ty, tile.tx)
+    record["seconds"] = time.perf_counter() - t0
+    return record
 
 
 def _local_temporary_directory() -> str | None:

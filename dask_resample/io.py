@@ -9,6 +9,9 @@ Accepted inputs (see :func:`collect_exposures`):
 * URLs in place of paths: ``s3://bucket/x_cal.fits``, ``gs://...``,
   ``memory://...`` (any fsspec file system; ``file://`` is a local path), with
   the ``storage_options`` of their file system (credentials, ``endpoint_url``);
+* Roman WFI Level-2 ASDF files (``*_cal.asdf``, ``WfiImage``; the ``roman``
+  extra), in associations or lists, a :class:`romancal.datamodels.ModelLibrary`
+  or open Roman datamodels;
 * a :class:`jwst.datamodels.ModelLibrary` (a model the library holds in memory,
   or has shelved to a temporary file after a change, is read from there);
 * a list of in-memory :class:`Exposure` records or JWST datamodels;
@@ -40,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .drivers import driver_for, in_memory, jwst_model
+from .drivers import driver_for, in_memory, jwst_model, roman_model
 from .drivers._fitsfile import fetch, map_inputs, primary_header
 from .failures import TaskFailure, first_failure
 from .records import (
@@ -117,6 +120,8 @@ def resolve_inputs(inputs: Any,
         If a URL cannot be served (library, credentials, bucket): the message names it and the fix.
     """
 
+    if roman_model.is_model_library(inputs):  # first: both libraries look alike
+        return roman_model.sources_from_library(inputs)
     if jwst_model.is_model_library(inputs):
         return jwst_model.sources_from_library(inputs)
     if isinstance(inputs, (str, os.PathLike)):
@@ -139,6 +144,8 @@ def resolve_inputs(inputs: Any,
         if [x.index for x in items] != list(range(len(items))):
             raise InputError("inputs: resolved inputs must be numbered 0, 1, ... in input order")
         return items
+    if all(roman_model.is_datamodel(x) for x in items):
+        return [roman_model.ref_from_datamodel(k, m) for k, m in enumerate(items)]
     if all(jwst_model.is_datamodel(x) for x in items):
         return [jwst_model.ref_from_datamodel(k, m) for k, m in enumerate(items)]
     locations = []
@@ -175,6 +182,8 @@ def _source_from_location(index: int, location: Location, *, group_id: str | Non
         if asn is not None and not os.path.exists(location.url):
             raise InputError(f"{location.url}: {missing}")
         return _source_from_path(index, Path(location.url), group_id=group_id, named=named)
+    if roman_model.is_asdf_start(fetch(location, end=16, missing=missing)):
+        return _roman_source(index, location, group_id=group_id, named=named)
     header = primary_header(location, missing=missing)
     return InputSource(index=index, path=location.url, kind=_kind(header, named or location.url),
                        filename=location.name, group_id=group_id, storage_options=location.storage_options)
@@ -191,9 +200,24 @@ def _kind(header: Any, named: str) -> str:
     return kind
 
 
+def _roman_source(index: int, location: Location, *, group_id: str | None, named: str | None) -> InputSource:
+    """An ASDF file: a Roman datamodel (its extra installed)."""
+    try:
+        roman_model.require_extra()
+    except InputError as exc:
+        raise InputError(f"{named or location.url}: {exc}") from None
+    return InputSource(index=index, path=location.url, kind=roman_model.KIND, filename=location.name,
+                       group_id=group_id, storage_options=location.storage_options)
+
+
 def _source_from_path(index: int, path: Path, *, group_id: str | None = None, named: str | None = None) -> InputSource:
     """A local JWST datamodel file (``DATAMODL`` in the primary header) or a plain FITS file."""
 
+    if path.is_file():
+        with open(path, "rb") as fh:
+            if roman_model.is_asdf_start(fh.read(16)):
+                return _roman_source(index, Location(str(Path(os.path.abspath(path)))), group_id=group_id,
+                                     named=named)
     header = primary_header(path)
     kind = _kind(header, named or str(path))
     return InputSource(index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name,
@@ -321,7 +345,8 @@ def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
     return driver_for(ref.kind).load_wcs(ref)
 
 
-def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
+def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool,
+                    need_var_sky: bool = False) -> dict[str, Any]:
     """Read one exposure into the dictionary that ``stcal.resample`` expects.
 
     Parameters
@@ -329,6 +354,10 @@ def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict
     ref : ExposureRef
     need_var, need_err : bool
         Whether variance arrays / the error array are needed.
+    need_var_sky : bool
+        Whether the sky variance is needed (``weight_type="ivm-sky"``): passed to the
+        drivers that make one (``READS_VAR_SKY``); without it stcal weights every good
+        pixel alike, as it does for inputs without ``var_sky``.
 
     Returns
     -------
@@ -337,4 +366,7 @@ def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict
         ``var_flat``, ``err``, exposure times, ``level``, ``subtracted``, ...
     """
 
-    return driver_for(ref.kind).load_arrays(ref, need_var=need_var, need_err=need_err)
+    driver = driver_for(ref.kind)
+    if need_var_sky and getattr(driver, "READS_VAR_SKY", False):
+        return driver.load_arrays(ref, need_var=need_var, need_err=need_err, need_var_sky=True)
+    return driver.load_arrays(ref, need_var=need_var, need_err=need_err)

@@ -21,17 +21,13 @@ from typing import Any
 import numpy as np
 
 from .io import ExposureRef, load_model_dict
-from .params import ResampleParams
+from .params import VARIANCE_NAMES, ResampleParams
 from .store.location import Location
 from .worker_memory import release_free_memory
 
-__all__ = ["DrizzleSpec", "TilePartial", "drizzle_exposure"]
+__all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
 
 log = logging.getLogger(__name__)
-
-#: Variance arrays, in the order the reference treats them.
-VARIANCE_NAMES: tuple[str, ...] = ("var_rnoise", "var_flat", "var_poisson")
-
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,9 @@ class TilePartial:
         (NaN where not covered).
     tmeasure : float
         Measurement (else exposure) time, the variance weight for ``weight_type="exptime"``.
+    exptime : numpy.ndarray or None
+        The input's effective exposure time drizzled alone (``compute_exptime``; 0 where not
+        covered): romancal's ``ExptimeResampler`` image of this input, float32.
     """
 
     index: int
@@ -88,6 +87,7 @@ class TilePartial:
     err: np.ndarray | None
     var: dict[str, np.ndarray]
     tmeasure: float | None
+    exptime: np.ndarray | None = None
 
     @property
     def shape_yx(self) -> tuple[int, int]:
@@ -97,7 +97,7 @@ class TilePartial:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        arrays = [self.img, self.wht, self.ctx, self.dq, self.err, *self.var.values()]
+        arrays = [self.img, self.wht, self.ctx, self.dq, self.err, self.exptime, *self.var.values()]
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
@@ -223,7 +223,8 @@ def drizzle_exposure(
     need_err = params.compute_err == "driz_err"
     # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
     flagged = ref.outlier_mask is not None
-    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged)
+    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged,
+                            need_var_sky=params.weight_type == "ivm-sky")
     if ref.outlier_mask is not None:
         _apply_outliers(model, ref.outlier_mask)
     data = np.asarray(model["data"])
@@ -249,13 +250,14 @@ def drizzle_exposure(
     exptime = model["exposure_time"]
     variances = {}
     if need_var:
-        for name in VARIANCE_NAMES:
+        for name in params.variance_names:
             var = model.get(name)
             if var is None or np.size(var) == 0 or np.shape(var) != data.shape:
                 continue
             variances[name] = var  # drizzled as sqrt(var), taken one array at a time
     err = model.get("err") if need_err else None
     dq = model.get("dq") if params.propagate_dq else None
+    exptime_image = _exptime_image(model, params) if params.compute_exptime else None
 
     tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
     frame = _frame_box(pixmap, rng, spec.halo, spec.shape_yx)
@@ -274,17 +276,37 @@ def drizzle_exposure(
     if not boxes:
         return out
     try:
-        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes)
+        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes,
+                                exptime_image)
     except ValueError as exc:
         if "valid pixels" not in str(exc):
             raise
         return out  # nothing of this exposure lands on the frame
     for key, (y0, x0, _) in boxes.items():
-        img, wht, ctx, tile_dq, err_img, var_imgs = arrays.pop(key)
-        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure)
-    del model, data, weight, pixmap, variances, err, dq, arrays
+        img, wht, ctx, tile_dq, err_img, var_imgs, exp_img = arrays.pop(key)
+        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure, exp_img)
+    del model, data, weight, pixmap, variances, err, dq, arrays, exptime_image
     release_free_memory()
     return out
+
+
+def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.ndarray, np.ndarray]:
+    """What romancal's ``ExptimeResampler`` drizzles for one input: (constant image, unit weights).
+
+    The image holds the input's ``effective_exposure_time`` everywhere (its
+    ``exposure_time`` when it has none); the weights are 1 on pixels whose DQ
+    ``good_bits`` accept, else 0.
+    """
+    from stcal.resample.utils import build_driz_weight
+
+    data = model["data"]
+    value = model.get("effective_exposure_time")
+    if value is None:
+        value = model["exposure_time"]
+    image = np.full(np.shape(data), value)
+    weight = build_driz_weight({"data": data, "dq": model["dq"]}, weight_type=None,
+                               good_bits=params.good_bits, flag_name_map=params.flag_name_map)
+    return image, weight
 
 
 def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:
@@ -346,6 +368,7 @@ def _drizzle_frame(
     spec: DrizzleSpec,
     exptime: float,
     boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+    exptime_image: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[tuple[int, int], tuple]:
     """Drizzle an exposure once onto ``frame`` and cut each tile's part out of it.
 
@@ -354,7 +377,9 @@ def _drizzle_frame(
     the mosaic restricted to where the exposure lands. With ``spec.fused_kernel``
     (``square`` and ``turbo``) one pass of :mod:`dask_resample.fused_kernel` fills
     every plane; otherwise drizzle's C kernel makes one pass per plane, each output
-    freed before the next.
+    freed before the next. ``exptime_image`` (image, weights) is drizzled as
+    romancal's ``ExptimeResampler`` drizzles it (drizzle's C): pixfrac 1, unit
+    ``iscale`` and exposure time, 0 where not covered.
     """
     params = spec.params
     xmin, xmax, ymin, ymax = rng
@@ -380,6 +405,10 @@ def _drizzle_frame(
         _fused_passes(data, dq, err, variances, kwargs, shape, params, boxes, parts)
     else:
         _c_passes(data, weight, dq, err, variances, kwargs, shape, params, boxes, parts)
+    for key in boxes:
+        parts[key].append(None)
+    if exptime_image is not None:
+        _exptime_pass(exptime_image, kwargs, shape, params, boxes, parts)
     return {key: tuple(v) for key, v in parts.items()}
 
 
@@ -507,6 +536,26 @@ def _fused_passes(
                       _cut(err_all, sl), {name: _cut(v, sl) for name, v in var_all.items()}]
 
 
+def _exptime_pass(
+    exptime_image: tuple[np.ndarray, np.ndarray],
+    kwargs: dict[str, Any],
+    shape: tuple[int, int],
+    params: ResampleParams,
+    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
+    parts: dict[tuple[int, int], list],
+) -> None:
+    """romancal's ``ExptimeResampler`` image of this input (drizzle's C): the last item of each part."""
+    from drizzle.resample import Drizzle
+
+    image, unit_weight = exptime_image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = Drizzle(kernel=params.kernel, fillval=0, out_shape=shape, disable_ctx=True)
+        dt.add_image(image, **{**kwargs, "exptime": 1.0, "weight_map": unit_weight, "pixfrac": 1.0})
+    for key, (_, _, sl) in boxes.items():
+        parts[key][6] = _cut(dt.out_img, sl)
+
+
 def _cropped(
     index: int,
     y0: int,
@@ -518,6 +567,7 @@ def _cropped(
     err: np.ndarray | None,
     var: dict[str, np.ndarray],
     tmeasure: float | None,
+    exptime: np.ndarray | None = None,
 ) -> TilePartial | None:
     """Crop the tile arrays to the box of pixels that hold anything."""
     touched = wht != 0
@@ -527,6 +577,8 @@ def _cropped(
         touched |= dq != 0
     for v in var.values():
         touched |= np.isfinite(v)
+    if exptime is not None:
+        touched |= exptime != 0
     rows = np.flatnonzero(touched.any(axis=1))
     if rows.size == 0:
         return None
@@ -550,6 +602,7 @@ def _cropped(
         err=cut_optional(err),
         var={k: cut(v) for k, v in var.items()},
         tmeasure=None if tmeasure is None else float(tmeasure),
+        exptime=cut_optional(exptime),
     )
 
 

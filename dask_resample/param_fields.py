@@ -58,8 +58,8 @@ __all__ = [
 #: Drizzle kernels supported by the reference.
 KERNELS: tuple[str, ...] = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
 
-#: Input weightings supported by the reference.
-WEIGHT_TYPES: tuple[str, ...] = ("ivm", "exptime")
+#: Input weightings supported by the reference (``"ivm-sky"``: inverse sky variance, romancal's inputs).
+WEIGHT_TYPES: tuple[str, ...] = ("ivm", "exptime", "ivm-sky")
 
 #: How the error array is made (``None``: no error array).
 COMPUTE_ERR_CHOICES: tuple[str | None, ...] = (None, "from_var", "driz_err")
@@ -284,7 +284,7 @@ def _check_fillval(name: str, value: Any, choices: tuple[Any, ...] | None) -> An
 
 def _check_weight_type(name: str, value: Any, choices: tuple[Any, ...] | None) -> str:
     if not _is_one_of(value, WEIGHT_TYPES):
-        raise ValueError(f"{name}: expected 'ivm' or 'exptime', got {value!r}")
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, WEIGHT_TYPES))}, got {value!r}")
     return value
 
 

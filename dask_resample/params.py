@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .dqflags import PIXEL
+from .dqflags import PIXEL, ROMAN_PIXEL
 from .param_fields import (
     COMPUTE_ERR,
     COMPUTE_ERR_CHOICES,
@@ -49,6 +49,8 @@ from .param_fields import (
 __all__ = [
     "COMPUTE_ERR_CHOICES",
     "KERNELS",
+    "MISSIONS",
+    "ROMAN_STEP_DEFAULTS",
     "STEP_DEFAULTS",
     "WCS_PARAMETERS",
     "WCS_PARS_KEYS",
@@ -58,11 +60,13 @@ __all__ = [
     "WcsParameter",
     "check_wcs_pars",
     "default_flag_name_map",
+    "flag_name_map_for",
     "parameter_default",
     "parameter_fields",
     "parse_fillval",
     "parse_number",
     "step_defaults",
+    "step_params",
 ]
 
 #: Reach of each kernel, in input pixels, used to size the tile halo.
@@ -166,6 +170,10 @@ def default_flag_name_map() -> dict[str, int]:
     return dict(PIXEL)
 
 
+#: Every variance array the reference can resample, in the order it treats them.
+VARIANCE_NAMES: tuple[str, ...] = ("var_rnoise", "var_flat", "var_poisson")
+
+
 @dataclass(frozen=True)
 class ResampleParams:
     """Drizzle and output parameters of one mosaic.
@@ -199,6 +207,10 @@ class ResampleParams:
     propagate_dq: bool = switch(False, "also resample the DQ array (bitwise OR)", "--propagate-dq")
     pixmap_stepsize: float = PIXMAP_STEPSIZE.field(1)
     pixmap_order: int = PIXMAP_ORDER.field(1)
+    include_var_flat: bool = switch(True, "do not resample var_flat (romancal's default: only var_rnoise and "
+                                    "var_poisson)", "--no-var-flat", negate=True)
+    compute_exptime: bool = switch(False, "drizzle each input's effective exposure time into an exposure-time map "
+                                   "(array 'exptime'; romancal's coadd exposure times)", "--compute-exptime")
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +268,11 @@ class ResampleParams:
         return good_bits_mask(self.good_bits, self.flag_name_map)
 
     @property
+    def variance_names(self) -> tuple[str, ...]:
+        """The variance arrays resampled, in the reference's order (``var_flat`` only with ``include_var_flat``)."""
+        return VARIANCE_NAMES if self.include_var_flat else tuple(n for n in VARIANCE_NAMES if n != "var_flat")
+
+    @property
     def fill_value(self) -> float:
         """Value of output pixels without any contribution."""
         return parse_fillval(self.fillval)
@@ -303,6 +320,64 @@ STEP_DEFAULTS: Mapping[str, Any] = {
 }
 
 
-def step_defaults() -> dict[str, Any]:
-    """Every parameter's default as jwst's ``ResampleStep`` has it (record defaults + :data:`STEP_DEFAULTS`)."""
-    return {f.name: STEP_DEFAULTS.get(f.name, parameter_default(f)) for f in parameter_fields()}
+#: Defaults of romancal's ``ResampleStep`` where they differ from the record's own: DQ mnemonics
+#: ``~DO_NOT_USE``, a pixel map evaluated every 10 pixels with bicubic interpolation, no
+#: ``var_flat`` unless asked, and context, variances, error (from the variances) and the
+#: exposure-time map always made, as the step makes them.
+ROMAN_STEP_DEFAULTS: Mapping[str, Any] = {
+    "good_bits": "~DO_NOT_USE",
+    "enable_ctx": True,
+    "enable_var": True,
+    "compute_err": "from_var",
+    "pixmap_stepsize": 10,
+    "pixmap_order": 3,
+    "include_var_flat": False,
+    "compute_exptime": True,
+}
+
+#: Mission -> its pipeline step's defaults (differences from the record's defaults).
+MISSIONS: Mapping[str, Mapping[str, Any]] = {"jwst": STEP_DEFAULTS, "roman": ROMAN_STEP_DEFAULTS}
+
+#: Mission -> its pixel DQ flag names (for ``good_bits`` mnemonics).
+_FLAG_NAME_MAPS: Mapping[str, Mapping[str, int]] = {"jwst": PIXEL, "roman": ROMAN_PIXEL}
+
+
+def _mission(mission: str) -> str:
+    if mission not in MISSIONS:
+        raise ValueError(f"mission: expected one of {', '.join(map(repr, MISSIONS))}, got {mission!r}")
+    return mission
+
+
+def step_defaults(mission: str = "jwst") -> dict[str, Any]:
+    """Every parameter's default as the mission's ``ResampleStep`` has it (record defaults + its step defaults).
+
+    Parameters
+    ----------
+    mission : {"jwst", "roman"}
+        ``"jwst"``: :data:`STEP_DEFAULTS`; ``"roman"``: :data:`ROMAN_STEP_DEFAULTS`.
+    """
+    overrides = MISSIONS[_mission(mission)]
+    return {f.name: overrides.get(f.name, parameter_default(f)) for f in parameter_fields()}
+
+
+def flag_name_map_for(mission: str) -> dict[str, int]:
+    """The pixel DQ flag names of a mission (``good_bits`` mnemonics)."""
+    return dict(_FLAG_NAME_MAPS[_mission(mission)])
+
+
+def step_params(mission: str, **kwargs: Any) -> ResampleParams:
+    """A record with the mission's step defaults, its DQ flag names, and ``kwargs`` over them.
+
+    Parameters
+    ----------
+    mission : {"jwst", "roman"}
+    **kwargs
+        Parameter values that replace the step's defaults.
+    """
+    values = step_defaults(mission)
+    unknown = sorted(set(kwargs).difference(values))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                        f"expected some of {', '.join(values)}")
+    values.update(kwargs)
+    return ResampleParams(**values, flag_name_map=flag_name_map_for(mission))

@@ -11,8 +11,14 @@ and the output's linear part (a 2x2 solve). For a TAN input the native vector is
 linear in the projection-plane coordinates, so the whole sky part is a single
 3x3 homography applied to the input's projection-plane coordinates.
 
-The input's own pipeline up to the projection (distortion, SIP, affine,
-velocity-aberration scale, ...) is evaluated by gwcs/astropy as it is.
+The input's own pipeline up to the projection (distortion, affine,
+velocity-aberration scale, ...), the "head", is translated into a small program
+(:mod:`dask_resample.pixmap_program`) when every model in it is of a known type;
+with numba installed (the ``fast`` extra) :mod:`dask_resample.pixmap_compiled`
+then evaluates the head and the sky part in one compiled pass, with astropy's
+arithmetic and no full-frame temporaries. Otherwise (an unknown model, a FITS
+input's SIP evaluated by astropy.wcs, no numba, or :func:`compiled_head` off) the
+head is evaluated by gwcs/astropy as it is, in blocks of rows.
 
 Structures are recognised from model types only; anything else is refused and
 the caller uses the full WCS evaluation. Every fast map is checked against the
@@ -23,14 +29,17 @@ and an interior grid): any NaN mismatch or a difference beyond
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .pixmap_program import HeadProgram, compile_head
 
 __all__ = [
     "CHECK_TOLERANCE_PX",
@@ -38,6 +47,8 @@ __all__ = [
     "InputSky",
     "OutputTan",
     "check_against_reference",
+    "compiled_available",
+    "compiled_head",
     "fast_pixmap",
     "plan_fast_pixmap",
     "recognise_input",
@@ -55,6 +66,9 @@ _R0 = 180.0 / math.pi
 
 #: Rows evaluated at once (bounds the temporaries).
 _BLOCK_ROWS = 256
+
+#: Whether :func:`fast_pixmap` uses the compiled evaluation where it can (see :func:`compiled_head`).
+_COMPILED = {"enabled": True}
 
 
 # --------------------------------------------------------------------------- records
@@ -74,12 +88,16 @@ class InputSky:
         3x3 rotation of unit vectors from the head's sphere to celestial.
     bbox_xy : tuple or None
         Input bounding box ``((xlo, xhi), (ylo, yhi))``; pixels outside are NaN.
+    program : HeadProgram or None
+        The head translated for the compiled evaluation; ``None`` when some
+        model of the head is not one :mod:`dask_resample.pixmap_program` knows.
     """
 
     head: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
     kind: str
     to_celestial: np.ndarray
     bbox_xy: tuple[tuple[float, float], tuple[float, float]] | None
+    program: HeadProgram | None = None
 
 
 @dataclass(frozen=True)
@@ -259,7 +277,8 @@ def recognise_input(wcs_in: Any) -> InputSky | None:
     def evaluate_head(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return head(x, y, with_bounding_box=False)
 
-    return InputSky(head=evaluate_head, kind=kind, to_celestial=matrix, bbox_xy=bbox_xy)
+    return InputSky(head=evaluate_head, kind=kind, to_celestial=matrix, bbox_xy=bbox_xy,
+                    program=compile_head(head_models))
 
 
 def _input_ending(chain: list[Any]) -> tuple[int, str, np.ndarray] | None:
@@ -428,8 +447,39 @@ def _evaluate(plan: FastPixmapPlan, x: np.ndarray, y: np.ndarray) -> tuple[np.nd
     return ox, oy, w
 
 
+@functools.lru_cache(maxsize=1)
+def compiled_available() -> bool:
+    """Whether numba, and so :mod:`dask_resample.pixmap_compiled`, can be imported here."""
+    try:
+        from . import pixmap_compiled  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def compiled_head(enabled: bool) -> Iterator[None]:
+    """Use (or not) the compiled evaluation in :func:`fast_pixmap` within the block.
+
+    ``compiled_head(False)`` gives the numpy evaluation (the head by astropy in
+    blocks of rows) even where the compiled one applies: for benchmarks and
+    tests. The setting is process-wide.
+    """
+    before = _COMPILED["enabled"]
+    _COMPILED["enabled"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _COMPILED["enabled"] = before
+
+
 def fast_pixmap(plan: FastPixmapPlan, shape_yx: tuple[int, int]) -> np.ndarray | None:
     """Evaluate the fast pixel map on every pixel of an input.
+
+    The compiled evaluation (:func:`dask_resample.pixmap_compiled.fast_map`) is
+    used when the head was translated (``plan.source.program``), numba is
+    installed and :func:`compiled_head` is on; otherwise the head is evaluated
+    by astropy in blocks of rows and the sky part by numpy.
 
     Parameters
     ----------
@@ -443,6 +493,11 @@ def fast_pixmap(plan: FastPixmapPlan, shape_yx: tuple[int, int]) -> np.ndarray |
         ``(ny, nx, 2)``, ``[..., 0]`` is x; ``None`` if some pixel maps to the
         output's far hemisphere (left to the full evaluation).
     """
+    src = plan.source
+    if src.program is not None and _COMPILED["enabled"] and compiled_available():
+        from .pixmap_compiled import fast_map
+
+        return fast_map(src.program, src.kind, plan.homography, src.bbox_xy, shape_yx)
     ny, nx = shape_yx
     pixmap = np.empty((ny, nx, 2), np.float64)
     x_row = np.arange(nx, dtype=np.float64)

@@ -59,7 +59,7 @@ __all__ = ["LEVELS_GROUP", "level_shape", "n_levels_for", "write_pyramid"]
 LEVELS_GROUP = "levels"
 
 #: Array order in the metadata (``data`` first: viewers show the first entry).
-_ORDER = ("data", "wht", "err", "var_rnoise", "var_poisson", "var_flat", "dq", "con")
+_ORDER = ("data", "wht", "err", "var_rnoise", "var_poisson", "var_flat", "dq", "con", "exptime")
 _VAR = ("var_rnoise", "var_poisson", "var_flat")
 
 METHOD = "weighted_mean_2x2"
@@ -184,6 +184,8 @@ def downsample(arrays: dict[str, Any], tile_shape_yx: tuple[int, int], fill: flo
             out[name] = a.map_blocks(_err, wht, chunks=chunks, dtype=np.float32)
         elif name in _VAR:
             out[name] = a.map_blocks(_var, wht, chunks=chunks, dtype=np.float32)
+        elif name == "exptime":  # the weighted mean, 0 where nothing lands (as the map has it)
+            out[name] = a.map_blocks(_mean, wht, fill=0.0, chunks=chunks, dtype=np.float32)
         else:
             raise ValueError(f"{name}: no downsampling rule for this array")
     return out

@@ -84,7 +84,7 @@ class ExposureRef:
     source : str
         Absolute path or URL (``s3://...``, ``memory://...``) of the file, or ``"<memory>"``.
     kind : str
-        ``"jwst"``, ``"fits"`` or ``"memory"``.
+        ``"jwst"``, ``"roman"``, ``"fits"`` or ``"memory"``.
     filename : str
         Name used in messages and the input table.
     group_id : str
@@ -162,7 +162,7 @@ class InputSource:
     path : str
         Absolute path or URL (``s3://...``, ``memory://...``) of the file.
     kind : str
-        Input driver (``"jwst"`` or ``"fits"``).
+        Input driver (``"jwst"``, ``"roman"`` or ``"fits"``).
     filename : str
         Name used in messages and the input table.
     group_id : str or None

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernel import VARIANCE_NAMES, TilePartial
+from .kernel import TilePartial
 from .params import ResampleParams
 
 __all__ = [
@@ -84,6 +84,7 @@ class TileAccumulator:
     var_s: dict[str, np.ndarray] = field(default_factory=dict)
     var_w: dict[str, np.ndarray] = field(default_factory=dict)
     n_inputs: int = 0
+    exptime: np.ndarray | None = None
 
     @classmethod
     def empty(cls, spec: AccumulatorSpec) -> TileAccumulator:
@@ -97,8 +98,9 @@ class TileAccumulator:
             s_err=np.zeros(shape, np.float64) if p.compute_err == "driz_err" else None,
             ctx=np.zeros((len(spec.ctx_planes), *shape), np.int32) if p.enable_ctx else None,
             dq=np.zeros(shape, np.uint32) if p.propagate_dq else None,
-            var_s={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
-            var_w={n: np.zeros(shape, np.float64) for n in VARIANCE_NAMES} if p.enable_var else {},
+            var_s={n: np.zeros(shape, np.float64) for n in p.variance_names} if p.enable_var else {},
+            var_w={n: np.zeros(shape, np.float64) for n in p.variance_names} if p.enable_var else {},
+            exptime=np.zeros(shape, np.float64) if p.compute_exptime else None,
         )
 
     def copy(self) -> TileAccumulator:
@@ -109,7 +111,7 @@ class TileAccumulator:
         return TileAccumulator(
             self.spec, self.s_wd.copy(), self.s_w.copy(), c(self.s_err), c(self.ctx), c(self.dq),
             {k: v.copy() for k, v in self.var_s.items()}, {k: v.copy() for k, v in self.var_w.items()},
-            self.n_inputs,
+            self.n_inputs, c(self.exptime),
         )
 
 
@@ -156,6 +158,9 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
         view |= partial.dq
     if acc.var_s:
         _accumulate_variances(acc, partial, sl)
+    if acc.exptime is not None and partial.exptime is not None:
+        view = acc.exptime[sl]
+        view += partial.exptime
     acc.n_inputs += 1
     return acc
 
@@ -209,6 +214,8 @@ def merge(a: TileAccumulator, b: TileAccumulator) -> TileAccumulator:
     for name in out.var_s:
         out.var_s[name] += b.var_s[name]
         out.var_w[name] += b.var_w[name]
+    if out.exptime is not None:
+        out.exptime += b.exptime
     out.n_inputs += b.n_inputs
     return out
 
@@ -221,7 +228,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
     dict
         ``data``, ``wht`` (float32), ``con`` (int32, the planes
         ``acc.spec.ctx_planes`` of the mosaic's context), ``var_rnoise``,
-        ``var_flat``, ``var_poisson``, ``err`` (float32), ``dq`` (uint32), as enabled.
+        ``var_flat``, ``var_poisson``, ``err``, ``exptime`` (float32), ``dq`` (uint32), as enabled.
     """
     spec = acc.spec
     p = spec.params
@@ -240,7 +247,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
         finals = {}
         if acc.var_s:
             scaling = 1.0 if psr is None else 1.0 / psr**2
-            for name in VARIANCE_NAMES:
+            for name in p.variance_names:
                 w = acc.var_w[name]
                 ok = w > 0
                 scaled = acc.var_s[name] * scaling
@@ -254,10 +261,12 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
             err = _ratio(acc.s_err, acc.s_w, covered, fill)
             out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
         elif p.err_enabled:
-            comps = [finals[n] for n in VARIANCE_NAMES]
+            comps = [finals[n] for n in p.variance_names]
             err = np.sqrt(np.nansum(comps, axis=0)).astype(np.float32)
             err[np.all(np.isnan(comps), axis=0)] = np.nan
             out["err"] = err
+        if acc.exptime is not None:
+            out["exptime"] = acc.exptime.astype(np.float32)
     return out
 
 
@@ -296,9 +305,11 @@ def output_arrays(params: ResampleParams) -> list[str]:
     if params.err_enabled:
         names.append("err")
     if params.enable_var and params.report_var:
-        names += list(VARIANCE_NAMES)
+        names += list(params.variance_names)
     if params.propagate_dq:
         names.append("dq")
+    if params.compute_exptime:
+        names.append("exptime")
     return names
 
 
@@ -323,7 +334,7 @@ def _register_sizeof() -> None:
 
     @sizeof.register(TileAccumulator)
     def _sizeof_acc(a: TileAccumulator) -> int:
-        arrays = [a.s_wd, a.s_w, a.s_err, a.ctx, a.dq, *a.var_s.values(), *a.var_w.values()]
+        arrays = [a.s_wd, a.s_w, a.s_err, a.ctx, a.dq, a.exptime, *a.var_s.values(), *a.var_w.values()]
         return int(sum(x.nbytes for x in arrays if x is not None)) + 256
 
 

@@ -81,7 +81,7 @@ def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: T
     """Write ``partial`` (input ``partial.index`` into tile ``(ty, tx)`` of ``group``) atomically."""
     directory = scratch.tile_dir(group, ty, tx)
     arrays = {"img": partial.img, "wht": partial.wht}
-    for name in ("ctx", "dq", "err"):
+    for name in ("ctx", "dq", "err", "exptime"):
         if (a := getattr(partial, name)) is not None:
             arrays[name] = a
     for name, v in partial.var.items():
@@ -109,6 +109,7 @@ def read_partial(location: Location) -> TilePartial:
             err=z["err"] if "err" in names else None,
             var={n: z[f"var.{n}"] for n in VARIANCE_NAMES if f"var.{n}" in names},
             tmeasure=None if np.isnan(tmeasure) else tmeasure,
+            exptime=z["exptime"] if "exptime" in names else None,
         )
 
 

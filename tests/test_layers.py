@@ -55,6 +55,7 @@ def test_no_import_cycles_between_modules():
 def test_drivers_and_failures_sit_below_io():
     edges = _module_imports()
     for name in ("dask_resample.failures", "dask_resample.drivers.jwst_model", "dask_resample.drivers.plain_fits",
-                 "dask_resample.drivers.in_memory", "dask_resample.drivers._fitsfile"):
+                 "dask_resample.drivers.in_memory", "dask_resample.drivers._fitsfile",
+                 "dask_resample.drivers.roman_model"):
         assert "dask_resample.io" not in edges[name], name
     assert "dask_resample.graph" not in edges["dask_resample.kernel"]

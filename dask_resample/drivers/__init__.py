@@ -1,7 +1,7 @@
 """Input drivers: one module per input format, behind one small protocol.
 
-A driver knows one kind of input (JWST datamodel files, plain FITS images,
-exposures held in memory). Everything format-specific lives in its module:
+A driver knows one kind of input (JWST datamodel files, Roman WFI ASDF files,
+plain FITS images, exposures held in memory). Everything format-specific lives in its module:
 
 * ``describe(source)`` reads the small metadata of one input (exposure times,
   group id, outline on the sky, pixel area) into an
@@ -58,6 +58,7 @@ DRIVERS: dict[str, str] = {
     "jwst": "dask_resample.drivers.jwst_model",
     "fits": "dask_resample.drivers.plain_fits",
     "memory": "dask_resample.drivers.in_memory",
+    "roman": "dask_resample.drivers.roman_model",
 }
 
 

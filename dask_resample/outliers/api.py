@@ -55,6 +55,8 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     graph = stage.graph.as_mosaic_graph(ScratchSpec(root=stage.work.scratch))
     outcome = _run(graph, client=client, progress=progress, desc="inputs", unit="input")
     if outcome.failures:
+        for failure in outcome.failures.values():
+            failure.log_traceback()
         messages = sorted({f.message for f in outcome.failures.values()})
         raise OutlierDetectionError(f"{len(outcome.failures)} input(s) not flagged: " + "; ".join(messages[:5]))
     return {rec["index"]: rec for rec in outcome.records.values()}

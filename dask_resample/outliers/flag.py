@@ -18,7 +18,7 @@ import numpy as np
 
 from .._files import file_exists, load_arrays, remove_file, save_arrays
 from ..dqmask import write_mask
-from ..failures import TaskFailure
+from ..failures import TaskFailure, worker_task
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
 from ..store.location import Location
@@ -103,6 +103,7 @@ class FlagTask:
     blot_path: str | Location | None = None
 
 
+@worker_task(lambda ref, *args: f"{ref.filename}: outlier flagging failed")
 def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -> dict[str, Any] | TaskFailure:
     """Flag one input's outliers, store its mask and write its ``*_crf.fits`` file (a worker task).
 
@@ -110,59 +111,51 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
     """
     from stcal.outlier_detection.utils import flag_crs
 
-    for r in upstream:
-        if isinstance(r, TaskFailure):
-            return r
     p = spec.params
-    try:
-        model = load_model_dict(ref, need_var=False, need_err=True)
-        for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
-            model.pop(name, None)
-        collect_garbage()  # the closed file's other arrays
-        data = np.asarray(model["data"])
-        err = _error_array(model, ref.filename)
-        if p.resample_data:
-            from .blot import blot_median
+    model = load_model_dict(ref, need_var=False, need_err=True)
+    for name in ("var_rnoise", "var_poisson", "var_flat", "dq"):  # not needed to flag
+        model.pop(name, None)
+    collect_garbage()  # the closed file's other arrays
+    data = np.asarray(model["data"])
+    err = _error_array(model, ref.filename)
+    if p.resample_data:
+        from .blot import blot_median
 
-            assert spec.median_store is not None and spec.median_shape_yx is not None and spec.tile_shape_yx is not None
-            pixmap32 = None
-            if task.pixmap_path is not None and file_exists(task.pixmap_path):
-                (pixmap32,) = load_arrays(task.pixmap_path)
-            blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
-                               stepsize=p.pixmap_stepsize, order=p.pixmap_order,
-                               tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
-                               allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
-            del pixmap32
-            mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
-                                         effective_backg(model, p.backg))
-        else:
-            blot = np.concatenate([load_arrays(b)[0] for b in spec.band_paths])
-            if blot.shape != data.shape:
-                raise InputError(f"{ref.filename}: shape {data.shape} differs from the median's {blot.shape}")
-            mask = flag_crs(data, err, blot, p.snr1)
-        del model, data, err
-        write_mask(task.mask_path, mask)
-        if task.pixmap_path is not None:
-            remove_file(task.pixmap_path)
-        record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
-                                  "mask": task.mask_path.url}
-        if task.blot_path is not None:
-            from .products import write_blot
+        assert spec.median_store is not None and spec.median_shape_yx is not None and spec.tile_shape_yx is not None
+        pixmap32 = None
+        if task.pixmap_path is not None and file_exists(task.pixmap_path):
+            (pixmap32,) = load_arrays(task.pixmap_path)
+        blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
+                           stepsize=p.pixmap_stepsize, order=p.pixmap_order,
+                           tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
+                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
+        del pixmap32
+        mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
+                                     effective_backg(model, p.backg))
+    else:
+        blot = np.concatenate([load_arrays(b)[0] for b in spec.band_paths])
+        if blot.shape != data.shape:
+            raise InputError(f"{ref.filename}: shape {data.shape} differs from the median's {blot.shape}")
+        mask = flag_crs(data, err, blot, p.snr1)
+    del model, data, err
+    write_mask(task.mask_path, mask)
+    if task.pixmap_path is not None:
+        remove_file(task.pixmap_path)
+    record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
+                              "mask": task.mask_path.url}
+    if task.blot_path is not None:
+        from .products import write_blot
 
-            # the client refused existing files unless ``overwrite``; what exists now is this run's (a retry)
-            record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=True)
-        del blot
-        if task.crf_path is not None:
-            from .products import write_crf
+        # the client refused existing files unless ``overwrite``; what exists now is this run's (a retry)
+        record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=True)
+    del blot
+    if task.crf_path is not None:
+        from .products import write_crf
 
-            record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
-        del mask
-        release_free_memory()
-        return record
-    except InputError as exc:
-        return TaskFailure.from_exception(exc)
-    except Exception as exc:
-        return TaskFailure(f"{ref.filename}: outlier flagging failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
+    del mask
+    release_free_memory()
+    return record
 
 
 @dataclass(frozen=True)
@@ -173,23 +166,19 @@ class MaskInputTask:
     path: Location
 
 
+@worker_task(lambda ref, task: f"{ref.filename}: masking failed")
 def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | TaskFailure:
     """An input's data, NaN where its weight is below its threshold (``resample_data=False``; a worker task)."""
     from stcal.outlier_detection.utils import compute_weight_threshold
     from stcal.resample.utils import build_driz_weight
 
-    try:
-        rp = task.params.resample_params()
-        model = load_model_dict(ref, need_var=False, need_err=False)
-        data = np.array(model["data"], dtype=np.float32)
-        weight = build_driz_weight(model, weight_type=rp.weight_type, good_bits=rp.good_bits,
-                                   flag_name_map=rp.flag_name_map)
-        threshold = compute_weight_threshold(weight, task.params.maskpt)
-        data[weight < threshold] = np.nan
-        save_arrays(task.path, data)
-        return {"index": ref.index, "filename": ref.filename, "path": task.path, "shape": list(data.shape),
-                "threshold": float(threshold)}
-    except InputError as exc:
-        return TaskFailure.from_exception(exc)
-    except Exception as exc:
-        return TaskFailure(f"{ref.filename}: masking failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    rp = task.params.resample_params()
+    model = load_model_dict(ref, need_var=False, need_err=False)
+    data = np.array(model["data"], dtype=np.float32)
+    weight = build_driz_weight(model, weight_type=rp.weight_type, good_bits=rp.good_bits,
+                               flag_name_map=rp.flag_name_map)
+    threshold = compute_weight_threshold(weight, task.params.maskpt)
+    data[weight < threshold] = np.nan
+    save_arrays(task.path, data)
+    return {"index": ref.index, "filename": ref.filename, "path": task.path, "shape": list(data.shape),
+            "threshold": float(threshold)}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..failures import TaskFailure
+from ..failures import TaskFailure, worker_task
 from ..geometry import TileGrid
 from ..store import Location, _group_path
 
@@ -70,16 +70,12 @@ def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[i
     return values
 
 
+@worker_task(lambda tile_records, task: f"group {task.group}: weight threshold failed")
 def threshold_task(tile_records: Sequence[Any], task: ThresholdTask) -> np.float64 | TaskFailure:
     """Weight threshold of one group (a worker task), after the group's tiles are written."""
     from stcal.outlier_detection.utils import compute_weight_threshold
 
-    for r in tile_records:
-        if isinstance(r, TaskFailure):
-            return r
-    try:
-        values = group_weight_values(task.store, task.group, task.tile_keys,
-                                     TileGrid(task.shape_yx, task.tile_shape_yx))
-        return np.float64(compute_weight_threshold(values, task.maskpt))
-    except Exception as exc:
-        return TaskFailure(f"group {task.group}: weight threshold failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    values = group_weight_values(task.store, task.group, task.tile_keys,
+                                 TileGrid(task.shape_yx, task.tile_shape_yx))
+    return np.float64(compute_weight_threshold(values, task.maskpt))
+

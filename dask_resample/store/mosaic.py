@@ -7,6 +7,7 @@ Layout of a many-to-one mosaic at ``path``::
       wht   (y, x)        float32
       con   (plane, y, x) int32
       err, var_rnoise, var_flat, var_poisson  (y, x) float32
+      exptime (y, x)      float32 (the effective exposure-time map, ``compute_exptime``)
       dq    (y, x)        uint32
       _progress/          one marker file per finished tile (written atomically)
 

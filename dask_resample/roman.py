@@ -1,0 +1,206 @@
+"""Roman WFI: romancal's ``ResampleStep`` parameters and the coadd exposure times of a mosaic.
+
+Roman Level-2 images (``WfiImage`` ASDF files, associations, romancal's
+``ModelLibrary``, open datamodels) are read by
+:mod:`dask_resample.drivers.roman_model`; :func:`dask_resample.resample` takes
+them like any input. Give it the parameters of romancal's ``ResampleStep``::
+
+    from dask_resample import resample
+    from dask_resample.roman import roman_params, coadd_exposure_times
+
+    mosaic = resample("r0000101_asn.json", "mosaic.zarr", params=roman_params(pixfrac=0.8))
+    mean_time, max_time = coadd_exposure_times(mosaic)
+
+:func:`roman_params` is :class:`~dask_resample.params.ResampleParams` with
+:data:`~dask_resample.params.ROMAN_STEP_DEFAULTS` and Roman's DQ flag names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .params import ResampleParams, step_defaults, step_params
+
+__all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults", "to_mosaic_model"]
+
+
+def roman_step_defaults() -> dict[str, Any]:
+    """Every parameter's default as romancal's ``ResampleStep`` has it."""
+    return step_defaults("roman")
+
+
+def roman_params(**kwargs: Any) -> ResampleParams:
+    """The parameters of romancal's ``ResampleStep``, with ``kwargs`` over its defaults.
+
+    Parameters
+    ----------
+    **kwargs
+        Fields of :class:`~dask_resample.params.ResampleParams`.
+
+    Returns
+    -------
+    ResampleParams
+        With Roman's DQ flag names for ``good_bits`` mnemonics.
+    """
+    return step_params("roman", **kwargs)
+
+
+def coadd_exposure_times(mosaic: Any) -> tuple[float, float]:
+    """``meta.coadd_info.exposure_time`` and ``max_exposure_time`` as romancal computes them.
+
+    The mean of the exposure-time map over the pixels where it is positive
+    (0 when there is none), and its maximum; computed tile by tile.
+
+    Parameters
+    ----------
+    mosaic : xarray.Dataset
+        A mosaic made with ``compute_exptime`` (``roman_params()`` has it), as
+        :func:`dask_resample.resample` or ``open_mosaic`` return it.
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValueError
+        If the mosaic has no exposure-time map.
+    """
+    import dask
+
+    if "exptime" not in mosaic.data_vars:
+        raise ValueError("mosaic: no exposure-time map ('exptime'); resample with compute_exptime=True")
+    a = mosaic["exptime"].data
+    positive = a > 0
+    total = dask.array.where(positive, a.astype(np.float64), 0.0).sum()
+    count = positive.sum()
+    peak = a.max()
+    total, count, peak = dask.compute(total, count, peak)
+    mean = float(total) / int(count) if int(count) else 0.0
+    return mean, float(peak)
+
+
+def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str | os.PathLike | None = None,
+                      names: Sequence[str] | None = None, params: ResampleParams | None = None,
+                      client: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """One mosaic per skycell the inputs touch, as romancal's skycell products are cut.
+
+    Each skycell's mosaic is made from the inputs whose footprint overlaps it
+    (romancal's ``find_skycell_matches``), in input order, on the skycell's own
+    grid, and written to ``directory/<skycell>.zarr``.
+
+    Parameters
+    ----------
+    inputs
+        Anything :func:`dask_resample.resample` takes.
+    directory : path-like
+        Where the mosaics go.
+    skymap : path-like, optional
+        The skymap file (default: ``SKYMAP_PATH``).
+    names : sequence of str, optional
+        Only these skycells (those the inputs touch).
+    params : ResampleParams, optional
+        Default :func:`roman_params`.
+    client : distributed.Client, optional
+    **kwargs
+        Other arguments of :func:`dask_resample.resample` (``tile_shape``, ``overwrite``, ...).
+
+    Returns
+    -------
+    dict
+        Skycell name -> its mosaic (``xarray.Dataset``).
+    """
+    from .api import resample
+    from .io import collect_exposures
+    from .skycells import skycell_output_wcs, skycells_touched
+
+    refs = collect_exposures(inputs, client=client)
+    touched = skycells_touched(refs, skymap)
+    if names is not None:
+        touched = {name: touched[name] for name in names if name in touched}
+    params = params or roman_params()
+    out = {}
+    for name, members in touched.items():
+        out[name] = resample([refs[k] for k in members], Path(directory) / f"{name}.zarr",
+                             output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
+    return out
+
+
+def to_mosaic_model(mosaic: Any, path: str | os.PathLike | None = None) -> Any:
+    """The mosaic as a romancal ``MosaicModel`` (Level 3), validated, and saved to ``path`` if given.
+
+    The arrays (``data``, ``weight``, ``context``, ``err``, ``var_rnoise``,
+    ``var_poisson``, ``var_flat`` where made) are read whole; the WCS is the
+    mosaic's gwcs, with ``meta.wcsinfo`` filled by romancal's own
+    ``assign_l3_wcs``; ``meta.resample`` holds the parameters and
+    ``meta.coadd_info`` the exposure times (:func:`coadd_exposure_times`).
+    Metadata romancal blends from the inputs' headers is left at the model's
+    placeholders.
+
+    Parameters
+    ----------
+    mosaic : xarray.Dataset
+        A many-to-one mosaic (or one group of a many-to-many one).
+    path : path-like, optional
+        Where to write the ASDF file.
+
+    Returns
+    -------
+    roman_datamodels.datamodels.MosaicModel
+    """
+    import warnings
+
+    import roman_datamodels.datamodels as rdm
+    from romancal.resample._l3_wcs import assign_l3_wcs
+
+    from .geometry import gwcs_from_text
+
+    meta = mosaic.attrs["dask_resample"]
+    params = meta["params"]
+    shape = tuple(int(n) for n in mosaic["data"].shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = rdm.MosaicModel.create_fake_data(shape=shape)
+    model.data = mosaic["data"].values.astype(np.float32)
+    model.weight = mosaic["wht"].values.astype(np.float32)
+    if "con" in mosaic:
+        model.context = mosaic["con"].values.view(np.uint32)
+    for name in ("err", "var_rnoise", "var_poisson", "var_flat"):
+        if name in mosaic:
+            setattr(model, name, mosaic[name].values.astype(np.float32))
+    if "dq" in mosaic:
+        model.dq = mosaic["dq"].values.astype(np.uint32)
+    wcs = gwcs_from_text(meta["wcs_asdf"])
+    if getattr(wcs, "array_shape", None) is None:
+        wcs.array_shape = shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assign_l3_wcs(model, wcs)
+    resample = model.meta.resample
+    resample.good_bits = str(params["good_bits"])
+    resample.pixel_scale_ratio = float(meta["grid"]["pixel_scale_ratio"])
+    resample.pixfrac = float(params["pixfrac"])
+    resample.weight_type = str(params["weight_type"])
+    resample.pointings = len({row["group_id"] for row in meta.get("inputs", [])})
+    resample.members = [str(row["filename"]) for row in meta.get("inputs", [])]
+    if float(params["pixmap_stepsize"]).is_integer():  # the schema's type (romancal's step takes integers only)
+        resample["pixmap_stepsize"] = int(params["pixmap_stepsize"])
+    resample["pixmap_order"] = int(params["pixmap_order"])
+    if "exptime" in mosaic:
+        mean, peak = coadd_exposure_times(mosaic)
+        model.meta.coadd_info.exposure_time = mean
+        model.meta.coadd_info["max_exposure_time"] = peak
+    model.meta.cal_step["resample"] = "COMPLETE"
+    if path is not None:
+        model.meta.filename = Path(path).name
+    model.validate()
+    if path is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.save(str(path))
+    return model
