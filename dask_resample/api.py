@@ -373,6 +373,13 @@ def prepare_worker() -> None:
 
     if config.get("fused-kernel"):
         kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
+    if config.get("fast-pixmap"):
+        from . import pixmap
+
+        if pixmap.compiled_available():
+            from . import pixmap_compiled
+
+            pixmap_compiled.warm_up()  # the compiled pixel map, loaded from numba's cache
     tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
 
     try:

@@ -515,22 +515,37 @@ def _fused_passes(
 
     The frame is fresh, so each plane's weight is the data's: the drizzled error
     and every ``(drizzled sqrt(var))**2`` equal what the separate C passes of
-    :func:`_c_passes` give (``tests/test_fused_kernel.py``).
+    :func:`_c_passes` give (``tests/test_fused_kernel.py``). A variance of lower
+    precision than float32 (Roman's float16) has its square root taken in its own
+    dtype, as the C passes take it (``numpy.sqrt``), and is drizzled as a plane.
     """
     from .fused_kernel import FusedDrizzle
 
     planes = {"err": err} if err is not None else {}
+    exact = {n: v for n, v in variances.items() if np.asarray(v).dtype in (np.float32, np.float64)}
+    with np.errstate(invalid="ignore"):
+        rooted = {n: np.sqrt(v) for n, v in variances.items() if n not in exact}
+    planes.update({f"sqrt {n}": v for n, v in rooted.items()})
     driz = FusedDrizzle(
         shape, kernel=params.kernel, fillval=0.0, begin_ctx_id=0, max_ctx_id=0,
         disable_ctx=not params.enable_ctx, plane_names=tuple(planes), plane_fillval=0.0,
-        variance_names=tuple(variances), accumulate_variances=False,
+        variance_names=tuple(exact), accumulate_variances=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        driz.add_image(data, planes=planes, variances=variances, dq=dq, **kwargs)
+        driz.add_image(data, planes=planes, variances=exact, dq=dq, **kwargs)
+    del rooted
     ctx_all = (driz.out_ctx[0] != 0) if driz.out_ctx is not None else None  # None: not params.enable_ctx
     err_all = driz.out_planes.get("err")
-    var_all = {name: driz.input_variance(name) for name in variances}
+    var_all = {}
+    for name in variances:
+        if name in exact:
+            var_all[name] = driz.input_variance(name)
+        else:
+            m = driz.out_planes[f"sqrt {name}"]
+            np.multiply(m, m, out=m)
+            m[driz.out_wht == 0] = np.nan
+            var_all[name] = m
     for key, (_, _, sl) in boxes.items():
         parts[key] = [_cut(driz.out_img, sl), _cut(driz.out_wht, sl), _cut(ctx_all, sl), _cut(driz.out_dq, sl),
                       _cut(err_all, sl), {name: _cut(v, sl) for name, v in var_all.items()}]
