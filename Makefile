@@ -1,6 +1,6 @@
 # dask-resample: two commands do everything on a fresh machine.
 #   make demo   create .venv, install, build a mosaic from built-in synthetic data
-#   make test   install the test extras and run the whole suite
+#   make test   install the test extras, lint and type-check, and run the whole suite
 
 # Python >= 3.12: the first candidate that runs and is new enough. Each one is run, not just
 # looked up: a pyenv shim such as python3.12 is on PATH but fails when no pyenv version selects
@@ -22,7 +22,7 @@ CORE_VENV := .venv-core
 CORE_TESTS := tests/test_plain_fits.py tests/test_core_install.py tests/test_layers.py
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test test-core install install-test benchmark clean check-python FORCE
+.PHONY: demo test test-core lint install install-test benchmark clean check-python FORCE
 
 check-python:
 	$(if $(PYTHON),,$(error no Python >= 3.12 found (tried python3.12, python3.13, python3.14, pyenv's 3.12+, python3): install one or run make PYTHON=/path/to/python3.12))
@@ -57,7 +57,12 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/dask-resample demo --output-dir $(DEMO_DIR)
 
-test: install-test
+# ruff and mypy, configured in pyproject.toml (the versions pinned in the test extra)
+lint: install-test
+	$(BIN)/ruff check dask_resample tests benchmarks deploy
+	$(BIN)/mypy dask_resample
+
+test: install-test lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(MAKE) test-core
 
@@ -78,4 +83,4 @@ benchmark: install-test
 	$(BIN)/python benchmarks/bench_vs_jwst.py
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache .hypothesis
+	rm -rf $(DEMO_DIR) .pytest_cache .hypothesis .mypy_cache .ruff_cache

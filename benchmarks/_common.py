@@ -85,11 +85,12 @@ def vmhwm_bytes(pid: int) -> int | None:
 
 def warm_worker() -> int:
     """Import what the tasks use (the reference process imports jwst before its clock starts too)."""
+    import jwst.resample.resample  # noqa: F401
+    import stdatamodels.jwst.datamodels  # noqa: F401
+
     import dask_resample.graph  # noqa: F401
     import dask_resample.kernel  # noqa: F401
     import dask_resample.reduce  # noqa: F401
-    import jwst.resample.resample  # noqa: F401
-    import stdatamodels.jwst.datamodels  # noqa: F401
 
     return os.getpid()
 

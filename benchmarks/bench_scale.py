@@ -772,7 +772,8 @@ def tiles_with_data(run: dict[str, Any]) -> int:
 
 
 def _requests_cell(counts: dict[str, float], per: float) -> str:
-    kinds = [k for k in REQUEST_KINDS if counts.get(k)] + sorted(k for k in counts if k not in REQUEST_KINDS and counts[k])
+    kinds = [k for k in REQUEST_KINDS if counts.get(k)]
+    kinds += sorted(k for k in counts if k not in REQUEST_KINDS and counts[k])
     return ", ".join(f"{k} {counts[k] / per:.2f}" for k in kinds) or "-"
 
 
@@ -795,7 +796,10 @@ def storage_table(res: dict[str, Any], n_workers: int) -> str:
         if len(run["seconds_runs"]) > 1:
             wall += " (" + ", ".join(f"{v:.1f}" for v in run["seconds_runs"]) + ")"
         overhead = "-" if run is local else f"{100 * (run['seconds'] / local['seconds'] - 1):+.1f}%"
-        mib = lambda v: f"{v / 2**20:,.0f}" if v else "-"
+
+        def mib(v):
+            return f"{v / 2**20:,.0f}" if v else "-"
+
         rows.append("| " + " | ".join([
             store + ({"local": ", scratch on local disk", "store": ", scratch on S3"}.get(run.get("scratch_on"), "")
                      if run is s3 else ""),
@@ -815,14 +819,19 @@ def storage_kinds_table(res: dict[str, Any]) -> str:
     local, s3 = res["dask"], res["dask_s3"]
     rows = ["| task kind | tasks (local / S3) | local disk [s] | S3 [s] | S3 - local [s] | per task, local / S3 [s] |",
             "|---|---|---|---|---|---|"]
-    kinds = list(dict.fromkeys([*REPORTED_KINDS, "shard", *sorted(set(local["tasks_by_kind"]) | set(s3["tasks_by_kind"]))]))
+    seen = set(local["tasks_by_kind"]) | set(s3["tasks_by_kind"])
+    kinds = list(dict.fromkeys([*REPORTED_KINDS, "shard", *sorted(seen)]))
     for kind in kinds:
         nl, ns = local["tasks_by_kind"].get(kind, 0), s3["tasks_by_kind"].get(kind, 0)
         if not nl and not ns:
             continue
         sl, ss = local["seconds_by_kind"].get(kind, 0.0), s3["seconds_by_kind"].get(kind, 0.0)
-        per = lambda s_, n_: f"{s_ / n_:.3f}" if n_ else "-"
-        rows.append(f"| {kind} | {nl:,} / {ns:,} | {sl:.1f} | {ss:.1f} | {ss - sl:+.1f} | {per(sl, nl)} / {per(ss, ns)} |")
+
+        def per(s_, n_):
+            return f"{s_ / n_:.3f}" if n_ else "-"
+
+        rows.append(f"| {kind} | {nl:,} / {ns:,} | {sl:.1f} | {ss:.1f} | {ss - sl:+.1f} | "
+                    f"{per(sl, nl)} / {per(ss, ns)} |")
     tl, ts = sum(local["seconds_by_kind"].values()), sum(s3["seconds_by_kind"].values())
     rows.append(f"| all | {local['tasks']:,} / {s3['tasks']:,} | {tl:.1f} | {ts:.1f} | {ts - tl:+.1f} | |")
     return "\n".join(rows)
@@ -889,7 +898,10 @@ def storage_notes(res: dict[str, Any]) -> list[str]:
                      "dask-resample); on a cluster given by the user it goes beside the mosaic on S3 "
                      "(--s3-scratch store measures that)")
     cpu_l, cpu_s = local.get("cpu_seconds", {}), s3.get("cpu_seconds", {})
-    fmt = lambda c: ", ".join(f"{k} {v:.1f}" for k, v in c.items())
+
+    def fmt(c):
+        return ", ".join(f"{k} {v:.1f}" for k, v in c.items())
+
     lines.append(f"- CPU seconds during the call: local disk: {fmt(cpu_l)}; S3: {fmt(cpu_s)} "
                  f"(the S3 server runs on the same 2 cores as the workers)")
     if "s3-server" in s3["rss_peak"]:
@@ -899,7 +911,8 @@ def storage_notes(res: dict[str, Any]) -> list[str]:
         if not t:
             continue
         secs = t["request_seconds"]
-        lines.append(f"- {what}: {t['received_bytes'] / 2**30:.2f} GiB received, {t['sent_bytes'] / 2**30:.2f} GiB sent; "
+        lines.append(f"- {what}: {t['received_bytes'] / 2**30:.2f} GiB received, "
+                     f"{t['sent_bytes'] / 2**30:.2f} GiB sent; "
                      f"server time in requests {sum(secs.values()):.0f} s ("
                      + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(secs.items(), key=lambda kv: -kv[1])) + ")")
     lines.append(f"- mosaic bytes: local disk {local['bytes'] / 2**30:.2f} GiB, S3 {s3['bytes'] / 2**30:.2f} GiB; "

@@ -66,7 +66,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _common import dataset_cached, mark_dataset, vmhwm_bytes
 
 MIB = 1024**2

@@ -11,9 +11,9 @@ from . import accessor  # noqa: F401  (registers the ``ds.mosaic`` accessor)
 from ._version import __version__
 from .api import plan_mosaic, resample
 from .io import Exposure, InputError
+from .outliers import OutlierParams, detect_outliers
 from .params import ResampleParams
 from .plan import MosaicPlan
-from .outliers import OutlierParams, detect_outliers
 from .pyramid import write_pyramid
 from .store import MosaicExistsError, open_mosaic
 

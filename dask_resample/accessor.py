@@ -64,7 +64,7 @@ class MosaicAccessor:
 
     # -- metadata --------------------------------------------------------
     @property
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> Mapping[str, Any]:
         """The mosaic metadata (``attrs["dask_resample"]``).
 
         Raises
@@ -78,7 +78,7 @@ class MosaicAccessor:
                 "ds.mosaic: this Dataset carries no mosaic WCS in attrs['dask_resample']; "
                 "open it with dask_resample.open_mosaic(path, group=...)"
             )
-        return meta  # type: ignore[return-value]
+        return meta
 
     @property
     def shape_yx(self) -> tuple[int, int]:
@@ -245,11 +245,13 @@ class MosaicAccessor:
         yc, xc = self.pixel(ra, dec)
         shape = self._size_pixels(size)
         try:
-            sl_y, sl_x = cutout_box(self.shape_yx, shape, (yc, xc), mode=mode)
+            sl_y, sl_x = cutout_box(self.shape_yx, shape, (float(yc), float(xc)), mode=mode)
         except NoOverlapError:
             raise ValueError(f"position: ({ra:.6f}, {dec:.6f}) deg is outside the mosaic") from None
         except PartialOverlapError:
-            raise ValueError(f"size: a {shape} cutout at ({ra:.6f}, {dec:.6f}) deg does not fit in the mosaic") from None
+            raise ValueError(
+                f"size: a {shape} cutout at ({ra:.6f}, {dec:.6f}) deg does not fit in the mosaic"
+            ) from None
         y0, x0 = sl_y.start, sl_x.start
         out_shape = (sl_y.stop - sl_y.start, sl_x.stop - sl_x.start)
         sub = self._ds.isel(y=sl_y, x=sl_x)

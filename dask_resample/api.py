@@ -100,13 +100,13 @@ def exposure_totals(refs: Sequence[ExposureRef]) -> dict[str, Any]:
             success.append(False)
         if ref.duration is not None:
             duration += ref.duration
-    starts = [s for s in starts if s is not None]
-    ends = [e for e in ends if e is not None]
+    known_starts = [s for s in starts if s is not None]
+    known_ends = [e for e in ends if e is not None]
     return {
         "exposure_time": total_exp,
         "measurement_time": total_meas if success and all(success) else None,
-        "start_time": min(starts) if starts else None,
-        "end_time": max(ends) if ends else None,
+        "start_time": min(known_starts) if known_starts else None,
+        "end_time": max(known_ends) if known_ends else None,
         "duration": duration,
         "elapsed_exposure_time": duration,
         "pointings": len(seen),
@@ -557,7 +557,8 @@ def _same_run(output: Location, fingerprint: str, mode: str, arrays: tuple[str, 
         meta = read_metadata(output)
     except (OSError, ValueError):
         return False
-    return meta.get("fingerprint") == fingerprint and meta.get("mode") == mode and list(meta.get("arrays", [])) == list(arrays)
+    return (meta.get("fingerprint") == fingerprint and meta.get("mode") == mode
+            and list(meta.get("arrays", [])) == list(arrays))
 
 
 def shard_tiles_for(output: Location) -> tuple[int, int]:
@@ -571,7 +572,8 @@ def shard_tiles_for(output: Location) -> tuple[int, int]:
     return ny, nx
 
 
-def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int, graph: MosaicGraph | None) -> RunSummary:
+def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int,
+             graph: MosaicGraph | None) -> RunSummary:
     """The run's summary; shard records count their tiles."""
     records: list[dict[str, Any]] = []
     for rec in (outcome.records.values() if outcome is not None else ()):
@@ -667,7 +669,8 @@ def _resume_state(
         meta = read_metadata(output)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{output}: cannot resume: unreadable mosaic metadata ({exc})") from None
-    if meta.get("fingerprint") != fingerprint or meta.get("mode") != mode or list(meta.get("arrays", [])) != list(arrays):
+    if (meta.get("fingerprint") != fingerprint or meta.get("mode") != mode
+            or list(meta.get("arrays", [])) != list(arrays)):
         raise ValueError(
             f"{output}: cannot resume: inputs, parameters or grid differ from those of the existing mosaic "
             "(use overwrite=True to start over)"

@@ -194,5 +194,6 @@ def _connect_scheduler(scheduler: str) -> ClusterHandle:
         raise FileNotFoundError(f"scheduler: scheduler file {scheduler} not found")
     else:
         c = Client(scheduler)
+    assert c.scheduler is not None  # a connected client
     log.info("Connected to scheduler %s, dashboard %s", c.scheduler.address, c.dashboard_link)
     return ClusterHandle(client=c, owned=True)

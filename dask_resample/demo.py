@@ -136,4 +136,4 @@ def main(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main(*sys.argv[1:2])
+    main(sys.argv[1]) if len(sys.argv) > 1 else main()

@@ -132,6 +132,6 @@ def worker_task(context: Callable[..., str]) -> Callable[[F], F]:
             except Exception as exc:
                 return TaskFailure.from_exception(exc, context(*args, **kwargs))
 
-        return task  # type: ignore[return-value]
+        return task  # type: ignore[return-value]  # called as func is (functools.wraps), typed as F
 
     return wrap

@@ -205,7 +205,7 @@ _jit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="al
 def _c_round(x: float) -> float:
     """C ``round``: halves away from zero (Python's ``round`` goes to even)."""
     a = abs(x)
-    r = math.floor(a)
+    r: float = math.floor(a)  # a local annotation: numba compiles the same code
     if a - r >= 0.5:  # a - floor(a) is exact for doubles
         r += 1.0
     return math.copysign(r, x)
@@ -1623,7 +1623,9 @@ class FusedDrizzle:
 
         Parameters
         ----------
-        data, exptime, pixmap, dq, iscale, pixel_scale_ratio, weight_map, wht_scale, pixfrac, in_units, xmin, xmax, ymin, ymax
+        data, exptime, pixmap, dq, iscale, pixel_scale_ratio, weight_map
+            As ``drizzle.resample.Drizzle.add_image``.
+        wht_scale, pixfrac, in_units, xmin, xmax, ymin, ymax
             As ``drizzle.resample.Drizzle.add_image``.
         planes : mapping, optional
             Input arrays of ``plane_names`` (all of them).
@@ -1652,6 +1654,7 @@ class FusedDrizzle:
             ctx_plane = None
             ctx_id = 0
         else:
+            assert self.out_ctx is not None and self._ctx_id is not None  # set when ctx is enabled
             ctx_id = self._ctx_id
             plane_no = ctx_id // CTX_PLANE_BITS
             if plane_no >= self.out_ctx.shape[0]:
@@ -1687,6 +1690,7 @@ class FusedDrizzle:
             own.append(not fresh)
             idx.append(n_p + k)
         # the kernel writes the planes it is given, in order: a view per used plane
+        extra_out: np.ndarray | None
         if len(idx) == self._extra_out.shape[0]:
             extra_out = self._extra_out
         else:

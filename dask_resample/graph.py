@@ -372,7 +372,7 @@ def build_graph(
         dsk[tk] = (tile_task, [k.exposure(i) for i in indices], task, k.scratch)
         tile_keys.append(tk)
     if sharded:
-        tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, tuple(shard_tiles_yx))
+        tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, shard_tiles_yx)
     return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
                        names={r.index: r.filename for r in plan.refs})
 

@@ -87,8 +87,8 @@ def make_output_grid(
             if area is None or area <= 0:
                 area = compute_mean_pixel_area(ref_wcs, shape=shape)
             psr = float(pixel_scale) / (3600.0 * np.rad2deg(math.sqrt(area)))
-        shape_yx = tuple(int(n) for n in wcs.array_shape)
-        return OutputGrid(wcs, shape_yx, float(pixel_scale), float(psr))
+        ny, nx = (int(n) for n in wcs.array_shape)
+        return OutputGrid(wcs, (ny, nx), float(pixel_scale), float(psr))
 
     ref_wcs, shape, ref_wcsinfo = load_wcs(refs[0])
     ref_wcs = copy.deepcopy(ref_wcs)
@@ -115,8 +115,8 @@ def make_output_grid(
         crpix=wcs_pars.get("crpix"),
         crval=wcs_pars.get("crval"),
     )
-    shape_yx = tuple(int(n) for n in wcs.array_shape)
-    return OutputGrid(wcs, shape_yx, float(3600.0 * pscale), float(pixel_scale_ratio))
+    ny, nx = (int(n) for n in wcs.array_shape)
+    return OutputGrid(wcs, (ny, nx), float(3600.0 * pscale), float(pixel_scale_ratio))
 
 
 class OutputWCSError(ValueError):

@@ -97,7 +97,8 @@ def check_group_ids(refs: Sequence[ExposureRef]) -> None:
 # ----------------------------------------------------------------------------
 # client side: cheap resolution, before any cluster starts
 # ----------------------------------------------------------------------------
-def resolve_inputs(inputs: Any, storage_options: Mapping[str, Any] | None = None) -> list[InputSource | ExposureRef]:
+def resolve_inputs(inputs: Any,
+                   storage_options: Mapping[str, Any] | None = None) -> Sequence[InputSource | ExposureRef]:
     """Turn user inputs into sources to describe (files) or references (in memory), in input order.
 
     Only cheap checks are made (files exist and start like FITS, the needed
@@ -367,5 +368,6 @@ def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool,
 
     driver = driver_for(ref.kind)
     if need_var_sky and getattr(driver, "READS_VAR_SKY", False):
-        return driver.load_arrays(ref, need_var=need_var, need_err=need_err, need_var_sky=True)
+        # only the drivers that say READS_VAR_SKY take need_var_sky (InputDriver does not declare it)
+        return driver.load_arrays(ref, need_var=need_var, need_err=need_err, need_var_sky=True)  # type: ignore[call-arg]
     return driver.load_arrays(ref, need_var=need_var, need_err=need_err)

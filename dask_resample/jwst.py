@@ -128,7 +128,7 @@ class _DeferredResample(Resample):
         if not hasattr(self, "_output_model") or self.is_finalized():
             self._output_model = self.create_output_model()
         self._pending: list[ExposureRef] = []
-        self._ready_source: tuple[Path, str | None] | None = None
+        self._ready_source: tuple[Location, str | None] | None = None
         self._min_ctx_planes = _ctx_planes(n_input_models)
         self.init_time_counters()
         self._finalized = False
@@ -223,7 +223,7 @@ class _DeferredResample(Resample):
 
         names = read_metadata(path)["arrays"]
         root = zarr.open_group(as_location(path).zarr_store(read_only=True), mode="r")
-        node = root[group] if group else root
+        node: Any = root[group] if group else root  # a group, whose members zarr types as Array | Group
         return {name: np.asarray(node[name][...]) for name in names}
 
 
@@ -317,7 +317,8 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
             self._store = as_location(store, storage_options)
             self._store_is_temporary = False
             if self._store.exists() and not is_mosaic(self._store):
-                raise MosaicExistsError(f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
+                raise MosaicExistsError(
+                    f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
         super().__init__(input_models, **reference_kwargs)
 
     @property
@@ -333,7 +334,7 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         configured = config.get("scratch-dir")
         if configured and not (scratch := as_location(str(configured), storage_options)).is_local:
             root = scratch.join(f"resample-image-{uuid.uuid4().hex[:12]}")
-            self._cleanup = weakref.finalize(self, _remove_at_exit, root)
+            self._cleanup: weakref.finalize[..., Any] = weakref.finalize(self, _remove_at_exit, root)
         else:
             tmpdir = tempfile.mkdtemp(prefix="dask-resample-", dir=dask.config.get("temporary-directory", None))
             self._cleanup = weakref.finalize(self, shutil.rmtree, tmpdir, True)
@@ -394,22 +395,24 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         output_model_filename = ""
         library = self.input_models
         with library:
-            for k, (index, ref) in enumerate(zip(indices, refs)):
+            for k, (index, ref) in enumerate(zip(indices, refs, strict=True)):
                 first = k == 0
                 need_model = self.output_jwst_model is None or self.blendheaders or (group and first)
                 model = library.borrow(index) if need_model else None
                 try:
                     if group and self.output_jwst_model is None:
+                        assert model is not None  # borrowed: need_model
                         filename = model.meta.filename
                         output_type = filename[filename.rfind(".") :]
                         output_root = "_".join(filename.replace(output_type, "").split("_")[:-1])
                         output_model_filename = f"{output_root}_{self.intermediate_suffix}{output_type}"
                     self._register(ref, _time_record(ref))
                     if self.output_jwst_model is None:
-                        self.output_jwst_model = self.create_output_jwst_model(ref_input_model=model)
+                        self.output_jwst_model: Any = self.create_output_jwst_model(ref_input_model=model)
                     if self.blendheaders:
                         self._blender.accumulate(model)
                     if group and first:
+                        assert model is not None  # borrowed: need_model
                         self.output_jwst_model.meta.bunit_data = model.meta.bunit_data
                 finally:
                     if model is not None:

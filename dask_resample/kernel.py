@@ -22,8 +22,8 @@ import numpy as np
 
 from .io import ExposureRef, load_model_dict
 from .params import VARIANCE_NAMES, ResampleParams
-from .worker_memory import collect_garbage, release_free_memory
 from .store.location import Location
+from .worker_memory import release_free_memory
 
 __all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
 
@@ -309,7 +309,7 @@ def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.nd
     return image, weight
 
 
-def _apply_outliers(model: dict[str, Any], mask_path: str) -> None:
+def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:
     """Apply an exposure's outlier mask to its arrays (copies: in-memory inputs stay untouched)."""
     from .dqmask import flagged_arrays, read_mask
 
@@ -535,7 +535,7 @@ def _fused_passes(
         warnings.simplefilter("ignore")
         driz.add_image(data, planes=planes, variances=exact, dq=dq, **kwargs)
     del rooted
-    ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
+    ctx_all = (driz.out_ctx[0] != 0) if driz.out_ctx is not None else None  # None: not params.enable_ctx
     err_all = driz.out_planes.get("err")
     var_all = {}
     for name in variances:
@@ -600,8 +600,11 @@ def _cropped(
     cols = np.flatnonzero(touched.any(axis=0))
     sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
 
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.ascontiguousarray(a[sl])
+    def cut(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a[sl])
+
+    def cut_optional(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else cut(a)
 
     return TilePartial(
         index=index,
@@ -609,12 +612,12 @@ def _cropped(
         x0=x0 + int(cols[0]),
         img=cut(img),
         wht=cut(wht),
-        ctx=cut(ctx),
-        dq=cut(dq),
-        err=cut(err),
+        ctx=cut_optional(ctx),
+        dq=cut_optional(dq),
+        err=cut_optional(err),
         var={k: cut(v) for k, v in var.items()},
         tmeasure=None if tmeasure is None else float(tmeasure),
-        exptime=cut(exptime),
+        exptime=cut_optional(exptime),
     )
 
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from .store import (
     read_metadata,
 )
 
+if TYPE_CHECKING:
+    import zarr
+
 __all__ = ["LEVELS_GROUP", "level_shape", "n_levels_for", "write_pyramid"]
 
 #: Name of the subgroup holding the levels.
@@ -62,7 +65,7 @@ _VAR = ("var_rnoise", "var_poisson", "var_flat")
 METHOD = "weighted_mean_2x2"
 
 
-def level_shape(shape_yx: tuple[int, int], level: int) -> tuple[int, int]:
+def level_shape(shape_yx: Sequence[int], level: int) -> tuple[int, int]:
     """Shape of pyramid level ``level`` of a mosaic of shape ``shape_yx`` (ceil halving)."""
     ny, nx = (int(v) for v in shape_yx)
     for _ in range(int(level)):
@@ -70,7 +73,7 @@ def level_shape(shape_yx: tuple[int, int], level: int) -> tuple[int, int]:
     return ny, nx
 
 
-def n_levels_for(shape_yx: tuple[int, int], min_size: int) -> int:
+def n_levels_for(shape_yx: Sequence[int], min_size: int) -> int:
     """Number of halvings until the larger side is at most ``min_size``."""
     n = 0
     shape = tuple(int(v) for v in shape_yx)
@@ -240,6 +243,15 @@ def multiscales_metadata(names: list[str], levels: list[int]) -> list[dict[str, 
 
 
 # -- writing --------------------------------------------------------------------
+def _array(zg: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of a group (whose members may also be groups)."""
+    import zarr
+
+    arr = zg[name]
+    assert isinstance(arr, zarr.Array), name
+    return arr
+
+
 def _component(group: str, level: int, name: str) -> str:
     parts = [p for p in (group, f"{LEVELS_GROUP}/{level}" if level else "", name) if p]
     return "/".join(parts)
@@ -261,12 +273,14 @@ def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None
     store = path.zarr_store()
     root = zarr.open_group(store, mode="r+")
     zg = root[group] if group else root
+    assert isinstance(zg, zarr.Group)
     meta = read_metadata(path, group or None)
     names = [n for n in zg.array_keys() if n in _ORDER]
     (path.join(group, LEVELS_GROUP) if group else path.join(LEVELS_GROUP)).remove()
-    shape0 = tuple(int(v) for v in zg["data"].shape) if "data" in names else tuple(zg[names[0]].shape[-2:])
-    tile = tuple(int(v) for v in zg[names[0]].chunks[-2:])
-    fill = float(zg["data"].fill_value) if "data" in names else math.nan
+    shape0 = tuple(int(v) for v in _array(zg, "data").shape) if "data" in names else _array(zg, names[0]).shape[-2:]
+    ty, tx = (int(v) for v in _array(zg, names[0]).chunks[-2:])
+    tile = (ty, tx)
+    fill = float(_array(zg, "data").fill_value) if "data" in names else math.nan
     wcs0 = gwcs_from_text(meta["wcs_asdf"])
     level_group = zg.require_group(LEVELS_GROUP)
     for k in range(1, n_levels + 1):
@@ -275,9 +289,10 @@ def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None
         coarse = downsample(finer, tile, fill)
         shape_k = level_shape(shape0, k)
         lg = level_group.create_group(str(k))
-        targets, sources = [], []
+        targets: list[Any] = []  # zarr arrays (dask's annotation of store's targets names NumPy's array-likes)
+        sources = []
         for name in names:
-            ref = zg[name]
+            ref = _array(zg, name)
             arr = coarse[name]
             assert arr.shape[-2:] == shape_k, (name, arr.shape, shape_k)
             target = lg.create_array(
@@ -286,7 +301,7 @@ def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None
                 chunks=tuple(ref.chunks[:-2]) + tile,
                 dtype=ref.dtype,
                 fill_value=ref.fill_value,
-                dimension_names=tuple(ref.metadata.dimension_names or ()) or None,
+                dimension_names=tuple(getattr(ref.metadata, "dimension_names", None) or ()) or None,  # Zarr v3
                 compressors=ref.compressors,
                 config={"write_empty_chunks": False},
             )
@@ -307,7 +322,7 @@ def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None
         "version": "0.5",
         "multiscales": [{k: v for k, v in e.items() if k != "version"} for e in entries],
     }
-    own = dict(zg.attrs.get(FORMAT_KEY, {}))
+    own = dict(cast("Mapping[str, Any]", zg.attrs.get(FORMAT_KEY, {})))
     own["pyramid"] = {"levels": levels, "method": METHOD, "group": LEVELS_GROUP}
     zg.attrs[FORMAT_KEY] = own
 

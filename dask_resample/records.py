@@ -99,7 +99,7 @@ class ExposureRef:
         For plain FITS: the HDU holding the science image.
     payload : Any
         For in-memory exposures only: the model dictionary.
-    outlier_mask : str, optional
+    outlier_mask : str or Location, optional
         Path of an outlier mask (:mod:`dask_resample.dqmask`) applied to the
         exposure's arrays when it is read for drizzling, as if it had been
         read from its ``*_crf.fits`` file.
@@ -124,7 +124,7 @@ class ExposureRef:
     pixelarea_steradians: float | None = None
     outline: tuple[tuple[float, float], ...] = field(default=(), compare=False, repr=False)
     hdu: str | int | None = None
-    outlier_mask: str | None = field(default=None, compare=False, repr=False)
+    outlier_mask: str | Location | None = field(default=None, compare=False, repr=False)
     storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

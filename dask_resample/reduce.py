@@ -55,7 +55,7 @@ class AccumulatorSpec:
     ctx_bit : dict
         ``input index -> context bit`` of the tile's contributors.
     params : ResampleParams
-    pixel_scale_ratio : float
+    pixel_scale_ratio : float or None
     """
 
     y0: int
@@ -63,7 +63,7 @@ class AccumulatorSpec:
     shape_yx: tuple[int, int]
     ctx_bit: dict[int, int]
     params: ResampleParams
-    pixel_scale_ratio: float
+    pixel_scale_ratio: float | None
 
     @property
     def ctx_planes(self) -> tuple[int, ...]:
@@ -174,6 +174,7 @@ def _accumulate_variances(acc: TileAccumulator, partial: TilePartial, sl: tuple[
     """
     shape = partial.shape_yx
     if acc.spec.params.weight_type == "exptime":
+        assert partial.tmeasure is not None  # the drizzle task sets it for exptime weights
         weight = np.full(shape, float(partial.tmeasure), np.float64)
     else:
         rn = partial.var.get("var_rnoise")
@@ -256,6 +257,7 @@ def finalize_tile(acc: TileAccumulator) -> dict[str, np.ndarray]:
             if p.enable_var and p.report_var:
                 out.update(finals)
         if p.compute_err == "driz_err":
+            assert acc.s_err is not None  # allocated for driz_err
             err = _ratio(acc.s_err, acc.s_w, covered, fill)
             out["err"] = (err / (1.0 if psr is None else psr)).astype(np.float32)
         elif p.err_enabled:

@@ -185,14 +185,14 @@ def test_config_yaml_applied_and_flags_win(small_dataset, tmp_path, capsys):
 def test_config_toml_applied(small_dataset, tmp_path, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text(
-        'inputs = ["%s"]\n'
-        'output = "%s"\n'
+        f'inputs = ["{small_dataset.asn_path}"]\n'
+        f'output = "{tmp_path / "toml.zarr"}"\n'
         "serial = true\n"
         "pixel_scale_ratio = 0.8\n"
         'kernel = "point"\n'
         "tile-shape = [40, 40]\n"
         "enable_var = false\n"
-        'compute-err = "none"\n' % (small_dataset.asn_path, tmp_path / "toml.zarr")
+        'compute-err = "none"\n'
     )
     code, _, err = run_cli(["run", "--config", cfg, "--quiet"], capsys)
     assert code == 0, err

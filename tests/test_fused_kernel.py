@@ -20,10 +20,10 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from drizzle.resample import Drizzle
-from stcal.resample import Resample
+from drizzle.resample import Drizzle  # noqa: E402 - after the numba skip
+from stcal.resample import Resample  # noqa: E402 - after the numba skip
 
-from dask_resample.fused_kernel import FusedDrizzle, drizzle_once
+from dask_resample.fused_kernel import FusedDrizzle, drizzle_once  # noqa: E402 - after the numba skip
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -17,7 +17,7 @@ def _load_exposures(paths, group_ids) -> list[Exposure]:
     from stdatamodels.jwst import datamodels
 
     out = []
-    for path, gid in zip(paths, group_ids):
+    for path, gid in zip(paths, group_ids, strict=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = datamodels.open(path)

@@ -319,7 +319,7 @@ def test_many_to_many_in_memory_matches_reference(small_dataset, client, tmp_pat
     ours, refs = _models_of(result), _models_of(ref_result)
     assert [m.meta.filename for m in ours] == [m.meta.filename for m in refs]
     assert ours[0].meta.filename.endswith("_nrca1_outlier_i2d.fits")
-    for k, (o, r) in enumerate(zip(ours, refs)):
+    for k, (o, r) in enumerate(zip(ours, refs, strict=True)):
         compare_outputs(o, r, f"group{k}")
     # the reference's pointings count groups seen so far; so do ours
     assert [m.meta.resample.pointings for m in ours] == [1, 2, 3]
@@ -344,7 +344,7 @@ def test_many_to_many_on_disk_matches_reference(small_dataset, client, tmp_path)
     for key in ("asn_id", "asn_pool", "asn_type", "asn_rule"):
         assert result.asn.get(key) == ref_result.asn.get(key), key
     assert result.asn["products"][0]["name"] == ref_result.asn["products"][0]["name"] == "outlier_i2d"
-    for k, (o, r) in enumerate(zip(_models_of(result), _models_of(ref_result))):
+    for k, (o, r) in enumerate(zip(_models_of(result), _models_of(ref_result), strict=True)):
         compare_outputs(o, r, f"disk{k}")
 
 

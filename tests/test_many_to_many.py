@@ -46,7 +46,7 @@ def interleaved_asn(dataset, directory: Path) -> Path:
     asn = json.loads(Path(dataset.asn_path).read_text())
     members = asn["products"][0]["members"]
     by_group: dict[str, list[dict]] = {}
-    for member, gid in zip(members, dataset.group_ids):
+    for member, gid in zip(members, dataset.group_ids, strict=True):
         member = dict(member)
         member["expname"] = str(Path(dataset.directory) / member["expname"])
         by_group.setdefault(gid, []).append(member)
@@ -71,7 +71,7 @@ def test_per_group_parity_with_reference(request, dataset_name, client, tmp_path
 
     assert list(result) == groups
     table = {}
-    for gid, ref in zip(groups, ref_models):
+    for gid, ref in zip(groups, ref_models, strict=True):
         ds = result[gid]
         table[gid] = {name: compare_arrays(ds[name].values, getattr(ref, name), f"{gid}/{name}") for name in ARRAYS}
     print(f"\nper-group largest |diff| / max ({dataset_name}):")
@@ -93,7 +93,7 @@ def test_group_order_and_context_bits_follow_reference(small_dataset, client, tm
     assert list(result) == expected_groups
     groups, ref_models = reference_many_to_many(asn_path)
     assert groups == expected_groups
-    for gid, ref in zip(groups, ref_models):
+    for gid, ref in zip(groups, ref_models, strict=True):
         con = result[gid]["con"].values
         compare_arrays(con, ref.con, f"{gid}/con")
         # bits numbered within the group: two members -> bits 0 and 1 only, both used

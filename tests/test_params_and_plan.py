@@ -12,7 +12,6 @@ from dask_resample import MosaicPlan, ResampleParams, cli, config, open_mosaic, 
 from dask_resample.params import STEP_DEFAULTS, parameter_fields, step_defaults
 
 
-
 def test_every_parameter_has_help_and_a_command_line_form():
     names = [f.name for f in parameter_fields()]
     assert names == [f.name for f in dataclasses.fields(ResampleParams) if f.name != "flag_name_map"]

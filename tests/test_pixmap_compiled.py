@@ -63,7 +63,8 @@ def test_polynomial2d_bit_identical(degree):
 def test_jwst_distortion_chain_bit_identical():
     """The structure of jwst's imaging distortion and velocity-aberration models."""
     sci2idl = _poly2d(5, 1, name="sci2idl_x") & _poly2d(5, 2, name="sci2idl_y")
-    idl2v23 = models.Mapping((0, 1, 0, 1)) | (_poly2d(1, 3) & _poly2d(1, 4)) | (models.Shift(86.1) & models.Shift(-493.2))
+    idl2v23 = (models.Mapping((0, 1, 0, 1)) | (_poly2d(1, 3) & _poly2d(1, 4))
+               | (models.Shift(86.1) & models.Shift(-493.2)))
     dva = (models.Shift(-86.1) & models.Shift(493.2)) | (models.Scale(1.00002) & models.Scale(1.00002)) | (
         models.Shift(86.1) & models.Shift(-493.2))
     model = ((models.Shift(-1023.5) & models.Shift(-1023.5)) | models.Mapping((0, 1, 0, 1)) | sci2idl | idl2v23
@@ -101,7 +102,8 @@ def test_affine_and_rotation_within_an_ulp():
     The bound is a few units in the last place of the largest term of the sum.
     """
     x, y = _points()
-    for model in (models.AffineTransformation2D(matrix=[[-8.6e-6, 1.3e-9], [2.1e-9, 8.6e-6]], translation=[3e-4, -2e-4]),
+    for model in (models.AffineTransformation2D(matrix=[[-8.6e-6, 1.3e-9], [2.1e-9, 8.6e-6]],
+                                                translation=[3e-4, -2e-4]),
                   models.Rotation2D(33.3), (models.Shift(-5.0) & models.Shift(2.0)) | models.Rotation2D(-120.0)):
         program = compile_head([model])
         m = program.coeffs[-6:]  # the affine operation's m00, m01, m10, m11, t0, t1
@@ -119,7 +121,8 @@ def test_affine_and_rotation_within_an_ulp():
         models.Tabular2D(lookup_table=np.ones((3, 3))),
         models.Shift([1.0, 2.0], n_models=2) & models.Shift([1.0, 2.0], n_models=2),
         models.Shift(1.0 * u.pix) & models.Shift(1.0 * u.pix),
-        models.fix_inputs(models.Mapping((0, 1, 0)) | (models.Identity(2) & models.Shift(1.0)), {0: 1.0}) & models.Identity(1),
+        models.fix_inputs(models.Mapping((0, 1, 0)) | (models.Identity(2) & models.Shift(1.0)), {0: 1.0})
+        & models.Identity(1),
     ],
     ids=["Gaussian2D", "Tabular2D", "model set", "units", "fix_inputs"],
 )

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dask_resample.params import ResampleParams
 from dask_resample.kernel import VARIANCE_NAMES, TilePartial
+from dask_resample.params import ResampleParams
 from dask_resample.reduce import AccumulatorSpec, TileAccumulator, accumulate, finalize_tile, merge
 
 SHAPE = (6, 7)

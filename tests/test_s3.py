@@ -143,7 +143,8 @@ def test_many_to_many_on_s3(small_dataset, tmp_path, s3_bucket, client):
         out = resample(small_dataset.asn_path, url, storage_options=opts, mode="many_to_many", tile_shape=TILE,
                        client=client, progress=False)
     # removed after the run (SeaweedFS may keep an empty folder entry)
-    assert [p for p in _objects(as_location(url, opts).fs, f"{bucket}/scratch") if p.startswith(f"{bucket}/scratch/")] == []
+    scratch = _objects(as_location(url, opts).fs, f"{bucket}/scratch")
+    assert [p for p in scratch if p.startswith(f"{bucket}/scratch/")] == []
     assert isinstance(out, dict) and len(out) == len(read_metadata(local)["groups"])
     assert_same_arrays(url, local, opts)
 
@@ -295,7 +296,8 @@ def test_overwrite_never_leaves_no_mosaic(small_dataset, tmp_path, s3_bucket):
 
 def test_unservable_urls_fail_in_one_line_before_any_work(small_dataset, s3_server, tmp_path):
     opts = s3_server.storage_options
-    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/m\.zarr: no such bucket 'no-such-bucket-here'") as err:
+    message = r"s3://no-such-bucket-here/m\.zarr: no such bucket 'no-such-bucket-here'"
+    with pytest.raises(StorageError, match=message) as err:
         resample(small_dataset.asn_path, "s3://no-such-bucket-here/m.zarr", storage_options=opts)
     assert "\n" not in str(err.value)
     bad = {**opts, "secret": "wrong-secret"}

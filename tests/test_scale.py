@@ -84,7 +84,7 @@ def test_context_by_local_depth_equals_the_reference(tmp_path_factory, tmp_path)
     allowed = {(str(plane), str(r["tile"][0]), str(r["tile"][1])) for r in records for plane in r["ctx_planes"]}
     assert chunks <= allowed
     assert {c[0] for c in chunks} == {"0", "1"}
-    n_tiles = int(np.prod([-(-n // t) for n, t in zip(ours["data"].shape, (40, 64))]))
+    n_tiles = int(np.prod([-(-n // t) for n, t in zip(ours["data"].shape, (40, 64), strict=True)]))
     assert len(chunks) < 2 * n_tiles  # the full layout would hold every plane of every tile
 
 

@@ -10,8 +10,6 @@ import pytest
 from dask_resample.synthetic_survey import SurveyLayout, write_survey
 
 
-
-
 def _corners(model):
     ny, nx = model.data.shape
     return np.column_stack(model.meta.wcs([-0.5, nx - 0.5, nx - 0.5, -0.5], [-0.5, -0.5, ny - 0.5, ny - 0.5]))

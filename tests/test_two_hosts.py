@@ -131,7 +131,8 @@ def _client(args: dict[str, Any]) -> None:
 
 
 def _python_role(role: str, args_path: Path) -> list[str]:
-    return [sys.executable, "-c", f"from tests.test_two_hosts import _run_role; _run_role({role!r}, {str(args_path)!r})"]
+    code = f"from tests.test_two_hosts import _run_role; _run_role({role!r}, {str(args_path)!r})"
+    return [sys.executable, "-c", code]
 
 
 # ----------------------------------------------------------------------------------------------

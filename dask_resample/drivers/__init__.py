@@ -68,4 +68,4 @@ def driver_for(kind: str) -> InputDriver:
         name = DRIVERS[kind]
     except KeyError:
         raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(DRIVERS)}") from None
-    return importlib.import_module(name)  # type: ignore[return-value]
+    return importlib.import_module(name)

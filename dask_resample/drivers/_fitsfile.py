@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..records import InputError, one_line
 
@@ -47,9 +47,6 @@ CHECK_THREADS = 16
 
 #: How object stores say that the bucket itself is missing (said in the message when so).
 _NO_BUCKET = ("bucket does not exist", "nosuchbucket", "no such bucket")
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 # ----------------------------------------------------------------------------
@@ -153,7 +150,7 @@ def fetch(location: Location, *, end: int | None = None, missing: str = "input f
                            "URL and storage_options (credentials, endpoint_url)") from None
 
 
-def map_inputs(check: Callable[[_T], _R], items: list[_T], *, remote: bool) -> list[_R]:
+def map_inputs[T, R](check: Callable[[T], R], items: list[T], *, remote: bool) -> list[R]:
     """``[check(x) for x in items]``, in threads when ``remote`` (requests overlap); the first error in order."""
     if not remote or len(items) < 2:
         return [check(x) for x in items]

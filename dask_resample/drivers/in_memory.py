@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import geometry
 from ..records import Exposure, ExposureRef, InputError, InputSource, number
 from ..wcs_adapter import FitsImagingWCS
-from .. import geometry
 from . import _wcs
 from ._fitsfile import write_file
 

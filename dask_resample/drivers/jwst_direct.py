@@ -105,7 +105,7 @@ def read_model_dict(hdul: Any, filename: str, arrays: tuple[str, ...]) -> dict[s
         raw = hdul["ASDF"].data.tobytes()
     except (KeyError, IndexError, AttributeError):
         return None
-    asdf.get_config().extensions  # loaded once per process: the context's copy of the config shares them
+    _ = asdf.get_config().extensions  # loaded once per process: the context's copy of the config shares them
     with warnings.catch_warnings(), asdf.config_context() as cfg:
         warnings.simplefilter("ignore")
         cfg.validate_on_read = False  # the tree is the one stdatamodels wrote and validated

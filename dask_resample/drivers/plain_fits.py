@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import geometry
 from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from ..wcs_adapter import FitsImagingWCS
-from .. import geometry
 from . import _wcs
 from ._fitsfile import open_fits, write_file
 
@@ -215,9 +215,9 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
         raise InputError(f"{ref.source}: cannot read ({one_line(exc)})") from None
     if data.shape != shape:
         raise InputError(f"{ref.source}: science data of shape {data.shape}, its header says {shape}")
-    for key, arr in extras.items():
-        if arr is not None and arr.shape != shape:
-            raise InputError(f"{ref.source}: {_EXTRA_ARRAYS[key]} shape {arr.shape} differs from SCI {shape}")
+    for key, extra in extras.items():
+        if extra is not None and extra.shape != shape:
+            raise InputError(f"{ref.source}: {_EXTRA_ARRAYS[key]} shape {extra.shape} differs from SCI {shape}")
     dq = extras.pop("dq")
     return {
         "data": data,

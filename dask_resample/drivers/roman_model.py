@@ -309,7 +309,8 @@ def describe(source: InputSource) -> ExposureRef:
 def _shape(model: Any) -> tuple[int, int]:
     """The image shape, from the array's header (the array itself is not read)."""
     data = model._instance["data"] if hasattr(model, "_instance") else model.data
-    return tuple(int(n) for n in np.shape(data))  # type: ignore[return-value]
+    ny, nx = (int(n) for n in np.shape(data))
+    return ny, nx
 
 
 def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:

@@ -214,7 +214,8 @@ def _save_median_fits(stage: OutlierStage, path: Location, *, overwrite: bool) -
             return
         import zarr
 
-        median = zarr.open_array(stage.work.median_store.zarr_store(read_only=True), path="data", mode="r")[...]
+        median_array = zarr.open_array(stage.work.median_store.zarr_store(read_only=True), path="data", mode="r")
+        median = np.asarray(median_array[...])
         from ..geometry import wcs_to_fits_header
 
         wcs_header = wcs_to_fits_header(stage.plan.grid.wcs)

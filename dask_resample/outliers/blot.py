@@ -107,7 +107,8 @@ def blot_median(
         if not needed <= set(allowed_tiles):
             raise BlotWindowError(f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
                                   "outside the planned footprint")
-    sub = np.ascontiguousarray(zarr.open_array(median_store.zarr_store(read_only=True), path="data", mode="r")[y0:y1, x0:x1])
+    median = zarr.open_array(median_store.zarr_store(read_only=True), path="data", mode="r")
+    sub = np.ascontiguousarray(median[y0:y1, x0:x1])
     # each output pixel depends on its own position only: blot a band of rows at a time (bounded temporaries)
     for r0 in range(0, shape_yx[0], BLOT_ROWS):
         r1 = min(shape_yx[0], r0 + BLOT_ROWS)

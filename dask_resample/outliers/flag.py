@@ -21,8 +21,8 @@ from ..dqmask import write_mask
 from ..failures import TaskFailure, worker_task
 from ..geometry import TileGrid
 from ..io import ExposureRef, InputError, load_model_dict
-from ..worker_memory import collect_garbage, release_free_memory
 from ..store.location import Location
+from ..worker_memory import collect_garbage, release_free_memory
 from .params import OutlierParams
 
 __all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]
@@ -99,8 +99,8 @@ class FlagTask:
     #: The input's pixel map kept by its drizzle (float32; removed once read), if any.
     pixmap_path: Location | None = None
     #: where the ``*_crf.fits`` file goes (``None``: mask only) and the blot image (``None``: not kept).
-    crf_path: str | None = None
-    blot_path: str | None = None
+    crf_path: str | Location | None = None
+    blot_path: str | Location | None = None
 
 
 @worker_task(lambda ref, *args: f"{ref.filename}: outlier flagging failed")
@@ -121,6 +121,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
     if p.resample_data:
         from .blot import blot_median
 
+        assert spec.median_store is not None and spec.median_shape_yx is not None and spec.tile_shape_yx is not None
         pixmap32 = None
         if task.pixmap_path is not None and file_exists(task.pixmap_path):
             (pixmap32,) = load_arrays(task.pixmap_path)

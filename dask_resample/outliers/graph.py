@@ -115,8 +115,8 @@ def build_outlier_graph(
     work: OutlierWork,
     *,
     token: str,
-    crf_paths: Mapping[int, str] | None = None,
-    blot_paths: Mapping[int, str] | None = None,
+    crf_paths: Mapping[int, str | Location] | None = None,
+    blot_paths: Mapping[int, str | Location] | None = None,
 ) -> OutlierGraph:
     """The graph of imaging outlier detection with ``resample_data=True``.
 
@@ -203,8 +203,8 @@ def build_direct_graph(
     *,
     token: str,
     shape_yx: tuple[int, int],
-    crf_paths: Mapping[int, str] | None = None,
-    blot_paths: Mapping[int, str] | None = None,
+    crf_paths: Mapping[int, str | Location] | None = None,
+    blot_paths: Mapping[int, str | Location] | None = None,
 ) -> OutlierGraph:
     """The graph of imaging outlier detection with ``resample_data=False`` (median on the inputs' own grid).
 

@@ -56,7 +56,8 @@ class MedianTile:
 
 
 @worker_task(lambda tile_records, threshold_values, task: f"median tile {task.ty},{task.tx}")
-def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any], task: MedianTile) -> dict | TaskFailure:
+def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any],
+                     task: MedianTile) -> dict | TaskFailure:
     """Median of one tile across groups, written to the median store (a worker task).
 
     ``threshold_values`` are the thresholds of ``task.threshold_groups``, in that order.
@@ -91,7 +92,7 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
         part = (slice(task.y0 + r0, task.y0 + r1), sl[1])
         cube = np.empty((n, r1 - r0, nx), np.float32)
         for k, g in enumerate(task.groups):
-            data, wht = (a[part] for a in arrays[g])
+            data, wht = (np.asarray(a[part]) for a in arrays[g])
             data[wht < np.float64(thresholds[g])] = np.nan  # a float64 comparison, as the reference
             cube[k] = data
             del data, wht

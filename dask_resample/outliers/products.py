@@ -18,7 +18,7 @@ import numpy as np
 
 from .._files import write_atomic
 from ..drivers import driver_for
-from ..records import ExposureRef, InputError
+from ..records import ExposureRef, InputError, InputSource
 from ..store.location import Location, as_location
 
 __all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "output_name", "planned_outputs", "write_blot", "write_crf"]
@@ -40,7 +40,8 @@ def output_name(filename: str, suffix: str = CRF_SUFFIX) -> str:
     return f"{root}_{suffix}.fits"
 
 
-def planned_outputs(refs: Sequence[ExposureRef], output_dir: Location, *, overwrite: bool) -> list[Location]:
+def planned_outputs(refs: Sequence[InputSource | ExposureRef], output_dir: Location, *,
+                    overwrite: bool) -> list[Location]:
     """Paths of the ``*_crf.fits`` files, checked before any work.
 
     Raises

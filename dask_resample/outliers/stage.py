@@ -11,7 +11,7 @@ from typing import Any
 from ..io import ExposureRef, load_wcs
 from ..plan import MosaicPlan
 from ..reduce import empty_pixel_values
-from ..store import prepare_output
+from ..store import Location, prepare_output
 from .graph import OutlierGraph, OutlierWork, build_direct_graph, build_outlier_graph
 from .params import OutlierParams
 
@@ -60,8 +60,8 @@ def prepare_stage(
     token: str,
     client: Any = None,
     tile_shape: Sequence[int] | None = None,
-    crf_paths: Mapping[int, str] | None = None,
-    blot_paths: Mapping[int, str] | None = None,
+    crf_paths: Mapping[int, str | Location] | None = None,
+    blot_paths: Mapping[int, str | Location] | None = None,
     overwrite: bool = False,
     plan: MosaicPlan | None = None,
     max_output_pixels: int | None = None,
@@ -103,6 +103,7 @@ def prepare_stage(
     rp = params.resample_params()
     if plan is None:
         plan = plan_stage(refs, params, client=client, tile_shape=tile_shape, max_output_pixels=max_output_pixels)
+    assert plan is not None  # resample_data: plan_stage gives a plan
     fills = empty_pixel_values(rp, plan.grid.pixel_scale_ratio)
     for store in (work.groups_store, work.median_store):
         prepare_output(store, overwrite=overwrite)

@@ -43,7 +43,8 @@ class ThresholdTask:
     maskpt: float
 
 
-def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]], tiles: TileGrid) -> np.ndarray:
+def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]],
+                        tiles: TileGrid) -> np.ndarray:
     """The group image's finite, non-zero weights in row-major order of the whole image.
 
     Reads one band of tile rows at a time (only the group's tiles hold weight;
@@ -59,7 +60,7 @@ def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[i
     parts = []
     for ty in sorted(by_row):
         first, last = tiles.tile(ty, min(by_row[ty])), tiles.tile(ty, max(by_row[ty]))
-        band = wht[first.y0:first.y1, first.x0:last.x1]
+        band = np.asarray(wht[first.y0:first.y1, first.x0:last.x1])
         parts.append(band[np.isfinite(band) & (band != 0)])
         del band
     if not parts:

@@ -21,7 +21,7 @@ from .mosaic import (
     PROGRESS_DIR,
     MosaicExistsError,
     StoreSpec,
-    _group_path,
+    _group_path,  # noqa: F401 - for outliers; private, so not in __all__
     check_output,
     create_store,
     encode_tile,

@@ -187,7 +187,7 @@ class Location:
         """Write ``doc`` as JSON (see :meth:`write_bytes`)."""
         return self.write_bytes(json.dumps(doc, default=str).encode())
 
-    def write_with(self, write: Callable[[Path], None]) -> Location:
+    def write_with(self, write: Callable[[Path], object]) -> Location:
         """Let ``write(tmp)`` make a local file, then put it here whole.
 
         For writers that need a file name (FITS, ASDF). Locally the temporary

@@ -201,7 +201,7 @@ def index_shards(location: Location, groups: Sequence[str], arrays: Sequence[str
     root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
     digests: dict[str, str] = {}
     for group in groups:
-        node = root[group] if group else root
+        node: Any = root[group] if group else root  # a group, whose members zarr types as Array | Group
         members = [node[name] for name in arrays]
         if not members or members[0].shards is None:
             return {}
@@ -329,11 +329,11 @@ def create_store(
         for name in arrays:
             if name == "con":
                 # one chunk per plane and tile: planes no contributor of a tile sets are never written
-                shape = (int(info["n_ctx_planes"]), *shape_yx)
-                chunks = (1, *tile_shape_yx)
+                shape: tuple[int, ...] = (int(info["n_ctx_planes"]), *shape_yx)
+                chunks: tuple[int, ...] = (1, *tile_shape_yx)
                 # every plane in one shard object (built a tile at a time: store.shard_writer)
-                shards = (shape[0], tile_shape_yx[0] * sy, tile_shape_yx[1] * sx)
-                dims = ("plane", "y", "x")
+                shards: tuple[int, ...] = (shape[0], tile_shape_yx[0] * sy, tile_shape_yx[1] * sx)
+                dims: tuple[str, ...] = ("plane", "y", "x")
             else:
                 shape, chunks, dims = shape_yx, tile_shape_yx, ("y", "x")
                 shards = (tile_shape_yx[0] * sy, tile_shape_yx[1] * sx)
@@ -676,7 +676,8 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
         try:
             level_doc = location.join(zgroup, "zarr.json").read_json()
         except (OSError, ValueError):
-            raise ValueError(f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
+            raise ValueError(
+                f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
         # the level's own WCS and grid replace those of level 0
         meta = {**meta, **level_doc.get("attributes", {}).get(FORMAT_KEY, {})}
     store = location.zarr_store(read_only=True)

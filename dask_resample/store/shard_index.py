@@ -59,6 +59,7 @@ shard with no entry is not known to the object and is read as usual.
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import io
 import json
@@ -67,7 +68,7 @@ import zipfile
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import ceil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
@@ -457,7 +458,13 @@ def _load_once(source: Location, digest: str) -> IndexObject | None:
         return _LOADED[key]
 
 
-_MISS = object()
+class _Miss(enum.Enum):
+    """A sentinel type of its own, so that ``found is _MISS`` narrows ``found`` to the answer."""
+
+    MISS = enum.auto()
+
+
+_MISS = _Miss.MISS
 
 
 class IndexedStore(WrapperStore[Store]):
@@ -525,6 +532,7 @@ class IndexedStore(WrapperStore[Store]):
         index, source = state["index"], state["source"]
         if index is None and source is not None:
             index = _load_once(source, state["digest"])
+        # unpickling builds the object as its constructor does (mypy: __init__ on an instance is unsound)
         self.__init__(state["store"], index, prefix=state["prefix"], source=source)  # type: ignore[misc]
         for key in state["forgotten"]:
             self._forget(key)
@@ -537,7 +545,7 @@ class IndexedStore(WrapperStore[Store]):
         return f"indexed-{self._store}"
 
     # -- reads ------------------------------------------------------------------------------------
-    def _answer(self, key: str, byte_range: ByteRequest | None) -> bytes | None | object:
+    def _answer(self, key: str, byte_range: ByteRequest | None) -> bytes | None | Literal[_Miss.MISS]:
         """The answer from memory, or ``_MISS`` if the wrapped store must answer."""
         entry = self._entries.get(key)
         if entry is None:
@@ -562,7 +570,7 @@ class IndexedStore(WrapperStore[Store]):
         found = self._answer(key, byte_range)
         if found is _MISS:
             return await self._store.get(key, prototype, byte_range)
-        return None if found is None else prototype.buffer.from_bytes(found)  # type: ignore[arg-type]
+        return None if found is None else prototype.buffer.from_bytes(found)
 
     def get_sync(self, key: str, *, prototype: BufferPrototype | None = None,
                  byte_range: ByteRequest | None = None) -> Buffer | None:
@@ -576,7 +584,7 @@ class IndexedStore(WrapperStore[Store]):
             from zarr.core.buffer import default_buffer_prototype
 
             prototype = default_buffer_prototype()
-        return prototype.buffer.from_bytes(found)  # type: ignore[arg-type]
+        return prototype.buffer.from_bytes(found)
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
@@ -589,7 +597,7 @@ class IndexedStore(WrapperStore[Store]):
             if found is _MISS:
                 rest.append(i)
             elif found is not None:
-                out[i] = prototype.buffer.from_bytes(found)  # type: ignore[arg-type]
+                out[i] = prototype.buffer.from_bytes(found)
         if rest:
             got = await self._store.get_partial_values(prototype, [key_ranges[i] for i in rest])
             for i, buf in zip(rest, got, strict=True):
@@ -604,7 +612,7 @@ class IndexedStore(WrapperStore[Store]):
             if found is _MISS:
                 rest.append((key, prototype, byte_range))
             else:
-                yield key, None if found is None else prototype.buffer.from_bytes(found)  # type: ignore[arg-type]
+                yield key, None if found is None else prototype.buffer.from_bytes(found)
         if rest:
             async for item in self._store._get_many(rest):
                 yield item
