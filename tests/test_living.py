@@ -19,13 +19,21 @@ from dask_resample import living
 from dask_resample.store.living import LivingStoreError, is_living
 
 TILE = (32, 32)
-GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(480, 480))
+GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(256, 256))
 
 
 @pytest.fixture(scope="module")
 def six(tmp_path_factory) -> list[str]:
-    """3 dithers x 2 detectors of 64 x 64 pixels, as paths in input order."""
+    """3 dithers x 2 detectors of 64 x 64 pixels (plain FITS: quick to read), as paths in input order."""
     ds = synthetic.write_dataset(tmp_path_factory.mktemp("living6"), n_dithers=3, n_detectors=2, shape=(64, 64),
+                                 seed=11, sky_level=0.25, n_sources=20, fmt="fits")
+    return [str(p) for p in ds.paths]
+
+
+@pytest.fixture(scope="module")
+def six_jwst(tmp_path_factory) -> list[str]:
+    """The same layout as JWST ``*_cal.fits`` files (gwcs, datamodels)."""
+    ds = synthetic.write_dataset(tmp_path_factory.mktemp("living6j"), n_dithers=3, n_detectors=2, shape=(64, 64),
                                  seed=11, sky_level=0.25, n_sources=20)
     return [str(p) for p in ds.paths]
 
@@ -34,7 +42,7 @@ def six(tmp_path_factory) -> list[str]:
 def many(tmp_path_factory) -> list[str]:
     """34 single-detector dithers of 24 x 24 pixels: more than 32 inputs, so two context planes."""
     ds = synthetic.write_dataset(tmp_path_factory.mktemp("living34"), n_dithers=34, n_detectors=1, shape=(24, 24),
-                                 seed=12, n_sources=4, dither_arcsec=0.3)
+                                 seed=12, n_sources=4, dither_arcsec=0.3, fmt="fits")
     return [str(p) for p in ds.paths]
 
 
@@ -80,12 +88,13 @@ def test_grid_larger_than_the_data_stores_only_tiles_where_data_land(six, tmp_pa
     from dask_resample.store import as_location
 
     mosaic = tmp_path / "live"
-    result = update(mosaic, add=six[:2], grid=GRID, tile_shape=TILE, scheduler="serial")
-    n_tiles = (GRID.shape_yx[0] // TILE[0]) * (GRID.shape_yx[1] // TILE[1])
-    assert 0 < result.n_recomputed < n_tiles / 4
+    sky = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(1024, 1024), rotation=10.0)
+    result = update(mosaic, add=six[:2], grid=sky, tile_shape=TILE, scheduler="serial")
+    n_tiles = (sky.shape_yx[0] // TILE[0]) * (sky.shape_yx[1] // TILE[1])
+    assert 0 < result.n_recomputed < n_tiles / 20
     repo = open_repository(as_location(mosaic))
     data = zarr.open_group(repo.readonly_session(branch=BRANCH).store, mode="r")["data"]
-    assert data.shape == GRID.shape_yx
+    assert data.shape == sky.shape_yx
     assert 0 < data.nchunks_initialized <= result.n_recomputed
     assert_identical(mosaic, scratch_run(six[:2], mosaic, tmp_path / "ref.zarr"))
 
@@ -97,7 +106,7 @@ def test_input_partly_off_the_grid_is_clipped_as_from_scratch_and_one_off_it_is_
         update(mosaic, add=six[:2], grid=small, tile_shape=TILE, scheduler="serial")
     assert_identical(mosaic, scratch_run(six[:2], mosaic, tmp_path / "ref.zarr"))
     far = synthetic.write_dataset(tmp_path / "far", n_dithers=1, n_detectors=1, shape=(32, 32), ra_deg=60.0,
-                                  dec_deg=10.0, seed=1)
+                                  dec_deg=10.0, seed=1, fmt="fits")
     before = history(mosaic)
     with pytest.raises(InputError, match="does not land on the grid"):
         update(mosaic, add=[str(far.paths[0])], scheduler="serial")
@@ -105,12 +114,13 @@ def test_input_partly_off_the_grid_is_clipped_as_from_scratch_and_one_off_it_is_
 
 
 # -- 2. add and remove, bit-identical to runs from scratch ---------------------------------------------------
-@pytest.mark.parametrize("params", [
-    {},
-    {"kernel": "turbo", "pixfrac": 0.8, "weight_type": "exptime", "fillval": "0", "compute_err": "driz_err",
-     "propagate_dq": True, "enable_var": False},
-], ids=["defaults", "turbo-exptime-err-dq"])
-def test_add_then_remove_is_bit_identical_to_runs_from_scratch(six, tmp_path, client, params):
+@pytest.mark.parametrize("files, params", [
+    ("six_jwst", {}),
+    ("six", {"kernel": "turbo", "pixfrac": 0.8, "weight_type": "exptime", "fillval": "0", "compute_err": "driz_err",
+             "propagate_dq": True, "enable_var": False}),
+], ids=["jwst-defaults", "fits-turbo-exptime-err-dq"])
+def test_add_then_remove_is_bit_identical_to_runs_from_scratch(files, params, tmp_path, client, request):
+    six = request.getfixturevalue(files)
     mosaic = tmp_path / "live"
     first = update(mosaic, add=six[:3], grid=GRID, tile_shape=TILE, client=client, **params)
     assert first.version.number == 1
@@ -283,11 +293,11 @@ def _race(monkeypatch, jobs: list[dict[str, Any]], mosaic: Path) -> list[Any]:
 
 def test_concurrent_updates_on_disjoint_and_overlapping_tiles_both_land(six, tmp_path, monkeypatch):
     mosaic = tmp_path / "live"
-    wide = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(480, 480))
+    wide = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(480, 480))  # room for a disjoint input
     update(mosaic, add=six[:2], grid=wide, tile_shape=TILE, scheduler="serial")
     far = synthetic.write_dataset(tmp_path / "far", n_dithers=1, n_detectors=1, shape=(48, 48),
                                   ra_deg=53.16 + 4.0 / 3600 / np.cos(np.radians(27.78)), dec_deg=-27.78 + 4.0 / 3600,
-                                  seed=2, n_sources=3)
+                                  seed=2, n_sources=3, fmt="fits")
     # one update far from the data (disjoint tiles), one over it (overlapping tiles)
     results = _race(monkeypatch, [{"add": [str(far.paths[0])]}, {"add": six[2:4]}], mosaic)
     assert not any(isinstance(r, Exception) for r in results), results
