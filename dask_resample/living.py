@@ -208,6 +208,13 @@ def living_output_wcs(mosaic: str | Location, storage_options: Mapping[str, Any]
             "pixel_scale_ratio": meta["grid"]["pixel_scale_ratio"]}
 
 
+def living_params(mosaic: str | Location, storage_options: Mapping[str, Any] | None = None) -> ResampleParams:
+    """The (fixed) drizzle parameters of a living mosaic."""
+    from .store.living import read_living_metadata
+
+    return _params_of(read_living_metadata(as_location(mosaic, storage_options))["params"])
+
+
 def history(mosaic: str | Location, storage_options: Mapping[str, Any] | None = None) -> list[Version]:
     """The versions of a living mosaic, newest first."""
     return versions(as_location(mosaic, storage_options))

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -350,4 +349,30 @@ def test_living_mosaic_on_s3_is_bit_identical_and_transactional(six, tmp_path, s
     assert_identical(url, scratch_run(six, url, tmp_path / "all.zarr", storage_options=opts), version=2,
                      storage_options=opts)
     assert [v.number for v in history(url, opts)] == [3, 2, 1]
-    warnings.simplefilter("default")
+
+
+# -- 5. the command line ----------------------------------------------------------------------------------
+def test_command_line_add_remove_log(six, tmp_path, capsys):
+    from dask_resample.cli import main
+
+    mosaic = tmp_path / "live"
+    grid = ["--crval", "53.16", "-27.78", "--pixel-scale", "0.031", "--output-shape", "256", "256",
+            "--tile-shape", "32", "32", "--serial", "--quiet"]
+    assert main(["add", str(mosaic), *six[:3], *grid]) == 0
+    assert main(["add", str(mosaic), *six[3:], "--serial", "--quiet", "--pixfrac", "1.0"]) == 0
+    assert main(["remove", str(mosaic), Path(six[0]).name, "--serial", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["log", str(mosaic)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["v3", "v2", "v1"]
+    assert f"-{Path(six[0]).name}" in lines[0] and f"+{Path(six[3]).name}" in lines[1]
+    # the command line's defaults are jwst's ResampleStep's, as for 'run'
+    from dask_resample.params import step_defaults
+
+    assert_identical(mosaic, scratch_run(six[1:], mosaic, tmp_path / "ref.zarr", **step_defaults()))
+    assert main(["add", str(mosaic), six[0], "--serial", "--pixfrac", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "pixfrac: the living mosaic" in err and "pixfrac=1.0, got 0.5" in err and len(err.splitlines()) == 1
+    assert main(["add", str(tmp_path / "new"), six[0], "--serial"]) == 1
+    assert "needs its fixed grid" in capsys.readouterr().err
+
