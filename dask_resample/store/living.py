@@ -139,10 +139,18 @@ class Version:
         return "  ".join(parts)
 
 
+def _icechunk() -> Any:
+    """The icechunk module, or an ImportError saying which extra installs it."""
+    try:
+        import icechunk
+    except ImportError:
+        raise ImportError("living mosaics need icechunk: pip install 'dask-resample[living]'") from None
+    return icechunk
+
+
 def _quiet() -> None:
     """Keep icechunk's own log lines (warnings about local storage) off stderr."""
-    import icechunk
-
+    icechunk = _icechunk()
     with contextlib.suppress(Exception):
         icechunk.set_logs_filter(os.environ.get("DASK_RESAMPLE_ICECHUNK_LOG", "error"))
 
@@ -192,7 +200,7 @@ def is_living(location: str | os.PathLike | Location, storage_options: Mapping[s
 
 def create_repository(location: Location) -> Any:
     """Create an empty icechunk repository at ``location``; returns it."""
-    import icechunk
+    icechunk = _icechunk()
 
     return icechunk.Repository.create(repository_storage(location))
 
@@ -205,7 +213,7 @@ def open_repository(location: Location) -> Any:
     LivingStoreError
         If there is none at ``location``.
     """
-    import icechunk
+    icechunk = _icechunk()
 
     if not is_living(location):
         raise LivingStoreError(f"{location}: not a living mosaic (no icechunk repository there)")
