@@ -591,7 +591,10 @@ def _check_on_grid(location: Location, grid: OutputGrid, refs: Sequence[Exposure
             raise InputError(f"{ref.filename}: does not land on the grid of the living mosaic {location}")
         # the footprint's box is padded (plan.compute_footprints): beyond the pad, the input leaves the grid
         pad = 0.02 * (max(fp.y1 - fp.y0, fp.x1 - fp.x0) - 8.0) / 1.04 + 4.0
-        if fp.y0 + pad < 0 or fp.x0 + pad < 0 or fp.y1 - pad > ny - 1 or fp.x1 - pad > nx - 1:
+        # beyond the grid's outer pixel edges (at -0.5 and n - 0.5) by more than a pixel: a grid made to
+        # fit the inputs (their S_REGION corners) is not reported
+        edge = 1.5
+        if fp.y0 + pad < -edge or fp.x0 + pad < -edge or fp.y1 - pad > ny - 1 + edge or fp.x1 - pad > nx - 1 + edge:
             msg = f"{ref.filename}: extends beyond the grid of {location}; only its part on the grid is drizzled"
             warnings.warn(msg, stacklevel=4)
             log.warning("%s", msg)
