@@ -75,6 +75,7 @@ from .store.living import (
     commit_lock,
     create_repository,
     dumps,
+    has_version,
     is_living,
     open_repository,
     versions,
@@ -298,9 +299,9 @@ def update(
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     location = as_location(mosaic, storage_options)
     remove = [remove] if isinstance(remove, str) else [str(r) for r in (remove or [])]
-    exists = is_living(location)
+    exists = has_version(location)
     if not exists:
-        if location.exists() and location.is_local and any(True for _ in location.listdir()):
+        if not is_living(location) and location.exists() and location.is_local and location.listdir():
             raise ValueError(f"{location}: exists and is not a living mosaic; refusing to touch it")
         if remove:
             raise ValueError(f"{location}: no living mosaic there to remove inputs from")
@@ -417,13 +418,10 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
 
     from . import config
 
-    new_mosaic = not is_living(location)
-    repo = create_repository(location) if new_mosaic else open_repository(location)
+    repo = open_repository(location) if is_living(location) else create_repository(location)
     session = repo.writable_session(BRANCH)
-    root = zarr.open_group(session.store, mode="r") if not new_mosaic else None
-    if root is not None and FORMAT_KEY not in root.attrs:
-        root = None  # created, killed before its first version: start again
-    state = _State.read(root) if root is not None and LIVING_KEY in root.attrs[FORMAT_KEY] else None
+    # no version yet (a new mosaic, or a creation killed after its layout commit): create it (again)
+    state = _State.read(zarr.open_group(session.store, mode="r")) if has_version(location) else None
     if state is not None:
         _check_params(location, state, params)
         run_params = state.params
@@ -488,8 +486,9 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
                                        extra_attrs={LIVING_KEY: living}))
     if state is None:
         # the layout first, in a commit of its own (a session must be clean to fork): not a version
+        layout_attrs = {**root_attrs, LIVING_KEY: {"version": 0, "inputs": []}}
         create_layout(session.store, groups={SINGLE_GROUP: {"attrs": {}, "n_ctx_planes": n_new_planes}},
-                      root_attrs=root_attrs, shape_yx=out_grid.shape_yx, tile_shape_yx=tiles_yx, arrays=arrays,
+                      root_attrs=layout_attrs, shape_yx=out_grid.shape_yx, tile_shape_yx=tiles_yx, arrays=arrays,
                       fill_values=empty_pixel_values(run_params, out_grid.pixel_scale_ratio), many_to_many=False)
         with commit_lock(location):
             session.commit("layout", metadata={LAYOUT_KEY: True})

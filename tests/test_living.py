@@ -376,3 +376,20 @@ def test_command_line_add_remove_log(six, tmp_path, capsys):
     assert main(["add", str(tmp_path / "new"), six[0], "--serial"]) == 1
     assert "needs its fixed grid" in capsys.readouterr().err
 
+
+
+def test_a_killed_creation_leaves_no_version_and_a_rerun_creates_the_mosaic(six, tmp_path):
+    mosaic = tmp_path / "live"
+    script = KILL_SCRIPT.replace('update(sys.argv[1], add=sys.argv[2:], scheduler="serial")',
+                                 'from dask_resample import GridSpec\n'
+                                 'update(sys.argv[1], add=sys.argv[2:], scheduler="serial", tile_shape=(32, 32), '
+                                 f'grid=GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx={GRID.shape_yx}))')
+    proc = subprocess.run([sys.executable, "-c", script, str(mosaic), *six[:2]], capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert is_living(mosaic) and history(mosaic) == []
+    with pytest.raises(LivingStoreError, match="no version yet"):
+        open_mosaic(mosaic)
+    update(mosaic, add=six[:2], grid=GRID, tile_shape=TILE, scheduler="serial")
+    assert [v.number for v in history(mosaic)] == [1]
+    assert_identical(mosaic, scratch_run(six[:2], mosaic, tmp_path / "ref.zarr"))

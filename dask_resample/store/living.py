@@ -44,6 +44,7 @@ __all__ = [
     "Version",
     "commit_lock",
     "create_repository",
+    "has_version",
     "is_living",
     "open_living",
     "open_repository",
@@ -236,6 +237,16 @@ def commit_lock(location: Location) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def has_version(location: Location) -> bool:
+    """True if ``location`` is a living mosaic with at least one version (its creation finished)."""
+    if not is_living(location):
+        return False
+    repo = open_repository(location)
+    tip = repo.lookup_snapshot(repo.lookup_branch(BRANCH))
+    return Version.from_snapshot(tip) is not None or any(
+        Version.from_snapshot(info) is not None for info in repo.ancestry(branch=BRANCH))
+
+
 def versions(location: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> list[Version]:
     """Every version of a living mosaic, newest first."""
     location = as_location(location, storage_options)
@@ -253,8 +264,14 @@ def snapshot_of(location: Location, repo: Any, version: int | str | None) -> str
         If the mosaic has no such version (the message lists the ones it has).
     """
     if version is None:
-        return str(repo.lookup_branch(BRANCH))
+        tip = repo.lookup_snapshot(repo.lookup_branch(BRANCH))
+        if Version.from_snapshot(tip) is not None:
+            return str(tip.id)
     known = [v for info in repo.ancestry(branch=BRANCH) if (v := Version.from_snapshot(info)) is not None]
+    if version is None:
+        if not known:
+            raise LivingStoreError(f"{location}: no version yet (its creation did not finish; run it again)")
+        return known[0].snapshot
     for v in known:
         if (isinstance(version, int) and v.number == version) or str(version) == v.snapshot:
             return v.snapshot
