@@ -49,7 +49,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from distributed import Client, LocalCluster
 
-    from dask_resample import living_output_wcs, open_mosaic, plan_mosaic, resample, update
+    from dask_resample import (
+        living_output_wcs,
+        open_mosaic,
+        plan_mosaic,
+        resample,
+        update,
+    )
     from dask_resample.synthetic_survey import SurveyLayout, write_survey
 
     warnings.simplefilter("ignore")

@@ -604,6 +604,7 @@ def plan_root_attrs(
         **dict(extra_attrs or {}),
     }
 
+
 def create_plan_store(
     plan: MosaicPlan,
     output: str | Path | Location,

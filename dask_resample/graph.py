@@ -231,7 +231,7 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
 
 
 def reduce_tile(task: TileTask, contributions: Sequence[Any],
-                 scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+                scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
     key = (task.ty, task.tx)
     files = [c.get(key) for c in contributions]

@@ -89,9 +89,12 @@ __all__ = [
     "LivingStoreError",
     "LivingUpdate",
     "content_fingerprint",
+    "has_version",
     "history",
-    "living_tile_task",
+    "is_living",
     "living_output_wcs",
+    "living_params",
+    "living_tile_task",
     "update",
 ]
 
