@@ -272,7 +272,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def _race(monkeypatch, jobs: list[dict[str, Any]], mosaic: Path) -> list[Any]:
+def _race(monkeypatch, jobs: list[dict[str, Any]], mosaic: Path | str) -> list[Any]:
     """Run updates in threads that all reach their commit before any commits; results or exceptions."""
     barrier = threading.Barrier(len(jobs), timeout=120)
     first_pass = threading.local()
@@ -402,3 +402,17 @@ def test_a_killed_creation_leaves_no_version_and_a_rerun_creates_the_mosaic(six,
     update(mosaic, add=six[:2], grid=GRID, tile_shape=TILE, scheduler="serial")
     assert [v.number for v in history(mosaic)] == [1]
     assert_identical(mosaic, scratch_run(six[:2], mosaic, tmp_path / "ref.zarr"))
+
+
+def test_concurrent_updates_on_s3_both_land(six, tmp_path, s3_bucket, monkeypatch):
+    bucket, opts = s3_bucket
+    url = f"s3://{bucket}/living"
+    update(url, add=six[:2], grid=GRID, tile_shape=TILE, storage_options=opts, scheduler="serial")
+    results = _race(monkeypatch, [{"add": six[2:4], "storage_options": opts},
+                                  {"add": six[4:], "storage_options": opts}], url)
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert sorted(r.attempts for r in results) == [1, 2]
+    order = [a["source"] for v in reversed(history(url, opts)) for a in v.added]
+    assert sorted(order) == sorted(six) and len(history(url, opts)) == 3
+    assert_identical(url, scratch_run(order, url, tmp_path / "ref.zarr", storage_options=opts),
+                     storage_options=opts)
