@@ -2,7 +2,8 @@
 
 The main entry points are :func:`resample` (inputs in, a tiled Zarr mosaic out),
 :func:`open_mosaic` (a mosaic as a lazy :class:`xarray.Dataset`) and
-:func:`detect_outliers` (jwst's imaging outlier detection, ``*_crf.fits`` out).
+:func:`detect_outliers` (jwst's imaging outlier detection, ``*_crf.fits`` out) and
+:func:`update` (a living mosaic: add or remove exposures, one version per update).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from . import accessor  # noqa: F401  (registers the ``ds.mosaic`` accessor)
 from ._version import __version__
 from .api import plan_mosaic, resample
 from .io import Exposure, InputError
+from .living import GridSpec, history, living_output_wcs, update
 from .outliers import OutlierParams, detect_outliers
 from .params import ResampleParams
 from .plan import MosaicPlan
@@ -19,6 +21,7 @@ from .store import MosaicExistsError, open_mosaic
 
 __all__ = [
     "Exposure",
+    "GridSpec",
     "InputError",
     "MosaicExistsError",
     "MosaicPlan",
@@ -26,8 +29,11 @@ __all__ = [
     "ResampleParams",
     "__version__",
     "detect_outliers",
+    "history",
+    "living_output_wcs",
     "open_mosaic",
     "plan_mosaic",
     "resample",
+    "update",
     "write_pyramid",
 ]

@@ -591,6 +591,34 @@ def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int,
     )
 
 
+def plan_root_attrs(
+    plan: MosaicPlan,
+    *,
+    mode: str,
+    arrays: Sequence[str],
+    fingerprint: str = "",
+    extra_attrs: Mapping[str, Any] | None = None,
+    shard_tiles_yx: tuple[int, int] = (1, 1),
+) -> dict[str, Any]:
+    """The root metadata of a plan's store (see :func:`create_plan_store`; also a living mosaic's)."""
+    grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo) | {"shard_tiles": list(shard_tiles_yx)}
+    return {
+        "format_version": FORMAT_VERSION,
+        "software": f"dask-resample {__version__}",
+        "mode": mode,
+        "params": plan.params.to_dict(),
+        "grid": grid_rec,
+        "wcs_fits": wcs_to_fits_header(plan.grid.wcs),
+        "wcs_asdf": gwcs_to_text(plan.grid.wcs),
+        "groups": [g for g in plan.groups] if mode == "many_to_many" else [],
+        "arrays": list(arrays),
+        "fingerprint": fingerprint,
+        "n_tiles_planned": {g: len(plan.tiles_of(g)) for g in plan.groups},
+        **_metadata(plan, mode, None),
+        **dict(extra_attrs or {}),
+    }
+
+
 def create_plan_store(
     plan: MosaicPlan,
     output: str | Path | Location,
@@ -621,22 +649,8 @@ def create_plan_store(
     shard_tiles_yx : tuple of int
         Tiles per Zarr shard (``(1, 1)``: no sharding).
     """
-    grid_rec = _grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo) | {"shard_tiles": list(shard_tiles_yx)}
-    root = {
-        "format_version": FORMAT_VERSION,
-        "software": f"dask-resample {__version__}",
-        "mode": mode,
-        "params": plan.params.to_dict(),
-        "grid": grid_rec,
-        "wcs_fits": wcs_to_fits_header(plan.grid.wcs),
-        "wcs_asdf": gwcs_to_text(plan.grid.wcs),
-        "groups": [g for g in plan.groups] if mode == "many_to_many" else [],
-        "arrays": list(arrays),
-        "fingerprint": fingerprint,
-        "n_tiles_planned": {g: len(plan.tiles_of(g)) for g in plan.groups},
-        **_metadata(plan, mode, None),
-        **dict(extra_attrs or {}),
-    }
+    root = plan_root_attrs(plan, mode=mode, arrays=arrays, fingerprint=fingerprint, extra_attrs=extra_attrs,
+                           shard_tiles_yx=shard_tiles_yx)
     if mode == "many_to_many" or plan.mode == "many_to_one":
         groups = {
             g: {"attrs": _metadata(plan, mode, g) | {"group_id": g}, "n_ctx_planes": plan.n_ctx_planes(g)}

@@ -3,7 +3,8 @@
 Subcommands: ``run`` (make a mosaic), ``outliers`` (jwst's imaging outlier
 detection, ``*_crf.fits`` files), ``plan`` (grid, tiles and coverage
 without reading pixels), ``info`` (describe a mosaic), ``export`` (FITS
-``*_i2d.fits``), ``preview`` (PNG) and ``demo``.
+``*_i2d.fits``), ``preview`` (PNG), ``demo``, and for living mosaics
+``add``, ``remove`` and ``log``.
 
 Every failure exits with a non-zero status and one line on stderr,
 ``dask-resample: error: <message naming the culprit>`` (plus the traceback
@@ -30,12 +31,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cli_commands import (
+    cmd_add,
     cmd_demo,
     cmd_export,
     cmd_info,
+    cmd_log,
     cmd_outliers,
     cmd_plan,
     cmd_preview,
+    cmd_remove,
     cmd_run,
     parse_storage_options,
 )
@@ -223,6 +227,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(preview)
     _add_common(preview)
     preview.set_defaults(func=cmd_preview)
+
+    add = sub.add_parser(
+        "add", help="add inputs to a living mosaic (one new version; created on its fixed grid)",
+        description="Add INPUTS at the end of a living mosaic's input order and recompute only the tiles they "
+        "touch, in one new version; the result equals a run from scratch over all inputs. A new mosaic needs "
+        "its fixed grid: --output-wcs FILE, or --crval, --pixel-scale and --output-shape (may be much larger "
+        "than the data). Drizzle parameters are fixed at creation (defaults of 'run').",
+    )
+    add.add_argument("mosaic", metavar="MOSAIC", help="the living mosaic: a directory or an s3:// URL")
+    add.add_argument("inputs", nargs="+", metavar="INPUTS", help="an association or input files")
+    _add_storage(add)
+    _add_group(add, "drizzle parameters (fixed at creation)", DRIZZLE_OPTIONS)
+    _add_group(add, "fixed grid (at creation)", grid_options())
+    _add_group(add, "where to run", cluster)
+    _add_common(add)
+    add.set_defaults(func=cmd_add)
+
+    remove = sub.add_parser(
+        "remove", help="remove inputs from a living mosaic (one new version)",
+        description="Remove inputs (file name, source path or content fingerprint) from a living mosaic and "
+        "recompute only the tiles they touched; the result equals a run from scratch without them.",
+    )
+    remove.add_argument("mosaic", metavar="MOSAIC", help="the living mosaic")
+    remove.add_argument("inputs", nargs="+", metavar="NAME", help="file names, paths or fingerprints")
+    _add_storage(remove)
+    _add_group(remove, "where to run", cluster)
+    _add_common(remove)
+    remove.set_defaults(func=cmd_remove)
+
+    log = sub.add_parser("log", help="list the versions of a living mosaic",
+                         description="One line per version, newest first: number, snapshot id, time, inputs "
+                         "added (+) and removed (-), tiles recomputed, package version.")
+    log.add_argument("mosaic", metavar="MOSAIC", help="the living mosaic")
+    _add_storage(log)
+    _add_common(log)
+    log.set_defaults(func=cmd_log)
 
     demo = sub.add_parser(
         "demo", help="write a synthetic dataset and mosaic it (what 'make demo' runs)",

@@ -54,7 +54,7 @@ from .store import (
     write_tile,
 )
 
-__all__ = ["GraphKeys", "MosaicGraph", "TileTaskError", "build_graph", "run_graph"]
+__all__ = ["GraphKeys", "MosaicGraph", "TileTask", "TileTaskError", "build_graph", "reduce_tile", "run_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
     if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
         return done
     t0 = time.perf_counter()
-    arrays, record = _reduce_tile(task, contributions, scratch)
+    arrays, record = reduce_tile(task, contributions, scratch)
     spec = task.accumulator
     write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
     del arrays
@@ -212,8 +212,8 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
     return record
 
 
-def _reduce_tile(task: TileTask, contributions: Sequence[Any],
-                 scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def reduce_tile(task: TileTask, contributions: Sequence[Any],
+                scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
     key = (task.ty, task.tx)
     files = [c.get(key) for c in contributions]
@@ -251,7 +251,7 @@ def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSp
     with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
         finished = []
         for tile in task.tiles:
-            arrays, record = _reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
+            arrays, record = reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
             record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
             record["object"].write_bytes(encode_tile(arrays))
             del arrays
@@ -282,6 +282,8 @@ def build_graph(
     exposure_after: Mapping[int, Any] | None = None,
     pixmap_dir: Location | None = None,
     shard_tiles_yx: tuple[int, int] = (1, 1),
+    tile_function: Callable[..., Any] | None = None,
+    tile_arguments: Callable[[str, tuple[int, int]], tuple] | None = None,
 ) -> MosaicGraph:
     """Build the task dictionary of a mosaic.
 
@@ -312,11 +314,20 @@ def build_graph(
     shard_tiles_yx : tuple of int
         Tiles per Zarr shard of the store (as created); with more than one,
         one task per shard writes it.
+    tile_function : callable, optional
+        The task of each tile in place of :func:`tile_task` (unsharded stores
+        only): called as ``tile_function(contributions, task, scratch, *args)``
+        with ``args = tile_arguments(group, (ty, tx))`` (the living mosaics'
+        writes into a transaction, :mod:`dask_resample.living`).
+    tile_arguments : callable, optional
+        Extra arguments of ``tile_function`` per tile.
 
     Returns
     -------
     MosaicGraph
     """
+    if tile_function is not None and tuple(shard_tiles_yx) != (1, 1):
+        raise ValueError("build_graph: tile_function applies to unsharded stores only")
     skip_tiles = skip_tiles or set()
     k = GraphKeys(token)
     spec = DrizzleSpec(
@@ -369,7 +380,8 @@ def build_graph(
             tile_tasks.append(task)
             continue
         tk = k.tile(group, key)
-        dsk[tk] = (tile_task, [k.exposure(i) for i in indices], task, k.scratch)
+        extra = tile_arguments(group, key) if tile_arguments is not None else ()
+        dsk[tk] = (tile_function or tile_task, [k.exposure(i) for i in indices], task, k.scratch, *extra)
         tile_keys.append(tk)
     if sharded:
         tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, shard_tiles_yx)

@@ -301,9 +301,6 @@ def create_store(
         Tiles per Zarr shard along y and x; ``(1, 1)`` writes one object per
         tile and array, without the sharding codec.
     """
-    import zarr
-    from zarr.codecs import BloscCodec
-
     target = as_location(path)
     if target.exists() and not _is_half_created(target):
         raise MosaicExistsError(f"{target}: exists; remove it first (prepare_output)")
@@ -318,8 +315,37 @@ def create_store(
         # "creating" flag and rewritten with the mosaic's metadata last.
         target.remove()
         location = target
-    store = location.zarr_store()
-    root = zarr.open_group(store, mode="w", zarr_format=3, attributes={CREATING_KEY: True})
+    create_layout(location.zarr_store(), groups=groups, root_attrs=root_attrs, shape_yx=shape_yx,
+                  tile_shape_yx=tile_shape_yx, arrays=arrays, fill_values=fill_values, many_to_many=many_to_many,
+                  shard_tiles_yx=shard_tiles_yx, creating_flag=True)
+    if location != target:
+        location.rename(target)
+
+
+def create_layout(
+    store: Any,
+    *,
+    groups: Mapping[str, Mapping[str, Any]],
+    root_attrs: Mapping[str, Any],
+    shape_yx: tuple[int, int],
+    tile_shape_yx: tuple[int, int],
+    arrays: Sequence[str],
+    fill_values: Mapping[str, Any],
+    many_to_many: bool,
+    shard_tiles_yx: tuple[int, int] = (1, 1),
+    creating_flag: bool = False,
+) -> None:
+    """Write the (empty) Zarr layout of a mosaic into any Zarr ``store`` (the body of :func:`create_store`).
+
+    Parameters are those of :func:`create_store`; ``creating_flag`` first
+    writes the root with the "creating" flag (object stores, see there). A
+    living mosaic's transaction uses it directly (:mod:`dask_resample.store.living`).
+    """
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    root = zarr.open_group(store, mode="w", zarr_format=3,
+                           attributes={CREATING_KEY: True} if creating_flag else {})
     compressors = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     sy, sx = (int(v) for v in shard_tiles_yx)
     for group, info in groups.items():
@@ -350,8 +376,6 @@ def create_store(
             )
         g.create_group(PROGRESS_DIR, attributes={"description": "one marker per completed tile or shard"})
     root.attrs.put({FORMAT_KEY: json.loads(json.dumps(dict(root_attrs), default=_json_default))})
-    if location != target:
-        location.rename(target)
 
 
 def scratch_sibling(path: str | os.PathLike | Location, token: str) -> Location:
@@ -642,7 +666,7 @@ def read_metadata(path: str | os.PathLike | Location, group: str | None = None) 
 
 
 def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, level: int | None = None,
-                *, storage_options: Mapping[str, Any] | None = None) -> Any:
+                *, storage_options: Mapping[str, Any] | None = None, version: int | str | None = None) -> Any:
     """Open a mosaic as a lazy :class:`xarray.Dataset`.
 
     Parameters
@@ -655,6 +679,9 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
         Pyramid level (0 is full resolution), where a pyramid was written.
     storage_options : mapping, optional
         Options of the URL's file system (credentials, ``endpoint_url``).
+    version : int or str, optional
+        A living mosaic's version (its number, or its snapshot id); default
+        the newest (see :mod:`dask_resample.living`).
 
     Returns
     -------
@@ -664,7 +691,13 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
     """
     import xarray as xr
 
+    from .living import is_living, open_living
+
     location = as_location(path, storage_options)
+    if version is not None or is_living(location):
+        if group or level:
+            raise ValueError(f"{location}: a living mosaic has one group and no pyramid levels")
+        return open_living(location, version=version)
     if not is_mosaic(location):
         raise ValueError(f"{location}: not a dask-resample mosaic")
     meta = read_metadata(location, group)

@@ -1,0 +1,117 @@
+"""Adding one pointing (its dithers) to a living survey mosaic, against a full run from scratch.
+
+The survey layout is that of ``bench_scale.py`` (:mod:`dask_resample.synthetic_survey`):
+``cols x rows`` pointings with ``dithers`` exposures each. The living mosaic is made of every
+pointing but the central one (untimed); then
+
+* ``update``: the central pointing's dithers are added (timed): the tiles they touch are
+  recomputed from every exposure that reaches them (its 8 neighbours' included);
+* ``full``: ``resample()`` over all exposures in the same order on the same grid (timed);
+
+and every array of the two is checked bit-identical. The figure of merit is
+``update / full`` (the issue's goal: at most 5% at 10 x 10 x 2, 1024 x 1024 detectors).
+
+Usage::
+
+    python benchmarks/bench_living.py --grid 10x10 --shape 1024 --workers 2
+    python benchmarks/bench_living.py --grid 4x4 --shape 256 --workers 2   # small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _grid(text: str) -> tuple[int, int]:
+    cols, rows = (int(v) for v in text.lower().split("x"))
+    return cols, rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=_grid, default=(10, 10), help="pointings COLSxROWS (default 10x10)")
+    parser.add_argument("--dithers", type=int, default=2)
+    parser.add_argument("--shape", type=int, default=1024, help="detector side in pixels (default 1024)")
+    parser.add_argument("--tile", type=int, default=1024, help="tile side in pixels (default 1024)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the dataset here (default: a temporary one)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    args = parser.parse_args(argv)
+
+    from distributed import Client, LocalCluster
+
+    from dask_resample import (
+        living_output_wcs,
+        open_mosaic,
+        plan_mosaic,
+        resample,
+        update,
+    )
+    from dask_resample.synthetic_survey import SurveyLayout, write_survey
+
+    warnings.simplefilter("ignore")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-living-"))
+    layout = SurveyLayout(grid_xy=args.grid, dithers=args.dithers, shape=(args.shape, args.shape))
+    data = workdir / f"survey-{args.grid[0]}x{args.grid[1]}x{args.dithers}-{args.shape}"
+    asn = data / "survey_mosaic_asn.json"
+    if not asn.exists():
+        write_survey(data, layout, processes=args.workers)
+    members = [str(data / m["expname"]) for m in json.loads(asn.read_text())["products"][0]["members"]]
+    cols, rows = args.grid
+    centre = (rows // 2) * cols + cols // 2  # pointing-major order: the central pointing's exposures
+    new = members[centre * args.dithers:(centre + 1) * args.dithers]
+    survey = [m for m in members if m not in new]
+    order = survey + new
+    tile = (args.tile, args.tile)
+
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        grid = plan_mosaic(order, client=client, tile_shape=tile).grid
+        mosaic = workdir / "living.icechunk"
+        shutil.rmtree(mosaic, ignore_errors=True)
+        t0 = time.perf_counter()
+        update(mosaic, add=survey, output_wcs={"wcs": grid.wcs, "pixel_scale": grid.pixel_scale,
+                                               "pixel_scale_ratio": grid.pixel_scale_ratio},
+               tile_shape=tile, client=client)
+        t_create = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = update(mosaic, add=new, client=client)
+        t_update = time.perf_counter() - t0
+        full = workdir / "full.zarr"
+        shutil.rmtree(full, ignore_errors=True)
+        t0 = time.perf_counter()
+        resample(order, full, output_wcs=living_output_wcs(mosaic), tile_shape=tile, client=client, progress=False)
+        t_full = time.perf_counter() - t0
+    finally:
+        client.close()
+        cluster.close()
+    a, b = open_mosaic(mosaic), open_mosaic(full)
+    identical = all(np.array_equal(a[n].values, b[n].values, equal_nan=a[n].dtype.kind == "f") for n in b.data_vars)
+    figures = {
+        "layout": f"{cols}x{rows}x{args.dithers}, {args.shape} px detectors, tiles {args.tile} px",
+        "exposures": len(order), "added": len(new), "workers": args.workers,
+        "create_s": round(t_create, 2), "update_s": round(t_update, 2), "full_s": round(t_full, 2),
+        "update_over_full": round(t_update / t_full, 4),
+        "tiles_recomputed": result.n_recomputed, "exposures_drizzled": result.n_drizzled,
+        "bit_identical": identical,
+    }
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
