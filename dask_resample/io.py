@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .drivers import driver_for, in_memory, jwst_model, roman_model
+from .drivers._fitsfile import BLOCK as FITS_BLOCK
 from .drivers._fitsfile import fetch, map_inputs, primary_header
 from .failures import TaskFailure, first_failure
 from .records import (
@@ -182,9 +183,10 @@ def _source_from_location(index: int, location: Location, *, group_id: str | Non
         if asn is not None and not os.path.exists(location.url):
             raise InputError(f"{location.url}: {missing}")
         return _source_from_path(index, Path(location.url), group_id=group_id, named=named)
-    if roman_model.is_asdf_start(fetch(location, end=16, missing=missing)):
+    head = fetch(location, end=FITS_BLOCK, missing=missing)  # one ranged request: ASDF or FITS, and the header
+    if roman_model.is_asdf_start(head):
         return _roman_source(index, location, group_id=group_id, named=named)
-    header = primary_header(location, missing=missing)
+    header = primary_header(location, missing=missing, head=head)
     return InputSource(index=index, path=location.url, kind=_kind(header, named or location.url),
                        filename=location.name, group_id=group_id, storage_options=location.storage_options)
 

@@ -689,8 +689,9 @@ class TracedDirs:
                    log=logs / f"{name}.log", extra=made)
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """:func:`clean_env` with ``TMPDIR`` here, no bytecode written, and ``extra``."""
-        return clean_env({"TMPDIR": str(self.tmp), "PYTHONDONTWRITEBYTECODE": "1", **(extra or {})})
+        """:func:`clean_env` with ``TMPDIR`` here, no bytecode written, numba's cache here too, and ``extra``."""
+        return clean_env({"TMPDIR": str(self.tmp), "PYTHONDONTWRITEBYTECODE": "1",
+                          "NUMBA_CACHE_DIR": str(self.tmp / "numba-cache"), **(extra or {})})
 
     def log_tail(self, lines: int = 15) -> str:
         """The last ``lines`` lines of the process's output."""

@@ -129,7 +129,7 @@ def test_in_allocation_runner(slurm: SlurmInstance, small_dataset, api_reference
     env = {**slurm.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     # 3 tasks (scheduler, client, worker) on a node with fewer CPUs: --overcommit
     sub = subprocess.run(
-        ["sbatch", "--parsable", "--ntasks=3", "--overcommit", "--mem-per-cpu=1G", "--time=00:10:00",
+        ["sbatch", "--parsable", "--ntasks=3", "--overcommit", "--mem-per-cpu=2G", "--time=00:10:00",
          f"--chdir={REPO}", f"--output={tmp_path}/runner-%j.out",
          str(REPO / "deploy" / "in_allocation" / "sbatch_runner.sh"),
          str(small_dataset.asn_path), "-o", str(out), "--tile-shape", "32", "32"],

@@ -52,7 +52,7 @@ _NO_BUCKET = ("bucket does not exist", "nosuchbucket", "no such bucket")
 # ----------------------------------------------------------------------------
 # client side: cheap checks
 # ----------------------------------------------------------------------------
-def primary_header(path: Path | Location, *, missing: str = "input file not found") -> Any:
+def primary_header(path: Path | Location, *, missing: str = "input file not found", head: bytes | None = None) -> Any:
     """The primary header, read without touching the rest of the file (cheap client-side check).
 
     A local file's header is read whole; at a URL only the first FITS block
@@ -66,6 +66,8 @@ def primary_header(path: Path | Location, *, missing: str = "input file not foun
         The file.
     missing : str
         The message (after the URL) for a missing object at a URL.
+    head : bytes, optional
+        The URL's first block, when the caller has fetched it already (not fetched again).
 
     Raises
     ------
@@ -78,7 +80,7 @@ def primary_header(path: Path | Location, *, missing: str = "input file not foun
 
     if not isinstance(path, Path):
         if not path.is_local:
-            return _url_primary_header(path, missing)
+            return _url_primary_header(path, missing, head)
         path = Path(path.url)
     if not path.exists():
         raise InputError(f"{path}: input file not found")
@@ -96,10 +98,11 @@ def primary_header(path: Path | Location, *, missing: str = "input file not foun
         raise InputError(f"{path}: not a readable FITS file ({one_line(exc)})") from None
 
 
-def _url_primary_header(location: Location, missing: str) -> Any:
+def _url_primary_header(location: Location, missing: str, head: bytes | None = None) -> Any:
     from astropy.io import fits
 
-    head = fetch(location, end=BLOCK, missing=missing)
+    if head is None:
+        head = fetch(location, end=BLOCK, missing=missing)
     if not head.startswith(b"SIMPLE  =") or b"T" not in head[9:30]:
         raise InputError(f"{location.url}: not a FITS file")
     cards = [head[k : k + 80] for k in range(0, len(head) - 79, 80)]
