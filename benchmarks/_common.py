@@ -88,9 +88,9 @@ def warm_worker() -> int:
     import jwst.resample.resample  # noqa: F401
     import stdatamodels.jwst.datamodels  # noqa: F401
 
-    import dask_resample.graph  # noqa: F401
-    import dask_resample.kernel  # noqa: F401
-    import dask_resample.reduce  # noqa: F401
+    import dask_resample.drizzle.kernel  # noqa: F401
+    import dask_resample.drizzle.reduce  # noqa: F401
+    import dask_resample.execution.graph  # noqa: F401
 
     return os.getpid()
 

@@ -1,9 +1,9 @@
 """One 2048 x 2048 exposure onto its frame: drizzle's C in four passes against the fused kernel in one.
 
-The C side does what ``dask_resample.kernel._drizzle_frame`` and stcal do: one
+The C side does what ``dask_resample.drizzle.kernel._drizzle_frame`` and stcal do: one
 ``Drizzle.add_image`` for the data (with context), then one fresh ``Drizzle`` per
 variance on ``sqrt(var)``, squared. The fused side drizzles data, weight, context
-and the three per-input variances with one :class:`~dask_resample.fused_kernel.FusedDrizzle`
+and the three per-input variances with one :class:`~dask_resample.drizzle.fused_kernel.FusedDrizzle`
 pass and squares them likewise. The pixel map (rotated, mildly distorted,
 numpy-built) and inputs are the same for both and are not timed.
 
@@ -91,7 +91,7 @@ def run_c(arrays: dict[str, np.ndarray], pixmap: np.ndarray, frame: tuple[int, i
 
 def run_fused(arrays: dict[str, np.ndarray], pixmap: np.ndarray, frame: tuple[int, int], kernel: str) -> dict:
     """One fused pass: data, weight, context and the three per-input variances."""
-    from dask_resample.fused_kernel import FusedDrizzle
+    from dask_resample.drizzle.fused_kernel import FusedDrizzle
 
     fd = FusedDrizzle(frame, kernel=kernel, fillval="0", begin_ctx_id=0, max_ctx_id=0,
                       variance_names=VARIANCES, accumulate_variances=False)
@@ -114,7 +114,7 @@ def child(method: str, size: int, repeat: int, kernel: str) -> None:
     if method == "c":
         import drizzle.resample  # noqa: F401
     else:
-        import dask_resample.fused_kernel  # noqa: F401  (numba and llvmlite: about 60 MiB more)
+        import dask_resample.drizzle.fused_kernel  # noqa: F401  (numba and llvmlite: about 60 MiB more)
     rss_inputs = _rss_mib()
     t0 = time.perf_counter()
     fn(arrays, pixmap, frame, kernel)

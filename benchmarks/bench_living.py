@@ -1,6 +1,6 @@
 """Adding one pointing (its dithers) to a living survey mosaic, against a full run from scratch.
 
-The survey layout is that of ``bench_scale.py`` (:mod:`dask_resample.synthetic_survey`):
+The survey layout is that of ``bench_scale.py`` (:mod:`dask_resample.testing.synthetic_survey`):
 ``cols x rows`` pointings with ``dithers`` exposures each. The living mosaic is made of every
 pointing but the central one (untimed); then
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         resample,
         update,
     )
-    from dask_resample.synthetic_survey import SurveyLayout, write_survey
+    from dask_resample.testing.synthetic_survey import SurveyLayout, write_survey
 
     warnings.simplefilter("ignore")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-living-"))

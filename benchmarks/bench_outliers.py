@@ -27,7 +27,7 @@ Two layouts:
 * **bench8** -- the data of ``bench_vs_jwst.py`` (``--dithers`` x ``--detectors``
   exposures of ``--size`` pixels, 4 x 2 of 2048 x 2048 by default) with cosmic rays
   added to a fraction ``--cosmic-rays`` of the pixels;
-* **survey** -- a :mod:`dask_resample.synthetic_survey` grid (``--survey-grid``
+* **survey** -- a :mod:`dask_resample.testing.synthetic_survey` grid (``--survey-grid``
   pointings, ``--survey-dithers`` exposures each of ``--survey-size`` pixels, every
   exposure a group of its own, cosmic rays on ``--survey-cosmic-rays`` of the pixels, added
   to the written files). jwst in memory runs only where its median cube fits in
@@ -99,7 +99,7 @@ def bench8_dataset(workdir: Path, size: int, dithers: int, detectors: int, cosmi
     Written once per parameters under ``workdir`` (the ``dataset.json`` marker records them)
     and reused while they match.
     """
-    from dask_resample import synthetic
+    from dask_resample.testing import synthetic
 
     spec = {"kind": "base", "size": size, "dithers": dithers, "detectors": detectors, "seed": 11,
             "cosmic_rays": cosmic_rays}  # fmt: skip
@@ -124,7 +124,7 @@ def _add_cosmic_rays(job: tuple[str, float, int, int]) -> str:
     import numpy as np
     from stdatamodels.jwst.datamodels import ImageModel
 
-    from dask_resample.synthetic import add_cosmic_rays
+    from dask_resample.testing.synthetic import add_cosmic_rays
 
     path, fraction, seed, index = job
     tmp = Path(path).with_name(f".cr-{Path(path).name}")
@@ -148,7 +148,7 @@ def survey_dataset(workdir: Path, layout: Any, cosmic_rays: float, processes: in
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from dask_resample.synthetic_survey import write_survey
+    from dask_resample.testing.synthetic_survey import write_survey
 
     cols, rows = layout.grid_xy
     name = f"survey-{cols}x{rows}x{layout.dithers}-{layout.shape[1]}-o{layout.overlap:g}"
@@ -193,7 +193,7 @@ def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
                                                     f"-cr{args.cosmic_rays:g}"),
         })  # fmt: skip
     if args.layouts in ("survey", "both"):
-        from dask_resample.synthetic_survey import SurveyLayout
+        from dask_resample.testing.synthetic_survey import SurveyLayout
 
         cols, rows = args.survey_grid
         layout = SurveyLayout(grid_xy=(cols, rows), dithers=args.survey_dithers,
@@ -215,8 +215,8 @@ def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
 def describe_layout(asn: Path) -> dict[str, Any]:
     """Inputs, exposure groups, the median grid (the step's: pixel scale ratio 1) and jwst's median cube size."""
     warnings.simplefilter("ignore")
-    from dask_resample.grid import make_output_grid
-    from dask_resample.io import describe_resolved, resolve_inputs
+    from dask_resample.geometry.grid import make_output_grid
+    from dask_resample.inputs.io import describe_resolved, resolve_inputs
 
     refs = describe_resolved(resolve_inputs(asn))
     grid = make_output_grid(refs)

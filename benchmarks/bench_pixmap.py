@@ -3,12 +3,12 @@
 For each input WCS the script times, on the same output WCS:
 
 * ``calc``: stcal's ``calc_pixmap`` (the reference);
-* ``numpy``: ``dask_resample.kernel.compute_pixmap(..., fast=True)`` with the
+* ``numpy``: ``dask_resample.drizzle.kernel.compute_pixmap(..., fast=True)`` with the
   compiled evaluation off (``pixmap.compiled_head(False)``): the head evaluated by
   astropy in blocks of rows, the sky part by numpy (the fast path before the
   compiled one);
 * ``compiled``: the same call with the compiled evaluation
-  (:mod:`dask_resample.pixmap_compiled`).
+  (:mod:`dask_resample.geometry.pixmap_compiled`).
 
 Both fast columns include the recognition and the self-check on sample pixels,
 as a drizzle task runs them. The numpy and compiled runs alternate; each column
@@ -19,12 +19,12 @@ columns are the largest differences, in output pixels, of the compiled map from
 ``calc_pixmap`` and from the numpy fast map, and of the compiled head's outputs
 from astropy's, in input pixels (through the head's local scale).
 
-Inputs: the synthetic gwcs (:func:`dask_resample.synthetic.make_detector_wcs`,
+Inputs: the synthetic gwcs (:func:`dask_resample.testing.synthetic.make_detector_wcs`,
 cubic polynomial + TAN) and a FITS TAN-SIP fitted to it at each ``--shapes``
 size, and, with jwst and pysiaf installed, the full frames of NIRCam's NRCA1
 (2048x2048) and of the MIRI imager (1024x1032, bounding box without the Lyot
 coronagraph), whose WCSs ``jwst.assign_wcs`` builds from SIAF distortion
-(:mod:`dask_resample.synthetic_siaf`).
+(:mod:`dask_resample.testing.synthetic_siaf`).
 
 Usage::
 
@@ -44,9 +44,9 @@ import numpy as np
 from stcal.alignment.util import wcs_from_sregions
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample import pixmap
-from dask_resample.kernel import compute_pixmap
-from dask_resample.synthetic import make_detector_wcs
+from dask_resample.drizzle.kernel import compute_pixmap
+from dask_resample.geometry import pixmap
+from dask_resample.testing.synthetic import make_detector_wcs
 
 RA, DEC, ROLL = 53.16, -27.78, 20.0
 
@@ -68,7 +68,7 @@ def _synthetic_cases(size: int) -> list[tuple[str, Any, Any, tuple[int, int]]]:
     """(name, input WCS, output WCS, shape) of the synthetic gwcs and its TAN-SIP fit."""
     from astropy.wcs import WCS
 
-    from dask_resample.wcs_adapter import FitsImagingWCS
+    from dask_resample.geometry.wcs_adapter import FitsImagingWCS
 
     shape = (size, size)
     synthetic = make_detector_wcs(RA, DEC, roll_deg=ROLL, shape=shape, offset_pixels=(0.1 * size, 0.05 * size))
@@ -81,9 +81,9 @@ def _synthetic_cases(size: int) -> list[tuple[str, Any, Any, tuple[int, int]]]:
 
 
 def siaf_input(instrument: str, va_scale: float = 1.00002) -> tuple[Any, tuple[int, int], dict[str, float]]:
-    """Full-frame WCS of the first detector of a :mod:`dask_resample.synthetic_siaf` setup.
+    """Full-frame WCS of the first detector of a :mod:`dask_resample.testing.synthetic_siaf` setup.
 
-    Built as :func:`~dask_resample.synthetic_siaf.write_siaf_dataset` builds its
+    Built as :func:`~dask_resample.testing.synthetic_siaf.write_siaf_dataset` builds its
     exposures (``jwst.assign_wcs`` on SIAF distortion), without writing files.
 
     Returns
@@ -94,8 +94,8 @@ def siaf_input(instrument: str, va_scale: float = 1.00002) -> tuple[Any, tuple[i
     wcsinfo : dict
         ``roll_ref, v3yangle, vparity, ra_ref, dec_ref`` of the exposure.
     """
-    from dask_resample import synthetic_siaf as ss
-    from dask_resample.synthetic_scene import _MJD_START
+    from dask_resample.testing import synthetic_siaf as ss
+    from dask_resample.testing.synthetic_scene import _MJD_START
 
     setup = ss.INSTRUMENT_SETUPS[instrument]
     placement = ss._placements(setup, setup.detectors[:1], None)[0]
@@ -127,7 +127,7 @@ def _head_diff_px(wcs_in: Any, shape: tuple[int, int]) -> float | None:
     source = pixmap.recognise_input(wcs_in)
     if source is None or source.program is None or not pixmap.compiled_available():
         return None
-    from dask_resample.pixmap_compiled import evaluate_head
+    from dask_resample.geometry.pixmap_compiled import evaluate_head
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, shape[1], 200_000).astype(float)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     if pixmap.compiled_available():
-        from dask_resample.pixmap_compiled import warm_up
+        from dask_resample.geometry.pixmap_compiled import warm_up
 
         t_warm, _ = _timed(warm_up)
         print(f"numba: compiled evaluation loaded (or compiled) in {t_warm:.2f} s, before the timings")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Survey-scale benchmark of dask-resample: many inputs, large mosaics, graph and scheduler costs.
 
-Two layouts, each written by :mod:`dask_resample.synthetic_survey` (cached by
+Two layouts, each written by :mod:`dask_resample.testing.synthetic_survey` (cached by
 parameters under ``--workdir``):
 
 * **survey** -- a ``--grid`` of pointings (default 10 x 10), ``--dithers`` exposures
@@ -102,7 +102,7 @@ def _grid(text: str) -> tuple[int, int]:
 
 def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The layouts to run: name, :class:`SurveyLayout`, pixel scale ratio, label."""
-    from dask_resample.synthetic_survey import SurveyLayout
+    from dask_resample.testing.synthetic_survey import SurveyLayout
 
     out = []
     if "survey" in args.layouts:
@@ -130,7 +130,7 @@ def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def ensure_dataset(directory: Path, layout: Any, processes: int) -> Path:
     """Write the dataset of ``layout`` unless ``directory`` already holds it; return the association."""
-    from dask_resample.synthetic_survey import write_survey
+    from dask_resample.testing.synthetic_survey import write_survey
 
     spec = {"kind": "survey", **layout.to_dict()}
     asn = directory / "survey_mosaic_asn.json"

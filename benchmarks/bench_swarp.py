@@ -3,7 +3,7 @@
 
 The inputs are a grid of pointings (default 5 x 5), ``--dithers`` exposures each
 (default 2), one ``--size`` x ``--size`` image per exposure (default 1024), laid out
-by :class:`dask_resample.synthetic_survey.SurveyLayout` with the sources of its
+by :class:`dask_resample.testing.synthetic_survey.SurveyLayout` with the sources of its
 catalogue. Every exposure is written as a plain FITS file: one float32 image in
 the primary HDU with a TAN WCS without distortion (``CRVAL``, ``CRPIX``, ``CD``),
 ``EXPTIME`` and no variance, DQ or weight arrays, so both programs read the same
@@ -90,8 +90,8 @@ def _grid(text: str) -> tuple[int, int]:
 
 
 def make_layout(args: argparse.Namespace) -> Any:
-    """The :class:`~dask_resample.synthetic_survey.SurveyLayout` of the benchmark (no distortion)."""
-    from dask_resample.synthetic_survey import SurveyLayout
+    """The :class:`~dask_resample.testing.synthetic_survey.SurveyLayout` of the benchmark (no distortion)."""
+    from dask_resample.testing.synthetic_survey import SurveyLayout
 
     return SurveyLayout(grid_xy=args.grid, dithers=args.dithers, shape=(args.size, args.size),
                         overlap=args.overlap, pixel_scale_arcsec=args.pixel_scale, roll_deg=args.roll,
@@ -101,14 +101,14 @@ def make_layout(args: argparse.Namespace) -> Any:
 def tan_header(layout: Any, offset_xy: tuple[float, float]) -> Any:
     """FITS TAN header of an exposure centred ``offset_xy`` ideal pixels from the layout's tangent point.
 
-    The same transform as :func:`dask_resample.synthetic.make_detector_wcs` with no
+    The same transform as :func:`dask_resample.testing.synthetic.make_detector_wcs` with no
     distortion: detector pixel ``(x, y)`` (0-based) is at ideal pixel
     ``(x - (nx - 1) / 2 + dx, y - (ny - 1) / 2 + dy)``, mapped to the sky by the
     roll/scale matrix, a TAN projection and the tangent point (``LONPOLE = 180``).
     """
     from astropy.io import fits
 
-    from dask_resample.synthetic_scene import _rotation_matrix
+    from dask_resample.testing.synthetic_scene import _rotation_matrix
 
     ny, nx = layout.shape
     cd = _rotation_matrix(layout.roll_deg) * (layout.pixel_scale_arcsec / 3600.0)
@@ -133,7 +133,7 @@ def _write_one(job: tuple[Path, Any, Any, np.ndarray, int]) -> str:
     """Write one exposure (``job``: directory, layout, exposure, nearby sources, seed); return its file name."""
     from astropy.io import fits
 
-    from dask_resample.synthetic_survey import _render
+    from dask_resample.testing.synthetic_survey import _render
 
     directory, layout, exp, near, seed = job
     ny, nx = layout.shape
@@ -168,7 +168,7 @@ def write_inputs(directory: Path, layout: Any, seed: int, processes: int) -> lis
     list of Path
         The files, in the layout's order (pointing-major, then dither).
     """
-    from dask_resample.synthetic_survey import _catalogue
+    from dask_resample.testing.synthetic_survey import _catalogue
 
     spec = {"kind": "plain-fits-tan", "layout": layout.to_dict(), "seed": seed, "noise": NOISE_SIGMA}
     names = [f"survey_{e.index + 1:05d}.fits" for e in layout.exposures()]

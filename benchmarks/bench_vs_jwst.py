@@ -65,7 +65,7 @@ TARGET_FLATNESS = 0.15
 # ----------------------------------------------------------------------------
 def base_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path:
     """The main dataset: ``dithers`` small dithers of ``detectors`` detectors; returns the association."""
-    from dask_resample import synthetic
+    from dask_resample.testing import synthetic
 
     spec = {"kind": "base", "size": size, "dithers": dithers, "detectors": detectors}
     directory = workdir / f"base-{size}-{dithers}x{detectors}"
@@ -85,7 +85,7 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
     (a 2 x 2 layout for four pointings), each pointing written as its own
     one-dither dataset in a sub-directory; one association lists them all.
     """
-    from dask_resample import synthetic
+    from dask_resample.testing import synthetic
 
     spec = {"kind": "wide", "size": size, "dithers": dithers, "detectors": detectors}
     directory = workdir / f"wide-{size}-{dithers}x{detectors}"

@@ -4,7 +4,7 @@ Plans a mosaic of an association (serially, on the client) and runs the drizzle
 task of one exposure in this process, timing its phases: reading, weights, the
 pixel map (fast and full), the drizzle passes (data, each variance) and cutting
 the frame into tile partials. The phases are timed by running the task's own
-steps in order (those of :func:`dask_resample.kernel.drizzle_exposure`).
+steps in order (those of :func:`dask_resample.drizzle.kernel.drizzle_exposure`).
 
 Usage::
 
@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     from drizzle.resample import Drizzle
     from stcal.resample.utils import build_driz_weight, resample_range
 
-    from dask_resample import kernel
     from dask_resample.api import plan_mosaic
     from dask_resample.config import ResampleParams
-    from dask_resample.io import load_model_dict
+    from dask_resample.drizzle import kernel
+    from dask_resample.inputs.io import load_model_dict
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("asn")

@@ -8,15 +8,15 @@ The main entry points are :func:`resample` (inputs in, a tiled Zarr mosaic out),
 
 from __future__ import annotations
 
-from . import accessor  # noqa: F401  (registers the ``ds.mosaic`` accessor)
 from ._version import __version__
 from .api import plan_mosaic, resample
-from .io import Exposure, InputError
+from .inputs.io import Exposure, InputError
 from .living import GridSpec, history, living_output_wcs, update
 from .outliers import OutlierParams, detect_outliers
 from .params import ResampleParams
-from .plan import MosaicPlan
-from .pyramid import write_pyramid
+from .planning.plan import MosaicPlan
+from .products import accessor  # noqa: F401  (registers the ``ds.mosaic`` accessor)
+from .products.pyramid import write_pyramid
 from .store import MosaicExistsError, open_mosaic
 
 __all__ = [

@@ -14,11 +14,14 @@ from typing import Any
 
 from . import config
 from ._version import __version__
-from .failures import TaskFailure
+from .drizzle.reduce import empty_pixel_values, output_arrays
+from .drizzle.scratch import ScratchSpec, remove_all, runs_on_one_node
+from .drizzle.scratch import scratch_root as scratch_root_for
+from .execution.graph import GraphOutcome, MosaicGraph, TileTaskError, build_graph, run_graph
 from .geometry import OutputGrid, gwcs_to_text, wcs_to_fits_header
-from .graph import GraphOutcome, MosaicGraph, TileTaskError, build_graph, run_graph
-from .grid import make_output_grid
-from .io import (
+from .geometry.grid import make_output_grid
+from .inputs.failures import TaskFailure
+from .inputs.io import (
     ExposureRef,
     InputError,
     check_group_ids,
@@ -26,11 +29,8 @@ from .io import (
     resolve_inputs,
 )
 from .params import ResampleParams, check_wcs_pars
-from .plan import MODES, MosaicPlan, compute_footprints, make_plan
-from .reduce import empty_pixel_values, output_arrays
-from .report import run_summary
-from .scratch import ScratchSpec, remove_all, runs_on_one_node
-from .scratch import scratch_root as scratch_root_for
+from .planning.plan import MODES, MosaicPlan, compute_footprints, make_plan
+from .products.report import run_summary
 from .store import (
     FORMAT_VERSION,
     Location,
@@ -233,7 +233,7 @@ def resample(
     ----------
     inputs : str, Path, sequence, ModelLibrary or MosaicPlan
         An association JSON, paths to ``*_cal.fits`` or plain FITS files, a
-        ``ModelLibrary`` or in-memory :class:`~dask_resample.io.Exposure`
+        ``ModelLibrary`` or in-memory :class:`~dask_resample.inputs.io.Exposure`
         records; or a plan from :func:`plan_mosaic`, which is run as it is
         (then the planning arguments ``mode``, ``params``, ``output_wcs``,
         ``wcs_pars``, ``tile_shape``, ``max_output_pixels`` and the drizzle
@@ -363,21 +363,22 @@ def prepare_worker() -> None:
     task; run while the client plans, it costs no wall time. The objects made
     so far (modules, schemas) are then frozen out of Python's cycle collector
     (``gc.freeze``), so that the collections of
-    :func:`dask_resample.kernel.release_free_memory` cost microseconds.
+    :func:`dask_resample.drizzle.kernel.release_free_memory` cost microseconds.
     """
     import gc
 
-    from . import kernel, reduce, store  # noqa: F401
+    from . import store  # noqa: F401
+    from .drizzle import kernel, reduce  # noqa: F401
+    from .drizzle.worker_memory import tune_allocator
     from .outliers import flag, median, threshold  # noqa: F401
-    from .worker_memory import tune_allocator
 
     if config.get("fused-kernel"):
         kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
     if config.get("fast-pixmap"):
-        from . import pixmap
+        from .geometry import pixmap
 
         if pixmap.compiled_available():
-            from . import pixmap_compiled
+            from .geometry import pixmap_compiled
 
             pixmap_compiled.warm_up()  # the compiled pixel map, loaded from numba's cache
     tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
@@ -464,7 +465,7 @@ def _execute(
     computed, and every tile (or shard) records completion after its data, so
     that a run killed at any point can be resumed. A mosaic that replaces an
     existing one is built beside it and swapped in when complete. ``one_node``:
-    every process of the run is on this machine (see :func:`~dask_resample.scratch.runs_on_one_node`).
+    every process of the run is on this machine (see :func:`~dask_resample.drizzle.scratch.runs_on_one_node`).
     """
     t_start = time.perf_counter()
     output = as_location(output)

@@ -4,7 +4,7 @@
 the notebooks. It returns a :class:`ClusterHandle` that closes what it created.
 Defaults come from the ``resample`` namespace of :mod:`dask.config` (see
 ``resample.yaml``); batch-system clusters are started by
-:func:`dask_resample.hpc.start_jobqueue_cluster`.
+:func:`dask_resample.execution.hpc.start_jobqueue_cluster`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def connect(
         For a LocalCluster, more LocalCluster arguments; for a batch-system
         cluster, per-job settings (``cores``, ``memory``, ``walltime``,
         ``processes``, ``queue``, ``account``, ``job_extra_directives``, ...)
-        passed to :func:`dask_resample.hpc.start_jobqueue_cluster`.
+        passed to :func:`dask_resample.execution.hpc.start_jobqueue_cluster`.
 
     Returns
     -------
@@ -153,7 +153,7 @@ def connect(
                                  ("memory_limit", memory_limit)) if v is not None}
     if ignored:
         log.warning("%s: ignored for a %s cluster (use jobs, cores, memory, processes)", ", ".join(ignored), cluster)
-    from .hpc import (
+    from .execution.hpc import (
         start_jobqueue_cluster,  # here: it imports dask-jobqueue (optional, slow to import)
     )
 

@@ -45,9 +45,9 @@ from stcal.resample import Resample
 
 from . import config
 from .api import resample
-from .drivers import in_memory
-from .drivers.jwst_model import library_member_ref
-from .io import ExposureRef, load_wcs
+from .inputs.drivers import in_memory
+from .inputs.drivers.jwst_model import library_member_ref
+from .inputs.io import ExposureRef, load_wcs
 from .params import ResampleParams
 from .store import Location, MosaicExistsError, as_location, is_mosaic, read_metadata
 

@@ -27,7 +27,7 @@ those of the first version; a different value is refused before any work.
 **Inputs partly off the grid** (the documented rule): an input that lands
 partly on the grid contributes the part that lands on it, as a run from
 scratch on the same grid does (a warning names it); an input that does not
-land on the grid at all is refused with an :class:`~dask_resample.io.InputError`
+land on the grid at all is refused with an :class:`~dask_resample.inputs.io.InputError`
 before any work.
 
 **Outlier detection** is refused (``outliers=True``): its flags depend on the
@@ -56,16 +56,16 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .failures import TaskFailure, worker_task
+from .drizzle.reduce import empty_pixel_values, output_arrays
+from .drizzle.scratch import ScratchSpec, remove_all, remove_tile, runs_on_one_node
+from .drizzle.scratch import scratch_root as scratch_root_for
+from .execution.graph import TileTask, build_graph, reduce_tile, run_graph
 from .geometry import OutputGrid, gwcs_from_text
-from .graph import TileTask, build_graph, reduce_tile, run_graph
-from .grid import make_output_grid
-from .io import ExposureRef, InputError, describe_resolved, resolve_inputs
+from .geometry.grid import make_output_grid
+from .inputs.failures import TaskFailure, worker_task
+from .inputs.io import ExposureRef, InputError, describe_resolved, resolve_inputs
 from .params import ResampleParams
-from .plan import SINGLE_GROUP, Footprint, MosaicPlan, compute_footprints, make_plan
-from .reduce import empty_pixel_values, output_arrays
-from .scratch import ScratchSpec, remove_all, remove_tile, runs_on_one_node
-from .scratch import scratch_root as scratch_root_for
+from .planning.plan import SINGLE_GROUP, Footprint, MosaicPlan, compute_footprints, make_plan
 from .store import FORMAT_KEY, Location, as_location, scratch_sibling
 from .store.living import (
     BRANCH,

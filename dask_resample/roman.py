@@ -2,7 +2,7 @@
 
 Roman Level-2 images (``WfiImage`` ASDF files, associations, romancal's
 ``ModelLibrary``, open datamodels) are read by
-:mod:`dask_resample.drivers.roman_model`; :func:`dask_resample.resample` takes
+:mod:`dask_resample.inputs.drivers.roman_model`; :func:`dask_resample.resample` takes
 them like any input. Give it the parameters of romancal's ``ResampleStep``::
 
     from dask_resample import resample
@@ -116,8 +116,8 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str 
         Skycell name -> its mosaic (``xarray.Dataset``).
     """
     from .api import resample
-    from .io import collect_exposures
-    from .skycells import skycell_output_wcs, skycells_touched
+    from .geometry.skycells import skycell_output_wcs, skycells_touched
+    from .inputs.io import collect_exposures
 
     refs = collect_exposures(inputs, client=client)
     touched = skycells_touched(refs, skymap)

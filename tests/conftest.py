@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dask_resample import synthetic
+from dask_resample.testing import synthetic
 
 from .s3_server import S3Server
 

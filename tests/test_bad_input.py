@@ -13,8 +13,9 @@ import pytest
 from astropy.io import fits
 
 import dask_resample
-from dask_resample import cli, synthetic
+from dask_resample import cli
 from dask_resample.store import is_mosaic, read_metadata
+from dask_resample.testing import synthetic
 
 
 def fails(args: list, capsys, culprit: str) -> str:

@@ -222,7 +222,7 @@ def test_many_to_many_export_and_preview_by_group(single_detector_dataset, tmp_p
 
 
 def test_pyramid_flag_writes_levels(small_dataset, tmp_path, capsys):
-    pytest.importorskip("dask_resample.pyramid")
+    pytest.importorskip("dask_resample.products.pyramid")
     out = tmp_path / "pyr.zarr"
     code, _, err = run_cli(["run", small_dataset.asn_path, "-o", out, "--serial", "--tile-shape", 128, 128,
                             "--pixel-scale-ratio", 0.4, "--pyramid", "--quiet"], capsys)
@@ -234,7 +234,7 @@ def test_pyramid_flag_writes_levels(small_dataset, tmp_path, capsys):
 
 
 def test_demo_on_the_session_client(client, tmp_path):
-    from dask_resample import demo
+    from dask_resample.testing import demo
 
     result = demo.main(tmp_path / "demo", client=client, n_dithers=2, n_detectors=1, shape=(64, 64),
                        tile_shape=(64, 64), quiet=True)

@@ -21,7 +21,7 @@ import dask.config
 import pytest
 import yaml
 
-from dask_resample import hpc
+from dask_resample.execution import hpc
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

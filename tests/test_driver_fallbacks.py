@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from dask_resample.drivers import _wcs
+from dask_resample.inputs.drivers import _wcs
 
 pytestmark = pytest.mark.core
 
@@ -64,7 +64,7 @@ def test_pixel_area_bug_propagates(monkeypatch):
 
 
 def test_unreadable_s_region_is_said(caplog):
-    from dask_resample.drivers.jwst_model import _outline_from_s_region
+    from dask_resample.inputs.drivers.jwst_model import _outline_from_s_region
 
     assert len(_outline_from_s_region("POLYGON ICRS 1 2 3 4 5 6", "d_cal.fits")) == 3
     with caplog.at_level(logging.WARNING, logger="dask_resample"):

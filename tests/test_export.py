@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 import dask_resample
-from dask_resample.export import EXTENSION_NAMES, export_fits
+from dask_resample.products.export import EXTENSION_NAMES, export_fits
 from dask_resample.store import gwcs_from_attrs, read_metadata
 
 from .conftest import reference_resample

@@ -7,8 +7,8 @@ import pickle
 
 import pytest
 
-from dask_resample.failures import TaskFailure, TileTaskError, one_line_message, worker_task
-from dask_resample.records import InputError
+from dask_resample.inputs.failures import TaskFailure, TileTaskError, one_line_message, worker_task
+from dask_resample.inputs.records import InputError
 
 pytestmark = pytest.mark.core
 

@@ -16,11 +16,12 @@ import pytest
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from dask_resample import open_mosaic, resample, synthetic
+from dask_resample import open_mosaic, resample
 from dask_resample.api import IncompleteMosaicError, _execute, plan_mosaic
-from dask_resample.graph import TileTaskError
+from dask_resample.execution.graph import TileTaskError
 from dask_resample.params import ResampleParams
 from dask_resample.store import tiles_done
+from dask_resample.testing import synthetic
 
 from .test_resume import TILE, _markers, assert_same_mosaic, reference  # noqa: F401 - module fixture
 

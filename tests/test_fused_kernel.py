@@ -3,7 +3,7 @@
 Each case drizzles the same inputs with ``drizzle.resample.Drizzle`` (data, then one
 fresh ``Drizzle`` per variance, as ``stcal.resample.Resample`` does, whose own
 ``resample_variance_arrays`` accumulates the variance sums) and with
-:class:`dask_resample.fused_kernel.FusedDrizzle` (one pass per input). Every
+:class:`dask_resample.drizzle.fused_kernel.FusedDrizzle` (one pass per input). Every
 accumulated array must agree to 1e-6 relative, with identical context, NaN
 pattern, coverage (weight > 0) and drizzle's nmiss/nskip counts.
 """
@@ -23,7 +23,7 @@ numba = pytest.importorskip("numba")
 from drizzle.resample import Drizzle  # noqa: E402 - after the numba skip
 from stcal.resample import Resample  # noqa: E402 - after the numba skip
 
-from dask_resample.fused_kernel import FusedDrizzle, drizzle_once  # noqa: E402 - after the numba skip
+from dask_resample.drizzle.fused_kernel import FusedDrizzle, drizzle_once  # noqa: E402 - after the numba skip
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -342,8 +342,8 @@ def test_per_input_variances_as_kernel_py(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_synthetic_gwcs_map(kernel: str) -> None:
     """A pixel map from the package's synthetic distorted gwcs onto a rotated, coarser grid."""
-    from dask_resample.kernel import compute_pixmap
-    from dask_resample.synthetic import make_detector_wcs
+    from dask_resample.drizzle.kernel import compute_pixmap
+    from dask_resample.testing.synthetic import make_detector_wcs
 
     shape = (96, 96)
     wcs_in = make_detector_wcs(150.1, 2.2, roll_deg=17.0, shape=shape, distortion=1e-5, offset_pixels=(6.0, -4.0))

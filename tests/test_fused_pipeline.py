@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dask_resample
-from dask_resample import kernel
+from dask_resample.drizzle import kernel
 
 pytestmark = pytest.mark.skipif(not kernel.fused_kernel_available(), reason="numba is not installed")
 

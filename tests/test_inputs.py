@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import dask_resample
-from dask_resample import synthetic
-from dask_resample.io import Exposure, collect_exposures
+from dask_resample.inputs.io import Exposure, collect_exposures
+from dask_resample.testing import synthetic
 
 
 def _load_exposures(paths, group_ids) -> list[Exposure]:
@@ -115,8 +115,8 @@ def test_overwrite_rules(single_detector_dataset, client, tmp_path):
 def test_plain_fits_grid_keeps_the_sky_handedness(tmp_path, roll):
     """A plain-FITS dataset gets the grid of the same data as JWST files: East to the left, same rotation."""
     from dask_resample.geometry import wcs_to_fits_header
-    from dask_resample.grid import make_output_grid
-    from dask_resample.io import describe_resolved, resolve_inputs
+    from dask_resample.geometry.grid import make_output_grid
+    from dask_resample.inputs.io import describe_resolved, resolve_inputs
 
     grids = {}
     for fmt in ("jwst", "fits"):

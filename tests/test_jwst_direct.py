@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dask_resample import io as dio
-from dask_resample import synthetic
-from dask_resample.drivers import jwst_direct, jwst_model
+from dask_resample.inputs import io as dio
+from dask_resample.inputs.drivers import jwst_direct, jwst_model
 from dask_resample.store import as_location
+from dask_resample.testing import synthetic
 
 pytest.importorskip("stdatamodels")
 
@@ -76,7 +76,7 @@ def test_direct_read_is_the_datamodel_dictionary(dataset, need_var, need_err):
 
 
 def test_siaf_files_read_directly_too(tmp_path):
-    synthetic_siaf = pytest.importorskip("dask_resample.synthetic_siaf")
+    synthetic_siaf = pytest.importorskip("dask_resample.testing.synthetic_siaf")
     ds = synthetic_siaf.write_siaf_dataset(tmp_path, instrument="miri", n_dithers=1, subarray="SUB256", seed=2)
     ref = _ref(_members(ds)[0])
     direct = _direct(ref, True, True)

@@ -13,18 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dask_resample import (
-    GridSpec,
-    InputError,
-    history,
-    living,
-    living_output_wcs,
-    open_mosaic,
-    resample,
-    synthetic,
-    update,
-)
+from dask_resample import GridSpec, InputError, history, living, living_output_wcs, open_mosaic, resample, update
 from dask_resample.store.living import LivingStoreError, is_living
+from dask_resample.testing import synthetic
 
 TILE = (32, 32)
 GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(256, 256))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dask_resample import open_mosaic, plan_mosaic, resample
-from dask_resample.graph import build_graph, drizzle_task
-from dask_resample.reduce import output_arrays
+from dask_resample.drizzle.reduce import output_arrays
+from dask_resample.execution.graph import build_graph, drizzle_task
 from dask_resample.store import read_metadata
 
 from .conftest import compare_arrays

@@ -31,9 +31,9 @@ import pytest
 from astropy.io import fits
 
 import dask_resample
-from dask_resample import synthetic
-from dask_resample.io import InputError
+from dask_resample.inputs.io import InputError
 from dask_resample.outliers.products import output_name
+from dask_resample.testing import synthetic
 
 datamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
 pytest.importorskip("jwst.outlier_detection")

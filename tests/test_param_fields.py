@@ -73,7 +73,7 @@ def _python(record: type, name: str, value: Any) -> tuple[bool, Any]:
 def command_line(tmp_path, monkeypatch, capsys):
     """Run ``plan``/``outliers`` with the API stubbed: returns (status, stderr, record built)."""
     import dask_resample.api
-    import dask_resample.io
+    import dask_resample.inputs.io
     import dask_resample.outliers
 
     built: dict[str, Any] = {}
@@ -92,7 +92,7 @@ def command_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(dask_resample.api, "plan_mosaic", plan_mosaic)
     monkeypatch.setattr(dask_resample.outliers, "detect_outliers", detect_outliers)
-    monkeypatch.setattr(dask_resample.io, "resolve_inputs", lambda inputs, **kwargs: inputs)
+    monkeypatch.setattr(dask_resample.inputs.io, "resolve_inputs", lambda inputs, **kwargs: inputs)
     inputs = tmp_path / "a_cal.fits"
     inputs.write_bytes(b"")
 

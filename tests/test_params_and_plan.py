@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from dask_resample import MosaicPlan, ResampleParams, cli, config, open_mosaic, plan_mosaic, resample
+from dask_resample import MosaicPlan, ResampleParams, config, open_mosaic, plan_mosaic, resample
+from dask_resample.cli.options import DRIZZLE_OPTIONS
 from dask_resample.params import STEP_DEFAULTS, parameter_fields, step_defaults
 
 
@@ -16,7 +17,7 @@ def test_every_parameter_has_help_and_a_command_line_form():
     names = [f.name for f in parameter_fields()]
     assert names == [f.name for f in dataclasses.fields(ResampleParams) if f.name != "flag_name_map"]
     assert tuple(names) == ResampleParams.names()
-    flags = [opt.flag for opt in cli.DRIZZLE_OPTIONS]
+    flags = [opt.flag for opt in DRIZZLE_OPTIONS]
     assert flags == [f.metadata["cli"].flag for f in parameter_fields()]
     for f in parameter_fields():
         assert f.metadata["help"], f.name
@@ -34,7 +35,7 @@ def test_command_line_defaults_are_the_record_defaults_with_the_step_overrides()
 
 def test_choices_come_from_the_record():
     kernel = next(f for f in parameter_fields() if f.name == "kernel")
-    option = next(o for o in cli.DRIZZLE_OPTIONS if o.flag == "--kernel")
+    option = next(o for o in DRIZZLE_OPTIONS if o.flag == "--kernel")
     assert option.choices == kernel.metadata["choices"]
 
 

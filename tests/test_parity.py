@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import dask_resample
-from dask_resample import synthetic
+from dask_resample.testing import synthetic
 
 from .conftest import compare_arrays, reference_resample
 
@@ -90,7 +90,7 @@ def _reference_arrays(model) -> dict[str, np.ndarray]:
 def _check(ours, ref_model, pars: dict) -> dict[str, float]:
     ref = _reference_arrays(ref_model)
     diffs = {}
-    expected = set(dask_resample.reduce.output_arrays(dask_resample.ResampleParams(
+    expected = set(dask_resample.drizzle.reduce.output_arrays(dask_resample.ResampleParams(
         **{k: v for k, v in pars.items() if k not in ("wcs_pars", "output_wcs")})))
     assert set(ours.data_vars) == expected
     missing = set(ref) - expected - {"dq"}

@@ -1,6 +1,6 @@
 """Parity with ``jwst.resample.resample.ResampleImage`` on inputs whose WCS the pipeline built.
 
-The inputs come from :func:`dask_resample.synthetic_siaf.write_siaf_dataset`:
+The inputs come from :func:`dask_resample.testing.synthetic_siaf.write_siaf_dataset`:
 SIAF distortion (pysiaf) handed to ``jwst.assign_wcs`` (frames ``detector ->
 v2v3 -> v2v3vacorr -> world``, velocity-aberration scale, ``v23tosky``,
 subarray offsets and bounding boxes, ``S_REGION`` within the bounding box).
@@ -27,7 +27,7 @@ from .conftest import reference_resample
 from .test_parity import _check
 
 pysiaf = pytest.importorskip("pysiaf")
-synthetic_siaf = pytest.importorskip("dask_resample.synthetic_siaf")
+synthetic_siaf = pytest.importorskip("dask_resample.testing.synthetic_siaf")
 
 #: dataset name -> (write_siaf_dataset arguments, tile shape (ny, nx), output wcs_pars)
 DATASETS: dict[str, tuple[dict, tuple[int, int], dict]] = {
@@ -168,6 +168,6 @@ def test_subarray_offset_enters_the_transform(siaf_datasets):
 
 
 def test_core_imports_neither_jwst_nor_pysiaf():
-    code = ("import sys, dask_resample, dask_resample.synthetic; "
+    code = ("import sys, dask_resample, dask_resample.testing.synthetic; "
             "bad = [m for m in ('jwst', 'pysiaf') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

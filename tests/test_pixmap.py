@@ -14,10 +14,10 @@ from gwcs import wcs as gwcs_wcs
 from stcal.alignment.util import wcs_from_sregions
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample import pixmap as fp
-from dask_resample.kernel import compute_pixmap
-from dask_resample.synthetic import make_detector_wcs
-from dask_resample.wcs_adapter import FitsImagingWCS
+from dask_resample.drizzle.kernel import compute_pixmap
+from dask_resample.geometry import pixmap as fp
+from dask_resample.geometry.wcs_adapter import FitsImagingWCS
+from dask_resample.testing.synthetic import make_detector_wcs
 
 #: Agreement required with calc_pixmap (output pixels).
 TOL = 1e-8
@@ -295,7 +295,7 @@ def test_resample_fast_on_and_off(tmp_path):
     import dask
 
     from dask_resample import resample
-    from dask_resample.synthetic import write_dataset
+    from dask_resample.testing.synthetic import write_dataset
 
     ds = write_dataset(tmp_path / "in", n_dithers=2, n_detectors=1, shape=(256, 256), fmt="jwst", seed=3)
     with warnings.catch_warnings():
@@ -314,8 +314,8 @@ def test_resample_fast_on_and_off(tmp_path):
 def test_truncating_kernels_keep_the_reference_pixel_map(tmp_path_factory, tmp_path):
     """Kernels that truncate positions (point, gaussian, lanczos) use calc_pixmap's map: bit-identical either way."""
     import dask_resample
-    from dask_resample import synthetic
-    from dask_resample.kernel import FAST_PIXMAP_KERNELS
+    from dask_resample.drizzle.kernel import FAST_PIXMAP_KERNELS
+    from dask_resample.testing import synthetic
 
     assert set(FAST_PIXMAP_KERNELS) == {"square", "turbo"}
     ds = synthetic.write_dataset(tmp_path_factory.mktemp("k"), n_dithers=2, n_detectors=1, shape=(256, 256),

@@ -9,14 +9,14 @@ from astropy.modeling import models
 from gwcs import wcs as gwcs_wcs
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample import pixmap as fp
-from dask_resample.kernel import _full_values, compute_pixmap
-from dask_resample.pixmap_program import compile_head
-from dask_resample.synthetic import make_detector_wcs
+from dask_resample.drizzle.kernel import _full_values, compute_pixmap
+from dask_resample.geometry import pixmap as fp
+from dask_resample.geometry.pixmap_program import compile_head
+from dask_resample.testing.synthetic import make_detector_wcs
 
 from .test_pixmap import TOL, _frames, _jwst_wcs, _output_wcs, _simple_in, _tolerance
 
-pc = pytest.importorskip("dask_resample.pixmap_compiled")  # needs numba
+pc = pytest.importorskip("dask_resample.geometry.pixmap_compiled")  # needs numba
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -51,7 +51,7 @@ def _poly2d(degree, seed, **kwargs):
 @pytest.mark.parametrize("degree", [0, 1, 2, 3, 4, 5, 6, 9])
 def test_polynomial2d_bit_identical(degree):
     """Degrees 1-6 take the unrolled per-pixel Horner evaluation, the others the step-wise one."""
-    from dask_resample.pixmap_program import MAX_UNROLLED_DEGREE, V
+    from dask_resample.geometry.pixmap_program import MAX_UNROLLED_DEGREE, V
 
     model = models.Mapping((0, 1, 0, 1)) | (_poly2d(degree, degree) & _poly2d(degree, degree + 100))
     variants = compile_head([model]).ops[:, V]

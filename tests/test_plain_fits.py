@@ -11,8 +11,8 @@ import pytest
 from astropy.io import fits
 
 import dask_resample
-from dask_resample import synthetic
-from dask_resample.io import InputError, collect_exposures
+from dask_resample.inputs.io import InputError, collect_exposures
+from dask_resample.testing import synthetic
 
 pytestmark = pytest.mark.core
 
@@ -128,7 +128,7 @@ def test_dq_table_equals_stdatamodels_when_installed():
 
 
 def test_group_id_formula_equals_jwst_when_installed():
-    from dask_resample.io import group_id_from_observation
+    from dask_resample.inputs.io import group_id_from_observation
 
     obs = {"program_number": "01234", "observation_number": "001", "visit_number": "002", "visit_group": "03",
            "sequence_id": "1", "activity_id": "05", "exposure_number": "7"}

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import dask_resample
-from dask_resample.pyramid import level_shape, n_levels_for
+from dask_resample.products.pyramid import level_shape, n_levels_for
 
 
 @pytest.fixture(scope="module")

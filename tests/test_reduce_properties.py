@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dask_resample.kernel import VARIANCE_NAMES, TilePartial
+from dask_resample.drizzle.kernel import VARIANCE_NAMES, TilePartial
+from dask_resample.drizzle.reduce import AccumulatorSpec, TileAccumulator, accumulate, finalize_tile, merge
 from dask_resample.params import ResampleParams
-from dask_resample.reduce import AccumulatorSpec, TileAccumulator, accumulate, finalize_tile, merge
 
 SHAPE = (6, 7)
 PARAMS = ResampleParams(compute_err="driz_err", propagate_dq=True, weight_type="exptime")  # unit weights: exact sums

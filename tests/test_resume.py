@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from dask_resample import ResampleParams, open_mosaic, resample
-from dask_resample.reduce import empty_pixel_values
+from dask_resample.drizzle.reduce import empty_pixel_values
 from dask_resample.store import (
     create_store,
     gwcs_from_text,

@@ -11,7 +11,7 @@ and the NaN patterns exactly, and the coadd exposure times
 The images carry romanisim's WCS (galsim's Roman model: the WFI layout and its
 distortion, ``usecrds=False``): sub-arrays of one detector at the native scale,
 or whole detectors binned (1 to 18 detectors per exposure, see
-:mod:`dask_resample.synthetic_roman`).
+:mod:`dask_resample.testing.synthetic_roman`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 import dask_resample
-from dask_resample import io, synthetic_roman
+from dask_resample.inputs import io
 from dask_resample.roman import coadd_exposure_times, roman_params, roman_step_defaults
+from dask_resample.testing import synthetic_roman
 
 from .conftest import compare_arrays
 
@@ -111,7 +112,7 @@ def _wcs_kwargs(wcs_pars: dict) -> dict:
 def check(ours, ref, pars: dict) -> dict[str, float]:
     """Compare every array and the exposure times; return the largest relative differences."""
     params = roman_params(**pars)
-    expected = set(dask_resample.reduce.output_arrays(params))
+    expected = set(dask_resample.drizzle.reduce.output_arrays(params))
     assert set(ours.data_vars) == expected
     diffs = {}
     for name in sorted(expected - {"con", "exptime"}):
@@ -345,7 +346,7 @@ def test_skycell_mosaics(on_skycell, skymap_subset, tmp_path):
     romancal's reference runs on a window of the skycell's own pixels around the data (its full
     5000 x 5000 run costs a minute here); our skycell mosaic is compared there, and is empty elsewhere.
     """
-    from dask_resample import skycells
+    from dask_resample.geometry import skycells
     from dask_resample.roman import resample_skycells
 
     assert skycells.skycell_from_association(on_skycell.asn_path) == SKYCELL
@@ -374,7 +375,7 @@ def test_skycell_mosaics(on_skycell, skymap_subset, tmp_path):
 
 
 def test_skycell_errors_are_one_line(tmp_path, monkeypatch):
-    from dask_resample import skycells
+    from dask_resample.geometry import skycells
 
     monkeypatch.delenv("SKYMAP_PATH", raising=False)
     with pytest.raises(io.InputError, match="skymap file not found"):

@@ -21,7 +21,7 @@ import pytest
 from astropy.io import fits
 
 from dask_resample import detect_outliers, open_mosaic, resample, write_pyramid
-from dask_resample.export import export_fits
+from dask_resample.products.export import export_fits
 from dask_resample.store import (
     MosaicExistsError,
     StorageError,
@@ -316,13 +316,13 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     import dask
 
     from dask_resample.api import plan_mosaic
-    from dask_resample.graph import build_graph, drizzle_task
+    from dask_resample.execution.graph import build_graph, drizzle_task
 
     bucket, opts = s3_bucket
     plan = plan_mosaic(small_dataset.asn_path, tile_shape=TILE)
     store, scratch = as_location(_url(bucket, "t.zarr"), opts), as_location(_url(bucket, "scratch"), opts)
     from dask_resample.api import create_plan_store
-    from dask_resample.reduce import empty_pixel_values, output_arrays
+    from dask_resample.drizzle.reduce import empty_pixel_values, output_arrays
 
     arrays = tuple(output_arrays(plan.params))
     create_plan_store(plan, store, mode="many_to_one", arrays=arrays,
@@ -389,7 +389,7 @@ def test_scratch_goes_where_every_worker_reaches_it(tmp_path, client):
 
     from distributed import Client
 
-    from dask_resample.scratch import runs_on_one_node, scratch_root
+    from dask_resample.drizzle.scratch import runs_on_one_node, scratch_root
 
     beside = as_location("s3://bucket/.m.zarr.scratch-x", {"anon": True})
     assert runs_on_one_node(None) and runs_on_one_node(client)  # serial; a LocalCluster of this process

@@ -16,9 +16,9 @@ from dask.sizeof import sizeof
 
 import dask_resample
 from dask_resample.api import plan_mosaic
-from dask_resample.graph import build_graph, drizzle_task, tile_task
-from dask_resample.reduce import TileAccumulator, output_arrays
-from dask_resample.synthetic_survey import SurveyLayout, write_survey
+from dask_resample.drizzle.reduce import TileAccumulator, output_arrays
+from dask_resample.execution.graph import build_graph, drizzle_task, tile_task
+from dask_resample.testing.synthetic_survey import SurveyLayout, write_survey
 
 from .conftest import reference_resample
 

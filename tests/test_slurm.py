@@ -149,7 +149,7 @@ def test_jobs_that_never_start_time_out_and_are_cancelled(slurm: SlurmInstance, 
     """Waiting for workers gives up with a one-line error and leaves no job behind."""
     import time
 
-    from dask_resample.hpc import start_jobqueue_cluster
+    from dask_resample.execution.hpc import start_jobqueue_cluster
 
     with pytest.raises(TimeoutError, match=r"^cluster: 1 worker\(s\) of SLURMCluster did not start within 5 s"):
         start_jobqueue_cluster(

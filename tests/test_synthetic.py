@@ -1,4 +1,4 @@
-"""Tests for :mod:`dask_resample.synthetic`."""
+"""Tests for :mod:`dask_resample.testing.synthetic`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from dask_resample.synthetic import SyntheticDataset, make_detector_wcs, write_dataset
+from dask_resample.testing.synthetic import SyntheticDataset, make_detector_wcs, write_dataset
 
 datamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
 jwst_datamodels = pytest.importorskip("jwst.datamodels")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dask_resample.synthetic_survey import SurveyLayout, write_survey
+from dask_resample.testing.synthetic_survey import SurveyLayout, write_survey
 
 
 def _corners(model):

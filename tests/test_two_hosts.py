@@ -34,7 +34,7 @@ import pytest
 from astropy.io import fits
 
 import dask_resample
-from dask_resample import synthetic
+from dask_resample.testing import synthetic
 
 from .netns import (
     NetnsError,

@@ -22,10 +22,9 @@ from astropy.io import fits
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 import dask_resample
-from dask_resample import synthetic
-from dask_resample.drivers import driver_for
 from dask_resample.geometry import gwcs_to_text
-from dask_resample.io import (
+from dask_resample.inputs.drivers import driver_for
+from dask_resample.inputs.io import (
     InputError,
     InputSource,
     collect_exposures,
@@ -35,6 +34,7 @@ from dask_resample.io import (
     resolve_inputs,
 )
 from dask_resample.store import StorageError, input_fingerprint
+from dask_resample.testing import synthetic
 
 #: Arrays a mosaic from URLs must reproduce bit for bit.
 SAME_AS_LOCAL = "every array of the mosaic from URLs equals the one from local files"
@@ -158,8 +158,8 @@ def test_file_urls_are_local_paths(fits_data):
 def test_jwst_reads_from_a_url_equal_local_reads(jwst_data, bucket):
     from stdatamodels.jwst.datamodels.util import read_metadata
 
-    from dask_resample.drivers import jwst_model
-    from dask_resample.drivers._fitsfile import open_fits
+    from dask_resample.inputs.drivers import jwst_model
+    from dask_resample.inputs.drivers._fitsfile import open_fits
 
     url = upload([jwst_data.paths[0]], bucket)[0]
     (u,) = collect_exposures([url])

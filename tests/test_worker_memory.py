@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from dask_resample import api, worker_memory
+from dask_resample import api
+from dask_resample.drizzle import worker_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
 

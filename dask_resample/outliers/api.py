@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import InputError, describe_resolved, resolve_inputs
-from ..scratch import ScratchSpec, runs_on_one_node, scratch_root
+from ..drizzle.scratch import ScratchSpec, runs_on_one_node, scratch_root
+from ..inputs.io import InputError, describe_resolved, resolve_inputs
 from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
 from .params import OutlierParams
@@ -203,7 +203,7 @@ def _save_median_fits(stage: OutlierStage, path: Location, *, overwrite: bool) -
     from .products import _atomic
 
     if stage.plan is None:  # resample_data=False: the median is the inputs' size
-        from .._files import load_arrays
+        from ..inputs._files import load_arrays
 
         median = np.concatenate([load_arrays(stage.work.band(b))[0] for b in range(stage.graph.n_median_tasks)])
         wcs_header = None

@@ -88,7 +88,7 @@ def blot_median(
     import zarr
     from drizzle.resample import blot_image
 
-    from ..kernel import compute_pixmap
+    from ..drizzle.kernel import compute_pixmap
 
     if pixmap32 is None:
         pixmap = compute_pixmap(wcs_in, median_wcs, shape_yx, stepsize=stepsize, order=order, fast=False)

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .._files import file_exists, load_arrays, remove_file, save_arrays
-from ..dqmask import write_mask
-from ..failures import TaskFailure, worker_task
+from ..drizzle.worker_memory import collect_garbage, release_free_memory
 from ..geometry import TileGrid
-from ..io import ExposureRef, InputError, load_model_dict
+from ..inputs._files import file_exists, load_arrays, remove_file, save_arrays
+from ..inputs.dqmask import write_mask
+from ..inputs.failures import TaskFailure, worker_task
+from ..inputs.io import ExposureRef, InputError, load_model_dict
 from ..store.location import Location
-from ..worker_memory import collect_garbage, release_free_memory
 from .params import OutlierParams
 
 __all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]

@@ -1,6 +1,6 @@
 """The outlier-detection graph: group drizzle, thresholds, median tiles, per-input flagging.
 
-Built on :func:`dask_resample.graph.build_graph` (the many-to-many drizzle of
+Built on :func:`dask_resample.execution.graph.build_graph` (the many-to-many drizzle of
 the exposure groups onto the median grid, written tile by tile to a Zarr store),
 it adds, with ``resample_data=True``:
 
@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import GraphKeys, MosaicGraph, build_graph
-from ..io import ExposureRef
-from ..kernel import pixmap_path
-from ..plan import MosaicPlan
+from ..drizzle.kernel import pixmap_path
+from ..execution.graph import GraphKeys, MosaicGraph, build_graph
+from ..inputs.io import ExposureRef
+from ..planning.plan import MosaicPlan
 from ..store import Location, StoreSpec
 from .flag import FlagSpec, FlagTask, MaskInputTask, flag_task, mask_input_task
 from .median import MedianTile, median_band_task, median_tile_task
@@ -92,7 +92,7 @@ class OutlierGraph:
     n_median_tasks: int = 0
 
     def as_mosaic_graph(self, scratch: Any) -> MosaicGraph:
-        """The graph whose outputs are the flag tasks (for :func:`dask_resample.graph.run_graph`)."""
+        """The graph whose outputs are the flag tasks (for :func:`dask_resample.execution.graph.run_graph`)."""
         return MosaicGraph(dsk=self.dsk, tile_keys=[self.flag_keys[i] for i in sorted(self.flag_keys)],
                            keys=GraphKeys(self.token), scratch=scratch, names=self.names)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..failures import TaskFailure, worker_task
+from ..inputs.failures import TaskFailure, worker_task
 from ..store import Location, StoreSpec, _group_path, tile_marker, write_tile
 
 __all__ = ["MEDIAN_STACK_BYTES", "MedianTile", "empty_group_value", "median_band_task", "median_tile_task"]
@@ -113,7 +113,7 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: Loc
     """
     from stcal.outlier_detection.median import nanmedian3D
 
-    from .._files import load_arrays, save_arrays
+    from ..inputs._files import load_arrays, save_arrays
 
     shapes = {tuple(r["shape"]) for r in masked}
     if len(shapes) != 1:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .._files import write_atomic
-from ..drivers import driver_for
-from ..records import ExposureRef, InputError, InputSource
+from ..inputs._files import write_atomic
+from ..inputs.drivers import driver_for
+from ..inputs.records import ExposureRef, InputError, InputSource
 from ..store.location import Location, as_location
 
 __all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "output_name", "planned_outputs", "write_blot", "write_crf"]
@@ -69,7 +69,7 @@ def real_path(path: str) -> str:
 
 
 def _atomic(path: Location, write: Any, overwrite: bool) -> str:
-    """:func:`dask_resample._files.write_atomic`, refusing an existing file unless ``overwrite``."""
+    """:func:`dask_resample.inputs._files.write_atomic`, refusing an existing file unless ``overwrite``."""
     if path.exists() and not overwrite:
         raise InputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
     return write_atomic(path, write)

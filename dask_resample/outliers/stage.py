@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..io import ExposureRef, load_wcs
-from ..plan import MosaicPlan
-from ..reduce import empty_pixel_values
+from ..drizzle.reduce import empty_pixel_values
+from ..inputs.io import ExposureRef, load_wcs
+from ..planning.plan import MosaicPlan
 from ..store import Location, prepare_output
 from .graph import OutlierGraph, OutlierWork, build_direct_graph, build_outlier_graph
 from .params import OutlierParams

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..failures import TaskFailure, worker_task
 from ..geometry import TileGrid
+from ..inputs.failures import TaskFailure, worker_task
 from ..store import Location, _group_path
 
 __all__ = ["ThresholdTask", "group_weight_values", "threshold_task"]

@@ -23,7 +23,7 @@ hold only the fill value are not written at all.
 Everything goes through :class:`~dask_resample.store.location.Location`, so
 ``path`` may be a local path or any fsspec URL (``s3://``, ``gs://``, ...). Each array's fill
 value is the reference's value at a pixel no input reaches
-(:func:`dask_resample.reduce.empty_pixel_values`: ``fillval`` for ``data``,
+(:func:`dask_resample.drizzle.reduce.empty_pixel_values`: ``fillval`` for ``data``,
 ``fillval / pixel_scale_ratio`` for a drizzled ``err``, NaN for variances, 0 for
 ``wht``, ``con`` and ``dq``), so tiles no input touches read as in the reference.
 """
@@ -294,7 +294,7 @@ def create_store(
         Array names to create.
     fill_values : mapping
         Array name -> value of a pixel no input reaches
-        (:func:`dask_resample.reduce.empty_pixel_values`); it is the array's
+        (:func:`dask_resample.drizzle.reduce.empty_pixel_values`); it is the array's
         Zarr fill value, so chunks no input touches are never written.
     many_to_many : bool
     shard_tiles_yx : tuple of int

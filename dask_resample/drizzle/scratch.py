@@ -1,0 +1,173 @@
+"""Scratch files for tile partials: what one exposure drizzled into one tile.
+
+A drizzle task writes each of its tile partials to a file and returns only
+small records; the tile's reduction task reads the partials of its
+contributors, one at a time and in a fixed order, when the last of them is
+done. Nothing large waits in a worker's memory for other exposures, so memory
+per process stays at one exposure (drizzling) or one tile (reducing), whatever
+the mosaic size, the number of inputs or the order in which tasks run.
+
+Each partial is one object, written whole (:meth:`Location.write_bytes
+<dask_resample.store.location.Location.write_bytes>`: one request on an object
+store, a temporary file and a rename on a disk), so a retried task rewrites the
+same bytes and a reader never sees half of one. They live under the run's
+scratch location (:func:`scratch_root`, also used by outlier detection for its
+intermediate files): ``resample.scratch-dir`` when set (a path or URL; a
+node-local disk is valid for a single-node run only); else, for products on an
+object store made by processes that all run on this machine (the serial
+scheduler, a LocalCluster of this process), this machine's temporary
+directory, which costs no request; else a hidden sibling of the products
+(``.<name>.scratch-<token>`` beside a mosaic), on the same store, which every
+worker writing them reaches. A tile's partials are removed once it is written,
+and the whole scratch location at the end of the run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from ..store.location import Location, as_location, npz_bytes
+from .kernel import VARIANCE_NAMES, TilePartial
+
+__all__ = [
+    "PartialFile",
+    "ScratchSpec",
+    "read_partial",
+    "remove_all",
+    "remove_tile",
+    "runs_on_one_node",
+    "scratch_root",
+    "write_partial",
+]
+
+
+@dataclass(frozen=True)
+class ScratchSpec:
+    """Where a run keeps its partials (small, picklable)."""
+
+    root: Location
+
+    def tile_dir(self, group: str, ty: int, tx: int) -> Location:
+        """Location of one tile's partials."""
+        return self.root.join(group or "_", f"{ty}_{tx}")
+
+    def location(self, url: str) -> Location:
+        """A location of this scratch space from its URL (with the scratch's storage options)."""
+        return Location(url, self.root.storage_options)
+
+
+@dataclass(frozen=True)
+class PartialFile:
+    """A partial in scratch: its path or URL and the box of the mosaic it covers."""
+
+    path: str
+    y0: int
+    x0: int
+    shape_yx: tuple[int, int]
+    nbytes: int
+
+
+_META = ("index", "y0", "x0", "tmeasure")
+
+
+def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: TilePartial) -> PartialFile:
+    """Write ``partial`` (input ``partial.index`` into tile ``(ty, tx)`` of ``group``) atomically."""
+    directory = scratch.tile_dir(group, ty, tx)
+    arrays = {"img": partial.img, "wht": partial.wht}
+    for name in ("ctx", "dq", "err", "exptime"):
+        if (a := getattr(partial, name)) is not None:
+            arrays[name] = a
+    for name, v in partial.var.items():
+        arrays[f"var.{name}"] = v
+    meta = np.array([partial.index, partial.y0, partial.x0,
+                     np.nan if partial.tmeasure is None else partial.tmeasure], np.float64)
+    target = directory.join(f"{partial.index}.npz").write_bytes(npz_bytes({"meta": meta, **arrays}))
+    return PartialFile(target.url, partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
+
+
+def read_partial(location: Location) -> TilePartial:
+    """Read a partial written by :func:`write_partial`."""
+    source = location.url if location.is_local else io.BytesIO(location.read_bytes())
+    with np.load(source, allow_pickle=False) as z:
+        index, y0, x0, tmeasure = (float(v) for v in z["meta"])
+        names = set(z.files)
+        return TilePartial(
+            index=int(index),
+            y0=int(y0),
+            x0=int(x0),
+            img=z["img"],
+            wht=z["wht"],
+            ctx=z["ctx"] if "ctx" in names else None,
+            dq=z["dq"] if "dq" in names else None,
+            err=z["err"] if "err" in names else None,
+            var={n: z[f"var.{n}"] for n in VARIANCE_NAMES if f"var.{n}" in names},
+            tmeasure=None if np.isnan(tmeasure) else tmeasure,
+            exptime=z["exptime"] if "exptime" in names else None,
+        )
+
+
+def remove_tile(scratch: ScratchSpec, group: str, ty: int, tx: int) -> None:
+    """Remove one tile's partials (after the tile is written)."""
+    scratch.tile_dir(group, ty, tx).remove()
+
+
+def remove_all(scratch: ScratchSpec) -> None:
+    """Remove the run's scratch location."""
+    scratch.root.remove()
+
+
+def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
+    """Where a run keeps its intermediate files.
+
+    ``resample.scratch-dir`` if set (a path or URL; it takes the storage
+    options of ``default`` when it is on the same file system), under ``name``.
+    Otherwise, when ``default`` is on an object store and every process of the
+    run is on this machine (``one_node``, see :func:`runs_on_one_node`), this
+    machine's temporary directory (Dask's ``temporary-directory``, else the
+    system's): every process reaches it and it costs no request. In every
+    other case ``default``, on the store every worker writing the products
+    reaches.
+
+    Parameters
+    ----------
+    default : Location
+        The run's default scratch location, beside its products.
+    name : str
+        Unique name of the run's scratch space under a configured or local root.
+    one_node : bool
+        Every process of the run shares this machine's disk.
+    """
+    configured = config.get("scratch-dir")
+    if configured:
+        root = as_location(str(configured))
+        if not root.is_local and root.scheme == default.scheme:
+            root = as_location(root.url, default.storage_options)
+        return root.join(name)
+    if one_node and not default.is_local:
+        import dask
+
+        base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+        return as_location(os.path.join(os.path.abspath(base), f"dask-resample-{name}"))
+    return default
+
+
+def runs_on_one_node(client: Any) -> bool:
+    """Whether every process of a run shares this machine's disk.
+
+    True for the serial scheduler (``client`` is ``None``) and for a client of
+    a :class:`distributed.LocalCluster` of this process (started by this
+    package or by the user: its workers are processes of this machine); false
+    for a client of any other scheduler, whose workers may be anywhere.
+    """
+    if client is None:
+        return True
+    from distributed import LocalCluster
+
+    return isinstance(getattr(client, "cluster", None), LocalCluster)

@@ -1,0 +1,489 @@
+"""The task graph: the only module that builds and runs Dask graphs.
+
+Two kinds of task, in the style of odc-loader's graph builder (plan the
+overlaps, then a sparse graph whose shared state is stored once):
+
+* ``drizzle-<token>, i``: exposure ``i`` is read, mapped and drizzled once, and
+  its part of each tile it overlaps is written to a scratch file
+  (:mod:`dask_resample.drizzle.scratch`); the task returns small records;
+* ``tile-<token>, group, ty, tx``: when every contributor is done, the tile's
+  partials are read back one at a time in input order, summed, finalised and
+  written to the mosaic; the task returns a small record;
+* with Zarr sharding (several tiles per shard, the default on object stores),
+  ``shard-<token>, group, sy, sx`` takes the place of its tiles' tasks: it
+  reduces its tiles one after the other, keeps each finished tile in a
+  temporary file on its own node, and writes each array's whole shard once (no
+  two tasks write into one object; no finished tile travels through the store).
+
+The output WCS and parameters (:class:`~dask_resample.drizzle.kernel.DrizzleSpec`) and
+the store and scratch locations sit once in the graph under their own keys, so
+they travel once per worker, not inside every task. The graph has one task per
+exposure and one per tile, and its edges are the overlaps.
+
+Failures are values (:class:`~dask_resample.inputs.failures.TaskFailure`): a tile fed
+by an unreadable input returns the failure, every other tile is written, and
+the client reports each failure once. The same graph runs on any
+``distributed`` client or, without a cluster, on Dask's synchronous scheduler
+(:func:`dask.get`): the debugging path, also the fastest for tiny inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import config
+from ..drizzle.kernel import DrizzleSpec, drizzle_exposure
+from ..drizzle.reduce import AccumulatorSpec, finalize_tile, reduce_partials
+from ..drizzle.scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
+from ..inputs.failures import TaskFailure, TileTaskError, worker_task
+from ..planning.plan import MosaicPlan
+from ..store import (
+    Location,
+    StoreSpec,
+    as_location,
+    encode_tile,
+    shard_marker,
+    tile_marker,
+    write_shard,
+    write_tile,
+)
+
+__all__ = ["GraphKeys", "MosaicGraph", "TileTask", "TileTaskError", "build_graph", "reduce_tile", "run_graph"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GraphKeys:
+    """The keys of one graph (prefixed by a token unique to the run), and their readable names."""
+
+    token: str
+
+    @property
+    def drizzle_spec(self) -> str:
+        """Key of the shared :class:`DrizzleSpec`."""
+        return f"drizzle-spec-{self.token}"
+
+    @property
+    def scratch(self) -> str:
+        """Key of the shared :class:`~dask_resample.drizzle.scratch.ScratchSpec`."""
+        return f"scratch-{self.token}"
+
+    def exposure(self, i: int) -> tuple:
+        """Key of exposure ``i``'s drizzle task."""
+        return (f"drizzle-{self.token}", i)
+
+    def tile(self, group: str, key: tuple[int, int]) -> tuple:
+        """Key of the reduction task of ``(group, (ty, tx))``."""
+        return (f"tile-{self.token}", group, *key)
+
+    def shard(self, group: str, key: tuple[int, int]) -> tuple:
+        """Key of the task writing shard ``(sy, sx)`` of ``group``."""
+        return (f"shard-{self.token}", group, *key)
+
+    def tile_of(self, key: Any) -> tuple[str, tuple[int, int]] | None:
+        """``(group, (ty, tx))`` of a tile key, else ``None``."""
+        key = _as_tuple(key)
+        if isinstance(key, tuple) and len(key) == 4 and key[0] == f"tile-{self.token}":
+            return key[1], (int(key[2]), int(key[3]))
+        return None
+
+    def shard_of(self, key: Any) -> tuple[str, tuple[int, int]] | None:
+        """``(group, (sy, sx))`` of a shard key, else ``None``."""
+        key = _as_tuple(key)
+        if isinstance(key, tuple) and len(key) == 4 and key[0] == f"shard-{self.token}":
+            return key[1], (int(key[2]), int(key[3]))
+        return None
+
+    def label(self, key: Any, names: Mapping[int, str]) -> str | None:
+        """Readable name of a key (``drizzle f.fits``, ``tile 0,1 [group]``), ``None`` if not ours."""
+        key = _as_tuple(key)
+        if not isinstance(key, tuple) or not key:
+            return None
+        if key[0] == f"drizzle-{self.token}" and len(key) == 2:
+            return f"drizzle {names.get(key[1], key[1])}"
+        if (tile := self.tile_of(key)) is not None:
+            group, (ty, tx) = tile
+            return f"tile {ty},{tx}" + (f" [{group}]" if group else "")
+        if (shard := self.shard_of(key)) is not None:
+            group, (sy, sx) = shard
+            return f"shard {sy},{sx}" + (f" [{group}]" if group else "")
+        return None
+
+
+def _as_tuple(key: Any) -> Any:
+    """Task-stream records name tuple keys by their string form; turn those back into tuples."""
+    if isinstance(key, str) and key.startswith("("):
+        import ast
+
+        try:
+            return ast.literal_eval(key)
+        except (ValueError, SyntaxError):
+            return key
+    return key
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """What a tile's reduction needs besides the shared specs (small)."""
+
+    group: str
+    ty: int
+    tx: int
+    order: tuple[int, ...]
+    accumulator: AccumulatorSpec
+    store: StoreSpec
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard of one group: its tiles and the inputs that reach them (small)."""
+
+    group: str
+    sy: int
+    sx: int
+    store: StoreSpec
+    tiles: tuple[TileTask, ...]
+    inputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MosaicGraph:
+    """A graph ready to run.
+
+    Attributes
+    ----------
+    dsk : dict
+        The task dictionary (Dask's graph specification).
+    tile_keys : list
+        One key per ``(group, tile)`` to compute, in plan order.
+    keys : GraphKeys
+    scratch : ScratchSpec
+    names : mapping
+        ``input index -> file name`` (for labels).
+    """
+
+    dsk: dict
+    tile_keys: list
+    keys: GraphKeys
+    scratch: ScratchSpec
+    names: Mapping[int, str]
+
+    def label(self, key: Any) -> str | None:
+        """Readable name of a key of this graph."""
+        return self.keys.label(key, self.names)
+
+
+@worker_task(lambda ref, *args: f"{ref.filename}: drizzling failed")
+def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...],
+                 scratch: ScratchSpec, *after: Any) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
+    """Drizzle one exposure and write its tile partials to scratch (a worker task).
+
+    ``after`` are the results of tasks that must finish first (the exposure's
+    outlier flagging); a failure among them is passed on.
+    """
+    partials = drizzle_exposure(ref, spec, tiles)
+    return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
+
+
+@worker_task(lambda contributions, task, scratch: f"tile {task.ty},{task.tx}")
+def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
+    """Sum a tile's partials in input order, finalise and write it (a worker task).
+
+    ``contributions`` are the records of the contributors' drizzle tasks, in
+    ``task.order``. A tile already marked complete (a retried task) is not
+    written again.
+    """
+    if (done := tile_marker(task.store, task.ty, task.tx)) is not None:
+        return done
+    t0 = time.perf_counter()
+    arrays, record = reduce_tile(task, contributions, scratch)
+    spec = task.accumulator
+    write_tile(task.store, spec.y0, spec.x0, task.ty, task.tx, arrays, record, ctx_planes=spec.ctx_planes)
+    del arrays
+    remove_tile(scratch, task.group, task.ty, task.tx)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
+def reduce_tile(task: TileTask, contributions: Sequence[Any],
+                scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
+    key = (task.ty, task.tx)
+    files = [c.get(key) for c in contributions]
+    acc = reduce_partials(task.accumulator,
+                          (None if f is None else read_partial(scratch.location(f.path)) for f in files))
+    arrays = finalize_tile(acc)
+    spec = task.accumulator
+    record = {
+        "group": task.group,
+        "tile": [task.ty, task.tx],
+        "n_inputs": len(task.order),
+        "y0": spec.y0,
+        "x0": spec.x0,
+        "shape": list(spec.shape_yx),
+        "ctx_planes": list(spec.ctx_planes),
+    }
+    return arrays, record
+
+
+@worker_task(lambda contributions, task, scratch: f"shard {task.sy},{task.sx}")
+def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
+    """Reduce a shard's tiles, write every array's whole shard, then its marker (a worker task).
+
+    ``contributions`` are the records of the drizzle tasks of ``task.inputs``
+    (every input that reaches one of the shard's tiles), in that order. Each
+    tile is reduced in its own input order and kept, finished, in a temporary
+    file on this worker's node (valid: it is read back by this same task), so
+    memory holds one tile's accumulator, then one array of the shard. A shard
+    already marked complete (a retried task) is not written again.
+    """
+    if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
+        return done
+    t0 = time.perf_counter()
+    by_input = dict(zip(task.inputs, contributions, strict=True))
+    with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
+        finished = []
+        for tile in task.tiles:
+            arrays, record = reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
+            record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
+            record["object"].write_bytes(encode_tile(arrays))
+            del arrays
+            finished.append(record)
+        record = write_shard(task.store, task.sy, task.sx, finished)
+    for tile in task.tiles:
+        remove_tile(scratch, tile.group, tile.ty, tile.tx)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
+def _local_temporary_directory() -> str | None:
+    """This process's node-local temporary directory (Dask's ``temporary-directory``, else the system's)."""
+    import dask
+
+    return dask.config.get("temporary-directory", None) or None
+
+
+def build_graph(
+    plan: MosaicPlan,
+    *,
+    store_path: str | Location,
+    arrays: tuple[str, ...],
+    token: str,
+    scratch_root: str | Location,
+    skip_tiles: set[tuple[str, tuple[int, int]]] | None = None,
+    fast_pixmap: bool | None = None,
+    exposure_after: Mapping[int, Any] | None = None,
+    pixmap_dir: Location | None = None,
+    shard_tiles_yx: tuple[int, int] = (1, 1),
+    tile_function: Callable[..., Any] | None = None,
+    tile_arguments: Callable[[str, tuple[int, int]], tuple] | None = None,
+) -> MosaicGraph:
+    """Build the task dictionary of a mosaic.
+
+    Parameters
+    ----------
+    plan : MosaicPlan
+    store_path : str
+        Zarr store path.
+    arrays : tuple of str
+        Output array names.
+    token : str
+        Unique key prefix.
+    scratch_root : str
+        Directory for the run's tile partials.
+    skip_tiles : set, optional
+        ``(group, (ty, tx))`` already complete (resume); they and any exposure
+        that only feeds them are left out.
+    fast_pixmap : bool, optional
+        Use the fast pixel map where it applies; default ``resample.fast-pixmap``
+        of :mod:`dask.config`, read here (on the client) and carried to the
+        workers in the :class:`~dask_resample.drizzle.kernel.DrizzleSpec`.
+    exposure_after : mapping, optional
+        ``input index -> key`` of a task that must finish before the exposure
+        is drizzled (its outlier flagging, when the graph is extended by
+        :mod:`dask_resample.outliers`).
+    pixmap_dir : str, optional
+        Keep each input's pixel map there (for the outlier blot to reuse).
+    shard_tiles_yx : tuple of int
+        Tiles per Zarr shard of the store (as created); with more than one,
+        one task per shard writes it.
+    tile_function : callable, optional
+        The task of each tile in place of :func:`tile_task` (unsharded stores
+        only): called as ``tile_function(contributions, task, scratch, *args)``
+        with ``args = tile_arguments(group, (ty, tx))`` (the living mosaics'
+        writes into a transaction, :mod:`dask_resample.living`).
+    tile_arguments : callable, optional
+        Extra arguments of ``tile_function`` per tile.
+
+    Returns
+    -------
+    MosaicGraph
+    """
+    if tile_function is not None and tuple(shard_tiles_yx) != (1, 1):
+        raise ValueError("build_graph: tile_function applies to unsharded stores only")
+    skip_tiles = skip_tiles or set()
+    k = GraphKeys(token)
+    spec = DrizzleSpec(
+        out_wcs=plan.grid.wcs,
+        shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=plan.tiles.tile_shape_yx,
+        halo=plan.halo,
+        params=plan.params,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        fast_pixmap=bool(config.get("fast-pixmap") if fast_pixmap is None else fast_pixmap),
+        fused_kernel=bool(config.get("fused-kernel")),
+        pixmap_dir=pixmap_dir,
+    )
+    scratch = ScratchSpec(root=as_location(scratch_root))
+    store = as_location(store_path)
+    sharded = tuple(shard_tiles_yx) != (1, 1)
+    group_of = {i: g for g, members in plan.members.items() for i in members}
+    todo = {gk: idx for gk, idx in plan.contributions.items() if gk not in skip_tiles}
+    needed: dict[int, set[tuple[int, int]]] = {}
+    for (_, key), indices in todo.items():
+        for i in indices:
+            needed.setdefault(i, set()).add(key)
+
+    dsk: dict = {k.drizzle_spec: spec, k.scratch: scratch}
+    refs = {r.index: r for r in plan.refs}
+    for i in sorted(needed):
+        after = () if not exposure_after or i not in exposure_after else (exposure_after[i],)
+        dsk[k.exposure(i)] = (drizzle_task, refs[i], k.drizzle_spec, group_of[i], tuple(sorted(needed[i])),
+                              k.scratch, *after)
+    tile_keys: list = []
+    tile_tasks: list[TileTask] = []
+    for (group, key), indices in todo.items():
+        tile = plan.tiles.tile(*key)
+        task = TileTask(
+            group=group,
+            ty=key[0],
+            tx=key[1],
+            order=tuple(indices),
+            accumulator=AccumulatorSpec(
+                y0=tile.y0,
+                x0=tile.x0,
+                shape_yx=tile.shape_yx,
+                ctx_bit={i: plan.ctx_bit[i] for i in indices},
+                params=plan.params,
+                pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+            ),
+            store=StoreSpec(location=store, group=group, arrays=arrays),
+        )
+        if sharded:
+            tile_tasks.append(task)
+            continue
+        tk = k.tile(group, key)
+        extra = tile_arguments(group, key) if tile_arguments is not None else ()
+        dsk[tk] = (tile_function or tile_task, [k.exposure(i) for i in indices], task, k.scratch, *extra)
+        tile_keys.append(tk)
+    if sharded:
+        tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, shard_tiles_yx)
+    return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
+                       names={r.index: r.filename for r in plan.refs})
+
+
+def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], plan: MosaicPlan, k: GraphKeys, store: Location,
+                 arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
+    """Add one task per shard, fed by every exposure that reaches its tiles; return the shard keys."""
+    ssy, ssx = shard_tiles_yx
+    members: dict[tuple[str, tuple[int, int]], list[TileTask]] = {}
+    for t in tiles:
+        members.setdefault((t.group, (t.ty // ssy, t.tx // ssx)), []).append(t)
+    shard_keys = []
+    for (group, (sy, sx)), shard_tiles in members.items():
+        shard_tiles = sorted(shard_tiles, key=lambda t: (t.ty, t.tx))
+        inputs = tuple(sorted({i for t in shard_tiles for i in t.order}))
+        task = ShardTask(group=group, sy=sy, sx=sx, store=StoreSpec(location=store, group=group, arrays=arrays),
+                         tiles=tuple(shard_tiles), inputs=inputs)
+        sk = k.shard(group, (sy, sx))
+        dsk[sk] = (shard_task, [k.exposure(i) for i in inputs], task, k.scratch)
+        shard_keys.append(sk)
+    return shard_keys
+
+
+@dataclass(frozen=True)
+class GraphOutcome:
+    """Results of a run: tile records, failures and seconds per task."""
+
+    records: dict[Any, dict[str, Any]]
+    failures: dict[Any, TaskFailure]
+    seconds: dict[Any, float]
+
+
+def run_graph(graph: MosaicGraph, *, client: Any = None,
+              on_tile: Callable[[Any, Any], None] | None = None) -> GraphOutcome:
+    """Run a graph on ``client``, or on Dask's synchronous scheduler when ``client`` is ``None``.
+
+    Parameters
+    ----------
+    graph : MosaicGraph
+    client : distributed.Client, optional
+    on_tile : callable, optional
+        Called as ``on_tile(key, result)`` as each tile finishes (a record or a
+        :class:`TaskFailure`).
+
+    Returns
+    -------
+    GraphOutcome
+    """
+    keys = graph.tile_keys
+    results: dict[Any, Any] = {}
+    seconds: dict[Any, float] = {}
+    if not keys:
+        return GraphOutcome({}, {}, {})
+    if client is None:
+        import dask
+        from dask.callbacks import Callback
+
+        wanted = set(keys)
+        started: dict[Any, float] = {}
+
+        def pretask(key: Any, dsk: Any, state: Any) -> None:
+            started[key] = time.perf_counter()
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            seconds[key] = time.perf_counter() - started.pop(key, time.perf_counter())
+            if key in wanted and on_tile is not None:
+                on_tile(key, result)
+
+        with Callback(pretask=pretask, posttask=posttask):
+            values = dask.get(graph.dsk, keys)
+        results = dict(zip(keys, values, strict=True))
+    else:
+        from distributed import as_completed, get_task_stream
+
+        with get_task_stream(client) as stream:
+            futures = client.get(graph.dsk, keys, sync=False)
+            index = {f.key: key for f, key in zip(futures, keys, strict=True)}
+            for fut in as_completed(futures):
+                key = index[fut.key]
+                if fut.status == "finished":
+                    value = fut.result()
+                else:
+                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
+                    value = TaskFailure.from_exception(exc)
+                results[key] = value
+                if on_tile is not None:
+                    on_tile(key, value)
+            del futures
+        seconds = _stream_seconds(stream.data)
+    failures = {key: v for key, v in results.items() if isinstance(v, TaskFailure)}
+    records = {key: v for key, v in results.items() if not isinstance(v, TaskFailure)}
+    return GraphOutcome(records, failures, seconds)
+
+
+def _stream_seconds(data: Sequence[Mapping[str, Any]]) -> dict[Any, float]:
+    """Compute seconds per key from ``distributed`` task-stream records."""
+    out: dict[Any, float] = {}
+    for rec in data:
+        key = _as_tuple(rec.get("key"))
+        spent = sum(s["stop"] - s["start"] for s in rec.get("startstops", ()) if s.get("action") == "compute")
+        out[key] = out.get(key, 0.0) + spent
+    return out
