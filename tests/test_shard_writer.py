@@ -7,7 +7,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec
 
-from dask_resample.store.shard_writer import encode_shard, shard_chunk_key
+from dask_resample.store.shard_writer import ShardEncoder, encode_shard, shard_chunk_key
 
 
 def _arrays(tmp_path, name, shape, chunks, shards, dtype, fill):
@@ -65,3 +65,22 @@ def test_chunks_outside_the_shard_are_refused(tmp_path):
     ours, _ = _arrays(tmp_path, "data", (64, 64), (16, 16), (32, 32), "f4", np.nan)
     with pytest.raises(ValueError, match=r"inner chunk \(2, 0\) is not in shard \(0, 0\)"):
         encode_shard(ours, (0, 0), [((2, 0), np.zeros((16, 16), "f4"))])
+
+
+@pytest.mark.parametrize("memory_bytes", [0, 3000, 2**40])
+def test_spilled_chunks_give_the_same_shard(tmp_path, memory_bytes):
+    """Encoded chunks beyond the memory budget go to a temporary file; the shard's bytes do not change."""
+    rng = np.random.default_rng(3)
+    shape, chunks, shards = (3, 96, 100), (1, 16, 20), (3, 64, 80)
+    ours, ref = _arrays(tmp_path, "con", shape, chunks, shards, "i4", 0)
+    values = rng.integers(0, 1000, size=shape).astype("i4")
+    ref[...] = values
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    for coords in np.ndindex(1, 2, 2):
+        with ShardEncoder(ours, coords, memory_bytes=memory_bytes, spill_dir=str(spill)) as encoder:
+            for chunk_coords, block in _blocks(values, chunks, shards, coords):
+                encoder.add(chunk_coords, block)
+            data = encoder.to_bytes()
+            assert any(spill.iterdir()) is False  # an anonymous file: nothing visible, nothing left behind
+        assert data == (tmp_path / "g.zarr" / "con_zarr" / shard_chunk_key(ref, coords)).read_bytes(), coords

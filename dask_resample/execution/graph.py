@@ -30,10 +30,8 @@ the client reports each failure once. The same graph runs on any
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +45,6 @@ from ..store import (
     Location,
     StoreSpec,
     as_location,
-    encode_tile,
     shard_marker,
     tile_marker,
     write_shard,
@@ -239,24 +236,24 @@ def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSp
 
     ``contributions`` are the records of the drizzle tasks of ``task.inputs``
     (every input that reaches one of the shard's tiles), in that order. Each
-    tile is reduced in its own input order and kept, finished, in a temporary
-    file on this worker's node (valid: it is read back by this same task), so
-    memory holds one tile's accumulator, then one array of the shard. A shard
-    already marked complete (a retried task) is not written again.
+    tile is reduced in its own input order and encoded at once into every
+    array's shard (:func:`~dask_resample.store.mosaic.write_shard`: encoded
+    bytes beyond a budget wait in a temporary file on this worker's node, read
+    back by this same task), so memory holds one tile's accumulator, then one
+    array's shard. A shard already marked complete (a retried task) is not
+    written again.
     """
     if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
         return done
     t0 = time.perf_counter()
     by_input = dict(zip(task.inputs, contributions, strict=True))
-    with tempfile.TemporaryDirectory(prefix="dask-resample-shard-", dir=_local_temporary_directory()) as tmp:
-        finished = []
-        for tile in task.tiles:
+
+    def finished() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        for tile in task.tiles:  # one tile's accumulator at a time
             arrays, record = reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
-            record["object"] = as_location(os.path.join(tmp, f"{tile.ty}_{tile.tx}.npz"))
-            record["object"].write_bytes(encode_tile(arrays))
-            del arrays
-            finished.append(record)
-        record = write_shard(task.store, task.sy, task.sx, finished)
+            yield record, arrays
+
+    record = write_shard(task.store, task.sy, task.sx, finished(), spill_dir=_local_temporary_directory())
     for tile in task.tiles:
         remove_tile(scratch, tile.group, tile.ty, tile.tx)
     record["seconds"] = time.perf_counter() - t0

@@ -24,7 +24,6 @@ from .mosaic import (
     _group_path,  # noqa: F401 - for outliers; private, so not in __all__
     check_output,
     create_store,
-    encode_tile,
     finalize_store,
     finish_interrupted_swap,
     gwcs_from_attrs,
@@ -62,7 +61,6 @@ __all__ = [
     "check_output",
     "check_output_location",
     "create_store",
-    "encode_tile",
     "finalize_store",
     "finish_interrupted_swap",
     "gwcs_from_attrs",

@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import gwcs_from_text
-from .location import Location, as_location, npz_bytes
+from .location import Location, as_location
 
 __all__ = [
     "MosaicExistsError",
@@ -548,68 +548,76 @@ def write_tile(
     return record
 
 
-def encode_tile(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """A finished tile's arrays as one uncompressed ``.npz`` object (members readable by range)."""
-    return npz_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+#: Encoded bytes a shard task keeps in memory, over all arrays, before spilling them to a temporary file.
+SHARD_MEMORY_BYTES = 128 * 2**20
 
 
-def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[tuple[Mapping[str, Any], Mapping[str, np.ndarray]]],
+                *, spill_dir: str | None = None) -> dict[str, Any]:
     """Write one whole shard of every array from its finished tiles, then its marker.
 
     One task writes each shard object once, whole (zarr-python rewrites a
     whole shard on any partial write, so two writers of one shard would lose
-    updates). Each shard is assembled one tile (one plane of one tile for
-    ``con``, whose shard holds every plane) at a time
-    (:func:`~dask_resample.store.shard_writer.encode_shard`), so memory holds one
-    tile's array and the shard's encoded bytes.
+    updates). Each tile is encoded as it comes, into every array's
+    :class:`~dask_resample.store.shard_writer.ShardEncoder` (one inner chunk per
+    tile and array, one per plane for ``con``, whose shard holds every plane),
+    and only the encoded bytes are kept: in memory up to
+    :data:`SHARD_MEMORY_BYTES`, the rest in a temporary file in ``spill_dir``.
+    So memory holds one tile's arrays, then one shard's bytes, and each tile is
+    encoded once.
 
     Parameters
     ----------
     spec : StoreSpec
     sy, sx : int
         Shard index (along y and x).
-    tiles : sequence of mapping
-        Records of the shard's finished tiles: ``tile`` (``[ty, tx]``),
-        ``ctx_planes`` and ``object`` (a Location of :func:`encode_tile` output).
+    tiles : iterable of (mapping, mapping)
+        The shard's finished tiles, one at a time: its record (``tile``
+        ``[ty, tx]`` and ``ctx_planes``, kept in the marker) and its arrays
+        (``con`` holding the planes ``ctx_planes``).
+    spill_dir : str, optional
+        A local directory for encoded bytes beyond the memory budget (default: the system's).
 
     Returns
     -------
     dict
         The marker's record: the shard and its tiles' records.
     """
-    from .shard_writer import encode_shard, shard_chunk_key
+    from .shard_writer import ShardEncoder, shard_chunk_key
 
-    def blocks(name: str) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-        for t in tiles:
-            ty, tx = (int(v) for v in t["tile"])
-            values = _read_member(t["object"], name)
-            if name == "con":  # the planes the tile's contributors set, one at a time
-                for k, plane in enumerate(t["ctx_planes"]):
-                    yield (int(plane), ty, tx), values[k]
-            else:
-                yield (ty, tx), values
+    arrays = {name: _open_array(spec, name, mode="r") for name in spec.arrays}
+    coords = {name: (0, sy, sx) if name == "con" else (sy, sx) for name in spec.arrays}
+    per_array = SHARD_MEMORY_BYTES // max(1, len(arrays))
+    encoders = {name: ShardEncoder(arr, coords[name], memory_bytes=per_array, spill_dir=spill_dir)
+                for name, arr in arrays.items()}
+    records = []
+    try:
+        for record, values in tiles:
+            ty, tx = (int(v) for v in record["tile"])
+            for name, encoder in encoders.items():
+                if name == "con":  # the planes the tile's contributors set, one at a time
+                    for k, plane in enumerate(record["ctx_planes"]):
+                        encoder.add((int(plane), ty, tx), values[name][k])
+                else:
+                    encoder.add((ty, tx), values[name])
+            records.append(dict(record))
             del values
-
-    for name in spec.arrays:
-        arr = _open_array(spec, name, mode="r")
-        coords = (0, sy, sx) if name == "con" else (sy, sx)
-        data = encode_shard(arr, coords, blocks(name))
-        target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
-                                    *shard_chunk_key(arr, coords).split("/"))
-        if data is None:
-            target.remove()  # every tile holds the fill value: no object, as zarr writes none
-        else:
-            target.write_bytes(data)
-        del data
-    record = {"shard": [sy, sx], "tiles": [{k: v for k, v in t.items() if k != "object"} for t in tiles]}
+        for name, encoder in encoders.items():
+            data = encoder.to_bytes()
+            encoder.close()
+            target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
+                                        *shard_chunk_key(arrays[name], coords[name]).split("/"))
+            if data is None:
+                target.remove()  # every tile holds the fill value: no object, as zarr writes none
+            else:
+                target.write_bytes(data)
+            del data
+    finally:
+        for encoder in encoders.values():
+            encoder.close()
+    record = {"shard": [sy, sx], "tiles": records}
     _write_marker(spec, f"shard_{sy}_{sx}", record)
     return record
-
-
-def _read_member(location: Location, name: str) -> np.ndarray:
-    # small read-ahead: one member is fetched, not the whole object (one range request per array)
-    with location.open("rb", block_size=2**20) as fh, np.load(fh, allow_pickle=False) as z:
-        return z[name]
 
 
 def tile_marker(spec: StoreSpec, ty: int, tx: int) -> dict[str, Any] | None:

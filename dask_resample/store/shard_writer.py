@@ -9,7 +9,10 @@ at a time instead:
 
 * each inner chunk (one tile, or one plane of one tile) is encoded by a
   one-chunk in-memory Zarr array with the array's own inner codecs (so the bytes
-  are what zarr itself writes), and only the encoded bytes are kept;
+  are what zarr itself writes), as it comes, and only the encoded bytes are
+  kept (:class:`ShardEncoder`: in memory up to a budget, then in an anonymous
+  temporary file), so a task can feed every array's shard in one pass over its
+  tiles and encode each tile once;
 * a chunk that holds only the fill value is left out (``write_empty_chunks``
   false, as zarr does);
 * the index is encoded by a one-chunk in-memory array with the array's own
@@ -21,12 +24,13 @@ size or its number of planes. Readers see an ordinary Zarr v3 shard.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["encode_shard", "shard_chunk_key"]
+__all__ = ["ShardEncoder", "encode_shard", "shard_chunk_key"]
 
 _EMPTY = np.uint64(2**64 - 1)  # offset and length of an absent inner chunk (sharding specification)
 
@@ -94,6 +98,143 @@ def shard_chunk_key(array: Any, shard_coords: tuple[int, ...]) -> str:
     return array.metadata.encode_chunk_key(tuple(int(v) for v in shard_coords))
 
 
+class _EncodedChunks:
+    """Encoded inner chunks kept in memory up to ``memory_bytes``, the rest appended to a local temporary file."""
+
+    def __init__(self, memory_bytes: int, spill_dir: str | None) -> None:
+        self._memory_left = memory_bytes
+        self._spill_dir = spill_dir
+        self._file: BinaryIO | None = None
+        self._end = 0
+
+    def put(self, data: bytes) -> bytes | tuple[int, int]:
+        """Keep ``data``; return a handle for :meth:`get` (the bytes themselves while memory lasts)."""
+        if len(data) <= self._memory_left:
+            self._memory_left -= len(data)
+            return data
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="dask-resample-shard-", dir=self._spill_dir)
+        self._file.seek(self._end)
+        self._file.write(data)
+        handle = (self._end, len(data))
+        self._end += len(data)
+        return handle
+
+    def get(self, handle: bytes | tuple[int, int]) -> bytes:
+        if isinstance(handle, bytes):
+            return handle
+        assert self._file is not None
+        offset, length = handle
+        self._file.seek(offset)
+        return self._file.read(length)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class ShardEncoder:
+    """One whole shard of a sharded Zarr v3 array, built one inner chunk at a time.
+
+    Each inner chunk is encoded as it is added (with the array's own inner
+    codecs) and only its encoded bytes are kept: in memory up to
+    ``memory_bytes`` in all, then in an anonymous temporary file in
+    ``spill_dir``. :meth:`to_bytes` lays them out with their index. Memory
+    holds one chunk's values and, at the end, the one shard's bytes, whatever
+    the number of chunks.
+
+    Parameters
+    ----------
+    array : zarr.Array
+        A sharded Zarr v3 array (read for its metadata only).
+    shard_coords : tuple of int
+        The shard's position in the shard grid.
+    memory_bytes : int
+        Encoded bytes kept in memory before spilling to a temporary file.
+    spill_dir : str, optional
+        Directory of the temporary file (default: the system's).
+    """
+
+    def __init__(self, array: Any, shard_coords: tuple[int, ...], *, memory_bytes: int = 2**62,
+                 spill_dir: str | None = None) -> None:
+        self._array_path = array.path
+        self._codec = _sharding_codec(array)
+        self._inner = tuple(int(v) for v in self._codec.chunk_shape)
+        shard_shape = tuple(int(v) for v in array.shards)
+        self._per_shard = tuple(s // c for s, c in zip(shard_shape, self._inner, strict=True))
+        self._shard_coords = tuple(int(v) for v in shard_coords)
+        self._origin = tuple(v * n for v, n in zip(self._shard_coords, self._per_shard, strict=True))
+        self._dtype = array.dtype
+        self._fill = array.metadata.fill_value
+        self._encoder = _OneChunkEncoder(self._inner, array.dtype, self._fill, self._codec.codecs,
+                                         write_empty=bool(array.config.write_empty_chunks))
+        self._chunks = _EncodedChunks(memory_bytes, spill_dir)
+        self._encoded: dict[tuple[int, ...], bytes | tuple[int, int]] = {}
+
+    def add(self, chunk_coords: tuple[int, ...], values: np.ndarray) -> None:
+        """Encode one inner chunk.
+
+        Parameters
+        ----------
+        chunk_coords : tuple of int
+            The chunk's position in the array's inner-chunk grid (it must lie in this shard).
+        values : numpy.ndarray
+            Its values, clipped at the array's edge as a read of that chunk returns them
+            (leading unit axes may be left out). Chunks never added hold the fill value.
+        """
+        local = tuple(int(c) - o for c, o in zip(chunk_coords, self._origin, strict=True))
+        if any(not 0 <= v < n for v, n in zip(local, self._per_shard, strict=True)):
+            raise ValueError(f"inner chunk {tuple(chunk_coords)} is not in shard {self._shard_coords}")
+        values = np.asarray(values, dtype=self._dtype)
+        if values.ndim < len(self._inner):  # leading unit axes may be left out (one plane of ``con``)
+            values = values.reshape((1,) * (len(self._inner) - values.ndim) + values.shape)
+        if values.shape != self._inner:  # an edge chunk: the rest of the chunk is fill, as zarr pads it
+            full = np.full(self._inner, self._fill, dtype=self._dtype)
+            full[tuple(slice(0, n) for n in values.shape)] = values
+            values = full
+        data = self._encoder.encode(values)
+        if data is not None:
+            self._encoded[local] = self._chunks.put(data)
+        else:
+            self._encoded.pop(local, None)
+
+    def to_bytes(self) -> bytes | None:
+        """The shard object; ``None`` when every inner chunk holds only the fill value (zarr writes none)."""
+        if not self._encoded:
+            return None
+        codec, per_shard = self._codec, self._per_shard
+        index_size = int(codec._shard_index_size(per_shard))
+        at_start = str(getattr(codec.index_location, "value", codec.index_location)) == "start"
+        index = np.full((*per_shard, 2), _EMPTY, dtype=np.uint64)
+        offset = index_size if at_start else 0
+        parts = []
+        for local in _write_order(codec, per_shard):
+            handle = self._encoded.get(local)
+            if handle is None:
+                continue
+            data = self._chunks.get(handle)
+            index[local] = (offset, len(data))
+            parts.append(data)
+            offset += len(data)
+        index_encoder = _OneChunkEncoder(index.shape, np.uint64, 0, codec.index_codecs, write_empty=True)
+        index_bytes = index_encoder.encode(index)
+        if index_bytes is None or len(index_bytes) != index_size:
+            raise RuntimeError(f"{self._array_path}: shard index encoded to an unexpected size")
+        return b"".join([index_bytes, *parts] if at_start else [*parts, index_bytes])
+
+    def close(self) -> None:
+        """Remove the temporary file, if any."""
+        self._chunks.close()
+        self._encoded.clear()
+
+    def __enter__(self) -> ShardEncoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def encode_shard(array: Any, shard_coords: tuple[int, ...],
                  blocks: Iterable[tuple[tuple[int, ...], np.ndarray]]) -> bytes | None:
     """Encode one whole shard of ``array`` from its inner chunks, one at a time.
@@ -105,11 +246,7 @@ def encode_shard(array: Any, shard_coords: tuple[int, ...],
     shard_coords : tuple of int
         The shard's position in the shard grid.
     blocks : iterable of (tuple of int, numpy.ndarray)
-        ``(chunk_coords, values)``: the position of an inner chunk in the
-        array's inner-chunk grid (it must lie in this shard) and its values,
-        clipped at the array's edge as a read of that chunk returns them
-        (leading unit axes may be left out). Inner chunks not given hold the
-        fill value.
+        ``(chunk_coords, values)`` as :meth:`ShardEncoder.add` takes them.
 
     Returns
     -------
@@ -117,47 +254,7 @@ def encode_shard(array: Any, shard_coords: tuple[int, ...],
         The shard object; ``None`` when every inner chunk holds only the fill
         value (zarr writes no object then).
     """
-    codec = _sharding_codec(array)
-    inner = tuple(int(v) for v in codec.chunk_shape)
-    shard_shape = tuple(int(v) for v in array.shards)
-    per_shard = tuple(s // c for s, c in zip(shard_shape, inner, strict=True))
-    origin = tuple(int(v) * n for v, n in zip(shard_coords, per_shard, strict=True))
-    fill = array.metadata.fill_value
-    encoder = _OneChunkEncoder(inner, array.dtype, fill, codec.codecs,
-                               write_empty=bool(array.config.write_empty_chunks))
-    encoded: dict[tuple[int, ...], bytes] = {}
-    for chunk_coords, values in blocks:
-        local = tuple(int(c) - o for c, o in zip(chunk_coords, origin, strict=True))
-        if any(not 0 <= v < n for v, n in zip(local, per_shard, strict=True)):
-            raise ValueError(f"inner chunk {tuple(chunk_coords)} is not in shard {tuple(shard_coords)}")
-        values = np.asarray(values, dtype=array.dtype)
-        if values.ndim < len(inner):  # leading unit axes may be left out (one plane of ``con``)
-            values = values.reshape((1,) * (len(inner) - values.ndim) + values.shape)
-        if values.shape != inner:  # an edge chunk: the rest of the chunk is fill, as zarr pads it
-            full = np.full(inner, fill, dtype=array.dtype)
-            full[tuple(slice(0, n) for n in values.shape)] = values
-            values = full
-        data = encoder.encode(values)
-        if data is not None:
-            encoded[local] = data
-        else:
-            encoded.pop(local, None)
-    if not encoded:
-        return None
-    index_size = int(codec._shard_index_size(per_shard))
-    at_start = str(getattr(codec.index_location, "value", codec.index_location)) == "start"
-    index = np.full((*per_shard, 2), _EMPTY, dtype=np.uint64)
-    offset = index_size if at_start else 0
-    parts = []
-    for local in _write_order(codec, per_shard):
-        data = encoded.get(local)
-        if data is None:
-            continue
-        index[local] = (offset, len(data))
-        parts.append(data)
-        offset += len(data)
-    index_encoder = _OneChunkEncoder(index.shape, np.uint64, 0, codec.index_codecs, write_empty=True)
-    index_bytes = index_encoder.encode(index)
-    if index_bytes is None or len(index_bytes) != index_size:
-        raise RuntimeError(f"{array.path}: shard index encoded to an unexpected size")
-    return b"".join([index_bytes, *parts] if at_start else [*parts, index_bytes])
+    with ShardEncoder(array, shard_coords) as encoder:
+        for chunk_coords, values in blocks:
+            encoder.add(chunk_coords, values)
+        return encoder.to_bytes()
