@@ -341,6 +341,14 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     once = snapshot()
     drizzle_task(*resolved)  # a retry
     assert snapshot() == once
+    # a finished tile (reduced and encoded for its shard), then its task again: the same object, read back
+    tile_key = next(key for key in graph.dsk if graph.keys.tile_of(key) is not None)
+    with dask.config.set(scheduler="sync"):
+        record = dask.get(graph.dsk, tile_key)
+        encoded = {p: b for p, b in snapshot().items() if p.endswith(".tile")}
+        assert len(encoded) == 1 and record["chunks"]
+        assert dask.get(graph.dsk, tile_key) == record
+        assert {p: b for p, b in snapshot().items() if p.endswith(".tile")} == encoded
     # the whole graph, then the shard tasks again: identical objects, the marker is honoured
     with dask.config.set(scheduler="sync"):
         dask.get(graph.dsk, graph.tile_keys)

@@ -58,6 +58,10 @@ class ScratchSpec:
         """Location of one tile's partials."""
         return self.root.join(group or "_", f"{ty}_{tx}")
 
+    def finished_tile(self, group: str, ty: int, tx: int) -> Location:
+        """Location of one finished tile of a sharded store, encoded, waiting for its shard's task."""
+        return self.root.join(group or "_", f"{ty}_{tx}.tile")
+
     def location(self, url: str) -> Location:
         """A location of this scratch space from its URL (with the scratch's storage options)."""
         return Location(url, self.root.storage_options)

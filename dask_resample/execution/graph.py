@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +45,12 @@ from ..store import (
     Location,
     StoreSpec,
     as_location,
+    encode_tile_chunks,
+    read_encoded_tile,
+    shard_codecs,
     shard_marker,
     tile_marker,
+    write_encoded_tile,
     write_shard,
     write_tile,
 )
@@ -71,6 +75,10 @@ class GraphKeys:
     def scratch(self) -> str:
         """Key of the shared :class:`~dask_resample.drizzle.scratch.ScratchSpec`."""
         return f"scratch-{self.token}"
+
+    def codecs(self, group: str) -> str:
+        """Key of the shared metadata of ``group``'s sharded arrays (:func:`~dask_resample.store.shard_codecs`)."""
+        return f"shard-codecs-{self.token}-{group}"
 
     def exposure(self, i: int) -> tuple:
         """Key of exposure ``i``'s drizzle task."""
@@ -140,14 +148,13 @@ class TileTask:
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard of one group: its tiles and the inputs that reach them (small)."""
+    """One shard of one group and its tiles (small)."""
 
     group: str
     sy: int
     sx: int
     store: StoreSpec
     tiles: tuple[TileTask, ...]
-    inputs: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -230,32 +237,51 @@ def reduce_tile(task: TileTask, contributions: Sequence[Any],
     return arrays, record
 
 
-@worker_task(lambda contributions, task, scratch: f"shard {task.sy},{task.sx}")
-def shard_task(contributions: Sequence[Any], task: ShardTask, scratch: ScratchSpec) -> dict[str, Any] | TaskFailure:
-    """Reduce a shard's tiles, write every array's whole shard, then its marker (a worker task).
+@worker_task(lambda contributions, task, scratch, codecs: f"tile {task.ty},{task.tx}")
+def encode_tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec,
+                     codecs: Mapping[str, Any]) -> dict[str, Any] | TaskFailure:
+    """Sum a tile's partials in input order, finalise it and encode it for its shard (a worker task).
 
-    ``contributions`` are the records of the drizzle tasks of ``task.inputs``
-    (every input that reaches one of the shard's tiles), in that order. Each
-    tile is reduced in its own input order and encoded at once into every
-    array's shard (:func:`~dask_resample.store.mosaic.write_shard`: encoded
-    bytes beyond a budget wait in a temporary file on this worker's node, read
-    back by this same task), so memory holds one tile's accumulator, then one
-    array's shard. A shard already marked complete (a retried task) is not
+    The tile of a sharded store: its chunks, encoded with the arrays' own
+    codecs (:func:`~dask_resample.store.encode_tile_chunks`), go to one
+    scratch object with the tile's record, read by the shard's task; its
+    partials are then removed. A retried task finds the object and returns
+    its record.
+    """
+    target = scratch.finished_tile(task.group, task.ty, task.tx)
+    if target.exists():
+        remove_tile(scratch, task.group, task.ty, task.tx)  # partials its inputs' retries may have rewritten
+        return read_encoded_tile(target)[0]
+    t0 = time.perf_counter()
+    arrays, record = reduce_tile(task, contributions, scratch)
+    blob, record["chunks"] = encode_tile_chunks(codecs, task.ty, task.tx, arrays, record["ctx_planes"])
+    del arrays
+    record["seconds"] = time.perf_counter() - t0
+    write_encoded_tile(target, record, blob)
+    remove_tile(scratch, task.group, task.ty, task.tx)
+    return record
+
+
+@worker_task(lambda tiles, task, scratch, codecs: f"shard {task.sy},{task.sx}")
+def shard_task(tiles: Sequence[dict[str, Any]], task: ShardTask, scratch: ScratchSpec,
+               codecs: Mapping[str, Any]) -> dict[str, Any] | TaskFailure:
+    """Write every array's whole shard from its finished tiles, then its marker (a worker task).
+
+    ``tiles`` are the records of the shard's :func:`encode_tile_task` tasks,
+    in ``task.tiles`` order; their encoded chunks are laid out into one object
+    per array (:func:`~dask_resample.store.write_shard`: encoded bytes beyond a
+    budget wait in a temporary file on this worker's node, read back by this
+    same task). A shard already marked complete (a retried task) is not
     written again.
     """
     if (done := shard_marker(task.store, task.sy, task.sx)) is not None:
         return done
     t0 = time.perf_counter()
-    by_input = dict(zip(task.inputs, contributions, strict=True))
-
-    def finished() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        for tile in task.tiles:  # one tile's accumulator at a time
-            arrays, record = reduce_tile(tile, [by_input[i] for i in tile.order], scratch)
-            yield record, arrays
-
-    record = write_shard(task.store, task.sy, task.sx, finished(), spill_dir=_local_temporary_directory())
-    for tile in task.tiles:
-        remove_tile(scratch, tile.group, tile.ty, tile.tx)
+    objects = [scratch.finished_tile(t.group, t.ty, t.tx) for t in task.tiles]
+    records = [{**record, "encoded": obj} for record, obj in zip(tiles, objects, strict=True)]
+    record = write_shard(task.store, task.sy, task.sx, records, codecs, spill_dir=_local_temporary_directory())
+    for obj in objects:
+        obj.remove()
     record["seconds"] = time.perf_counter() - t0
     return record
 
@@ -381,26 +407,35 @@ def build_graph(
         dsk[tk] = (tile_function or tile_task, [k.exposure(i) for i in indices], task, k.scratch, *extra)
         tile_keys.append(tk)
     if sharded:
-        tile_keys = _shard_tasks(dsk, tile_tasks, plan, k, store, arrays, shard_tiles_yx)
+        tile_keys = _shard_tasks(dsk, tile_tasks, k, store, arrays, shard_tiles_yx)
     return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
                        names={r.index: r.filename for r in plan.refs})
 
 
-def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], plan: MosaicPlan, k: GraphKeys, store: Location,
+def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], k: GraphKeys, store: Location,
                  arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
-    """Add one task per shard, fed by every exposure that reaches its tiles; return the shard keys."""
+    """Add a task per tile (reduce and encode) and one per shard (write), fed by its tiles; return the shard keys.
+
+    Each tile is finished as soon as its own exposures are drizzled, as on an
+    unsharded store; a shard's task only lays out its tiles' encoded chunks.
+    The arrays' metadata is read here once per group and shared by the tasks.
+    """
     ssy, ssx = shard_tiles_yx
     members: dict[tuple[str, tuple[int, int]], list[TileTask]] = {}
     for t in tiles:
         members.setdefault((t.group, (t.ty // ssy, t.tx // ssx)), []).append(t)
+    for group in sorted({t.group for t in tiles}):
+        dsk[k.codecs(group)] = shard_codecs(StoreSpec(location=store, group=group, arrays=arrays))
     shard_keys = []
     for (group, (sy, sx)), shard_tiles in members.items():
         shard_tiles = sorted(shard_tiles, key=lambda t: (t.ty, t.tx))
-        inputs = tuple(sorted({i for t in shard_tiles for i in t.order}))
+        for t in shard_tiles:
+            dsk[k.tile(group, (t.ty, t.tx))] = (encode_tile_task, [k.exposure(i) for i in t.order], t, k.scratch,
+                                               k.codecs(group))
         task = ShardTask(group=group, sy=sy, sx=sx, store=StoreSpec(location=store, group=group, arrays=arrays),
-                         tiles=tuple(shard_tiles), inputs=inputs)
+                         tiles=tuple(shard_tiles))
         sk = k.shard(group, (sy, sx))
-        dsk[sk] = (shard_task, [k.exposure(i) for i in inputs], task, k.scratch)
+        dsk[sk] = (shard_task, [k.tile(group, (t.ty, t.tx)) for t in shard_tiles], task, k.scratch, k.codecs(group))
         shard_keys.append(sk)
     return shard_keys
 

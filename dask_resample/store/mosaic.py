@@ -48,6 +48,7 @@ __all__ = [
     "MosaicExistsError",
     "StoreSpec",
     "create_store",
+    "encode_tile_chunks",
     "gwcs_from_attrs",
     "index_shards",
     "is_mosaic",
@@ -55,10 +56,14 @@ __all__ = [
     "open_mosaic",
     "read_metadata",
     "remove_partial_writes",
+    "read_encoded_tile",
     "remove_stale_siblings",
     "scratch_sibling",
+    "shard_codecs",
     "tile_marker",
     "tiles_done",
+    "write_encoded_tile",
+    "write_shard",
     "write_tile",
 ]
 
@@ -552,61 +557,136 @@ def write_tile(
 SHARD_MEMORY_BYTES = 128 * 2**20
 
 
-def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[tuple[Mapping[str, Any], Mapping[str, np.ndarray]]],
-                *, spill_dir: str | None = None) -> dict[str, Any]:
-    """Write one whole shard of every array from its finished tiles, then its marker.
+def shard_codecs(spec: StoreSpec) -> dict[str, dict[str, Any]]:
+    """The metadata of every sharded array of ``spec`` (``to_dict()`` form: small, picklable).
+
+    Read once, by the client, and carried by the graph to the tasks that encode
+    tiles (:func:`encode_tile_chunks`), which then need no request for it.
+    """
+    return {name: _open_array(spec, name, mode="r").metadata.to_dict() for name in spec.arrays}
+
+
+def encode_tile_chunks(codecs: Mapping[str, Any], ty: int, tx: int, arrays: Mapping[str, np.ndarray],
+                       ctx_planes: Sequence[int]) -> tuple[bytes, list[list[Any]]]:
+    """A finished tile's inner chunks, encoded for its shard, as one blob and its table of contents.
+
+    Parameters
+    ----------
+    codecs : mapping
+        ``name -> ChunkCodec`` (or the array metadata of :func:`shard_codecs`).
+    ty, tx : int
+        Tile index (one tile is one inner chunk of every array).
+    arrays : mapping
+        The tile's finished arrays; ``con`` holds the planes ``ctx_planes``.
+    ctx_planes : sequence of int
+
+    Returns
+    -------
+    blob : bytes
+        The encoded chunks, one after the other.
+    table : list
+        ``[name, chunk_coords, offset, length]`` per chunk that holds more than
+        the fill value (the others are left out, as zarr leaves them out).
+    """
+    from .shard_writer import ChunkCodec
+
+    parts: list[bytes] = []
+    table: list[list[Any]] = []
+    offset = 0
+    for name, codec in codecs.items():
+        if not isinstance(codec, ChunkCodec):
+            codec = ChunkCodec(codec, name)
+        chunks: list[tuple[tuple[int, ...], np.ndarray]]
+        if name == "con":  # the planes the tile's contributors set, one at a time
+            chunks = [((int(plane), ty, tx), arrays[name][k]) for k, plane in enumerate(ctx_planes)]
+        else:
+            chunks = [((ty, tx), arrays[name])]
+        for coords, values in chunks:
+            data = codec.encode(values)
+            if data is None:
+                continue
+            table.append([name, list(coords), offset, len(data)])
+            parts.append(data)
+            offset += len(data)
+    return b"".join(parts), table
+
+
+_ENCODED_HEADER = 8  # bytes of the record's length before a finished tile's record and chunks
+
+
+def write_encoded_tile(location: Location, record: Mapping[str, Any], blob: bytes) -> None:
+    """Write a finished tile (its record, then its encoded chunks) as one object, whole.
+
+    The record (JSON, with the ``chunks`` table of :func:`encode_tile_chunks`)
+    makes the object self-describing: a retried task reads it back
+    (:func:`read_encoded_tile`) instead of finishing the tile again.
+    """
+    head = json.dumps(dict(record), default=_json_default, sort_keys=True).encode()
+    location.write_bytes(b"".join([len(head).to_bytes(_ENCODED_HEADER, "little"), head, blob]))
+
+
+def read_encoded_tile(location: Location) -> tuple[dict[str, Any], memoryview]:
+    """The record and the encoded chunks of an object of :func:`write_encoded_tile` (one read)."""
+    data = memoryview(location.read_bytes())
+    n = int.from_bytes(data[:_ENCODED_HEADER], "little")
+    return json.loads(bytes(data[_ENCODED_HEADER : _ENCODED_HEADER + n])), data[_ENCODED_HEADER + n :]
+
+
+def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, Any]],
+                codecs: Mapping[str, Any], *, spill_dir: str | None = None) -> dict[str, Any]:
+    """Write one whole shard of every array from its tiles' encoded chunks, then its marker.
 
     One task writes each shard object once, whole (zarr-python rewrites a
     whole shard on any partial write, so two writers of one shard would lose
-    updates). Each tile is encoded as it comes, into every array's
-    :class:`~dask_resample.store.shard_writer.ShardEncoder` (one inner chunk per
-    tile and array, one per plane for ``con``, whose shard holds every plane),
-    and only the encoded bytes are kept: in memory up to
-    :data:`SHARD_MEMORY_BYTES`, the rest in a temporary file in ``spill_dir``.
-    So memory holds one tile's arrays, then one shard's bytes, and each tile is
-    encoded once.
+    updates). The tiles were finished and encoded by their own tasks
+    (:func:`encode_tile_chunks`); here each tile's blob is read once and its
+    chunks go to every array's :class:`~dask_resample.store.shard_writer.ShardEncoder`,
+    which keeps them in memory up to :data:`SHARD_MEMORY_BYTES` in all and the
+    rest in a temporary file in ``spill_dir``. So memory holds one tile's
+    blob, then one shard's bytes.
 
     Parameters
     ----------
     spec : StoreSpec
     sy, sx : int
         Shard index (along y and x).
-    tiles : iterable of (mapping, mapping)
-        The shard's finished tiles, one at a time: its record (``tile``
-        ``[ty, tx]`` and ``ctx_planes``, kept in the marker) and its arrays
-        (``con`` holding the planes ``ctx_planes``).
+    tiles : iterable of mapping
+        The records of the shard's finished tiles: ``tile`` (``[ty, tx]``),
+        ``ctx_planes``, ``chunks`` (the table of :func:`encode_tile_chunks`) and
+        ``encoded`` (the Location of its :func:`write_encoded_tile` object).
+    codecs : mapping
+        The arrays' metadata (:func:`shard_codecs`).
     spill_dir : str, optional
         A local directory for encoded bytes beyond the memory budget (default: the system's).
 
     Returns
     -------
     dict
-        The marker's record: the shard and its tiles' records.
+        The marker's record: the shard and its tiles' records (without the blob's table).
     """
-    from .shard_writer import ShardEncoder, shard_chunk_key
+    from .shard_writer import ChunkCodec, ShardEncoder
 
-    arrays = {name: _open_array(spec, name, mode="r") for name in spec.arrays}
-    coords = {name: (0, sy, sx) if name == "con" else (sy, sx) for name in spec.arrays}
-    per_array = SHARD_MEMORY_BYTES // max(1, len(arrays))
-    encoders = {name: ShardEncoder(arr, coords[name], memory_bytes=per_array, spill_dir=spill_dir)
-                for name, arr in arrays.items()}
+    per_array = SHARD_MEMORY_BYTES // max(1, len(spec.arrays))
+    encoders: dict[str, ShardEncoder] = {}
     records = []
     try:
-        for record, values in tiles:
-            ty, tx = (int(v) for v in record["tile"])
-            for name, encoder in encoders.items():
-                if name == "con":  # the planes the tile's contributors set, one at a time
-                    for k, plane in enumerate(record["ctx_planes"]):
-                        encoder.add((int(plane), ty, tx), values[name][k])
-                else:
-                    encoder.add((ty, tx), values[name])
-            records.append(dict(record))
-            del values
+        for name in spec.arrays:
+            codec = ChunkCodec(codecs[name], name)
+            coords = (0, sy, sx) if name == "con" else (sy, sx)
+            encoders[name] = ShardEncoder(codec, coords, memory_bytes=per_array, spill_dir=spill_dir)
+        for record in tiles:
+            if record["chunks"]:
+                _, blob = read_encoded_tile(record["encoded"])
+                for name, chunk_coords, offset, length in record["chunks"]:
+                    encoders[name].add_encoded(tuple(chunk_coords), bytes(blob[offset : offset + length]))
+                del blob
+            records.append({k: v for k, v in record.items() if k not in ("encoded", "chunks")})
         for name, encoder in encoders.items():
             data = encoder.to_bytes()
             encoder.close()
+            coords = (0, sy, sx) if name == "con" else (sy, sx)
             target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
-                                        *shard_chunk_key(arrays[name], coords[name]).split("/"))
+                                        *encoder.codec.shard_key(coords).split("/"))
             if data is None:
                 target.remove()  # every tile holds the fill value: no object, as zarr writes none
             else:

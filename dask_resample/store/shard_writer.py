@@ -20,6 +20,11 @@ at a time instead:
 
 Memory then holds one tile and the shard's encoded bytes, whatever the shard's
 size or its number of planes. Readers see an ordinary Zarr v3 shard.
+
+The inner chunks may also be encoded elsewhere, earlier (:class:`ChunkCodec`,
+built from the array's metadata alone, by the task that finishes each tile)
+and handed over as bytes (:meth:`ShardEncoder.add_encoded`): the shard's
+writer then only lays them out.
 """
 
 from __future__ import annotations
@@ -30,17 +35,28 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["ShardEncoder", "encode_shard", "shard_chunk_key"]
+__all__ = ["ChunkCodec", "ShardEncoder", "encode_shard", "shard_chunk_key"]
 
 _EMPTY = np.uint64(2**64 - 1)  # offset and length of an absent inner chunk (sharding specification)
 
 
-def _sharding_codec(array: Any) -> Any:
+def _metadata(array: Any) -> Any:
+    """The ``ArrayV3Metadata`` of a zarr array, of metadata, or of its ``to_dict()`` form."""
+    from zarr.core.metadata import ArrayV3Metadata
+
+    if isinstance(array, ArrayV3Metadata):
+        return array
+    if isinstance(array, dict):
+        return ArrayV3Metadata.from_dict(dict(array))
+    return array.metadata
+
+
+def _sharding_codec(metadata: Any, name: str) -> Any:
     from zarr.codecs import ShardingCodec
 
-    codecs = array.metadata.codecs
+    codecs = metadata.codecs
     if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
-        raise ValueError(f"{array.path}: not a sharded array")
+        raise ValueError(f"{name}: not a sharded array")
     return codecs[0]
 
 
@@ -82,6 +98,62 @@ class _OneChunkEncoder:
         return None if buf is None else buf.to_bytes()
 
 
+class ChunkCodec:
+    """The inner chunks of one sharded Zarr v3 array: their grid and their encoding.
+
+    Parameters
+    ----------
+    array : zarr.Array, ArrayV3Metadata or dict
+        The array, its metadata, or the metadata's ``to_dict()`` form (small and
+        picklable: what a graph carries to the tasks that encode tiles).
+    name : str
+        The array's name, for messages.
+    write_empty : bool
+        Keep chunks that hold only the fill value (zarr's ``write_empty_chunks``;
+        this package's stores leave them out, as zarr does by default).
+    """
+
+    def __init__(self, array: Any, name: str = "array", *, write_empty: bool = False) -> None:
+        metadata = _metadata(array)
+        self.name = str(getattr(array, "path", None) or name)
+        self.sharding = _sharding_codec(metadata, self.name)
+        self.inner = tuple(int(v) for v in self.sharding.chunk_shape)
+        shard_shape = tuple(int(v) for v in metadata.chunk_grid.chunk_shape)
+        self.per_shard = tuple(s // c for s, c in zip(shard_shape, self.inner, strict=True))
+        self.dtype = np.dtype(metadata.dtype.to_native_dtype()) if hasattr(metadata.dtype, "to_native_dtype") \
+            else np.dtype(metadata.dtype)
+        self.fill = metadata.fill_value
+        self._metadata = metadata
+        self._encoder = _OneChunkEncoder(self.inner, self.dtype, self.fill, self.sharding.codecs, write_empty)
+
+    def encode(self, values: np.ndarray) -> bytes | None:
+        """The encoded bytes of one inner chunk; ``None`` if it holds only the fill value.
+
+        ``values`` are clipped at the array's edge as a read of that chunk returns
+        them (the rest is fill, as zarr pads it); leading unit axes may be left out.
+        """
+        values = np.asarray(values, dtype=self.dtype)
+        if values.ndim < len(self.inner):  # leading unit axes may be left out (one plane of ``con``)
+            values = values.reshape((1,) * (len(self.inner) - values.ndim) + values.shape)
+        if values.shape != self.inner:
+            full = np.full(self.inner, self.fill, dtype=self.dtype)
+            full[tuple(slice(0, n) for n in values.shape)] = values
+            values = full
+        return self._encoder.encode(values)
+
+    def shard_key(self, shard_coords: tuple[int, ...]) -> str:
+        """The store key of shard ``shard_coords``, relative to the array."""
+        return str(self._metadata.encode_chunk_key(tuple(int(v) for v in shard_coords)))
+
+    def encode_index(self, index: np.ndarray) -> bytes:
+        """A shard's encoded index (its ``(offset, length)`` pairs, with the index codecs)."""
+        size = int(self.sharding._shard_index_size(self.per_shard))
+        data = _OneChunkEncoder(index.shape, np.uint64, 0, self.sharding.index_codecs, write_empty=True).encode(index)
+        if data is None or len(data) != size:
+            raise RuntimeError(f"{self.name}: shard index encoded to an unexpected size")
+        return data
+
+
 def _write_order(codec: Any, per_shard: tuple[int, ...]) -> Iterable[tuple[int, ...]]:
     """Inner chunks in the order zarr lays them out (its ``subchunk_write_order``, Morton by default).
 
@@ -95,7 +167,7 @@ def _write_order(codec: Any, per_shard: tuple[int, ...]) -> Iterable[tuple[int, 
 
 def shard_chunk_key(array: Any, shard_coords: tuple[int, ...]) -> str:
     """The store key of shard ``shard_coords`` of ``array``, relative to the array."""
-    return array.metadata.encode_chunk_key(tuple(int(v) for v in shard_coords))
+    return str(_metadata(array).encode_chunk_key(tuple(int(v) for v in shard_coords)))
 
 
 class _EncodedChunks:
@@ -138,16 +210,16 @@ class ShardEncoder:
     """One whole shard of a sharded Zarr v3 array, built one inner chunk at a time.
 
     Each inner chunk is encoded as it is added (with the array's own inner
-    codecs) and only its encoded bytes are kept: in memory up to
-    ``memory_bytes`` in all, then in an anonymous temporary file in
-    ``spill_dir``. :meth:`to_bytes` lays them out with their index. Memory
+    codecs), or added already encoded, and only its encoded bytes are kept: in
+    memory up to ``memory_bytes`` in all, then in an anonymous temporary file
+    in ``spill_dir``. :meth:`to_bytes` lays them out with their index. Memory
     holds one chunk's values and, at the end, the one shard's bytes, whatever
     the number of chunks.
 
     Parameters
     ----------
-    array : zarr.Array
-        A sharded Zarr v3 array (read for its metadata only).
+    array : zarr.Array, ArrayV3Metadata, dict or ChunkCodec
+        The sharded array (read for its metadata only), or its :class:`ChunkCodec`.
     shard_coords : tuple of int
         The shard's position in the shard grid.
     memory_bytes : int
@@ -158,19 +230,18 @@ class ShardEncoder:
 
     def __init__(self, array: Any, shard_coords: tuple[int, ...], *, memory_bytes: int = 2**62,
                  spill_dir: str | None = None) -> None:
-        self._array_path = array.path
-        self._codec = _sharding_codec(array)
-        self._inner = tuple(int(v) for v in self._codec.chunk_shape)
-        shard_shape = tuple(int(v) for v in array.shards)
-        self._per_shard = tuple(s // c for s, c in zip(shard_shape, self._inner, strict=True))
+        self.codec = array if isinstance(array, ChunkCodec) else ChunkCodec(
+            array, write_empty=bool(getattr(getattr(array, "config", None), "write_empty_chunks", False)))
         self._shard_coords = tuple(int(v) for v in shard_coords)
-        self._origin = tuple(v * n for v, n in zip(self._shard_coords, self._per_shard, strict=True))
-        self._dtype = array.dtype
-        self._fill = array.metadata.fill_value
-        self._encoder = _OneChunkEncoder(self._inner, array.dtype, self._fill, self._codec.codecs,
-                                         write_empty=bool(array.config.write_empty_chunks))
+        self._origin = tuple(v * n for v, n in zip(self._shard_coords, self.codec.per_shard, strict=True))
         self._chunks = _EncodedChunks(memory_bytes, spill_dir)
         self._encoded: dict[tuple[int, ...], bytes | tuple[int, int]] = {}
+
+    def _local(self, chunk_coords: tuple[int, ...]) -> tuple[int, ...]:
+        local = tuple(int(c) - o for c, o in zip(chunk_coords, self._origin, strict=True))
+        if any(not 0 <= v < n for v, n in zip(local, self.codec.per_shard, strict=True)):
+            raise ValueError(f"inner chunk {tuple(chunk_coords)} is not in shard {self._shard_coords}")
+        return local
 
     def add(self, chunk_coords: tuple[int, ...], values: np.ndarray) -> None:
         """Encode one inner chunk.
@@ -183,17 +254,14 @@ class ShardEncoder:
             Its values, clipped at the array's edge as a read of that chunk returns them
             (leading unit axes may be left out). Chunks never added hold the fill value.
         """
-        local = tuple(int(c) - o for c, o in zip(chunk_coords, self._origin, strict=True))
-        if any(not 0 <= v < n for v, n in zip(local, self._per_shard, strict=True)):
-            raise ValueError(f"inner chunk {tuple(chunk_coords)} is not in shard {self._shard_coords}")
-        values = np.asarray(values, dtype=self._dtype)
-        if values.ndim < len(self._inner):  # leading unit axes may be left out (one plane of ``con``)
-            values = values.reshape((1,) * (len(self._inner) - values.ndim) + values.shape)
-        if values.shape != self._inner:  # an edge chunk: the rest of the chunk is fill, as zarr pads it
-            full = np.full(self._inner, self._fill, dtype=self._dtype)
-            full[tuple(slice(0, n) for n in values.shape)] = values
-            values = full
-        data = self._encoder.encode(values)
+        local = self._local(chunk_coords)
+        self._keep(local, self.codec.encode(values))
+
+    def add_encoded(self, chunk_coords: tuple[int, ...], data: bytes | None) -> None:
+        """Add one inner chunk already encoded by this array's :class:`ChunkCodec` (``None``: only fill)."""
+        self._keep(self._local(chunk_coords), data)
+
+    def _keep(self, local: tuple[int, ...], data: bytes | None) -> None:
         if data is not None:
             self._encoded[local] = self._chunks.put(data)
         else:
@@ -203,7 +271,7 @@ class ShardEncoder:
         """The shard object; ``None`` when every inner chunk holds only the fill value (zarr writes none)."""
         if not self._encoded:
             return None
-        codec, per_shard = self._codec, self._per_shard
+        codec, per_shard = self.codec.sharding, self.codec.per_shard
         index_size = int(codec._shard_index_size(per_shard))
         at_start = str(getattr(codec.index_location, "value", codec.index_location)) == "start"
         index = np.full((*per_shard, 2), _EMPTY, dtype=np.uint64)
@@ -217,10 +285,7 @@ class ShardEncoder:
             index[local] = (offset, len(data))
             parts.append(data)
             offset += len(data)
-        index_encoder = _OneChunkEncoder(index.shape, np.uint64, 0, codec.index_codecs, write_empty=True)
-        index_bytes = index_encoder.encode(index)
-        if index_bytes is None or len(index_bytes) != index_size:
-            raise RuntimeError(f"{self._array_path}: shard index encoded to an unexpected size")
+        index_bytes = self.codec.encode_index(index)
         return b"".join([index_bytes, *parts] if at_start else [*parts, index_bytes])
 
     def close(self) -> None:
