@@ -392,6 +392,17 @@ def _clip_polygon_to_window(p: np.ndarray, np_: int, wnd: np.ndarray, nw: int) -
     return pout.copy(), n_out, False
 
 
+@_jit_inline
+def _squared_distance(pixmap: np.ndarray, x_in: float, y_in: float, x_out: float, y_out: float) -> tuple[bool, float]:
+    """Squared distance from ``(x_out, y_out)`` to where input ``(x_in, y_in)`` maps (``invert_pixmap``)."""
+    ok, xo, yo = _interpolate_point(pixmap, x_in, y_in)
+    if not ok:
+        return False, 0.0
+    ex = xo - x_out
+    ey = yo - y_out
+    return True, ex * ex + ey * ey
+
+
 @_jit
 def _invert_pixmap(
     pixmap: np.ndarray, xmin: int, xmax: int, ymin: int, ymax: int, x_out: float, y_out: float
@@ -410,30 +421,18 @@ def _invert_pixmap(
         x2 = x_lo + _GOLDEN * dx
         y1 = y_hi - _GOLDEN * dy
         y2 = y_lo + _GOLDEN * dy
-        ok, xo, yo = _interpolate_point(pixmap, x1, y1)
+        ok, d11 = _squared_distance(pixmap, x1, y1, x_out, y_out)
         if not ok:
             return False, 0.0, 0.0
-        ex = xo - x_out
-        ey = yo - y_out
-        d11 = ex * ex + ey * ey
-        ok, xo, yo = _interpolate_point(pixmap, x1, y2)
+        ok, d12 = _squared_distance(pixmap, x1, y2, x_out, y_out)
         if not ok:
             return False, 0.0, 0.0
-        ex = xo - x_out
-        ey = yo - y_out
-        d12 = ex * ex + ey * ey
-        ok, xo, yo = _interpolate_point(pixmap, x2, y1)
+        ok, d21 = _squared_distance(pixmap, x2, y1, x_out, y_out)
         if not ok:
             return False, 0.0, 0.0
-        ex = xo - x_out
-        ey = yo - y_out
-        d21 = ex * ex + ey * ey
-        ok, xo, yo = _interpolate_point(pixmap, x2, y2)
+        ok, d22 = _squared_distance(pixmap, x2, y2, x_out, y_out)
         if not ok:
             return False, 0.0, 0.0
-        ex = xo - x_out
-        ey = yo - y_out
-        d22 = ex * ex + ey * ey
         if d11 < d12 and d11 < d21 and d11 < d22:
             x_hi = x2
             y_hi = y2
