@@ -14,6 +14,21 @@ from types import MappingProxyType
 
 __all__ = ["PIXEL", "ROMAN_PIXEL"]
 
+#: Bits 15 to 25: the same names in the JWST and the Roman WFI tables.
+_TELEGRAPH_TO_UNRELIABLE_FLAT = {
+    "TELEGRAPH": 1 << 15,
+    "NONLINEAR": 1 << 16,
+    "BAD_REF_PIXEL": 1 << 17,
+    "NO_FLAT_FIELD": 1 << 18,
+    "NO_GAIN_VALUE": 1 << 19,
+    "NO_LIN_CORR": 1 << 20,
+    "NO_SAT_CHECK": 1 << 21,
+    "UNRELIABLE_BIAS": 1 << 22,
+    "UNRELIABLE_DARK": 1 << 23,
+    "UNRELIABLE_SLOPE": 1 << 24,
+    "UNRELIABLE_FLAT": 1 << 25,
+}
+
 #: DQ flag name -> bit value of the JWST pixel DQ array.
 PIXEL = MappingProxyType({
     "GOOD": 0,
@@ -32,17 +47,7 @@ PIXEL = MappingProxyType({
     "WARM": 1 << 12,
     "LOW_QE": 1 << 13,
     "RC": 1 << 14,
-    "TELEGRAPH": 1 << 15,
-    "NONLINEAR": 1 << 16,
-    "BAD_REF_PIXEL": 1 << 17,
-    "NO_FLAT_FIELD": 1 << 18,
-    "NO_GAIN_VALUE": 1 << 19,
-    "NO_LIN_CORR": 1 << 20,
-    "NO_SAT_CHECK": 1 << 21,
-    "UNRELIABLE_BIAS": 1 << 22,
-    "UNRELIABLE_DARK": 1 << 23,
-    "UNRELIABLE_SLOPE": 1 << 24,
-    "UNRELIABLE_FLAT": 1 << 25,
+    **_TELEGRAPH_TO_UNRELIABLE_FLAT,
     "OPEN": 1 << 26,
     "ADJ_OPEN": 1 << 27,
     "FLUX_ESTIMATED": 1 << 28,
@@ -70,17 +75,7 @@ ROMAN_PIXEL = MappingProxyType({
     "HOT": 1 << 11,
     "WARM": 1 << 12,
     "LOW_QE": 1 << 13,
-    "TELEGRAPH": 1 << 15,
-    "NONLINEAR": 1 << 16,
-    "BAD_REF_PIXEL": 1 << 17,
-    "NO_FLAT_FIELD": 1 << 18,
-    "NO_GAIN_VALUE": 1 << 19,
-    "NO_LIN_CORR": 1 << 20,
-    "NO_SAT_CHECK": 1 << 21,
-    "UNRELIABLE_BIAS": 1 << 22,
-    "UNRELIABLE_DARK": 1 << 23,
-    "UNRELIABLE_SLOPE": 1 << 24,
-    "UNRELIABLE_FLAT": 1 << 25,
+    **_TELEGRAPH_TO_UNRELIABLE_FLAT,
     "RESERVED_5": 1 << 26,
     "RESERVED_6": 1 << 27,
     "UNRELIABLE_RESET": 1 << 28,

@@ -23,6 +23,8 @@ import numpy as np
 from ..inputs.io import ExposureRef, load_model_dict
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
+from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, fused_applies
+from .passes import fused_kernel_available as fused_kernel_available  # re-exported: api, tests
 from .worker_memory import release_free_memory
 
 __all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -401,174 +403,16 @@ def _drizzle_frame(
     }
     shape = (fy1 - fy0, fx1 - fx0)
     parts: dict[tuple[int, int], list] = {}
+    frame_pass = Frame(kwargs, shape, params, boxes, parts)
     if spec.fused_kernel and fused_applies(params.kernel, params.pixfrac):
-        _fused_passes(data, dq, err, variances, kwargs, shape, params, boxes, parts)
+        _fused_passes(data, dq, err, variances, frame_pass)
     else:
-        _c_passes(data, weight, dq, err, variances, kwargs, shape, params, boxes, parts)
+        _c_passes(data, weight, dq, err, variances, frame_pass)
     for key in boxes:
         parts[key].append(None)
     if exptime_image is not None:
-        _exptime_pass(exptime_image, kwargs, shape, params, boxes, parts)
+        _exptime_pass(exptime_image, frame_pass)
     return {key: tuple(v) for key, v in parts.items()}
-
-
-def _cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
-    """A copy of ``a[sl]`` (``None`` stays ``None``)."""
-    return None if a is None else a[sl].copy()
-
-
-def fused_applies(kernel: str, pixfrac: float) -> bool:
-    """Whether :mod:`dask_resample.drizzle.fused_kernel` drizzles with ``kernel`` and ``pixfrac``.
-
-    It covers ``square`` and ``turbo`` (drizzle itself uses its point kernel for
-    ``pixfrac <= 0.001``) and needs numba (the ``fast`` extra); other cases keep
-    drizzle's C kernel.
-    """
-    if pixfrac <= 0.001 or not fused_kernel_available():
-        return False
-    from .fused_kernel import KERNELS
-
-    return kernel in KERNELS
-
-
-def fused_kernel_available() -> bool:
-    """Whether numba, and so :mod:`dask_resample.drizzle.fused_kernel`, can be imported here."""
-    global _FUSED_AVAILABLE
-    if _FUSED_AVAILABLE is None:
-        try:
-            from . import fused_kernel  # noqa: F401
-        except ImportError:
-            _FUSED_AVAILABLE = False
-            log.info("numba is not installed: drizzling with drizzle's C kernel (pip install 'dask-resample[fast]')")
-        else:
-            _FUSED_AVAILABLE = True
-    return _FUSED_AVAILABLE
-
-
-_FUSED_AVAILABLE: bool | None = None
-
-
-def _c_passes(
-    data: np.ndarray,
-    weight: np.ndarray,
-    dq: np.ndarray | None,
-    err: np.ndarray | None,
-    variances: dict[str, np.ndarray],
-    kwargs: dict[str, Any],
-    shape: tuple[int, int],
-    params: ResampleParams,
-    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
-    parts: dict[tuple[int, int], list],
-) -> None:
-    """drizzle's C kernel: one ``add_image`` for the data, then one per error and variance plane."""
-    from drizzle.resample import Drizzle
-
-    cut = _cut
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        driz = Drizzle(
-            kernel=params.kernel, fillval="0", out_shape=shape,
-            disable_ctx=not params.enable_ctx, begin_ctx_id=0, max_ctx_id=0,
-        )
-        if dq is not None:
-            driz.add_image(data, dq=dq, **kwargs)
-        else:
-            driz.add_image(data, **kwargs)
-        covered = driz.out_wht != 0
-        img_all = np.where(covered, driz.out_img, np.float32(0))
-        ctx_all = (driz.out_ctx[0] != 0) if params.enable_ctx else None
-        dq_all = driz.out_dq if dq is not None else None
-        for key, (_, _, sl) in boxes.items():
-            parts[key] = [cut(img_all, sl), cut(driz.out_wht, sl), cut(ctx_all, sl), cut(dq_all, sl), None, {}]
-        del driz, img_all, ctx_all, dq_all
-        if err is not None:
-            derr = Drizzle(kernel=params.kernel, fillval="0", out_shape=shape, disable_ctx=True)
-            derr.add_image(err, **kwargs)
-            err_all = np.where(covered, derr.out_img, np.float32(0))
-            del derr
-            for key, (_, _, sl) in boxes.items():
-                parts[key][4] = cut(err_all, sl)
-            del err_all
-        for name, var in variances.items():
-            dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=shape, disable_ctx=True)
-            with np.errstate(invalid="ignore"):
-                sqrt_var = np.sqrt(var)
-            dv.add_image(sqrt_var, **kwargs)
-            del sqrt_var
-            for key, (_, _, sl) in boxes.items():
-                parts[key][5][name] = dv.out_img[sl] ** 2
-            del dv
-
-
-def _fused_passes(
-    data: np.ndarray,
-    dq: np.ndarray | None,
-    err: np.ndarray | None,
-    variances: dict[str, np.ndarray],
-    kwargs: dict[str, Any],
-    shape: tuple[int, int],
-    params: ResampleParams,
-    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
-    parts: dict[tuple[int, int], list],
-) -> None:
-    """One pass of :class:`~dask_resample.drizzle.fused_kernel.FusedDrizzle` for every plane.
-
-    The frame is fresh, so each plane's weight is the data's: the drizzled error
-    and every ``(drizzled sqrt(var))**2`` equal what the separate C passes of
-    :func:`_c_passes` give (``tests/test_fused_kernel.py``). A variance of lower
-    precision than float32 (Roman's float16) has its square root taken in its own
-    dtype, as the C passes take it (``numpy.sqrt``), and is drizzled as a plane.
-    """
-    from .fused_kernel import FusedDrizzle
-
-    planes = {"err": err} if err is not None else {}
-    exact = {n: v for n, v in variances.items() if np.asarray(v).dtype in (np.float32, np.float64)}
-    with np.errstate(invalid="ignore"):
-        rooted = {n: np.sqrt(v) for n, v in variances.items() if n not in exact}
-    planes.update({f"sqrt {n}": v for n, v in rooted.items()})
-    driz = FusedDrizzle(
-        shape, kernel=params.kernel, fillval=0.0, begin_ctx_id=0, max_ctx_id=0,
-        disable_ctx=not params.enable_ctx, plane_names=tuple(planes), plane_fillval=0.0,
-        variance_names=tuple(exact), accumulate_variances=False,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        driz.add_image(data, planes=planes, variances=exact, dq=dq, **kwargs)
-    del rooted
-    ctx_all = (driz.out_ctx[0] != 0) if driz.out_ctx is not None else None  # None: not params.enable_ctx
-    err_all = driz.out_planes.get("err")
-    var_all = {}
-    for name in variances:
-        if name in exact:
-            var_all[name] = driz.input_variance(name)
-        else:
-            m = driz.out_planes[f"sqrt {name}"]
-            np.multiply(m, m, out=m)
-            m[driz.out_wht == 0] = np.nan
-            var_all[name] = m
-    for key, (_, _, sl) in boxes.items():
-        parts[key] = [_cut(driz.out_img, sl), _cut(driz.out_wht, sl), _cut(ctx_all, sl), _cut(driz.out_dq, sl),
-                      _cut(err_all, sl), {name: _cut(v, sl) for name, v in var_all.items()}]
-
-
-def _exptime_pass(
-    exptime_image: tuple[np.ndarray, np.ndarray],
-    kwargs: dict[str, Any],
-    shape: tuple[int, int],
-    params: ResampleParams,
-    boxes: dict[tuple[int, int], tuple[int, int, tuple[slice, slice]]],
-    parts: dict[tuple[int, int], list],
-) -> None:
-    """romancal's ``ExptimeResampler`` image of this input (drizzle's C): the last item of each part."""
-    from drizzle.resample import Drizzle
-
-    image, unit_weight = exptime_image
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dt = Drizzle(kernel=params.kernel, fillval=0, out_shape=shape, disable_ctx=True)
-        dt.add_image(image, **{**kwargs, "exptime": 1.0, "weight_map": unit_weight, "pixfrac": 1.0})
-    for key, (_, _, sl) in boxes.items():
-        parts[key][6] = _cut(dt.out_img, sl)
 
 
 def _cropped(

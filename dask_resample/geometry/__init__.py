@@ -7,50 +7,5 @@ the output grid (``pixmap``, ``pixmap_program``, ``pixmap_compiled``). The names
 re-exported here, so ``from dask_resample.geometry import OutputGrid`` works.
 """
 
-from .grids import (
-    OUTLINE_POINTS_PER_EDGE,
-    OutputGrid,
-    Tile,
-    TileGrid,
-    affine_fits_header,
-    affine_gwcs,
-    corner_footprint,
-    cutout_box,
-    fits_wcs_from_cards,
-    gwcs_from_text,
-    gwcs_to_text,
-    image_corners_xy,
-    outline_from_wcs,
-    pixel_bounds,
-    s_region_from_wcs,
-    sky_polygons,
-    split_sregions,
-    sregion_polygons,
-    subgrid_metadata,
-    wcs_to_fits_header,
-    without_bounding_box,
-)
-
-__all__ = [
-    "OUTLINE_POINTS_PER_EDGE",
-    "OutputGrid",
-    "Tile",
-    "TileGrid",
-    "affine_fits_header",
-    "affine_gwcs",
-    "corner_footprint",
-    "cutout_box",
-    "fits_wcs_from_cards",
-    "gwcs_from_text",
-    "gwcs_to_text",
-    "image_corners_xy",
-    "outline_from_wcs",
-    "pixel_bounds",
-    "s_region_from_wcs",
-    "sky_polygons",
-    "split_sregions",
-    "sregion_polygons",
-    "subgrid_metadata",
-    "wcs_to_fits_header",
-    "without_bounding_box",
-]
+from .grids import *  # noqa: F403 - every name of grids.__all__
+from .grids import __all__ as __all__

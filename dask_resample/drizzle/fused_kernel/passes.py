@@ -1,0 +1,328 @@
+"""The ``square`` and ``turbo`` passes of the fused kernels and what runs after them (fill, stcal variances)."""
+
+# The C's ternaries (MAX, MIN, clamps) stay ternaries: min/max differ from them for NaN and signed zeros.
+# ruff: noqa: FURB136, PLR1730
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .common import _NO_PSCALE, _OK, _imax, _imin, _jit, _jit_inline, _nintd
+from .geometry import _boxer, _over, _square_corners, _turbo_box
+from .scanner import _compute_pscale_ratio, _init_image_scanner, _scanline_limits
+
+# --------------------------------------------------------------------------- accumulation (per output pixel hit)
+
+
+@_jit_inline
+def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.float32, cd: float) -> np.float32:
+    """The running weighted mean of one plane after one contribution (``update_data``).
+
+    ``c`` is the plane's weight before the contribution ``(value, dow)`` and ``cd``
+    the widened float32 sum ``c + dow``: ``value`` if ``c == 0``, else
+    ``float32((old * c + dow * value) / cd)`` with the numerator in float32.
+    Scalars only: the drivers load and store (an array passed to an inlined
+    function costs a reference count per call).
+    """
+    if c == 0.0:
+        return value
+    return np.float32((old * c + dow * value) / cd)
+
+
+# --------------------------------------------------------------------------- drivers (one pass over the input)
+#
+# Optional outputs and inputs are passed as None: numba compiles one specialisation
+# per combination actually used (and caches it), with the unused branches removed.
+
+
+@_jit
+def _square_pass(
+    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
+    iscale: np.float32, pixfrac: float, xmin: int, xmax: int, ymin: int, ymax: int,
+    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
+    dq: np.ndarray | None, out_dq: np.ndarray | None,
+    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
+    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
+) -> tuple[int, int, int]:
+    """``do_kernel_square``: one pass over the input; ``box`` receives the touched output box.
+
+    Returns
+    -------
+    status, nmiss, nskip
+    """
+    out_ny, out_nx = out_img.shape
+    dh = 0.5 * pixfrac
+    ok, y_first, y_last, left, right, state, min_y, max_y, _poly, _npoly = _init_image_scanner(
+        pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
+    )
+    if not ok:
+        return _OK, 0, 0
+    nskip = (ymax - ymin) - (y_last - y_first)
+    nmiss = nskip * (xmax - xmin)
+    d_extra = np.zeros(max(n_extra, 1), np.float32)
+    dq_val = np.uint32(0)
+    by0 = out_ny
+    by1 = -1
+    bx0 = out_nx
+    bx1 = -1
+    for j in range(y_first, y_last + 1):
+        code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
+        if code == 1:
+            nskip += y_last + 1 - j
+            nmiss += (y_last + 1 - j) * (xmax - xmin)
+            break
+        elif code == 2 or code == 3:
+            nmiss += xmax - xmin
+            nskip += 1
+            continue
+        nmiss += (xmax - xmin) - (x_last + 1 - x_first)
+        for i in range(x_first, x_last + 1):
+            nhit = 0
+            # geometry: the pixel's footprint, once
+            ok, x0, x1, x2, x3, y0, y1, y2, y3 = _square_corners(pixmap, i, j, dh)
+            if ok:
+                jaco = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
+                d = np.float32(data[j, i]) * iscale
+                if extra_in is not None:
+                    for k in range(n_extra):
+                        v = extra_in[k][j, i]
+                        if extra_sqrt[k]:
+                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+                        else:
+                            d_extra[k] = np.float32(v) * iscale
+                if weights is None:
+                    wpix = np.float32(1.0) * wscale
+                else:
+                    wpix = np.float32(weights[j, i]) * wscale
+                w = wpix / jaco
+                if dq is not None:
+                    dq_val = np.uint32(dq[j, i])
+                jj0 = _imax(_nintd(min(min(y0, y1), min(y2, y3))), 0)
+                jj1 = _imin(_nintd(max(max(y0, y1), max(y2, y3))), out_ny - 1)
+                ii0 = _imax(_nintd(min(min(x0, x1), min(x2, x3))), 0)
+                ii1 = _imin(_nintd(max(max(x0, x1), max(x2, x3))), out_nx - 1)
+                for jj in range(jj0, jj1 + 1):
+                    for ii in range(ii0, ii1 + 1):
+                        # geometry: its overlap with one output pixel, once for every plane
+                        dover = _boxer(float(ii), float(jj), x0, x1, x2, x3, y0, y1, y2, y3)
+                        if dover != 0.0:
+                            dow = np.float32(dover * w)
+                            nhit += 1
+                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+                                if dow > 0.0:
+                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
+                            if dow != 0.0:
+                                by0 = min(by0, jj)
+                                by1 = max(by1, jj)
+                                bx0 = min(bx0, ii)
+                                bx1 = max(bx1, ii)
+                                vc = out_wht[jj, ii]
+                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
+                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
+                                out_wht[jj, ii] = vcd
+                                if out_dq is not None:
+                                    if vc == 0.0:
+                                        out_dq[jj, ii] = dq_val
+                                    else:
+                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                if extra_out is not None:
+                                    ve = vc
+                                    ved = vcd
+                                    if exp_wht is not None:
+                                        ve = exp_wht[jj, ii]
+                                        ved = np.float64(ve + dow)
+                                        exp_wht[jj, ii] = ved
+                                    for k in range(n_extra):
+                                        if extra_own[k]:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                        else:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
+            if nhit == 0:
+                nmiss += 1
+    box[0] = by0
+    box[1] = by1 + 1
+    box[2] = bx0
+    box[3] = bx1 + 1
+    return _OK, nmiss, nskip
+
+
+@_jit
+def _turbo_pass(
+    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
+    iscale: np.float32, pixfrac: float, pscale_ratio: np.float32, xmin: int, xmax: int, ymin: int, ymax: int,
+    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
+    dq: np.ndarray | None, out_dq: np.ndarray | None,
+    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
+    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
+) -> tuple[int, int, int]:
+    """``do_kernel_turbo``: one pass over the input; ``box`` receives the touched output box.
+
+    A NaN ``pscale_ratio`` is estimated from the map at the centroid of the
+    scanner's polygon, as drizzle does for ``pixel_scale_ratio=None``.
+
+    Returns
+    -------
+    status, nmiss, nskip
+    """
+    out_ny, out_nx = out_img.shape
+    ac = 1.0 / (pixfrac * pixfrac)
+    ok, y_first, y_last, left, right, state, min_y, max_y, poly, npoly = _init_image_scanner(
+        pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
+    )
+    if not ok:
+        return _OK, 0, 0
+    if math.isnan(pscale_ratio):
+        ok, pscale_ratio = _compute_pscale_ratio(pixmap, poly, npoly)
+        if not ok:
+            return _NO_PSCALE, 0, 0
+    pfo = pixfrac / np.float64(pscale_ratio) / 2.0
+    dover_scale = ac * np.float64(pscale_ratio) * np.float64(pscale_ratio)
+    nskip = (ymax - ymin) - (y_last - y_first)
+    nmiss = nskip * (xmax - xmin)
+    d_extra = np.zeros(max(n_extra, 1), np.float32)
+    dq_val = np.uint32(0)
+    by0 = out_ny
+    by1 = -1
+    bx0 = out_nx
+    bx1 = -1
+    for j in range(y_first, y_last + 1):
+        code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
+        if code == 1:
+            nskip += y_last + 1 - j
+            nmiss += (y_last + 1 - j) * (xmax - xmin)
+            break
+        elif code == 2 or code == 3:
+            nmiss += xmax - xmin
+            nskip += 1
+            continue
+        nmiss += (xmax - xmin) - (x_last + 1 - x_first)
+        for i in range(x_first, x_last + 1):
+            nhit = 0
+            ox = pixmap[j, i, 0]
+            oy = pixmap[j, i, 1]
+            if not (math.isnan(ox) or math.isnan(oy)):
+                # geometry: the pixel's box, once
+                xxi, xxa, yyi, yya = _turbo_box(ox, oy, pfo)
+                ii0 = _imax(_nintd(xxi), 0)
+                ii1 = _imin(_nintd(xxa), out_nx - 1)
+                jj0 = _imax(_nintd(yyi), 0)
+                jj1 = _imin(_nintd(yya), out_ny - 1)
+                d = np.float32(data[j, i]) * iscale
+                if extra_in is not None:
+                    for k in range(n_extra):
+                        v = extra_in[k][j, i]
+                        if extra_sqrt[k]:
+                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+                        else:
+                            d_extra[k] = np.float32(v) * iscale
+                if weights is None:
+                    wpix = np.float32(1.0) * wscale
+                else:
+                    wpix = np.float32(weights[j, i]) * wscale
+                w = np.float64(wpix)
+                if dq is not None:
+                    dq_val = np.uint32(dq[j, i])
+                for jj in range(jj0, jj1 + 1):
+                    for ii in range(ii0, ii1 + 1):
+                        # geometry: its overlap with one output pixel, once for every plane
+                        dover = _over(ii, jj, xxi, xxa, yyi, yya)
+                        if dover > 0.0:
+                            dover *= dover_scale
+                            nhit += 1
+                            dow = np.float32(dover * w)
+                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+                                if dow > 0.0:
+                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
+                            if dow != 0.0:
+                                by0 = min(by0, jj)
+                                by1 = max(by1, jj)
+                                bx0 = min(bx0, ii)
+                                bx1 = max(bx1, ii)
+                                vc = out_wht[jj, ii]
+                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
+                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
+                                out_wht[jj, ii] = vcd
+                                if out_dq is not None:
+                                    if vc == 0.0:
+                                        out_dq[jj, ii] = dq_val
+                                    else:
+                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                if extra_out is not None:
+                                    ve = vc
+                                    ved = vcd
+                                    if exp_wht is not None:
+                                        ve = exp_wht[jj, ii]
+                                        ved = np.float64(ve + dow)
+                                        exp_wht[jj, ii] = ved
+                                    for k in range(n_extra):
+                                        if extra_own[k]:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                        else:
+                                            extra_out[k, jj, ii] = _mean_update(
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
+            if nhit == 0:
+                nmiss += 1
+    box[0] = by0
+    box[1] = by1 + 1
+    box[2] = bx0
+    box[3] = bx1 + 1
+    return _OK, nmiss, nskip
+
+
+# --------------------------------------------------------------------------- after the pass
+
+
+@_jit
+def _put_fill(out_img: np.ndarray, out_wht: np.ndarray, fill: np.float32, box: np.ndarray) -> None:
+    """Fill value where the weight is 0, inside ``box`` (``put_fill``; elsewhere nothing changed)."""
+    for jj in range(box[0], box[1]):
+        for ii in range(box[2], box[3]):
+            if out_wht[jj, ii] == 0.0:
+                out_img[jj, ii] = fill
+
+
+@_jit
+def _variances_stcal(
+    box: np.ndarray, counts: np.ndarray, planes: np.ndarray, n_var: int, rn_index: int, tmeasure: float,
+    wsum: np.ndarray, wt: np.ndarray, reset: bool,
+) -> None:
+    """Add one input's drizzled variances, as ``Resample.resample_variance_arrays``.
+
+    ``planes[k]`` holds the input's drizzled ``sqrt(var_k)``, valid where
+    ``counts != 0`` (elsewhere NaN, drizzle's ``fillval=NaN``). The weight is
+    ``1 / var_rnoise`` (float32 reciprocal) for ``rn_index >= 0`` (ivm), else
+    ``tmeasure``. With ``reset``, the per-input planes are cleared for the next
+    input (NaN, and ``counts`` to 0).
+    """
+    for jj in range(box[0], box[1]):
+        for ii in range(box[2], box[3]):
+            covered = counts[jj, ii] != 0.0
+            if rn_index >= 0:
+                w = 0.0
+                if covered:
+                    m = planes[rn_index, jj, ii]
+                    rn = m * m
+                    if rn > 0.0 and math.isfinite(rn):
+                        w = np.float64(np.float32(1.0) / rn)
+            else:
+                w = tmeasure
+            for k in range(n_var):
+                if covered:
+                    m = planes[k, jj, ii]
+                    v = m * m
+                    if v >= 0.0 and math.isfinite(v) and w > 0.0:
+                        s = wsum[k, jj, ii]
+                        s64 = 0.0 if math.isnan(s) else np.float64(s)
+                        wsum[k, jj, ii] = s64 + (np.float64(v) * w) * w
+                        wt[k, jj, ii] = np.float64(wt[k, jj, ii]) + w
+                if reset:
+                    planes[k, jj, ii] = np.nan
+            if reset:
+                counts[jj, ii] = 0.0
