@@ -172,3 +172,39 @@ def test_drivers_and_failures_sit_below_io():
                  "dask_resample.inputs.drivers._fitsfile", "dask_resample.inputs.drivers.roman_model"):
         assert "dask_resample.inputs.io" not in edges[name], name
     assert "dask_resample.execution.graph" not in edges["dask_resample.drizzle.kernel"]
+
+
+#: ARCHITECTURE.md's layers, bottom to top: a module (or a folder, for the modules in it that are not
+#: named) and its layer. A module imports only from its own layer or lower ones (no climb); within a
+#: layer the order is the one of the imports (no cycle).
+LAYERS: dict[str, int] = {
+    "store.location": 1, "drizzle.worker_memory": 1, "drizzle.fused_kernel": 1, "_version": 1,
+    "inputs._files": 1, "config": 1, "dqflags": 1, "inputs.dqmask": 1, "inputs.records": 1, "geometry": 1,
+    "geometry.grids": 1, "geometry.wcs_convert": 1, "geometry.wcs_adapter": 1,
+    "inputs": 2, "params": 2, "param_fields": 2,
+    "geometry.grid": 3, "geometry.skycells": 3, "geometry.pixmap": 3, "geometry.pixmap_program": 3,
+    "geometry.pixmap_compiled": 3, "planning": 3, "drizzle": 3, "store": 3,
+    "planning.mosaic": 4, "execution": 4, "products": 4, "cluster": 4,
+    "outliers": 5, "execution.progress": 5, "execution.workers": 5,
+    "execution.run": 6, "outliers.api": 6, "outliers.__init__": 6, "living": 6,
+    "api": 7,
+    "jwst": 8, "roman": 8,
+    "cli": 9, "testing": 9,
+}
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")[1:]
+    if (PACKAGE / Path(*parts) / "__init__.py").is_file() and ".".join([*parts, "__init__"]) in LAYERS:
+        return LAYERS[".".join([*parts, "__init__"])]
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LAYERS:
+            return LAYERS[".".join(parts[:n])]
+    raise AssertionError(f"{module}: no layer in LAYERS (tests/test_layers.py) nor in ARCHITECTURE.md")
+
+
+def test_no_module_imports_from_a_higher_layer():
+    imports = [i for i in _imports() if "dask_resample" not in (i.module, i.target)]
+    climbs = [f"{i.module} (layer {_layer(i.module)}) imports {i.target} (layer {_layer(i.target)}), line {i.line}"
+              for i in imports if _layer(i.target) > _layer(i.module)]
+    assert not climbs, climbs
