@@ -7,8 +7,14 @@ import uuid
 import warnings
 from typing import Any
 
-from .. import config
+from .. import config, store  # noqa: F401  (store and the others below: what the tasks use, see prepare_worker)
 from ..cluster import connect
+from ..drizzle import kernel, reduce  # noqa: F401
+from ..drizzle.worker_memory import tune_allocator
+from ..geometry import pixmap
+from ..outliers.flag import flag_task  # noqa: F401  (the outlier tasks' modules)
+from ..outliers.median import median_tile_task  # noqa: F401
+from ..outliers.threshold import threshold_task  # noqa: F401
 
 __all__ = ["connect_for_run", "prepare_worker"]
 
@@ -18,6 +24,9 @@ log = logging.getLogger(__name__)
 def prepare_worker() -> None:
     """Import what the tasks use, load the JWST datamodel schemas, tune the allocator (a worker task).
 
+    The tasks' modules come with this module's imports (a worker imports it to run this task);
+    the compiled kernels and pixel map (numba) are loaded here.
+
     A fresh worker process otherwise pays this (about a second) in its first
     task; run while the client plans, it costs no wall time. The objects made
     so far (modules, schemas) are then frozen out of Python's cycle collector
@@ -26,18 +35,9 @@ def prepare_worker() -> None:
     """
     import gc
 
-    from .. import store  # noqa: F401  # deferred: this task imports what the tasks use, on the worker
-    from ..drizzle import kernel, reduce  # noqa: F401  # deferred: the same
-    from ..drizzle.worker_memory import tune_allocator  # deferred: the same
-    from ..outliers.flag import flag_task  # noqa: F401  # deferred: the same (the outlier tasks' modules)
-    from ..outliers.median import median_tile_task  # noqa: F401  # deferred: the same
-    from ..outliers.threshold import threshold_task  # noqa: F401  # deferred: the same
-
     if config.get("fused-kernel"):
         kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
     if config.get("fast-pixmap"):
-        from ..geometry import pixmap  # deferred: the same, with resample.fast-pixmap only
-
         if pixmap.compiled_available():
             from ..geometry import pixmap_compiled  # deferred: numba, only where it is installed
 
