@@ -55,16 +55,19 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from ._version import __version__
 from .drizzle.reduce import empty_pixel_values, output_arrays
 from .drizzle.scratch import ScratchSpec, remove_all, remove_tile, runs_on_one_node
 from .drizzle.scratch import scratch_root as scratch_root_for
 from .execution.graph import TileTask, build_graph, reduce_tile, run_graph
+from .execution.workers import connect_for_run
 from .geometry import OutputGrid, gwcs_from_text
 from .geometry.grid import make_output_grid
 from .inputs.failures import TaskFailure, worker_task
 from .inputs.io import ExposureRef, InputError, describe_resolved, resolve_inputs
 from .params import ResampleParams
+from .planning.mosaic import plan_root_attrs
 from .planning.plan import SINGLE_GROUP, Footprint, MosaicPlan, compute_footprints, make_plan
 from .store import FORMAT_KEY, Location, as_location, scratch_sibling
 from .store.living import (
@@ -78,6 +81,7 @@ from .store.living import (
     has_version,
     is_living,
     open_repository,
+    read_living_metadata,
     versions,
     write_tile_arrays,
 )
@@ -203,8 +207,6 @@ def living_output_wcs(mosaic: str | Location, storage_options: Mapping[str, Any]
     Includes the ``pixel_scale_ratio`` fixed when the mosaic was created (from
     its first input), which a run from scratch would otherwise take from its own first input.
     """
-    from .store.living import read_living_metadata
-
     meta = read_living_metadata(as_location(mosaic, storage_options), version)
     wcs = gwcs_from_text(meta["wcs_asdf"])
     wcs.array_shape = tuple(meta["grid"]["shape_yx"])
@@ -214,8 +216,6 @@ def living_output_wcs(mosaic: str | Location, storage_options: Mapping[str, Any]
 
 def living_params(mosaic: str | Location, storage_options: Mapping[str, Any] | None = None) -> ResampleParams:
     """The (fixed) drizzle parameters of a living mosaic."""
-    from .store.living import read_living_metadata
-
     return _params_of(read_living_metadata(as_location(mosaic, storage_options))["params"])
 
 
@@ -323,8 +323,6 @@ def update(
     given_params = ResampleParams.from_kwargs(params, **param_kwargs) if (params is not None or param_kwargs) else None
     added_sources = _sources(add, storage_options) if add is not None else []
 
-    from .api import connect_for_run
-
     handle, client = connect_for_run(client, scheduler)
     try:
         for attempt in range(1, retries + 2):
@@ -421,8 +419,6 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     import icechunk
     import zarr
 
-    from . import config
-
     repo = open_repository(location) if is_living(location) else create_repository(location)
     session = repo.writable_session(BRANCH)
     # no version yet (a new mosaic, or a creation killed after its layout commit): create it (again)
@@ -485,8 +481,6 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
              len(cleared))
 
     living = {"version": (state.number if state else 0) + 1, "inputs": [i.record() for i in new_inputs]}
-    from .api import plan_root_attrs
-
     root_attrs = dumps(plan_root_attrs(plan_new, mode="many_to_one", arrays=arrays,
                                        fingerprint=hashlib.sha256("".join(new_ids).encode()).hexdigest(),
                                        extra_attrs={LIVING_KEY: living}))

@@ -17,8 +17,9 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from dask_resample import open_mosaic, resample
-from dask_resample.api import IncompleteMosaicError, _execute, plan_mosaic
+from dask_resample.api import IncompleteMosaicError, plan_mosaic
 from dask_resample.execution.graph import TileTaskError
+from dask_resample.execution.run import execute_plan
 from dask_resample.params import ResampleParams
 from dask_resample.store import tiles_done
 from dask_resample.testing import synthetic
@@ -145,8 +146,8 @@ def test_input_corrupted_after_planning(scheduler, fits_dataset, clean_fits, cli
         fh.truncate(2880 * 4)
     out = tmp_path / "m.zarr"
     with caplog.at_level(logging.ERROR, logger="dask_resample"), pytest.raises(IncompleteMosaicError) as err:
-        _execute(plan, out, mode="many_to_one", overwrite=False, resume=False,
-                 client=client if scheduler == "distributed" else None, progress=False)
+        execute_plan(plan, out, mode="many_to_one", overwrite=False, resume=False,
+                     client=client if scheduler == "distributed" else None, progress=False)
     exc = err.value
     assert isinstance(exc, TileTaskError)
     msg = str(exc)

@@ -321,8 +321,8 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     bucket, opts = s3_bucket
     plan = plan_mosaic(small_dataset.asn_path, tile_shape=TILE)
     store, scratch = as_location(_url(bucket, "t.zarr"), opts), as_location(_url(bucket, "scratch"), opts)
-    from dask_resample.api import create_plan_store
     from dask_resample.drizzle.reduce import empty_pixel_values, output_arrays
+    from dask_resample.planning.mosaic import create_plan_store
 
     arrays = tuple(output_arrays(plan.params))
     create_plan_store(plan, store, mode="many_to_one", arrays=arrays,

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from dask_resample import api
 from dask_resample.drizzle import worker_memory
+from dask_resample.execution import workers
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
 
@@ -35,7 +35,7 @@ def _probe(prepare: bool) -> tuple[str | None, int, int]:
     """On a worker: the variable distributed set, the mapped bytes before and after preparing."""
     first = _mapped_by_a_large_array()
     if prepare:
-        api.prepare_worker()
+        workers.prepare_worker()
     return os.environ.get("MALLOC_TRIM_THRESHOLD_"), first, _mapped_by_a_large_array()
 
 

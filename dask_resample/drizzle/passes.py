@@ -46,7 +46,7 @@ def fused_applies(kernel: str, pixfrac: float) -> bool:
     """
     if pixfrac <= 0.001 or not fused_kernel_available():
         return False
-    from .fused_kernel import KERNELS
+    from .fused_kernel import KERNELS  # deferred: imports numba, an optional dependency
 
     return kernel in KERNELS
 
@@ -56,7 +56,7 @@ def fused_kernel_available() -> bool:
     global _FUSED_AVAILABLE
     if _FUSED_AVAILABLE is None:
         try:
-            from . import fused_kernel  # noqa: F401
+            from . import fused_kernel  # noqa: F401  # deferred: imports numba, which may be missing
         except ImportError:
             _FUSED_AVAILABLE = False
             log.info("numba is not installed: drizzling with drizzle's C kernel (pip install 'dask-resample[fast]')")
@@ -133,7 +133,7 @@ def _fused_passes(
     dtype, as the C passes take it (``numpy.sqrt``), and is drizzled as a plane.
     """
     kwargs, shape, params, boxes, parts = frame
-    from .fused_kernel import FusedDrizzle
+    from .fused_kernel import FusedDrizzle  # deferred: imports numba, an optional dependency
 
     planes = {"err": err} if err is not None else {}
     exact = {n: v for n, v in variances.items() if np.asarray(v).dtype in (np.float32, np.float64)}

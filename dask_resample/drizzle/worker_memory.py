@@ -7,7 +7,7 @@ Three things keep a long-running worker's memory and per-task cost flat:
   allocator: every large temporary array is then mapped and unmapped by the kernel,
   and drizzle tasks run 10-30% slower. The environment variable is read once, at
   process start, but the same thresholds can be set at run time (``mallopt``), so
-  :func:`dask_resample.api.prepare_worker` gives the workers of a cluster the user
+  :func:`dask_resample.execution.workers.prepare_worker` gives the workers of a cluster the user
   started the thresholds the adaptive allocator reaches (the clusters this package
   starts never get the variable: ``resample.local.malloc-trim-threshold``);
 * :func:`release_free_memory` after each exposure: freed memory back to the system;
@@ -84,7 +84,7 @@ def release_free_memory() -> None:
 
     A closed JWST datamodel keeps its arrays until Python's cycle collector
     runs (about 100 MiB for a 2048 x 2048 exposure). In a worker prepared by
-    :func:`dask_resample.api.prepare_worker`, whose import-time objects are
+    :func:`dask_resample.execution.workers.prepare_worker`, whose import-time objects are
     frozen out of the collector (``gc.freeze``), the young generations are
     collected here first (see :func:`collect_garbage`); elsewhere (a user's process, the
     serial scheduler) it is left to Python.

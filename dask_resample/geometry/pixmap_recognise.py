@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .pixmap_program import HeadProgram, compile_head
+from .wcs_adapter import FitsImagingWCS
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,6 @@ def recognise_input(wcs_in: Any) -> InputSky | None:
     InputSky or None
         ``None`` when the structure is not recognised.
     """
-    from .wcs_adapter import FitsImagingWCS
-
     if isinstance(wcs_in, FitsImagingWCS):
         return _recognise_fits_input(wcs_in)
     try:

@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 
 from ..drizzle.scratch import ScratchSpec, runs_on_one_node, scratch_root
+from ..execution.progress import run_with_progress
+from ..execution.workers import connect_for_run
+from ..geometry import wcs_to_fits_header
+from ..inputs._files import load_arrays
 from ..inputs.io import InputError, describe_resolved, resolve_inputs
 from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
 from .params import OutlierParams
-from .products import output_name, planned_outputs, real_path, write_crf
+from .products import _atomic, output_name, planned_outputs, real_path, write_crf
 from .stage import OutlierStage, prepare_stage
 
 __all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "run_stage"]
@@ -50,10 +54,8 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     OutlierDetectionError
         Naming every input that failed (the others are written).
     """
-    from ..api import _run
-
     graph = stage.graph.as_mosaic_graph(ScratchSpec(root=stage.work.scratch))
-    outcome = _run(graph, client=client, progress=progress, desc="inputs", unit="input")
+    outcome = run_with_progress(graph, client=client, progress=progress, desc="inputs", unit="input")
     if outcome.failures:
         for failure in outcome.failures.values():
             failure.log_traceback()
@@ -156,8 +158,6 @@ def detect_outliers(
     if output_dir.is_local:
         os.makedirs(output_dir.url, exist_ok=True)
 
-    from ..api import connect_for_run
-
     handle, client = connect_for_run(client, scheduler)
     token = uuid.uuid4().hex[:12]
     # intermediate products: beside the outputs, or on this machine when every process runs on it
@@ -200,11 +200,7 @@ def _as_paths(written: Sequence[str], output_dir: Location) -> list[Path] | list
 
 def _save_median_fits(stage: OutlierStage, path: Location, *, overwrite: bool) -> None:
     """Write the median as FITS too (if it is not too large for one process)."""
-    from .products import _atomic
-
     if stage.plan is None:  # resample_data=False: the median is the inputs' size
-        from ..inputs._files import load_arrays
-
         median = np.concatenate([load_arrays(stage.work.band(b))[0] for b in range(stage.graph.n_median_tasks)])
         wcs_header = None
     else:
@@ -216,8 +212,6 @@ def _save_median_fits(stage: OutlierStage, path: Location, *, overwrite: bool) -
 
         median_array = zarr.open_array(stage.work.median_store.zarr_store(read_only=True), path="data", mode="r")
         median = np.asarray(median_array[...])
-        from ..geometry import wcs_to_fits_header
-
         wcs_header = wcs_to_fits_header(stage.plan.grid.wcs)
 
     def write(tmp: Path) -> None:

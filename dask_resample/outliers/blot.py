@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..drizzle.kernel import compute_pixmap
 from ..geometry import TileGrid
 from ..store.location import Location
 
@@ -87,8 +88,6 @@ def blot_median(
     """
     import zarr
     from drizzle.resample import blot_image
-
-    from ..drizzle.kernel import compute_pixmap
 
     if pixmap32 is None:
         pixmap = compute_pixmap(wcs_in, median_wcs, shape_yx, stepsize=stepsize, order=order, fast=False)

@@ -23,7 +23,9 @@ from ..inputs.dqmask import write_mask
 from ..inputs.failures import TaskFailure, worker_task
 from ..inputs.io import ExposureRef, InputError, load_model_dict
 from ..store.location import Location
+from .blot import blot_median
 from .params import OutlierParams
+from .products import write_blot, write_crf
 
 __all__ = ["FlagSpec", "FlagTask", "MaskInputTask", "effective_backg", "flag_task", "mask_input_task"]
 
@@ -119,8 +121,6 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
     data = np.asarray(model["data"])
     err = _error_array(model, ref.filename)
     if p.resample_data:
-        from .blot import blot_median
-
         assert spec.median_store is not None and spec.median_shape_yx is not None and spec.tile_shape_yx is not None
         pixmap32 = None
         if task.pixmap_path is not None and file_exists(task.pixmap_path):
@@ -144,14 +144,10 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
     record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
                               "mask": task.mask_path.url}
     if task.blot_path is not None:
-        from .products import write_blot
-
         # the client refused existing files unless ``overwrite``; what exists now is this run's (a retry)
         record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=True)
     del blot
     if task.crf_path is not None:
-        from .products import write_crf
-
         record["crf"] = write_crf(ref, mask, task.crf_path, status="COMPLETE", overwrite=True)
     del mask
     release_free_memory()

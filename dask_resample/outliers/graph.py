@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import config
 from ..drizzle.kernel import pixmap_path
 from ..execution.graph import GraphKeys, MosaicGraph, build_graph
 from ..inputs.io import ExposureRef
@@ -133,8 +134,6 @@ def build_outlier_graph(
     crf_paths, blot_paths : mapping, optional
         ``input index -> path`` of the files to write (checked beforehand by the caller).
     """
-    from .. import config
-
     reuse = bool(config.get("outliers.reuse-pixmap"))
     groups = build_graph(plan, store_path=work.groups_store, arrays=("data", "wht"), token=token,
                          scratch_root=work.scratch, fast_pixmap=False,

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inputs._files import load_arrays, save_arrays
 from ..inputs.failures import TaskFailure, worker_task
 from ..store import Location, StoreSpec, _group_path, tile_marker, write_tile
 
@@ -112,8 +113,6 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: Loc
     ``masked`` are the records of the inputs' masking tasks (``{"path", "shape"}``), in input order.
     """
     from stcal.outlier_detection.median import nanmedian3D
-
-    from ..inputs._files import load_arrays, save_arrays
 
     shapes = {tuple(r["shape"]) for r in masked}
     if len(shapes) != 1:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..drizzle.reduce import empty_pixel_values
 from ..inputs.io import ExposureRef, load_wcs
+from ..planning.mosaic import create_plan_store, plan_mosaic
 from ..planning.plan import MosaicPlan
 from ..store import Location, prepare_output
 from .graph import OutlierGraph, OutlierWork, build_direct_graph, build_outlier_graph
@@ -44,8 +45,6 @@ def plan_stage(
     InputError, ValueError
         What :func:`dask_resample.plan_mosaic` raises (group ids, grid size, ...).
     """
-    from ..api import plan_mosaic
-
     if not params.resample_data:
         return None
     return plan_mosaic(list(refs), mode="many_to_many", params=params.resample_params(), tile_shape=tile_shape,
@@ -90,8 +89,6 @@ def prepare_stage(
     max_output_pixels : int, optional
         Limit of the median grid (default ``resample.max-output-pixels``).
     """
-    from ..api import create_plan_store
-
     if not params.resample_data:
         if client is not None and all(r.kind != "memory" for r in refs):
             shape = client.submit(load_wcs, refs[0], pure=False).result()[1]

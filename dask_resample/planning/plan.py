@@ -10,23 +10,34 @@ exposure then only feeds the tiles it touches.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..geometry import OutputGrid, Tile, TileGrid, outline_from_wcs, without_bounding_box
-from ..inputs.io import ExposureRef
+from ..inputs.io import ExposureRef, load_wcs
 from ..params import ResampleParams
 
-__all__ = ["Footprint", "MosaicPlan", "compute_footprints", "make_plan"]
+__all__ = ["Footprint", "MosaicPlan", "compute_footprints", "make_plan", "set_plan_views"]
 
 #: Group key used for many-to-one mosaics (one output).
 SINGLE_GROUP = ""
 
 #: The two ways of combining inputs: one output, or one output per exposure group.
 MODES: tuple[str, ...] = ("many_to_one", "many_to_many")
+
+#: The functions behind :meth:`MosaicPlan.summary` (``"summary"``: ``f(plan) -> str``) and
+#: :meth:`MosaicPlan.coverage_png` (``"coverage_png"``: ``f(plan, path, **kwargs) -> Path``). They are
+#: ``products.report.plan_summary`` and ``products.figures.coverage_png``, a layer above planning, so
+#: the package sets them (:func:`set_plan_views`, from ``dask_resample.api``, imported with the package).
+PLAN_VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def set_plan_views(*, summary: Callable[..., str], coverage_png: Callable[..., Any]) -> None:
+    """Set the functions behind :meth:`MosaicPlan.summary` and :meth:`MosaicPlan.coverage_png`."""
+    PLAN_VIEWS.update(summary=summary, coverage_png=coverage_png)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,6 @@ def compute_footprints(refs: Sequence[ExposureRef], out_wcs: Any) -> list[Footpr
     list of Footprint
         In the order of ``refs``.
     """
-    from ..inputs.io import load_wcs
-
     outlines = []
     for ref in refs:
         outline = ref.outline
@@ -180,9 +189,7 @@ class MosaicPlan:
 
     def summary(self) -> str:
         """A few lines describing the plan (grid, tiles, inputs per tile, skipped inputs)."""
-        from ..products.report import plan_summary
-
-        return plan_summary(self)
+        return PLAN_VIEWS["summary"](self)
 
     def coverage_png(self, path: str | Any, **kwargs: Any) -> Any:
         """Draw the tile grid coloured by inputs per tile, with the input footprints, to a PNG.
@@ -193,9 +200,7 @@ class MosaicPlan:
         -------
         pathlib.Path
         """
-        from ..products.figures import coverage_png
-
-        return coverage_png(self, path, **kwargs)
+        return PLAN_VIEWS["coverage_png"](self, path, **kwargs)
 
     def tile_input_counts(self) -> np.ndarray:
         """Number of distinct inputs contributing to each tile, shape ``tiles.n_tiles_yx``."""

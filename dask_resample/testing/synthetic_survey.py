@@ -270,7 +270,7 @@ def _write_one(args: tuple[Path, SurveyLayout, SurveyExposure, np.ndarray, int, 
     from stcal.alignment.util import compute_s_region_keyword
     from stdatamodels.jwst.datamodels import ImageModel
 
-    from .synthetic import make_detector_wcs
+    from .synthetic import make_detector_wcs  # deferred: gwcs, astropy.modeling, stcal: in the writing processes only
 
     directory, layout, exp, near, seed, exposure_time = args
     ny, nx = layout.shape

@@ -1,0 +1,87 @@
+"""The cluster a run uses: :func:`connect_for_run`, and :func:`prepare_worker` started on every worker."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import warnings
+from typing import Any
+
+from .. import config, store  # noqa: F401  (store and the others below: what the tasks use, see prepare_worker)
+from ..cluster import connect
+from ..drizzle import kernel, reduce  # noqa: F401
+from ..drizzle.worker_memory import tune_allocator
+from ..geometry import pixmap
+from ..outliers.flag import flag_task  # noqa: F401  (the outlier tasks' modules)
+from ..outliers.median import median_tile_task  # noqa: F401
+from ..outliers.threshold import threshold_task  # noqa: F401
+
+__all__ = ["connect_for_run", "prepare_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def prepare_worker() -> None:
+    """Import what the tasks use, load the JWST datamodel schemas, tune the allocator (a worker task).
+
+    The tasks' modules come with this module's imports (a worker imports it to run this task);
+    the compiled kernels and pixel map (numba) are loaded here.
+
+    A fresh worker process otherwise pays this (about a second) in its first
+    task; run while the client plans, it costs no wall time. The objects made
+    so far (modules, schemas) are then frozen out of Python's cycle collector
+    (``gc.freeze``), so that the collections of
+    :func:`dask_resample.drizzle.kernel.release_free_memory` cost microseconds.
+    """
+    import gc
+
+    if config.get("fused-kernel"):
+        kernel.fused_kernel_available()  # imports numba and the kernels (machine code from numba's cache)
+    if config.get("fast-pixmap"):
+        if pixmap.compiled_available():
+            from ..geometry import pixmap_compiled  # deferred: numba, only where it is installed
+
+            pixmap_compiled.warm_up()  # the compiled pixel map, loaded from numba's cache
+    tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
+
+    try:
+        from stdatamodels.jwst.datamodels import ImageModel
+    except ImportError:  # the jwst extra is absent
+        ImageModel = None
+    if ImageModel is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ImageModel().close()
+    if not gc.get_freeze_count():  # once per process: later objects may belong to running tasks
+        gc.collect()
+        gc.freeze()
+
+
+def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
+    """``(handle, client)`` to run on: ``client`` (or the current one, or a new LocalCluster).
+
+    :func:`prepare_worker` is started on every worker without waiting for it.
+
+    ``scheduler="serial"`` gives ``(None, None)``: the tasks run in this process.
+    The caller closes the handle (it only closes what it started).
+    """
+    if scheduler != "distributed":
+        return None, None
+    handle = connect(client)
+    if (link := handle.dashboard_link):
+        log.info("Dask dashboard: %s", link)
+    _prepare_workers(handle.client)
+    return handle, handle.client
+
+
+def _prepare_workers(client: Any) -> None:
+    """Start :func:`prepare_worker` on every worker without waiting for it."""
+    from distributed import fire_and_forget
+
+    try:
+        workers = list(client.scheduler_info().get("workers", {}))
+    except Exception:  # pragma: no cover - a scheduler that does not answer now fails later, clearly
+        return
+    for address in workers:
+        fire_and_forget(client.submit(prepare_worker, workers=[address], allow_other_workers=True, pure=False,
+                                      key=f"prepare-worker-{uuid.uuid4().hex[:12]}"))
