@@ -303,7 +303,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     for r in resolved:
         if r.kind != roman_model.KIND:
-            raise CLIError(f"{r.filename or r.path}: not a Roman WFI input; --skycells takes Roman Level-2 "
+            raise CLIError(f"{r.filename}: not a Roman WFI input; --skycells takes Roman Level-2 "
                            "files (*_cal.asdf) or their association")
     handle = _connect(v)
     client = None if handle is None else handle.client
