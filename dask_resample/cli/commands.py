@@ -11,29 +11,36 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import api, cluster, config, living, outliers, store
-from ..geometry import grid
+from .. import api, cluster, config, living, outliers, roman, store
+from ..geometry import grid, skycells
 from ..inputs import io
+from ..inputs.drivers import roman_model
 from ..params import WCS_PARAMETERS, check_wcs_pars
 from ..products import export, figures, pyramid, report
 from ..testing import demo
 from .options import (
     DRIZZLE,
     DRIZZLE_OPTIONS,
+    MISSION,
     OUTLIER,
     OUTLIER_OPTIONS,
     PROG,
     RUN_DEFAULTS,
     RUN_OPTIONS,
+    SKYCELL_OPTIONS,
     CLIError,
+    Option,
     cluster_options,
+    drizzle_for,
     grid_options,
     outlier_run_options,
     resolve,
+    run_defaults,
 )
 
 __all__ = ["cmd_add", "cmd_demo", "cmd_export", "cmd_info", "cmd_log", "cmd_outliers", "cmd_plan", "cmd_preview",
@@ -126,9 +133,30 @@ def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
         raise CLIError(f"{output}: mosaic exists; pass --overwrite to replace it (or --resume to finish it)")
 
 
+def _resolve_drizzle(args: argparse.Namespace, options: Sequence[Option], positional: Sequence[str]) -> dict[str, Any]:
+    """Resolved values of ``run``/``plan``, the drizzle defaults those of ``--mission`` (``v["mission"]``).
+
+    The mission (command line > option file > ``roman`` with ``--skycells``, else ``jwst``) is
+    resolved first, then every value over that mission's defaults.
+    """
+    kwargs: dict[str, Any] = {"keys_of": _run_keys(args), "aliases": DRIZZLE.aliases,
+                              "config_path": getattr(args, "config", None), "positional": positional}
+    v = resolve(args, options, defaults=RUN_DEFAULTS, **kwargs)
+    mission = v.get("mission") or ("roman" if v.get("skycells") else "jwst")
+    if mission != "jwst":
+        v = resolve(args, options, defaults=run_defaults(mission), **kwargs)
+    v["mission"] = mission
+    return v
+
+
+def _params(v: Mapping[str, Any]) -> Any:
+    """The :class:`~dask_resample.params.ResampleParams` of resolved values (with the mission's DQ names)."""
+    return drizzle_for(v.get("mission") or "jwst").build(v)
+
+
 def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
     """The mosaic plan of resolved option values (shared by ``plan`` and ``run``)."""
-    params = DRIZZLE.build(v)
+    params = _params(v)
     wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
     output_wcs = grid.load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
     return api.plan_mosaic(
@@ -178,18 +206,21 @@ def _outlier_params(args: argparse.Namespace, config_path: Any) -> Any:
 # commands
 # ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    """``dask-resample run``: make a mosaic."""
-    options = (*DRIZZLE_OPTIONS, *grid_options(), *cluster_options(), *RUN_OPTIONS)
-    v = resolve(args, options, keys_of=_run_keys(args), defaults=RUN_DEFAULTS, aliases=DRIZZLE.aliases,
-                config_path=getattr(args, "config", None), positional=("inputs", "output", "storage_options"))
+    """``dask-resample run``: make a mosaic (or, with ``--skycells``, one per Roman skycell)."""
+    options = (MISSION, *DRIZZLE_OPTIONS, *grid_options(), *SKYCELL_OPTIONS, *cluster_options(), *RUN_OPTIONS)
+    v = _resolve_drizzle(args, options, ("inputs", "output", "storage_options"))
     inputs = _inputs_of(v)
+    if v.get("skymap") and not v.get("skycells"):
+        raise CLIError("--skymap: only with --skycells OUTDIR")
+    if v.get("skycells"):
+        return _run_skycells(args, v, inputs)
     if not v.get("output"):
         raise CLIError("output: give the mosaic path or URL with -o OUT.zarr")
     storage_options = _storage_options(args, v.get("storage_options"))
     output = store.as_location(str(v["output"]), storage_options)
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
-    DRIZZLE.build(v)  # bad parameters fail before anything else
+    _params(v)  # bad parameters fail before anything else
     outliers = None
     if v["outliers"] or v["outlier_config"]:
         outliers = _outlier_params(args, v["outlier_config"])
@@ -218,6 +249,84 @@ def cmd_run(args: argparse.Namespace) -> int:
         if handle is not None:
             handle.close()
     print(output)
+    return 0
+
+
+def _skymap_of(v: Mapping[str, Any]) -> Path:
+    """The skymap file of ``--skycells``: ``--skymap``, else ``SKYMAP_PATH``, else romancal's (checked to exist)."""
+    for name, given in (("--skymap", v.get("skymap")), ("SKYMAP_PATH", os.environ.get("SKYMAP_PATH"))):
+        if given:
+            path = Path(given)
+            if not path.is_file():
+                raise CLIError(f"{name}: {path}: skymap file not found")
+            return path
+    try:
+        found = skycells.use_skymap(None)
+    except io.InputError as exc:
+        if str(exc) != skycells.NO_SKYMAP_MESSAGE:
+            raise
+        raise CLIError("--skymap: no skymap file; give --skymap FILE.asdf or set SKYMAP_PATH to the skycells "
+                       "reference file") from None
+    return Path(found.path)
+
+
+def _check_skycells(v: Mapping[str, Any]) -> Path:
+    """Refuse what ``--skycells`` cannot take (before anything starts); return its directory."""
+    if v.get("output"):
+        raise CLIError("--skycells: writes one mosaic per skycell into OUTDIR; drop -o/--output")
+    directory = str(v["skycells"])
+    if store.is_url(directory):
+        raise CLIError(f"--skycells: {directory}: give a local directory (URLs are not supported here yet)")
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise CLIError(f"--skycells: {directory}: exists and is not a directory")
+    grid_given = [opt.flag for opt in grid_options()
+                  if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None]
+    if grid_given:
+        raise CLIError(f"--skycells: each skycell is its own output grid; drop {', '.join(grid_given)}")
+    if v["mode"] != "many_to_one":
+        raise CLIError("--mode: --skycells makes one mosaic per skycell (many_to_one)")
+    if v["outliers"] or v["outlier_config"]:
+        raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
+    if v["overwrite"] and v["resume"]:
+        raise CLIError("--overwrite and --resume exclude each other")
+    return Path(directory)
+
+
+def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence[str]) -> int:
+    """``run --skycells OUTDIR``: :func:`dask_resample.roman.resample_skycells`, one mosaic per skycell."""
+    directory = _check_skycells(v)
+    params = _params(v)  # bad parameters fail before anything else
+    _check_cluster_options(v)
+    skymap = _skymap_of(v)
+    storage_options = _storage_options(args, v.get("storage_options"))
+    # cheap input checks, before any cluster starts
+    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    for r in resolved:
+        if r.kind != roman_model.KIND:
+            raise CLIError(f"{r.filename}: not a Roman WFI input; --skycells takes Roman Level-2 "
+                           "files (*_cal.asdf) or their association")
+    handle = _connect(v)
+    client = None if handle is None else handle.client
+    try:
+        with _kernel_choice(v):
+            mosaics = roman.resample_skycells(
+                resolved, directory, skymap=skymap, params=params, client=client,
+                scheduler="serial" if handle is None else "distributed", tile_shape=v["tile_shape"],
+                max_output_pixels=v["max_output_pixels"], overwrite=bool(v["overwrite"]),
+                resume=bool(v["resume"]), progress=False if args.quiet else None,
+                fast_pixmap=False if v["no_fast_pixmap"] else None,
+            )
+        if not mosaics:
+            raise CLIError(f"--skycells: no skycell of the skymap {skymap} touches the inputs")
+        written = [directory / f"{name}.zarr" for name in mosaics]
+        if v["pyramid"]:
+            for path in written:
+                pyramid.write_pyramid(path, client=client)
+    finally:
+        if handle is not None:
+            handle.close()
+    for path in written:
+        print(path)
     return 0
 
 
@@ -267,8 +376,7 @@ def _kernel_choice(values: Mapping[str, Any]) -> Any:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``dask-resample plan``: grid, tiles and coverage, without reading pixels."""
-    v = resolve(args, (*DRIZZLE_OPTIONS, *grid_options()), keys_of=_run_keys(args), defaults=RUN_DEFAULTS,
-                aliases=DRIZZLE.aliases, config_path=getattr(args, "config", None), positional=("inputs",))
+    v = _resolve_drizzle(args, (MISSION, *DRIZZLE_OPTIONS, *grid_options()), ("inputs",))
     plan = _plan(v, _inputs_arg(_inputs_of(v)))
     print(plan.summary())
     if args.png:

@@ -48,9 +48,11 @@ from .commands import (
 )
 from .options import (
     DRIZZLE_OPTIONS,
+    MISSION,
     OUTLIER_OPTIONS,
     PROG,
     RUN_OPTIONS,
+    SKYCELL_OPTIONS,
     CLIError,
     Option,
     argparse_type,
@@ -91,6 +93,10 @@ Defaults follow jwst's ResampleStep: good_bits "~DO_NOT_USE+NON_SCIENCE",
 variances resampled and reported, err computed from the variances
 (--compute-err from_var). The Python function dask_resample.resample() keeps
 the defaults of jwst's ResampleImage instead.
+
+--mission roman takes romancal's ResampleStep defaults instead (Roman WFI
+inputs); --skycells OUTDIR writes one mosaic per Roman skycell the inputs
+touch, OUTDIR/<skycell>.zarr, on the skycell's own grid (run only).
 
 --config FILE (YAML, or TOML for *.toml) holds the same keys as the long
 options, with dashes or underscores (pixel_scale: 0.03, kernel: square,
@@ -155,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mosaic to write: a Zarr directory or an object-store URL (s3://bucket/m.zarr, ...)")
     _add_storage(run)
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
-    _add_group(run, "drizzle parameters", DRIZZLE_OPTIONS)
+    _add_group(run, "drizzle parameters", (MISSION, *DRIZZLE_OPTIONS))
     _add_group(run, "output grid", grid_options())
+    _add_group(run, "Roman skycells (instead of -o)", SKYCELL_OPTIONS)
     _add_group(run, "where to run", cluster)
     _add_group(run, "output handling", RUN_OPTIONS)
     _add_common(run)
@@ -190,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("inputs", nargs="*", metavar="INPUTS", help="an association or input files")
     plan.add_argument("--png", metavar="PLAN.png", help="draw the coverage figure to this PNG")
     plan.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
-    _add_group(plan, "drizzle parameters", DRIZZLE_OPTIONS)
+    _add_group(plan, "drizzle parameters", (MISSION, *DRIZZLE_OPTIONS))
     _add_group(plan, "output grid", grid_options())
     _add_common(plan)
     plan.set_defaults(func=cmd_plan)

@@ -31,30 +31,36 @@ from ..param_fields import (
     record_fields,
 )
 from ..params import (
+    MISSIONS,
     STEP_DEFAULTS,
     WCS_PARAMETERS,
     ResampleParams,
     check_wcs_pars,
+    flag_name_map_for,
     step_defaults,
 )
 
 __all__ = [
     "DRIZZLE",
     "DRIZZLE_OPTIONS",
+    "MISSION",
     "OUTLIER",
     "OUTLIER_OPTIONS",
     "PROG",
     "RUN_DEFAULTS",
     "RUN_OPTIONS",
+    "SKYCELL_OPTIONS",
     "CLIError",
     "Option",
     "RecordOptions",
     "argparse_type",
     "cluster_options",
+    "drizzle_for",
     "grid_options",
     "load_options_file",
     "outlier_run_options",
     "resolve",
+    "run_defaults",
 ]
 
 PROG = "dask-resample"
@@ -200,11 +206,15 @@ class RecordOptions:
         defaults where absent).
     origin : mapping
         Parameter name -> note appended to the default in the help text.
+    fixed : mapping
+        Arguments of the record that are not options, given to every record
+        built (the mission's ``flag_name_map``).
     """
 
     record: type
     defaults: Mapping[str, Any] = field(default_factory=dict)
     origin: Mapping[str, str] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def _forms(self) -> list[tuple[str, CommandLineForm, Any]]:
         return [(f.name, f.metadata["cli"], self.defaults.get(f.name, field_default(f)))
@@ -244,11 +254,23 @@ class RecordOptions:
             if form.dest in values:
                 value = values[form.dest]
                 kwargs[name] = (not value) if form.negate else (bool(value) if form.parse is None else value)
-        return self.record(**kwargs)
+        return self.record(**kwargs, **self.fixed)
 
 
 #: The drizzle parameters, with the defaults of jwst's ``ResampleStep`` (:data:`~dask_resample.params.STEP_DEFAULTS`).
 DRIZZLE = RecordOptions(ResampleParams, step_defaults(), {name: ", as jwst's ResampleStep" for name in STEP_DEFAULTS})
+
+
+def drizzle_for(mission: str) -> RecordOptions:
+    """The drizzle parameters with the defaults and DQ flag names of a mission's ``ResampleStep``.
+
+    ``"jwst"`` is :data:`DRIZZLE` (the defaults the help texts state); ``"roman"`` has
+    romancal's (:data:`~dask_resample.params.ROMAN_STEP_DEFAULTS`), as
+    :func:`dask_resample.roman.roman_params` has them.
+    """
+    if mission == "jwst":
+        return DRIZZLE
+    return RecordOptions(ResampleParams, step_defaults(mission), fixed={"flag_name_map": flag_name_map_for(mission)})
 
 #: The outlier-detection parameters, with the defaults of jwst's ``OutlierDetectionStep`` (the record's).
 OUTLIER = RecordOptions(OutlierParams)
@@ -258,6 +280,23 @@ OUTLIER_OPTIONS: tuple[Option, ...] = OUTLIER.options
 
 #: Defaults of ``run``/``plan``: jwst's ``ResampleStep`` for the drizzle parameters.
 RUN_DEFAULTS: dict[str, Any] = {**DRIZZLE.option_defaults, "mode": "many_to_one"}
+
+
+def run_defaults(mission: str) -> dict[str, Any]:
+    """Defaults of ``run``/``plan`` with ``--mission``: the mission's ``ResampleStep`` for the drizzle parameters."""
+    return {**RUN_DEFAULTS, **drizzle_for(mission).option_defaults}
+
+
+def _step_text(mission: str) -> str:
+    """A mission's step defaults as option values (``good_bits ~DO_NOT_USE, pixmap_stepsize 10, ...``)."""
+    return ", ".join(f"{name} {_default_text(value)}" for name, value in MISSIONS[mission].items())
+
+
+#: The mission whose ``ResampleStep`` gives the drizzle parameters their defaults (``run``, ``plan``).
+MISSION = Option(
+    "--mission", "whose ResampleStep gives the drizzle parameters their defaults and good_bits its DQ flag "
+    "names: jwst (the defaults shown here) or roman (romancal's: " + _step_text("roman") + ") (default jwst; "
+    "roman with --skycells)", _text, metavar="{" + ",".join(MISSIONS) + "}", choices=tuple(MISSIONS))
 
 
 # ----------------------------------------------------------------------------
@@ -331,6 +370,16 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "--outlier-config), and mosaic with the flags applied, in one run"),
     Option("--outlier-config", "YAML or TOML file of outlier-detection parameters (names of "
            "'dask-resample outliers')", _text, metavar="FILE"),
+)
+
+
+#: Roman skycell mosaics of ``run`` (``dask_resample.roman.resample_skycells``).
+SKYCELL_OPTIONS: tuple[Option, ...] = (
+    Option("--skycells", "write one mosaic per Roman skycell the inputs touch, OUTDIR/<skycell>.zarr, each on "
+           "the skycell's own grid from the inputs overlapping it (Roman inputs only; instead of -o; "
+           "implies --mission roman unless given)", _text, metavar="OUTDIR"),
+    Option("--skymap", "the skymap file (the skycells reference file) of --skycells (default: the "
+           "SKYMAP_PATH environment variable)", _text, metavar="FILE.asdf"),
 )
 
 
