@@ -40,6 +40,7 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -275,11 +276,24 @@ def describe_sources(sources: Sequence[InputSource]) -> list[Any]:
         :class:`~dask_resample.inputs.failures.TaskFailure` for a source that cannot be read.
     """
 
-    return [TaskFailure.guard(driver_for(s.kind).describe, s) for s in sources]
+    def describe(source: InputSource) -> Any:
+        return TaskFailure.guard(driver_for(source.kind).describe, source)
+
+    remote = [s for s in sources if not s.location.is_local]
+    if len(remote) < 2:
+        return [describe(s) for s in sources]
+    # on an object store each description is a few ranged requests, latency-bound: overlap them
+    # (the first alone, so that import-time state and caches are set up once); order is kept
+    first = describe(sources[0])
+    with ThreadPoolExecutor(max_workers=min(DESCRIBE_THREADS, len(sources) - 1)) as pool:
+        return [first, *pool.map(describe, sources[1:])]
 
 
 #: Sources described by one worker task.
 DESCRIBE_BATCH = 16
+
+#: Threads of one describing task when its sources are on an object store (requests in flight).
+DESCRIBE_THREADS = 8
 
 
 def collect_exposures(inputs: Any, *, client: Any = None,
