@@ -270,7 +270,26 @@ def test_metadata_reads_fetch_headers_not_pixels(tmp_path, counting, fmt):
 
     counting.fetched.clear()
     load_model_dict(ref, need_var=True, need_err=True)
-    assert counting.total() > 0.8 * size  # the pixels: every array
+    assert counting.fetched == [(str(path), 0, size)]  # the pixels: the whole object, in one request
+
+
+@pytest.mark.parametrize("fmt", ["jwst", "fits"])
+def test_objects_over_the_whole_read_limit_are_read_by_range(tmp_path, counting, fmt, monkeypatch):
+    from dask_resample.inputs.drivers import _fitsfile
+
+    ds = synthetic.write_dataset(tmp_path, n_dithers=1, n_detectors=1, shape=(256, 256), seed=3, fmt=fmt)
+    path = ds.paths[0]
+    (ref,) = describe_resolved(resolve_inputs([f"counting://{path}"]))
+    whole = load_model_dict(ref, need_var=True, need_err=True)
+    monkeypatch.setattr(_fitsfile, "WHOLE_READ_BYTES", path.stat().st_size - 1)
+    counting.fetched.clear()
+    ranged = load_model_dict(ref, need_var=True, need_err=True)
+    assert len(counting.fetched) > 2  # headers and arrays, each by range
+    assert max(end - start for _, start, end in counting.fetched) < path.stat().st_size
+    assert whole.keys() == ranged.keys()
+    for key, value in whole.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(ranged[key], value, err_msg=key)
 
 
 # ----------------------------------------------------------------------------

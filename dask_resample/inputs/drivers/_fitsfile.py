@@ -3,14 +3,19 @@
 A file is named by a :class:`~dask_resample.store.location.Location` (a local
 path or an fsspec URL with its storage options), taken from the record
 (``InputSource.location``, ``ExposureRef.location``). Files at URLs are never
-copied whole to read them: :func:`open_fits` opens them lazily through fsspec,
+copied to a local disk: :func:`open_fits` opens them lazily through fsspec,
 so that astropy reads each header when it is reached and each HDU's data when
 it is touched, every read one ranged request (plus :data:`READ_AHEAD` bytes).
+A worker that reads an exposure's arrays (``open_fits(..., whole=True)``) takes
+an object of at most :data:`WHOLE_READ_BYTES` in one request instead: a JWST
+``*_cal.fits`` file has eight HDUs, whose headers and data would otherwise cost
+sixteen requests, each a round trip and work for the server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BLOCK",
     "READ_AHEAD",
+    "WHOLE_READ_BYTES",
     "check_fits_file",
     "check_hdulist",
     "fetch",
@@ -41,6 +47,10 @@ BLOCK = 2880
 #: read costs one request of about this size, an array read one request of its
 #: size plus this.
 READ_AHEAD = 64 * 1024
+
+#: Largest object at a URL that ``open_fits(..., whole=True)`` fetches in one request
+#: (held in memory while open, beside the arrays read from it); larger ones are read by range.
+WHOLE_READ_BYTES = 128 * 1024**2
 
 #: Threads checking URL inputs on the client (each check is one or two requests).
 CHECK_THREADS = 16
@@ -165,7 +175,7 @@ def map_inputs[T, R](check: Callable[[T], R], items: list[T], *, remote: bool) -
 # worker side: opening and checking
 # ----------------------------------------------------------------------------
 @contextlib.contextmanager
-def open_fits(location: Location, *, check: bool = False) -> Iterator[Any]:
+def open_fits(location: Location, *, check: bool = False, whole: bool = False) -> Iterator[Any]:
     """Open a FITS file lazily (headers as reached, data when touched), by range at a URL.
 
     Parameters
@@ -174,6 +184,9 @@ def open_fits(location: Location, *, check: bool = False) -> Iterator[Any]:
         A local path or a URL with its storage options.
     check : bool
         First check that the file is whole (:func:`check_hdulist`), reading every header.
+    whole : bool
+        At a URL, fetch an object of at most :data:`WHOLE_READ_BYTES` in one request
+        (for callers that read most of its HDUs' data); local files are unaffected.
 
     Yields
     ------
@@ -188,6 +201,8 @@ def open_fits(location: Location, *, check: bool = False) -> Iterator[Any]:
         hint = " (memory:// is private to each process: use scheduler='serial')" if location.scheme == "memory" else ""
         raise InputError(f"{location.url}: input file not found{hint}") from None
     with fh:
+        if whole and not location.is_local and (fh.size or 0) <= WHOLE_READ_BYTES:
+            fh = io.BytesIO(fh.read())  # one request; the fsspec file (closed by the with) made only the HEAD
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # truncation warnings become the InputError of the check

@@ -381,7 +381,7 @@ def _open_model(location: Location) -> Iterator[Any]:
         with datamodels.open(location.url) as model:
             yield model
         return
-    with open_fits(location) as hdul:
+    with open_fits(location, whole=True) as hdul:
         kind = hdul[0].header.get("DATAMODL", "ImageModel")
         cls = getattr(datamodels, str(kind), None)
         if not (isinstance(cls, type) and issubclass(cls, datamodels.JwstDataModel)):
@@ -427,7 +427,7 @@ def _direct_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> d
 
     arrays = ("var_rnoise", *(("var_flat", "var_poisson") if need_var else ()), *(("err",) if need_err else ()))
     try:
-        with open_fits(ref.location) as hdul:
+        with open_fits(ref.location, whole=True) as hdul:
             out = read_model_dict(hdul, ref.location.name, arrays)
     except Exception as exc:  # the datamodel path reads it, or names the file and the cause
         log.debug("%s: read through the datamodel (%s)", ref.source, one_line(exc))

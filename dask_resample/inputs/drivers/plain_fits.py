@@ -190,7 +190,7 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     """
     skip = (() if need_err else _ERR_ARRAYS) + (() if need_var else _VAR_ARRAYS)
     try:
-        with open_fits(ref.location) as hdul:
+        with open_fits(ref.location, whole=True) as hdul:
             try:
                 wcs, shape, info = _wcs_of(ref, hdul)
             except InputError:
@@ -276,7 +276,7 @@ def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
     arrays = flagged_arrays(model, mask)
 
     def write(target: Path) -> None:
-        with open_fits(ref.location) as hdul:
+        with open_fits(ref.location, whole=True) as hdul:
             hdu = ref.hdu if ref.hdu is not None else science_hdu(hdul, ref.source)
             hdul[hdu].data = np.asarray(arrays["data"], np.float32)
             names = {h.name.upper() for h in hdul}
