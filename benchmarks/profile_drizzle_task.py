@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     from stcal.resample.utils import build_driz_weight, resample_range
 
     from dask_resample.api import plan_mosaic
-    from dask_resample.config import ResampleParams
     from dask_resample.drizzle import kernel
     from dask_resample.inputs.io import load_model_dict
+    from dask_resample.params import ResampleParams
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("asn")
