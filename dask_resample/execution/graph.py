@@ -1,4 +1,4 @@
-"""The task graph: the only module that builds and runs Dask graphs (its tasks: :mod:`.tasks`).
+"""The task graph: the only module that builds and runs Dask graphs (its tasks: :mod:`~dask_resample.execution.tasks`).
 
 Two kinds of task, in the style of odc-loader's graph builder (plan the
 overlaps, then a sparse graph whose shared state is stored once):
