@@ -10,196 +10,58 @@ before any cluster starts, and calls the API through its modules' attributes
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import api, cluster, config, living, outliers, roman, store
+from .. import (
+    api,
+    cluster,  # noqa: F401 - commands.cluster: the module the subcommands connect through
+    outliers,
+    roman,
+    store,
+)
 from ..geometry import grid, skycells
 from ..inputs import io
 from ..inputs.drivers import roman_model
-from ..params import WCS_PARAMETERS, check_wcs_pars
+from ..params import check_wcs_pars
 from ..products import export, figures, pyramid, report
 from ..testing import demo
+from .arguments import (
+    _OUTLIER_KEYS,
+    _check_cluster_options,
+    _check_output,
+    _connect,
+    _inputs_arg,
+    _inputs_of,
+    _kernel_choice,
+    _outlier_params,
+    _params,
+    _plan,
+    _require_mosaic,
+    _resolve_drizzle,
+    _storage_options,
+    _wcs_pars,
+    parse_storage_options,
+)
+from .living_commands import cmd_add, cmd_log, cmd_remove
 from .options import (
-    DRIZZLE,
     DRIZZLE_OPTIONS,
     MISSION,
     OUTLIER,
     OUTLIER_OPTIONS,
-    PROG,
-    RUN_DEFAULTS,
     RUN_OPTIONS,
     SKYCELL_OPTIONS,
     CLIError,
-    Option,
     cluster_options,
-    drizzle_for,
     grid_options,
     outlier_run_options,
     resolve,
-    run_defaults,
 )
 
 __all__ = ["cmd_add", "cmd_demo", "cmd_export", "cmd_info", "cmd_log", "cmd_outliers", "cmd_plan", "cmd_preview",
            "cmd_remove", "cmd_run", "parse_storage_options"]
-
-log = logging.getLogger("dask_resample.cli")
-
-
-# ----------------------------------------------------------------------------
-# turning options into API arguments
-# ----------------------------------------------------------------------------
-def _wcs_pars(v: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ``wcs_pars`` of resolved option values (``None`` when none is given)."""
-    pars = {p.name: p.value(v[p.name]) for p in WCS_PARAMETERS if v.get(p.name) is not None}
-    return pars or None
-
-
-def parse_storage_options(items: Sequence[str] | None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (``--storage-option``) as fsspec storage options, over ``base``.
-
-    Values are read as YAML scalars (``true``, ``3``, text); a dotted key
-    nests (``client_kwargs.endpoint_url=http://...``).
-    """
-    import yaml
-
-    out: dict[str, Any] = {**(base or {})}
-    for item in items or ():
-        key, sep, raw = str(item).partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--storage-option: expected KEY=VALUE, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if not isinstance(value, (str, int, float, bool)) and value is not None:
-            value = raw
-        *parents, leaf = key.strip().split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise CLIError(f"--storage-option: {key}: {p} is not a table")
-        node[leaf] = value
-    return out
-
-
-def _storage_options(args: argparse.Namespace, from_config: Any = None) -> dict[str, Any] | None:
-    """Storage options of a command: ``resample.storage-options`` < ``--config`` < ``--storage-option``."""
-    base = dict(config.get("storage-options") or {})
-    if from_config is not None:
-        if not isinstance(from_config, Mapping):
-            raise CLIError(f"storage_options: expected a table of fsspec options, got {from_config!r}")
-        base.update(from_config)
-    merged = parse_storage_options(getattr(args, "storage_option", None), base)
-    return merged or None
-
-
-def _inputs_of(values: Mapping[str, Any]) -> list[str]:
-    """The ``inputs`` of resolved values (one name or a list), checked to exist."""
-    given = values.get("inputs") or []
-    return _check_inputs([given] if isinstance(given, str) else list(given))
-
-
-def _check_inputs(inputs: Sequence[str]) -> list[str]:
-    """Cheap existence checks of input paths (full checks of URLs and files follow in the API)."""
-    if not inputs:
-        raise CLIError("inputs: give an association (*_asn.json) or input files")
-    out = []
-    for item in inputs:
-        if store.is_url(item):
-            out.append(str(item))
-            continue
-        p = Path(item)
-        if not p.exists():
-            raise CLIError(f"{p}: input file not found")
-        if p.is_dir():
-            raise CLIError(f"{p}: input is a directory; give an association or files")
-        out.append(str(p))
-    return out
-
-
-def _inputs_arg(inputs: Sequence[str]) -> Any:
-    return inputs[0] if len(inputs) == 1 and inputs[0].lower().endswith(".json") else list(inputs)
-
-
-def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
-    if output.exists() and not store.is_mosaic(output):
-        raise CLIError(f"{output}: exists and is not a dask-resample mosaic; refusing to touch it")
-    if output.exists() and not (overwrite or resume):
-        raise CLIError(f"{output}: mosaic exists; pass --overwrite to replace it (or --resume to finish it)")
-
-
-def _resolve_drizzle(args: argparse.Namespace, options: Sequence[Option], positional: Sequence[str]) -> dict[str, Any]:
-    """Resolved values of ``run``/``plan``, the drizzle defaults those of ``--mission`` (``v["mission"]``).
-
-    The mission (command line > option file > ``roman`` with ``--skycells``, else ``jwst``) is
-    resolved first, then every value over that mission's defaults.
-    """
-    kwargs: dict[str, Any] = {"keys_of": _run_keys(args), "aliases": DRIZZLE.aliases,
-                              "config_path": getattr(args, "config", None), "positional": positional}
-    v = resolve(args, options, defaults=RUN_DEFAULTS, **kwargs)
-    mission = v.get("mission") or ("roman" if v.get("skycells") else "jwst")
-    if mission != "jwst":
-        v = resolve(args, options, defaults=run_defaults(mission), **kwargs)
-    v["mission"] = mission
-    return v
-
-
-def _params(v: Mapping[str, Any]) -> Any:
-    """The :class:`~dask_resample.params.ResampleParams` of resolved values (with the mission's DQ names)."""
-    return drizzle_for(v.get("mission") or "jwst").build(v)
-
-
-def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
-    """The mosaic plan of resolved option values (shared by ``plan`` and ``run``)."""
-    params = _params(v)
-    wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
-    output_wcs = grid.load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
-    return api.plan_mosaic(
-        inputs, mode=v["mode"], params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
-        tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"], client=client,
-    )
-
-
-def _check_cluster_options(v: Mapping[str, Any]) -> None:
-    """Refuse contradictory 'where to run' options (before anything starts)."""
-    if v["serial"] and (v["scheduler"] or v["cluster"] or v["workers"] or v["jobs"]):
-        raise CLIError("--serial runs without Dask; drop --scheduler/--cluster/--workers/--jobs")
-    if v["jobs"] is not None and str(v["cluster"]).lower() == "local":
-        raise CLIError("--jobs: only with a job-queue --cluster (slurm, pbs, ...), not with --cluster local")
-
-
-def _connect(v: Mapping[str, Any]) -> Any:
-    """The cluster handle of the 'where to run' options (``None`` with ``--serial``)."""
-    if v["serial"]:
-        return None
-    extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
-    handle = cluster.connect(
-        cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
-        threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
-    )
-    if (link := handle.dashboard_link):
-        log.info("Dask dashboard: %s", link)
-    return handle
-
-
-def _run_keys(args: argparse.Namespace) -> str:
-    return f"long options of '{PROG} {args.command}' (see --help)"
-
-
-#: What the keys of an outlier-detection option file are (unknown-key messages).
-_OUTLIER_KEYS = f"options of '{PROG} outliers'"
-
-
-def _outlier_params(args: argparse.Namespace, config_path: Any) -> Any:
-    """The :class:`~dask_resample.outliers.OutlierParams` of an option file (``run --outlier-config``)."""
-    values = resolve(args, OUTLIER_OPTIONS, keys_of=_OUTLIER_KEYS, defaults=OUTLIER.option_defaults,
-                      aliases=OUTLIER.aliases, config_path=config_path, from_args=False)
-    return OUTLIER.build(values)
 
 
 # ----------------------------------------------------------------------------
@@ -363,17 +225,6 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kernel_choice(values: Mapping[str, Any]) -> Any:
-    """``--no-fused-kernel`` as ``resample.fused-kernel: false`` while the graph is built."""
-    import contextlib
-
-    import dask.config
-
-    if values.get("no_fused_kernel"):
-        return dask.config.set({"resample.fused-kernel": False})
-    return contextlib.nullcontext()
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     """``dask-resample plan``: grid, tiles and coverage, without reading pixels."""
     v = _resolve_drizzle(args, (MISSION, *DRIZZLE_OPTIONS, *grid_options()), ("inputs",))
@@ -414,97 +265,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _living_keys(args: argparse.Namespace) -> str:
-    return f"options of '{PROG} {args.command}' (see --help)"
-
-
-def _given_params(args: argparse.Namespace) -> set[str]:
-    """Names of the drizzle parameters given on the command line."""
-    inverse = {dest: name for name, dest in DRIZZLE.aliases.items()}
-    return {inverse.get(o.dest, o.dest) for o in DRIZZLE_OPTIONS if hasattr(args, o.dest)}
-
-
-def _living_params(args: argparse.Namespace, v: Mapping[str, Any], mosaic: Any) -> Any:
-    """Drizzle parameters of ``add``: all of them for a new mosaic (``run``'s defaults); for an
-    existing one, those given on the command line over the mosaic's (a different value is refused)."""
-    built = DRIZZLE.build(v)
-    if not living.is_living(mosaic):
-        return built
-    given = _given_params(args)
-    if not given:
-        return None
-    stored = living.living_params(mosaic)
-    return type(built).from_kwargs(**{**stored.as_kwargs(), **{n: getattr(built, n) for n in given}})
-
-
-def _living_grid(v: Mapping[str, Any]) -> dict[str, Any]:
-    """``grid=`` or ``output_wcs=`` of a new living mosaic from the grid options."""
-    if v.get("output_wcs"):
-        return {"output_wcs": grid.load_output_wcs(v["output_wcs"], v.get("output_shape"))}
-    missing = [f"--{n.replace('_', '-')}" for n in ("crval", "pixel_scale", "output_shape") if v.get(n) is None]
-    if missing:
-        raise CLIError(f"a new living mosaic needs its fixed grid: give --output-wcs FILE, or {', '.join(missing)}")
-    return {"grid": living.GridSpec(crval=tuple(v["crval"]), pixel_scale=float(v["pixel_scale"]),
-                                    shape_yx=tuple(v["output_shape"]), rotation=float(v.get("rotation") or 0.0),
-                                    crpix=None if v.get("crpix") is None else tuple(v["crpix"]))}
-
-
-def _run_update(args: argparse.Namespace, **kwargs: Any) -> int:
-    """Run :func:`dask_resample.living.update` with the 'where to run' options; print the new version."""
-    options = (*DRIZZLE_OPTIONS, *grid_options(), *cluster_options())
-    v = resolve(args, options, keys_of=_living_keys(args), defaults=RUN_DEFAULTS, aliases=DRIZZLE.aliases,
-                positional=("mosaic", "storage_options"))
-    storage_options = _storage_options(args)
-    mosaic = store.as_location(str(args.mosaic), storage_options)
-    if kwargs.get("add") is not None:
-        params = _living_params(args, v, mosaic)
-        if params is not None:
-            kwargs["params"] = params
-        if not living.is_living(mosaic):
-            kwargs.update(_living_grid(v))
-            if v.get("tile_shape"):
-                kwargs["tile_shape"] = tuple(v["tile_shape"])
-    _check_cluster_options(v)
-    handle = _connect(v)
-    try:
-        result = living.update(mosaic, client=None if handle is None else handle.client,
-                               scheduler="serial" if handle is None else "distributed",
-                               storage_options=storage_options, **kwargs)
-    finally:
-        if handle is not None:
-            handle.close()
-    print(result.version.line())
-    return 0
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    """``dask-resample add``: add inputs to a living mosaic (creating it on its fixed grid)."""
-    inputs = _check_inputs(args.inputs)
-    return _run_update(args, add=_inputs_arg(inputs))
-
-
-def cmd_remove(args: argparse.Namespace) -> int:
-    """``dask-resample remove``: remove inputs (by name or fingerprint) from a living mosaic."""
-    if not args.inputs:
-        raise CLIError("remove: name the inputs to remove (file names or fingerprints)")
-    return _run_update(args, remove=list(args.inputs))
-
-
-def cmd_log(args: argparse.Namespace) -> int:
-    """``dask-resample log``: the versions of a living mosaic, newest first."""
-    for version in living.history(store.as_location(str(args.mosaic), _storage_options(args))):
-        print(version.line())
-    return 0
-
-
-def _require_mosaic(args: argparse.Namespace) -> Any:
-    """The mosaic named by ``args.mosaic`` (with ``--storage-option``), checked to be one."""
-    p = store.as_location(args.mosaic, _storage_options(args))
-    try:
-        if not p.exists():
-            raise CLIError(f"{p}: not found")
-    except store.StorageError as exc:
-        raise CLIError(str(exc)) from None
-    if not store.is_mosaic(p):
-        raise CLIError(f"{p}: not a dask-resample mosaic")
-    return p

@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._version import __version__
 from ..inputs.io import one_line
 from ..param_fields import parse_positive_int
 from ..products.figures import PREVIEW_MAX_SIZE
@@ -139,8 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    from .._version import __version__
-
     parser = _Parser(
         prog=PROG,
         description="Drizzle many exposures into one tiled Zarr mosaic on a Dask cluster "

@@ -113,7 +113,7 @@ def _evaluate(plan: FastPixmapPlan, x: np.ndarray, y: np.ndarray) -> tuple[np.nd
 def compiled_available() -> bool:
     """Whether numba, and so :mod:`dask_resample.geometry.pixmap_compiled`, can be imported here."""
     try:
-        from . import pixmap_compiled  # noqa: F401
+        from . import pixmap_compiled  # noqa: F401  # deferred: numba, only where it is installed
     except ImportError:
         return False
     return True
@@ -157,7 +157,7 @@ def fast_pixmap(plan: FastPixmapPlan, shape_yx: tuple[int, int]) -> np.ndarray |
     """
     src = plan.source
     if src.program is not None and _COMPILED["enabled"] and compiled_available():
-        from .pixmap_compiled import fast_map
+        from .pixmap_compiled import fast_map  # deferred: numba, only where it is installed
 
         return fast_map(src.program, src.kind, plan.homography, src.bbox_xy, shape_yx)
     ny, nx = shape_yx

@@ -37,6 +37,7 @@ import xarray as xr
 
 from ..geometry import cutout_box, fits_wcs_from_cards, gwcs_from_text, image_corners_xy, subgrid_metadata
 from ..store import FORMAT_KEY, as_location
+from .export import EXTENSION_NAMES, write_plain_fits
 
 __all__ = ["MosaicAccessor"]
 
@@ -309,8 +310,6 @@ class MosaicAccessor:
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
-        from .export import EXTENSION_NAMES, write_plain_fits
-
         target = as_location(path, storage_options)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target}: exists; pass overwrite=True to replace it")

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import fits_wcs_from_cards, sky_polygons, wcs_to_fits_header
+from ..geometry import fits_wcs_from_cards, sky_polygons, sregion_polygons, wcs_to_fits_header
+from ..inputs.io import load_wcs
 from ..store import Location, as_location, is_mosaic, open_mosaic, read_metadata
 
 __all__ = ["coverage_png", "preview_png"]
@@ -135,12 +136,8 @@ def preview_png(
 
 def _input_polygons(ref: Any) -> list[Any]:
     """Sky polygons of an input: its S_REGION, else the footprint of its WCS (read from the input)."""
-    from ..geometry import sregion_polygons
-
     if ref.s_region and (polys := sregion_polygons(ref.s_region)):
         return polys
-    from ..inputs.io import load_wcs
-
     wcs, shape, _ = load_wcs(ref)
     return sky_polygons(None, wcs, shape)
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..store import as_location, read_metadata, tiles_done
+
 __all__ = ["format_value", "mosaic_info", "mosaic_info_json", "plan_summary", "run_summary"]
 
 
@@ -56,8 +58,6 @@ def plan_summary(plan: Any) -> str:
 
 def mosaic_info_json(path: str | os.PathLike | Any, storage_options: Mapping[str, Any] | None = None) -> str:
     """The stored metadata of a mosaic as JSON (without the ASDF WCS), with the tiles written per group."""
-    from ..store import as_location, read_metadata, tiles_done
-
     path = as_location(path, storage_options)
     meta = read_metadata(path)
     doc = dict(meta)
@@ -79,8 +79,6 @@ def mosaic_info(path: str | os.PathLike | Any, storage_options: Mapping[str, Any
     str
         Lines of text, without a final newline.
     """
-    from ..store import as_location, read_metadata, tiles_done
-
     path = as_location(path, storage_options)
     meta = read_metadata(path)
     grid = meta.get("grid", {})

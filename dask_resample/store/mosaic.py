@@ -1,4 +1,4 @@
-"""The Zarr v3 mosaic: layout, attributes, tile writes, progress markers, opening.
+"""The Zarr v3 mosaic: its layout, format keys and metadata (the layout shared with living mosaics).
 
 Layout of a many-to-one mosaic at ``path``::
 
@@ -16,7 +16,7 @@ group id) under the root group, whose attributes list the groups.
 
 One tile is exactly one chunk. With sharding (the default on object stores,
 ``resample.shard-tiles``) several tiles share one shard object per array, and one
-task writes each whole shard (:func:`write_shard`): no two tasks ever write into
+task writes each whole shard (:func:`~dask_resample.store.shard_tasks.write_shard`): no two tasks ever write into
 the same object, so tiles are written concurrently without locks. Chunks that
 hold only the fill value are not written at all.
 
@@ -30,11 +30,10 @@ value is the reference's value at a pixel no input reaches
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,26 +44,25 @@ from ..geometry import gwcs_from_text
 from .location import Location, as_location
 
 __all__ = [
+    "COMPLETE_KEY",
+    "CREATING_KEY",
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
+    "PROGRESS_DIR",
     "MosaicExistsError",
     "StoreSpec",
+    "create_layout",
     "create_store",
-    "encode_tile_chunks",
+    "finalize_store",
     "gwcs_from_attrs",
-    "index_shards",
+    "is_complete",
     "is_mosaic",
     "layout_problems",
-    "open_mosaic",
+    "mark_complete",
     "read_metadata",
     "remove_partial_writes",
-    "read_encoded_tile",
     "remove_stale_siblings",
     "scratch_sibling",
-    "shard_codecs",
-    "tile_marker",
-    "tiles_done",
-    "write_encoded_tile",
-    "write_shard",
-    "write_tile",
 ]
 
 FORMAT_KEY = "dask_resample"
@@ -133,50 +131,6 @@ CREATING_KEY = "dask_resample_creating"
 COMPLETE_KEY = "dask_resample_complete"
 
 
-def check_output(location: Location, *, overwrite: bool, resume: bool) -> None:
-    """Refuse an output that may not be (re)written, before any work.
-
-    Raises
-    ------
-    MosaicExistsError
-        If something exists there that is not a mosaic, or a mosaic exists and
-        neither ``overwrite`` nor ``resume`` is set.
-    """
-    if not location.exists() or _is_half_created(location):
-        return
-    if not is_mosaic(location):
-        raise MosaicExistsError(f"{location}: exists and is not a dask-resample mosaic; refusing to touch it")
-    if not (overwrite or resume):
-        raise MosaicExistsError(f"{location}: mosaic exists; pass overwrite=True (--overwrite) to replace it")
-
-
-def prepare_output(path: str | os.PathLike | Location, overwrite: bool, resume: bool = False) -> Location:
-    """Check that ``path`` may be (re)written; remove an old mosaic if allowed.
-
-    Used for intermediate stores (the outlier median), which nobody reads
-    while they are replaced; a mosaic itself is replaced by :func:`swap_in`.
-
-    Raises
-    ------
-    MosaicExistsError
-        If ``path`` exists and is not a mosaic, or is one and ``overwrite`` is false.
-    """
-    location = as_location(path)
-    check_output(location, overwrite=overwrite, resume=resume)
-    if location.exists() and not resume:
-        location.remove()
-    return location
-
-
-def replacement(location: Location, fingerprint: str) -> Location:
-    """Where a run that replaces the mosaic at ``location`` builds the new one (a hidden sibling).
-
-    The name depends on the run's inputs, parameters and grid, so a killed
-    replacement is found again by a rerun (resume) of the same command.
-    """
-    return location.sibling(f".{location.name}.replacing-{fingerprint[:16]}")
-
-
 def mark_complete(location: Location, record: Mapping[str, Any]) -> None:
     """Record, in the root's attributes, that every tile of the store at ``location`` is written."""
     import zarr
@@ -184,85 +138,10 @@ def mark_complete(location: Location, record: Mapping[str, Any]) -> None:
     zarr.open_group(location.zarr_store(), mode="r+").attrs[COMPLETE_KEY] = json.loads(json.dumps(dict(record)))
 
 
-def index_shards(location: Location, groups: Sequence[str], arrays: Sequence[str]) -> dict[str, str]:
-    """Write the shard index object of every group of a finished, sharded mosaic.
-
-    Every shard of every array is written (or, holding only fill values, never
-    will be), so the indexes read now (one small ranged request per shard,
-    concurrently) are final. The object lets a reader fetch one tile in one
-    ranged request (:mod:`dask_resample.store.shard_index`).
-
-    Returns
-    -------
-    dict
-        ``group -> digest`` of each object (``""`` names the root of a
-        many-to-one mosaic), for the completion record; empty when the mosaic
-        is not sharded.
-    """
-    import zarr
-
-    from .shard_index import read_shard_indexes, shard_layout, write_index_object
-
-    root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
-    digests: dict[str, str] = {}
-    for group in groups:
-        node: Any = root[group] if group else root  # a group, whose members zarr types as Array | Group
-        members = [node[name] for name in arrays]
-        if not members or members[0].shards is None:
-            return {}
-        layouts = {name: shard_layout(arr) for name, arr in zip(arrays, members, strict=True)}
-        indexes = {name: read_shard_indexes(arr) for name, arr in zip(arrays, members, strict=True)}
-        digests[group] = write_index_object(location.join(group) if group else location, indexes, layouts)
-    return digests
-
-
 def is_complete(location: Location) -> bool:
     """True if :func:`mark_complete` ran for the store at ``location``."""
     doc = _root_doc(location)
     return doc is not None and COMPLETE_KEY in doc.get("attributes", {})
-
-
-def swap_in(new: Location, target: Location) -> None:
-    """Put the finished mosaic ``new`` in the place of ``target``; remove the old one.
-
-    At every moment a complete mosaic exists: the old one at ``target`` until
-    the new one replaces it, and the new one at ``new`` until it is at
-    ``target``. Locally the swap is two renames. On an object store, which has
-    no rename, the old objects are removed and the new ones copied (server
-    side) with the root metadata last, then ``new`` is removed; a run killed
-    during the copy leaves ``new`` complete, and the same command run again
-    finishes the swap (:func:`finish_interrupted_swap`).
-    """
-    if target.is_local:
-        trash = target.sibling(f".{target.name}.trash-{uuid.uuid4().hex[:12]}")
-        if target.exists():
-            target.rename(trash)
-        new.rename(target)
-        trash.remove()
-        return
-    target.remove()
-    root_meta = new.join("zarr.json").url
-    objects = [obj for obj in new.walk_files() if obj.url != root_meta]
-    # the root metadata last: until it is there, ``target`` is not a mosaic to any reader
-    for obj in [*objects, new.join("zarr.json")]:
-        obj.fs.copy(obj.path, target.join(obj.url[len(new.url) + 1:]).path)
-    target.fs.invalidate_cache()
-    new.remove()
-
-
-def finish_interrupted_swap(target: Location, fingerprint: str) -> bool:
-    """Finish a replacement of ``target`` that was killed after its new mosaic was complete.
-
-    Returns
-    -------
-    bool
-        True if a swap was finished (``target`` now holds that mosaic).
-    """
-    new = replacement(target, fingerprint)
-    if new.exists() and is_complete(new) and is_mosaic(new):
-        swap_in(new, target)
-        return True
-    return False
 
 
 def gwcs_from_attrs(attrs: Mapping[str, Any]) -> Any:
@@ -494,249 +373,6 @@ def finalize_store(path: str | os.PathLike | Location) -> None:
         zarr.consolidate_metadata(as_location(path).zarr_store())
 
 
-def _open_array(spec: StoreSpec, name: str, mode: str = "r+") -> Any:
-    import zarr
-
-    gpath = _group_path(spec.group)
-    return zarr.open_array(spec.location.zarr_store(read_only=mode == "r"),
-                           path=f"{gpath}/{name}" if gpath else name, mode=mode)
-
-
-def _write_marker(spec: StoreSpec, name: str, record: Mapping[str, Any]) -> None:
-    spec.progress().join(f"{name}.json").write_json(dict(record))
-
-
-def write_tile(
-    spec: StoreSpec,
-    y0: int,
-    x0: int,
-    ty: int,
-    tx: int,
-    arrays: Mapping[str, np.ndarray],
-    record: dict[str, Any],
-    ctx_planes: Sequence[int] = (0,),
-) -> dict[str, Any]:
-    """Write one tile's arrays into its chunks and mark the tile complete.
-
-    The marker is written (whole, in one request) only after every array is
-    written, so a tile with a marker is complete.
-
-    Parameters
-    ----------
-    spec : StoreSpec
-    y0, x0 : int
-        Position of the tile in the mosaic.
-    ty, tx : int
-        Tile index.
-    arrays : mapping
-        Finalised arrays; ``con`` holds only the planes ``ctx_planes`` of the
-        mosaic's context (the others stay unwritten: zero).
-    record : dict
-        Small record stored in the marker.
-    ctx_planes : sequence of int
-        Planes of ``con`` held by ``arrays["con"]``.
-
-    Returns
-    -------
-    dict
-        The small record stored in the marker.
-    """
-    for name in spec.arrays:
-        block = arrays[name]
-        arr = _open_array(spec, name)
-        if name == "con":
-            for local, plane in enumerate(ctx_planes):
-                arr[plane, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block[local]
-        else:
-            arr[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
-    _write_marker(spec, f"{ty}_{tx}", record)
-    return record
-
-
-#: Encoded bytes a shard task keeps in memory, over all arrays, before spilling them to a temporary file.
-SHARD_MEMORY_BYTES = 128 * 2**20
-
-
-def shard_codecs(spec: StoreSpec) -> dict[str, dict[str, Any]]:
-    """The metadata of every sharded array of ``spec`` (``to_dict()`` form: small, picklable).
-
-    Read once, by the client, and carried by the graph to the tasks that encode
-    tiles (:func:`encode_tile_chunks`), which then need no request for it.
-    """
-    return {name: _open_array(spec, name, mode="r").metadata.to_dict() for name in spec.arrays}
-
-
-def encode_tile_chunks(codecs: Mapping[str, Any], ty: int, tx: int, arrays: Mapping[str, np.ndarray],
-                       ctx_planes: Sequence[int]) -> tuple[bytes, list[list[Any]]]:
-    """A finished tile's inner chunks, encoded for its shard, as one blob and its table of contents.
-
-    Parameters
-    ----------
-    codecs : mapping
-        ``name -> ChunkCodec`` (or the array metadata of :func:`shard_codecs`).
-    ty, tx : int
-        Tile index (one tile is one inner chunk of every array).
-    arrays : mapping
-        The tile's finished arrays; ``con`` holds the planes ``ctx_planes``.
-    ctx_planes : sequence of int
-
-    Returns
-    -------
-    blob : bytes
-        The encoded chunks, one after the other.
-    table : list
-        ``[name, chunk_coords, offset, length]`` per chunk that holds more than
-        the fill value (the others are left out, as zarr leaves them out).
-    """
-    from .shard_writer import ChunkCodec
-
-    parts: list[bytes] = []
-    table: list[list[Any]] = []
-    offset = 0
-    for name, codec in codecs.items():
-        if not isinstance(codec, ChunkCodec):
-            codec = ChunkCodec(codec, name)
-        chunks: list[tuple[tuple[int, ...], np.ndarray]]
-        if name == "con":  # the planes the tile's contributors set, one at a time
-            chunks = [((int(plane), ty, tx), arrays[name][k]) for k, plane in enumerate(ctx_planes)]
-        else:
-            chunks = [((ty, tx), arrays[name])]
-        for coords, values in chunks:
-            data = codec.encode(values)
-            if data is None:
-                continue
-            table.append([name, list(coords), offset, len(data)])
-            parts.append(data)
-            offset += len(data)
-    return b"".join(parts), table
-
-
-_ENCODED_HEADER = 8  # bytes of the record's length before a finished tile's record and chunks
-
-
-def write_encoded_tile(location: Location, record: Mapping[str, Any], blob: bytes) -> None:
-    """Write a finished tile (its record, then its encoded chunks) as one object, whole.
-
-    The record (JSON, with the ``chunks`` table of :func:`encode_tile_chunks`)
-    makes the object self-describing: a retried task reads it back
-    (:func:`read_encoded_tile`) instead of finishing the tile again.
-    """
-    head = json.dumps(dict(record), default=_json_default, sort_keys=True).encode()
-    location.write_bytes(b"".join([len(head).to_bytes(_ENCODED_HEADER, "little"), head, blob]))
-
-
-def read_encoded_tile(location: Location) -> tuple[dict[str, Any], memoryview]:
-    """The record and the encoded chunks of an object of :func:`write_encoded_tile` (one read)."""
-    data = memoryview(location.read_bytes())
-    n = int.from_bytes(data[:_ENCODED_HEADER], "little")
-    return json.loads(bytes(data[_ENCODED_HEADER : _ENCODED_HEADER + n])), data[_ENCODED_HEADER + n :]
-
-
-def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, Any]],
-                codecs: Mapping[str, Any], *, spill_dir: str | None = None) -> dict[str, Any]:
-    """Write one whole shard of every array from its tiles' encoded chunks, then its marker.
-
-    One task writes each shard object once, whole (zarr-python rewrites a
-    whole shard on any partial write, so two writers of one shard would lose
-    updates). The tiles were finished and encoded by their own tasks
-    (:func:`encode_tile_chunks`); here each tile's blob is read once and its
-    chunks go to every array's :class:`~dask_resample.store.shard_writer.ShardEncoder`,
-    which keeps them in memory up to :data:`SHARD_MEMORY_BYTES` in all and the
-    rest in a temporary file in ``spill_dir``. So memory holds one tile's
-    blob, then one shard's bytes.
-
-    Parameters
-    ----------
-    spec : StoreSpec
-    sy, sx : int
-        Shard index (along y and x).
-    tiles : iterable of mapping
-        The records of the shard's finished tiles: ``tile`` (``[ty, tx]``),
-        ``ctx_planes``, ``chunks`` (the table of :func:`encode_tile_chunks`) and
-        ``encoded`` (the Location of its :func:`write_encoded_tile` object).
-    codecs : mapping
-        The arrays' metadata (:func:`shard_codecs`).
-    spill_dir : str, optional
-        A local directory for encoded bytes beyond the memory budget (default: the system's).
-
-    Returns
-    -------
-    dict
-        The marker's record: the shard and its tiles' records (without the blob's table).
-    """
-    from .shard_writer import ChunkCodec, ShardEncoder
-
-    per_array = SHARD_MEMORY_BYTES // max(1, len(spec.arrays))
-    encoders: dict[str, ShardEncoder] = {}
-    records = []
-    try:
-        for name in spec.arrays:
-            codec = ChunkCodec(codecs[name], name)
-            coords = (0, sy, sx) if name == "con" else (sy, sx)
-            encoders[name] = ShardEncoder(codec, coords, memory_bytes=per_array, spill_dir=spill_dir)
-        for record in tiles:
-            if record["chunks"]:
-                _, blob = read_encoded_tile(record["encoded"])
-                for name, chunk_coords, offset, length in record["chunks"]:
-                    encoders[name].add_encoded(tuple(chunk_coords), bytes(blob[offset : offset + length]))
-                del blob
-            records.append({k: v for k, v in record.items() if k not in ("encoded", "chunks")})
-        for name, encoder in encoders.items():
-            data = encoder.to_bytes()
-            encoder.close()
-            coords = (0, sy, sx) if name == "con" else (sy, sx)
-            target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
-                                        *encoder.codec.shard_key(coords).split("/"))
-            if data is None:
-                target.remove()  # every tile holds the fill value: no object, as zarr writes none
-            else:
-                target.write_bytes(data)
-            del data
-    finally:
-        for encoder in encoders.values():
-            encoder.close()
-    record = {"shard": [sy, sx], "tiles": records}
-    _write_marker(spec, f"shard_{sy}_{sx}", record)
-    return record
-
-
-def tile_marker(spec: StoreSpec, ty: int, tx: int) -> dict[str, Any] | None:
-    """The completion record of a tile, or ``None`` if it is not complete."""
-    try:
-        return spec.progress().join(f"{ty}_{tx}.json").read_json()
-    except (OSError, ValueError):
-        return None
-
-
-def shard_marker(spec: StoreSpec, sy: int, sx: int) -> dict[str, Any] | None:
-    """The completion record of a shard, or ``None`` if it is not complete."""
-    try:
-        return spec.progress().join(f"shard_{sy}_{sx}.json").read_json()
-    except (OSError, ValueError):
-        return None
-
-
-def tiles_done(path: str | os.PathLike | Location, group: str = "") -> dict[tuple[int, int], dict[str, Any]]:
-    """Tiles of ``group`` marked complete (by their own marker or their shard's), with their records."""
-    progress = as_location(path)
-    progress = (progress.join(group) if group else progress).join(PROGRESS_DIR)
-    done: dict[tuple[int, int], dict[str, Any]] = {}
-    for name in progress.listdir():
-        if not name.endswith(".json") or name == "zarr.json":
-            continue
-        try:
-            rec = progress.join(name).read_json()
-            if name.startswith("shard_"):
-                for t in rec["tiles"]:
-                    done[(int(t["tile"][0]), int(t["tile"][1]))] = t
-            else:
-                ty, tx = (int(v) for v in name[: -len(".json")].split("_"))
-                done[(ty, tx)] = rec
-        except (ValueError, OSError, KeyError, TypeError):
-            continue
-    return done
-
-
 def read_metadata(path: str | os.PathLike | Location, group: str | None = None) -> dict[str, Any]:
     """The ``dask_resample`` attributes of a mosaic (or of one of its groups)."""
     location = as_location(path)
@@ -753,104 +389,3 @@ def read_metadata(path: str | os.PathLike | Location, group: str | None = None) 
     return meta
 
 
-def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, level: int | None = None,
-                *, storage_options: Mapping[str, Any] | None = None, version: int | str | None = None) -> Any:
-    """Open a mosaic as a lazy :class:`xarray.Dataset`.
-
-    Parameters
-    ----------
-    path : path-like, URL or Location
-        The Zarr mosaic: a local path or any fsspec URL (``s3://...``).
-    group : str, optional
-        For many-to-many mosaics, the exposure group to open.
-    level : int, optional
-        Pyramid level (0 is full resolution), where a pyramid was written.
-    storage_options : mapping, optional
-        Options of the URL's file system (credentials, ``endpoint_url``).
-    version : int or str, optional
-        A living mosaic's version (its number, or its snapshot id); default
-        the newest (see :mod:`dask_resample.living`).
-
-    Returns
-    -------
-    xarray.Dataset
-        Variables ``data``, ``wht``, ``con``, ``err``, ``var_*``, ``dq`` as written;
-        ``attrs`` carries the metadata (WCS, parameters, inputs, totals).
-    """
-    import xarray as xr
-
-    from .living import is_living, open_living
-
-    location = as_location(path, storage_options)
-    if version is not None or is_living(location):
-        if group or level:
-            raise ValueError(f"{location}: a living mosaic has one group and no pyramid levels")
-        return open_living(location, version=version)
-    if not is_mosaic(location):
-        raise ValueError(f"{location}: not a dask-resample mosaic")
-    meta = read_metadata(location, group)
-    if meta.get("mode") == "many_to_many" and not group:
-        raise ValueError(f"{location}: many-to-many mosaic; pass group= one of {meta.get('groups')}")
-    zgroup = group or None
-    if level:
-        zgroup = f"{group}/levels/{level}" if group else f"levels/{level}"
-        try:
-            level_doc = location.join(zgroup, "zarr.json").read_json()
-        except (OSError, ValueError):
-            raise ValueError(
-                f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
-        # the level's own WCS and grid replace those of level 0
-        meta = {**meta, **level_doc.get("attributes", {}).get(FORMAT_KEY, {})}
-    store = location.zarr_store(read_only=True)
-    complete = (_root_doc(location) or {}).get("attributes", {}).get(COMPLETE_KEY) or {}
-    digest = (complete.get("shard_index") or {}).get(group or "")
-    if digest and not level:  # one ranged request per tile (see store.shard_index)
-        from .shard_index import open_indexed
-
-        store = open_indexed(store, location.join(group) if group else location, prefix=group or "",
-                             expected_digest=digest)
-    ds = xr.open_zarr(store, group=zgroup, consolidated=False, chunks={})
-    ds.attrs = {FORMAT_KEY: meta}
-    return ds
-
-
-def input_fingerprint(records: Sequence[Mapping[str, Any]], params: Mapping[str, Any], grid: Mapping[str, Any],
-                      storage_options: Mapping[str, Any] | None = None) -> str:
-    """A digest of inputs (names, sizes, mtimes or ETags), parameters and grid, used by resume.
-
-    Parameters
-    ----------
-    records : sequence of mapping
-        ``ExposureRef.to_record()`` rows (``filename``, ``source``, ``group_id``).
-    params, grid : mapping
-        The run's parameters and grid record.
-    storage_options : mapping, optional
-        Options of the file system of URL sources (credentials, ``endpoint_url``).
-        A local file counts by its size and mtime; an object at a URL by its size
-        and ETag (else its modification time), from one ``fs.info`` request; a
-        source that cannot be asked counts by its name only.
-    """
-    # fs.info keys that change when an object is rewritten, in order of preference
-    version_keys = ("ETag", "etag", "md5Hash", "LastModified", "last_modified", "updated", "mtime", "created")
-
-    def stat_of(source: str) -> list[Any] | None:
-        location = Location(source, storage_options or {})
-        if location.is_local:
-            if not os.path.exists(location.url):
-                return None
-            st = os.stat(location.url)
-            return [st.st_size, st.st_mtime_ns]
-        try:
-            info = location.fs.info(location.path)
-        except Exception:  # unreachable now: the run reading it will say why
-            return None
-        return [info.get("size"), next((info[k] for k in version_keys if info.get(k) is not None), None)]
-
-    h = hashlib.sha256()
-    for rec in records:
-        src = rec.get("source")
-        stat = stat_of(str(src)) if src and src != "<memory>" else None
-        h.update(json.dumps([rec.get("filename"), src, rec.get("group_id"), stat], default=str).encode())
-    h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(json.dumps(grid, sort_keys=True, default=str).encode())
-    return h.hexdigest()

@@ -26,55 +26,41 @@ Read side
     object, an unreadable one or another digest, the wrapper holds no index and
     passes every request through: plain zarr behaviour, the same values.
 
-The index object
-----------------
-``<group>/_progress/shard_index.npz`` (:data:`INDEX_OBJECT_KEY`; inside the
-progress group, so that zarr's listing of the mosaic group sees no stray
-object). A ZIP file that :func:`numpy.load` reads, members deflated, every member
-dated 1980-01-01, so the same indexes always give the same bytes:
-
-``header.npy``
-    ``uint8``: UTF-8 JSON, keys sorted::
-
-        {"format": "dask_resample.shard_index", "version": 1,
-         "arrays": [{"path": "con", "chunk_key_encoding": {"name": "default",
-                     "configuration": {"separator": "/"}}, "shard_grid": [3, 2, 2],
-                     "index_size": 260, "index_location": "end", "count": 12}, ...]}
-
-    ``arrays`` is sorted by ``path`` (the array's path below the group).
-``<k>.coords.npy``
-    ``int64 (count, ndim)``: shard grid coordinates of the ``k``-th array's
-    entries, in lexicographic order (``(plane, sy, sx)`` for ``con``).
-``<k>.present.npy``
-    ``bool (count,)``: False for a shard that does not exist (no chunk of it was written).
-``<k>.index.npy``
-    ``uint8 (count, index_size)``: the shard's index exactly as stored at the end
-    (or start) of the shard object; zeros where the shard does not exist.
-
-The store key of an entry is ``<prefix>/<path>/<chunk key>``, the chunk key
-given by the array's chunk key encoding (``data/c/0/1``, ``con/c/2/0/1``). A
-shard with no entry is not known to the object and is read as usual.
+The index object's format is described in :mod:`~dask_resample.store.index_object`; the
+layout of one sharded array (where its indexes are) and the reading of written shards'
+indexes are in :mod:`~dask_resample.store.shard_layout`. This module re-exports their names.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import hashlib
-import io
 import json
 import threading
-import zipfile
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from math import ceil
+from collections.abc import AsyncGenerator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.storage import WrapperStore
 
+from .index_object import (
+    FORMAT_NAME,  # noqa: F401 - re-exported
+    FORMAT_VERSION,  # noqa: F401 - re-exported
+    INDEX_OBJECT_KEY,
+    IndexObject,
+    decode_index_object,
+    encode_index_object,
+    load_index_object,
+    write_index_object,
+)
 from .location import Location
+from .shard_layout import (
+    FETCH_CONCURRENCY,  # noqa: F401 - re-exported
+    ShardCoords,
+    ShardLayout,
+    read_shard_index,
+    read_shard_indexes,
+    shard_layout,
+)
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
@@ -95,350 +81,6 @@ __all__ = [
     "shard_layout",
     "write_index_object",
 ]
-
-#: Key of the index object below a mosaic group.
-INDEX_OBJECT_KEY = "_progress/shard_index.npz"
-FORMAT_NAME = "dask_resample.shard_index"
-FORMAT_VERSION = 1
-#: Concurrent requests of :func:`read_shard_indexes`.
-FETCH_CONCURRENCY = 16
-
-ShardCoords = tuple[int, ...]
-
-
-# -- the layout of one sharded array ------------------------------------------------------------
-@dataclass(frozen=True)
-class ShardLayout:
-    """What a reader needs to find the shard indexes of one array (small, picklable).
-
-    Attributes
-    ----------
-    chunk_key_encoding : dict
-        The array's chunk key encoding as in its ``zarr.json``
-        (``{"name": "default", "configuration": {"separator": "/"}}``).
-    shard_grid : tuple of int
-        Shards along each dimension.
-    index_size : int
-        Bytes of one shard index as stored (for the default index codecs,
-        bytes + crc32c: ``16 * inner chunks per shard + 4``).
-    index_location : {"end", "start"}
-        Where the index sits in the shard object.
-    """
-
-    chunk_key_encoding: Mapping[str, Any]
-    shard_grid: tuple[int, ...]
-    index_size: int
-    index_location: str
-
-    def chunk_key(self, coords: ShardCoords) -> str:
-        """The key of shard ``coords`` below its array (``c/0/1``)."""
-        from zarr.core.chunk_key_encodings import parse_chunk_key_encoding
-
-        return parse_chunk_key_encoding(dict(self.chunk_key_encoding)).encode_chunk_key(tuple(coords))
-
-    def byte_range(self) -> ByteRequest:
-        """The request zarr makes for a shard's index."""
-        if self.index_location == "start":
-            return RangeByteRequest(0, self.index_size)
-        return SuffixByteRequest(self.index_size)
-
-    def to_json(self) -> dict[str, Any]:
-        """The layout as JSON-compatible values."""
-        return {"chunk_key_encoding": json.loads(json.dumps(dict(self.chunk_key_encoding))),
-                "shard_grid": [int(n) for n in self.shard_grid], "index_size": int(self.index_size),
-                "index_location": self.index_location}
-
-
-def _sharding_codec(array: Any) -> Any:
-    from zarr.codecs import ShardingCodec
-
-    codecs = getattr(array.metadata, "codecs", ())
-    if not codecs or not isinstance(codecs[0], ShardingCodec):
-        raise ValueError(f"array {array.path!r} is not sharded")
-    return codecs[0]
-
-
-def shard_layout(array: Any) -> ShardLayout:
-    """The :class:`ShardLayout` of a sharded Zarr v3 array.
-
-    Parameters
-    ----------
-    array : zarr.Array
-        A sharded array (its first codec is zarr's ``ShardingCodec``).
-
-    Returns
-    -------
-    ShardLayout
-
-    Raises
-    ------
-    ValueError
-        If the array is not sharded.
-    """
-    codec = _sharding_codec(array)
-    shard_shape = tuple(int(n) for n in array.shards)
-    per_shard = tuple(s // c for s, c in zip(shard_shape, codec.chunk_shape, strict=True))
-    # the same function zarr uses to size its index request, from the codec's index codecs
-    index_size = int(codec._shard_index_size(per_shard))
-    location = getattr(codec.index_location, "value", codec.index_location)
-    return ShardLayout(
-        chunk_key_encoding=array.metadata.chunk_key_encoding.to_dict(),
-        shard_grid=tuple(ceil(n / s) for n, s in zip(array.shape, shard_shape, strict=True)),
-        index_size=index_size,
-        index_location=str(location),
-    )
-
-
-# -- reading the indexes of written shards ------------------------------------------------------
-def _array_key(array: Any, layout: ShardLayout, coords: ShardCoords) -> str:
-    path = array.path.strip("/")
-    key = layout.chunk_key(coords)
-    return f"{path}/{key}" if path else key
-
-
-async def _fetch_indexes(store: Store, keys: Sequence[str], layout: ShardLayout) -> list[bytes]:
-    from zarr.core.buffer import default_buffer_prototype
-
-    semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
-    prototype = default_buffer_prototype()
-
-    async def one(key: str) -> bytes:
-        async with semaphore:
-            buf = await store.get(key, prototype, layout.byte_range())
-        data = b"" if buf is None else buf.to_bytes()
-        if data and len(data) != layout.index_size:
-            raise ValueError(f"{key}: shard index of {len(data)} bytes, expected {layout.index_size} "
-                             "(truncated or not a shard of this array)")
-        return data
-
-    return list(await asyncio.gather(*(one(k) for k in keys)))
-
-
-def read_shard_indexes(array: Any, coords: Iterable[ShardCoords] | None = None) -> dict[ShardCoords, bytes]:
-    """The stored indexes of shards of ``array`` (one ranged request per shard, concurrently).
-
-    Parameters
-    ----------
-    array : zarr.Array
-        A sharded array.
-    coords : iterable of tuple of int, optional
-        Shard grid coordinates (one per dimension: ``(sy, sx)``, or
-        ``(plane, sy, sx)`` for ``con``); default every shard of the array.
-
-    Returns
-    -------
-    dict
-        ``coords -> index bytes``; ``b""`` for a shard that does not exist.
-    """
-    from zarr.core.sync import sync
-
-    layout = shard_layout(array)
-    wanted = [tuple(int(v) for v in c) for c in (np.ndindex(*layout.shard_grid) if coords is None else coords)]
-    keys = [_array_key(array, layout, c) for c in wanted]
-    return dict(zip(wanted, sync(_fetch_indexes(array.store, keys, layout)), strict=True))
-
-
-def read_shard_index(array: Any, coords: ShardCoords) -> bytes:
-    """The stored index of one shard of ``array``, after the shard was written (one ranged request).
-
-    Parameters
-    ----------
-    array : zarr.Array
-        A sharded array.
-    coords : tuple of int
-        The shard's grid coordinates (``(sy, sx)``; ``(plane, sy, sx)`` for ``con``).
-
-    Returns
-    -------
-    bytes
-        The index as stored (:attr:`ShardLayout.index_size` bytes), or ``b""``
-        if the shard does not exist.
-    """
-    return read_shard_indexes(array, [coords])[tuple(int(v) for v in coords)]
-
-
-# -- the index object ---------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class IndexObject:
-    """The shard indexes of every array of a mosaic group, as read from its index object.
-
-    Attributes
-    ----------
-    layouts : mapping
-        Array path below the group -> :class:`ShardLayout`.
-    indexes : mapping
-        Array path -> ``{shard coords: index bytes}`` (``b""``: the shard does not exist).
-    digest : str
-        SHA-256 (hex) of the object's bytes.
-    """
-
-    layouts: Mapping[str, ShardLayout]
-    indexes: Mapping[str, Mapping[ShardCoords, bytes]]
-    digest: str
-    _entries: dict[str, dict[str, tuple[bytes | None, ShardLayout]]] = field(
-        default_factory=dict, repr=False, compare=False)
-
-    def store_entries(self, prefix: str = "") -> dict[str, tuple[bytes | None, ShardLayout]]:
-        """Store key -> (index bytes, or None for a missing shard; layout), keys below ``prefix``.
-
-        Built once per prefix and kept (an :class:`IndexedStore` shares it).
-        """
-        prefix = prefix.strip("/")
-        entries = self._entries.get(prefix)
-        if entries is None:
-            entries = {}
-            for path, layout in self.layouts.items():
-                base = "/".join(p for p in (prefix, path.strip("/")) if p)
-                for coords, data in self.indexes.get(path, {}).items():
-                    entries[f"{base}/{layout.chunk_key(coords)}"] = (bytes(data) or None, layout)
-            self._entries[prefix] = entries
-        return entries
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self.indexes.values())
-
-
-def _member(zf: zipfile.ZipFile, name: str, value: np.ndarray) -> None:
-    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    with zf.open(info, "w", force_zip64=True) as fh:
-        np.lib.format.write_array(fh, np.ascontiguousarray(value), allow_pickle=False)
-
-
-def encode_index_object(indexes: Mapping[str, Mapping[ShardCoords, bytes]],
-                        layouts: Mapping[str, ShardLayout]) -> bytes:
-    """The bytes of an index object (the format is in this module's description).
-
-    Parameters
-    ----------
-    indexes : mapping
-        Array path below the group -> ``{shard coords: index bytes}``, as given
-        by :func:`read_shard_index` (``b""`` for a shard that does not exist).
-        Shards left out are not known to the object (read as usual).
-    layouts : mapping
-        Array path -> :class:`ShardLayout` (:func:`shard_layout`), for every path of ``indexes``.
-
-    Returns
-    -------
-    bytes
-        The same bytes for the same indexes, whatever the order of the mappings.
-
-    Raises
-    ------
-    ValueError
-        If an index has the wrong size, or coordinates do not fit the shard grid.
-    """
-    header: list[dict[str, Any]] = []
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        members = []
-        for k, path in enumerate(sorted(indexes)):
-            layout, entries = layouts[path], indexes[path]
-            ndim, size = len(layout.shard_grid), layout.index_size
-            order = sorted(tuple(int(v) for v in c) for c in entries)
-            coords = np.array(order, dtype=np.int64).reshape(len(order), ndim)
-            if len(order) and ((coords < 0).any() or (coords >= np.array(layout.shard_grid)).any()):
-                raise ValueError(f"{path}: shard coordinates outside the grid {layout.shard_grid}")
-            present = np.zeros(len(order), bool)
-            table = np.zeros((len(order), size), np.uint8)
-            by_coords = {tuple(int(v) for v in c): bytes(v) for c, v in entries.items()}
-            for i, c in enumerate(order):
-                data = by_coords[c]
-                if data:
-                    if len(data) != size:
-                        raise ValueError(f"{path} shard {c}: index of {len(data)} bytes, expected {size}")
-                    present[i] = True
-                    table[i] = np.frombuffer(data, np.uint8)
-            header.append({"path": path, **layout.to_json(), "count": len(order)})
-            members += [(f"{k}.coords", coords), (f"{k}.present", present), (f"{k}.index", table)]
-        doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arrays": header}
-        text = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        _member(zf, "header", np.frombuffer(text, np.uint8))
-        for name, value in members:
-            _member(zf, name, value)
-    return buf.getvalue()
-
-
-def decode_index_object(data: bytes) -> IndexObject:
-    """Read the bytes of an index object.
-
-    Raises
-    ------
-    ValueError
-        If ``data`` is not an index object of a version this module reads.
-    """
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            doc = json.loads(z["header"].tobytes())
-            if doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
-                raise ValueError(f"not a {FORMAT_NAME} object of version {FORMAT_VERSION}")
-            layouts: dict[str, ShardLayout] = {}
-            indexes: dict[str, dict[ShardCoords, bytes]] = {}
-            for k, info in enumerate(doc["arrays"]):
-                layout = ShardLayout(chunk_key_encoding=info["chunk_key_encoding"],
-                                     shard_grid=tuple(int(n) for n in info["shard_grid"]),
-                                     index_size=int(info["index_size"]), index_location=str(info["index_location"]))
-                coords, present, table = z[f"{k}.coords"], z[f"{k}.present"], z[f"{k}.index"]
-                if not (len(coords) == len(present) == len(table) == int(info["count"])) or (
-                        table.shape[1:] != (layout.index_size,) or coords.shape[1:] != (len(layout.shard_grid),)):
-                    raise ValueError(f"array {info['path']!r}: members of inconsistent shapes")
-                layouts[info["path"]] = layout
-                indexes[info["path"]] = {tuple(int(v) for v in c): (row.tobytes() if p else b"")
-                                         for c, p, row in zip(coords, present, table, strict=True)}
-    except (KeyError, TypeError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a readable shard index object ({type(exc).__name__}: {exc})") from None
-    return IndexObject(layouts, indexes, hashlib.sha256(data).hexdigest())
-
-
-def write_index_object(location: Location, indexes: Mapping[str, Mapping[ShardCoords, bytes]],
-                       layouts: Mapping[str, ShardLayout]) -> str:
-    """Write the index object of a mosaic group (whole, in one request).
-
-    Parameters
-    ----------
-    location : Location
-        The mosaic group (the root of a many-to-one mosaic, else ``root/<group>``);
-        the object goes to :data:`INDEX_OBJECT_KEY` below it.
-    indexes, layouts : mapping
-        See :func:`encode_index_object`.
-
-    Returns
-    -------
-    str
-        The object's digest (SHA-256, hex), to record where a reader finds it
-        (the completion record) and pass to :func:`open_indexed`.
-    """
-    data = encode_index_object(indexes, layouts)
-    location.join(*INDEX_OBJECT_KEY.split("/")).write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def load_index_object(location: Location, expected_digest: str | None = None) -> IndexObject | None:
-    """The index object of a mosaic group, or None if it cannot be used (one request).
-
-    Parameters
-    ----------
-    location : Location
-        The mosaic group.
-    expected_digest : str, optional
-        The digest :func:`write_index_object` returned; an object with another
-        digest is stale (the mosaic was written again since) and is not used.
-
-    Returns
-    -------
-    IndexObject or None
-        None if the object is absent, unreadable, of another format version or stale.
-    """
-    try:
-        data = location.join(*INDEX_OBJECT_KEY.split("/")).read_bytes()  # one GET
-    except (OSError, ValueError):
-        return None
-    if expected_digest is not None and hashlib.sha256(data).hexdigest() != expected_digest:
-        return None
-    try:
-        return decode_index_object(data)
-    except ValueError:
-        return None
 
 
 # -- the store that answers index requests from memory -------------------------------------------

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..api import resample
+from ..cluster import connect
+from ..products.figures import preview_png
+from ..store import is_mosaic
+
 __all__ = ["DemoResult", "main"]
 
 
@@ -70,11 +75,7 @@ def main(
     -------
     DemoResult
     """
-    from ..api import resample
-    from ..cluster import connect
-    from ..products.figures import preview_png
-    from ..store import is_mosaic
-    from . import synthetic
+    from . import synthetic  # deferred: astropy.modeling, gwcs and stcal, loaded only when the demo runs
 
     t0 = time.perf_counter()
     out_dir = Path(output_dir).resolve()
