@@ -151,3 +151,24 @@ def test_descriptions_are_kept_and_a_changed_file_is_described_again(wide, tmp_p
         update(mosaic, remove=[Path(files[0]).name], scheduler="serial")
     update(mosaic, remove=[Path(files[2]).name], scheduler="serial")
     _assert_identical(mosaic, _scratch([f for k, f in enumerate(files) if k != 2], mosaic, tmp_path / "ref5b.zarr"))
+
+
+def test_inputs_on_s3_keep_their_descriptions_and_a_rewritten_object_is_described_again(wide, tmp_path, s3_bucket):
+    import fsspec
+
+    bucket, opts = s3_bucket
+    fs = fsspec.filesystem("s3", **opts)
+    urls = [f"s3://{bucket}/inputs/{Path(p).name}" for p in wide[:4]]
+    for path, url in zip(wide, urls, strict=False):
+        fs.put(path, url)
+    mosaic = tmp_path / "live"
+    update(mosaic, add=urls[:2], grid=GRID, tile_shape=TILE, storage_options=opts, scheduler="serial")
+    second = update(mosaic, add=urls[2:3], storage_options=opts, scheduler="serial")
+    assert second.n_described == 1 and not second.version.changed
+    fs.put(wide[4], urls[0])  # another exposure's bytes under an earlier input's name
+    third = update(mosaic, add=urls[3:4], storage_options=opts, scheduler="serial")
+    assert [c["filename"] for c in third.version.changed] == [Path(urls[0]).name] and third.n_described == 2
+    out = tmp_path / "ref.zarr"
+    resample(urls, out, output_wcs=living_output_wcs(mosaic), tile_shape=TILE, scheduler="serial", progress=False,
+             storage_options=opts)
+    _assert_identical(mosaic, out)
