@@ -69,8 +69,8 @@ def test_a_cropped_drizzle_gives_each_tile_the_bits_of_the_whole_input(wide, par
     ranges: list[tuple[Any, Any]] = []
     real = kernel.input_crop
 
-    def recorded(pixmap: np.ndarray, rng: tuple[int, int, int, int], *args: Any) -> Any:
-        out = real(pixmap, rng, *args)
+    def recorded(pixmap: np.ndarray, rng: tuple[int, int, int, int], *args: Any, **kwargs: Any) -> Any:
+        out = real(pixmap, rng, *args, **kwargs)
         ranges.append((tuple(rng), out))
         return out
 

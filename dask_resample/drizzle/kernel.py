@@ -14,7 +14,6 @@ part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,9 @@ import numpy as np
 from ..inputs.io import ExposureRef, load_model_dict
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
-from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, fused_applies
+from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, _unclipped_frame_box, fused_applies
 from .passes import fused_kernel_available as fused_kernel_available  # re-exported: api, tests
+from .passes import input_crop as input_crop  # re-exported: tests record the crops here
 from .worker_memory import release_free_memory
 
 __all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -49,7 +49,7 @@ class DrizzleSpec:
     fused_kernel: bool = True
     #: Keep each input's pixel map here as float32 (``<index>.npy``) for the outlier blot to reuse.
     pixmap_dir: Location | None = None
-    #: Drizzle only the input pixels that can land on the requested tiles (:func:`input_crop`);
+    #: Drizzle only the input pixels that can land on the requested tiles (:func:`.passes.input_crop`);
     #: false (the default): the whole input range, as ``stcal`` drizzles it.
     crop_input: bool = False
 
@@ -281,7 +281,8 @@ def drizzle_exposure(
     if not boxes:
         return out
     if spec.crop_input:
-        cropped = input_crop(pixmap, rng, spec, [tiles.tile(*key) for key in boxes])
+        cropped = input_crop(pixmap, rng, [tiles.tile(*key) for key in boxes], params=params,
+                             pixel_scale_ratio=spec.pixel_scale_ratio, halo=spec.halo, shape_yx=spec.shape_yx)
         if cropped is None:
             return out  # no input pixel reaches the requested tiles
         rng = cropped
@@ -357,95 +358,6 @@ def _frame_box(
     if y0 >= y1 or x0 >= x1:
         return None
     return y0, y1, x0, x1
-
-
-def _unclipped_frame_box(pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int
-                         ) -> tuple[int, int, int, int] | None:
-    """:func:`_frame_box` before it is clipped to the mosaic (``None``: nothing of the input maps)."""
-    xmin, xmax, ymin, ymax = rng
-    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        px0, px1 = np.nanmin(sub[..., 0]), np.nanmax(sub[..., 0])
-        py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
-    if not np.isfinite([px0, px1, py0, py1]).all():
-        return None
-    return (int(np.floor(py0)) - pad, int(np.ceil(py1)) + pad + 1,
-            int(np.floor(px0)) - pad, int(np.ceil(px1)) + pad + 1)
-
-
-#: Input pixels kept around a crop (:func:`input_crop`) beyond those that can reach its tiles.
-CROP_MARGIN_PX = 2
-
-
-def input_crop(pixmap: np.ndarray, rng: tuple[int, int, int, int], spec: DrizzleSpec,
-               tiles: list[Any]) -> tuple[int, int, int, int] | None:
-    """The part of the input range whose pixels can land on ``tiles``: ``(xmin, xmax, ymin, ymax)``.
-
-    Drizzling an input pixel changes only the output pixels its kernel footprint
-    overlaps, and each of them in input order (row by row): restricted to the
-    input rows and columns that reach ``tiles``, the drizzle of the exposure's
-    frame (:func:`_frame_box`, unchanged) gives those tiles the same bits as the
-    whole input range. A pixel is kept when its mapped centre lies within
-    ``reach`` output pixels of a tile, ``reach`` bounding every kernel's footprint:
-    ``kernel_reach`` input pixels (``params.kernel_reach``: square and turbo 1,
-    gaussian 2, lanczos2 3, lanczos3 4, times ``pixfrac`` when above 1) at the
-    larger of the map's steepest step between neighbouring pixels and
-    ``1 / pixel_scale_ratio`` (the scale of the turbo, gaussian and lanczos
-    footprints), plus 2 output pixels; then :data:`CROP_MARGIN_PX` more input
-    pixels on each side, so that the crop's own edge rows and columns reach
-    nothing. The pixel map is the whole input's (its interpolation at the crop's
-    edges and ``pixmap_stepsize`` are unchanged).
-
-    The drizzle kernels scan the part of their input range that lands on the
-    frame; where the mosaic's edge clips the frame, which input pixels straddling
-    it are drizzled depends on the clipped outline. The crop is kept only where
-    every pixel it holds lands at least ``2 * step + 2`` output pixels inside
-    each clipped edge of the frame (far from the outline's clipped part, in the
-    crop's drizzle and the whole input's alike); otherwise the whole range is returned.
-
-    Returns
-    -------
-    tuple of int or None
-        The cropped range (``rng`` itself when nothing can be cropped); ``None``
-        when no input pixel reaches ``tiles``.
-    """
-    xmin, xmax, ymin, ymax = rng
-    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
-    psr = float(spec.pixel_scale_ratio or 0.0)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        steps = [np.nanmax(np.abs(np.diff(sub, axis=axis))) if sub.shape[axis] > 1 else 0.0 for axis in (0, 1)]
-    step = float(max(steps))
-    if not (np.isfinite(step) and psr > 0):
-        return rng
-    reach = spec.params.kernel_reach * max(step, 1.0 / psr) + 2.0
-    x, y = sub[..., 0], sub[..., 1]
-    hit = np.zeros(x.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for tile in tiles:
-            hit |= ((x > tile.x0 - 0.5 - reach) & (x < tile.x1 - 0.5 + reach)
-                    & (y > tile.y0 - 0.5 - reach) & (y < tile.y1 - 0.5 + reach))
-    rows = np.flatnonzero(hit.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(hit.any(axis=0))
-    crop = (max(xmin, xmin + int(cols[0]) - CROP_MARGIN_PX), min(xmax, xmin + int(cols[-1]) + CROP_MARGIN_PX),
-            max(ymin, ymin + int(rows[0]) - CROP_MARGIN_PX), min(ymax, ymin + int(rows[-1]) + CROP_MARGIN_PX))
-    if crop == tuple(rng):
-        return rng
-    unclipped = _unclipped_frame_box(pixmap, rng, spec.halo)
-    inner = _unclipped_frame_box(pixmap, crop, 0)
-    if unclipped is None or inner is None:
-        return rng
-    ny, nx = spec.shape_yx
-    margin = 2.0 * step + 2.0
-    uy0, uy1, ux0, ux1 = unclipped
-    cy0, cy1, cx0, cx1 = inner  # the crop's mapped centres: [cy0, cy1 - 1] x [cx0, cx1 - 1], rounded outwards
-    if ((uy0 < 0 and cy0 - margin < -0.5) or (ux0 < 0 and cx0 - margin < -0.5)
-            or (uy1 > ny and cy1 - 1 + margin > ny - 0.5) or (ux1 > nx and cx1 - 1 + margin > nx - 0.5)):
-        return rng  # the crop comes near an edge where the mosaic clips the frame: the whole range
-    return crop
 
 
 def _drizzle_frame(

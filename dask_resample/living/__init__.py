@@ -14,7 +14,7 @@ update plans the mosaic before and after the change and sorts every tile:
 * **recomputed**: its contributors (in order) changed; it is reduced again
   from all its contributors, every earlier input being drizzled only for
   the recomputed tiles it reaches, and only its rows and columns that land on
-  them (:func:`dask_resample.drizzle.kernel.input_crop`);
+  them (:func:`dask_resample.drizzle.passes.input_crop`);
 * **relabelled**: the same contributors, but their context bits moved (a
   removal renumbers the inputs after it): only ``con`` is rewritten, each
   old bit moved to its new place;
@@ -398,7 +398,7 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
             graph = build_graph(plan_new, store_path=location, arrays=arrays, token=token, scratch_root=scratch_root,
                                 skip_tiles=skip, tile_function=living_tile_task,
                                 tile_arguments=lambda group, key: (session.fork(), n_write))
-            # earlier inputs are drizzled only where they land on the recomputed tiles (drizzle.kernel.input_crop)
+            # earlier inputs are drizzled only where they land on the recomputed tiles (drizzle.passes.input_crop)
             spec_key = graph.keys.drizzle_spec
             graph.dsk[spec_key] = replace(graph.dsk[spec_key], crop_input=True)
             n_drizzled = sum(1 for key in graph.dsk if isinstance(key, tuple) and key[0] == f"drizzle-{token}")
