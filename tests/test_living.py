@@ -259,7 +259,9 @@ def test_a_killed_update_leaves_the_previous_version_and_a_rerun_completes(six, 
 def _env() -> dict[str, str]:
     import os
 
-    root = str(Path(living.__file__).resolve().parent.parent)
+    import dask_resample
+
+    root = str(Path(dask_resample.__file__).resolve().parent.parent)
     return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 

@@ -14,7 +14,6 @@ part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,9 @@ import numpy as np
 from ..inputs.io import ExposureRef, load_model_dict
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
-from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, fused_applies
+from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, _unclipped_frame_box, fused_applies
 from .passes import fused_kernel_available as fused_kernel_available  # re-exported: api, tests
+from .passes import input_crop as input_crop  # re-exported: tests record the crops here
 from .worker_memory import release_free_memory
 
 __all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
@@ -49,6 +49,9 @@ class DrizzleSpec:
     fused_kernel: bool = True
     #: Keep each input's pixel map here as float32 (``<index>.npy``) for the outlier blot to reuse.
     pixmap_dir: Location | None = None
+    #: Drizzle only the input pixels that can land on the requested tiles (:func:`.passes.input_crop`);
+    #: false (the default): the whole input range, as ``stcal`` drizzles it.
+    crop_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,12 @@ def drizzle_exposure(
             boxes[key] = (y0, x0, (slice(y0 - fy0, y1 - fy0), slice(x0 - fx0, x1 - fx0)))
     if not boxes:
         return out
+    if spec.crop_input:
+        cropped = input_crop(pixmap, rng, [tiles.tile(*key) for key in boxes], params=params,
+                             pixel_scale_ratio=spec.pixel_scale_ratio, halo=spec.halo, shape_yx=spec.shape_yx)
+        if cropped is None:
+            return out  # no input pixel reaches the requested tiles
+        rng = cropped
     try:
         arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes,
                                 exptime_image)
@@ -340,19 +349,12 @@ def _frame_box(
     own edges do: the drizzle kernel then selects exactly the input pixels it
     selects when drizzling onto the full mosaic frame.
     """
-    xmin, xmax, ymin, ymax = rng
-    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        px0, px1 = np.nanmin(sub[..., 0]), np.nanmax(sub[..., 0])
-        py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
-    if not np.isfinite([px0, px1, py0, py1]).all():
+    unclipped = _unclipped_frame_box(pixmap, rng, pad)
+    if unclipped is None:
         return None
     ny, nx = shape_yx
-    y0 = max(0, int(np.floor(py0)) - pad)
-    y1 = min(ny, int(np.ceil(py1)) + pad + 1)
-    x0 = max(0, int(np.floor(px0)) - pad)
-    x1 = min(nx, int(np.ceil(px1)) + pad + 1)
+    y0, y1, x0, x1 = unclipped
+    y0, y1, x0, x1 = max(0, y0), min(ny, y1), max(0, x0), min(nx, x1)
     if y0 >= y1 or x0 >= x1:
         return None
     return y0, y1, x0, x1

@@ -1,5 +1,6 @@
 """The passes that drizzle one exposure onto its frame: the fused kernel's one pass, drizzle's C
-(one pass per plane) and romancal's exposure-time image; whether the fused kernel applies here.
+(one pass per plane) and romancal's exposure-time image; whether the fused kernel applies here;
+the part of an input that lands on some tiles (:func:`input_crop`).
 
 :func:`dask_resample.drizzle.kernel._drizzle_frame` calls them; each fills ``parts`` with every
 tile's cut of the frame.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -180,3 +182,109 @@ def _exptime_pass(
         dt.add_image(image, **{**kwargs, "exptime": 1.0, "weight_map": unit_weight, "pixfrac": 1.0})
     for key, (_, _, sl) in boxes.items():
         parts[key][6] = _cut(dt.out_img, sl)
+
+
+def _unclipped_frame_box(pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int
+                         ) -> tuple[int, int, int, int] | None:
+    """``drizzle.kernel._frame_box`` before it is clipped to the mosaic (``None``: nothing of the input maps)."""
+    xmin, xmax, ymin, ymax = rng
+    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        px0, px1 = np.nanmin(sub[..., 0]), np.nanmax(sub[..., 0])
+        py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
+    if not np.isfinite([px0, px1, py0, py1]).all():
+        return None
+    return (int(np.floor(py0)) - pad, int(np.ceil(py1)) + pad + 1,
+            int(np.floor(px0)) - pad, int(np.ceil(px1)) + pad + 1)
+
+
+#: Input pixels kept around a crop (:func:`input_crop`) beyond those that can reach its tiles.
+CROP_MARGIN_PX = 2
+
+
+def input_crop(pixmap: np.ndarray, rng: tuple[int, int, int, int], tiles: Sequence[Any], *,
+               params: ResampleParams, pixel_scale_ratio: float, halo: int,
+               shape_yx: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The part of the input range whose pixels can land on ``tiles``: ``(xmin, xmax, ymin, ymax)``.
+
+    Drizzling an input pixel changes only the output pixels its kernel footprint
+    overlaps, and each of them in input order (row by row): restricted to the
+    input rows and columns that reach ``tiles``, the drizzle of the exposure's
+    frame (``drizzle.kernel._frame_box``, unchanged) gives those tiles the same bits as the
+    whole input range. A pixel is kept when its mapped centre lies within
+    ``reach`` output pixels of a tile, ``reach`` bounding every kernel's footprint:
+    ``kernel_reach`` input pixels (``params.kernel_reach``: square and turbo 1,
+    gaussian 2, lanczos2 3, lanczos3 4, times ``pixfrac`` when above 1) at the
+    larger of the map's steepest step between neighbouring pixels and
+    ``1 / pixel_scale_ratio`` (the scale of the turbo, gaussian and lanczos
+    footprints), plus 2 output pixels; then :data:`CROP_MARGIN_PX` more input
+    pixels on each side, so that the crop's own edge rows and columns reach
+    nothing. The pixel map is the whole input's (its interpolation at the crop's
+    edges and ``pixmap_stepsize`` are unchanged).
+
+    The drizzle kernels scan the part of their input range that lands on the
+    frame; where the mosaic's edge clips the frame, which input pixels straddling
+    it are drizzled depends on the clipped outline. The crop is kept only where
+    every pixel it holds lands at least ``2 * step + 2`` output pixels inside
+    each clipped edge of the frame (far from the outline's clipped part, in the
+    crop's drizzle and the whole input's alike); otherwise the whole range is returned.
+
+    Parameters
+    ----------
+    pixmap : numpy.ndarray
+        The whole input's pixel map on the mosaic, ``(ny, nx, 2)`` (x, y).
+    rng : tuple of int
+        The input range ``(xmin, xmax, ymin, ymax)`` drizzled (``stcal``'s ``resample_range``).
+    tiles : sequence of Tile
+        The tiles wanted (``y0, y1, x0, x1`` on the mosaic).
+    params : ResampleParams
+    pixel_scale_ratio : float
+        The drizzle's ``pixel_scale_ratio``.
+    halo : int
+        The frame's padding (:class:`~dask_resample.drizzle.kernel.DrizzleSpec` ``halo``).
+    shape_yx : tuple of int
+        The mosaic's shape.
+
+    Returns
+    -------
+    tuple of int or None
+        The cropped range (``rng`` itself when nothing can be cropped); ``None``
+        when no input pixel reaches ``tiles``.
+    """
+    xmin, xmax, ymin, ymax = rng
+    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
+    psr = float(pixel_scale_ratio or 0.0)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        steps = [np.nanmax(np.abs(np.diff(sub, axis=axis))) if sub.shape[axis] > 1 else 0.0 for axis in (0, 1)]
+    step = float(max(steps))
+    if not (np.isfinite(step) and psr > 0):
+        return rng
+    reach = params.kernel_reach * max(step, 1.0 / psr) + 2.0
+    x, y = sub[..., 0], sub[..., 1]
+    hit = np.zeros(x.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for tile in tiles:
+            hit |= ((x > tile.x0 - 0.5 - reach) & (x < tile.x1 - 0.5 + reach)
+                    & (y > tile.y0 - 0.5 - reach) & (y < tile.y1 - 0.5 + reach))
+    rows = np.flatnonzero(hit.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(hit.any(axis=0))
+    crop = (max(xmin, xmin + int(cols[0]) - CROP_MARGIN_PX), min(xmax, xmin + int(cols[-1]) + CROP_MARGIN_PX),
+            max(ymin, ymin + int(rows[0]) - CROP_MARGIN_PX), min(ymax, ymin + int(rows[-1]) + CROP_MARGIN_PX))
+    if crop == tuple(rng):
+        return rng
+    unclipped = _unclipped_frame_box(pixmap, rng, halo)
+    inner = _unclipped_frame_box(pixmap, crop, 0)
+    if unclipped is None or inner is None:
+        return rng
+    ny, nx = shape_yx
+    margin = 2.0 * step + 2.0
+    uy0, uy1, ux0, ux1 = unclipped
+    cy0, cy1, cx0, cx1 = inner  # the crop's mapped centres: [cy0, cy1 - 1] x [cx0, cx1 - 1], rounded outwards
+    if ((uy0 < 0 and cy0 - margin < -0.5) or (ux0 < 0 and cx0 - margin < -0.5)
+            or (uy1 > ny and cy1 - 1 + margin > ny - 0.5) or (ux1 > nx and cx1 - 1 + margin > nx - 0.5)):
+        return rng  # the crop comes near an edge where the mosaic clips the frame: the whole range
+    return crop

@@ -91,6 +91,10 @@ class Version:
         Inputs in the mosaic at this version.
     tiles : dict
         Tiles recomputed, relabelled (context bits only) and cleared.
+    changed : tuple of dict
+        Earlier inputs whose file's content changed since they were added (found by
+        the update, which recomputed the tiles they reach): ``{"filename", "source",
+        "fingerprint", "was"}`` (the new and the previous content fingerprint).
     """
 
     number: int
@@ -103,6 +107,7 @@ class Version:
     message: str
     n_inputs: int
     tiles: dict[str, int]
+    changed: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_snapshot(cls, info: Any) -> Version | None:
@@ -124,6 +129,7 @@ class Version:
             message=str(info.message),
             n_inputs=int(meta.get("n_inputs", 0)),
             tiles=dict(meta.get("tiles", {})),
+            changed=tuple(meta.get("changed", ())),
         )
 
     def line(self) -> str:
@@ -133,6 +139,8 @@ class Version:
             parts.append("+" + ",".join(a["filename"] for a in self.added))
         if self.removed:
             parts.append("-" + ",".join(r["filename"] for r in self.removed))
+        if self.changed:
+            parts.append("~" + ",".join(c["filename"] for c in self.changed))
         if self.tiles:
             parts.append(f"tiles {self.tiles.get('recomputed', 0)} recomputed, {self.tiles.get('relabelled', 0)} "
                          f"relabelled, {self.tiles.get('cleared', 0)} cleared")
