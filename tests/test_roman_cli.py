@@ -256,3 +256,20 @@ def test_skycells_unusable_url_is_one_line_before_any_cluster(case, on_skycell, 
     assert expected in err, err
     assert not no_cluster
     assert as_location(f"s3://{bucket}/skycells", s3_bucket[1]).listdir() == []
+
+
+def test_resample_skycells_on_s3_from_a_cluster(on_skycell, skymap_subset, tmp_path, s3_bucket, client):
+    """``resample_skycells`` to an S3 prefix with a cluster's workers writing: the local run's arrays."""
+    from dask_resample.roman import resample_skycells
+
+    bucket, opts = s3_bucket
+    url = f"s3://{bucket}/py"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = resample_skycells(on_skycell.asn_path, tmp_path, skymap=skymap_subset, names=[SKYCELL],
+                                  scheduler="serial", tile_shape=(1000, 1000), progress=False)
+        remote = resample_skycells(on_skycell.asn_path, url, skymap=skymap_subset, names=[SKYCELL],
+                                   storage_options=opts, client=client, tile_shape=(1000, 1000), progress=False)
+    assert list(remote) == list(local) == [SKYCELL]
+    assert as_location(url, opts).listdir() == [f"{SKYCELL}.zarr"]
+    assert_same_mosaic(as_location(f"{url}/{SKYCELL}.zarr", opts), tmp_path / f"{SKYCELL}.zarr")
