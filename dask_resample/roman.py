@@ -18,13 +18,16 @@ them like any input. Give it the parameters of romancal's ``ResampleStep``::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .params import ResampleParams, step_defaults, step_params
+
+if TYPE_CHECKING:
+    from .store import Location
 
 __all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults", "to_mosaic_model"]
 
@@ -85,9 +88,10 @@ def coadd_exposure_times(mosaic: Any) -> tuple[float, float]:
     return mean, float(peak)
 
 
-def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str | os.PathLike | None = None,
-                      names: Sequence[str] | None = None, params: ResampleParams | None = None,
-                      client: Any = None, **kwargs: Any) -> dict[str, Any]:
+def resample_skycells(inputs: Any, directory: str | os.PathLike | Location, *,
+                      skymap: str | os.PathLike | None = None, names: Sequence[str] | None = None,
+                      params: ResampleParams | None = None, client: Any = None,
+                      storage_options: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """One mosaic per skycell the inputs touch, as romancal's skycell products are cut.
 
     Each skycell's mosaic is made from the inputs whose footprint overlaps it
@@ -98,8 +102,9 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str 
     ----------
     inputs
         Anything :func:`dask_resample.resample` takes.
-    directory : path-like
-        Where the mosaics go.
+    directory : path-like, str or Location
+        Where the mosaics go: a local directory or an object-store URL
+        (``s3://bucket/prefix``), never turned into a local path.
     skymap : path-like, optional
         The skymap file (default: ``SKYMAP_PATH``).
     names : sequence of str, optional
@@ -107,26 +112,32 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike, *, skymap: str 
     params : ResampleParams, optional
         Default :func:`roman_params`.
     client : distributed.Client, optional
+    storage_options : mapping, optional
+        fsspec options of ``directory`` when it is a URL (credentials,
+        ``endpoint_url``), also used to read URL inputs.
     **kwargs
         Other arguments of :func:`dask_resample.resample` (``tile_shape``, ``overwrite``, ...).
 
     Returns
     -------
     dict
-        Skycell name -> its mosaic (``xarray.Dataset``).
+        Skycell name -> its mosaic (``xarray.Dataset``), written to
+        ``directory.join(f"{name}.zarr")``.
     """
     from .api import resample
     from .geometry.skycells import skycell_output_wcs, skycells_touched
     from .inputs.io import collect_exposures
+    from .store import as_location
 
-    refs = collect_exposures(inputs, client=client)
+    where = as_location(directory, storage_options)
+    refs = collect_exposures(inputs, client=client, storage_options=storage_options)
     touched = skycells_touched(refs, skymap)
     if names is not None:
         touched = {name: touched[name] for name in names if name in touched}
     params = params or roman_params()
     out = {}
     for name, members in touched.items():
-        out[name] = resample([refs[k] for k in members], Path(directory) / f"{name}.zarr",
+        out[name] = resample([refs[k] for k in members], where.join(f"{name}.zarr"), storage_options=storage_options,
                              output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
     return out
 

@@ -5,7 +5,8 @@ small synthetic Roman WFI files (two 48 x 48 sub-arrays of one detector inside
 one skycell of the skymap subset shipped with romancal) and its mosaics are
 compared, bit for bit in every array, with what the Python API writes from the
 same inputs (:func:`dask_resample.roman.resample_skycells`,
-``resample(..., params=roman_params())``).
+``resample(..., params=roman_params())``). ``--skycells s3://bucket/prefix`` is
+run against the tests' S3 server and compared with the local-directory run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from dask_resample import cli, open_mosaic, resample
 from dask_resample.cli import commands
-from dask_resample.store import read_metadata
+from dask_resample.store import Location, as_location, read_metadata
 from dask_resample.testing import synthetic_roman
 
 pytest.importorskip("romancal")
@@ -76,7 +77,7 @@ def no_cluster(monkeypatch):
     return calls
 
 
-def assert_same_mosaic(a_path: Path, b_path: Path) -> None:
+def assert_same_mosaic(a_path: Path | Location, b_path: Path | Location) -> None:
     """Every array of two mosaics equal bit for bit (NaN payloads included), and the same parameters."""
     a, b = open_mosaic(a_path), open_mosaic(b_path)
     assert set(a.data_vars) == set(b.data_vars)
@@ -199,3 +200,76 @@ def test_help_lists_the_roman_options(capsys):
         assert flag in flat, flag
     code, out, _ = run_cli(["plan", "--help"], capsys)
     assert code == 0 and "--mission" in out and "--skymap" not in out  # skycells: run only
+
+
+def _s3_args(storage_options: dict) -> list[str]:
+    """``--storage-option KEY=VALUE`` arguments of the test server's options (dotted keys for tables)."""
+    args: list[str] = []
+    for key, value in storage_options.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            args += ["--storage-option", f"{key}.{sub}={v}" if sub else f"{key}={v}"]
+    return args
+
+
+def test_skycells_on_s3_equal_local_bit_for_bit(on_skycell, skymap_subset, tmp_path, s3_bucket, capsys):
+    """``--skycells s3://bucket/prefix``: the same mosaics, object names and output as a local directory."""
+    bucket, opts = s3_bucket
+    local = tmp_path / "local"
+    common = [on_skycell.asn_path, "--skymap", skymap_subset, "--serial", "--tile-shape", *TILE, "--quiet"]
+    code, out_local, err = run_cli(["run", *common, "--skycells", local], capsys)
+    assert code == 0, err
+    url = f"s3://{bucket}/survey/skycells"
+    code, out_s3, err = run_cli(["run", *common, "--skycells", url, *_s3_args(opts)], capsys)
+    assert code == 0, err
+    names = [Path(line).name for line in out_local.split()]
+    assert SKYCELL + ".zarr" in names
+    assert out_s3.split() == [f"{url}/{name}" for name in names]
+    where = as_location(url, opts)
+    assert where.listdir() == sorted(names)
+    for name in names:
+        assert_same_mosaic(where.join(name), local / name)
+        meta_s3, meta_local = read_metadata(where.join(name)), read_metadata(local / name)
+        # an object store is sharded (4 x 4 tiles per object), a local directory one tile per chunk file
+        assert meta_s3["grid"].pop("shard_tiles") == [4, 4] and meta_local["grid"].pop("shard_tiles") == [1, 1]
+        assert meta_s3 == meta_local
+
+
+@pytest.mark.parametrize("case", ["no_bucket", "bucket_root", "object_there", "bad_credentials"])
+def test_skycells_unusable_url_is_one_line_before_any_cluster(case, on_skycell, skymap_subset, s3_bucket,
+                                                               no_cluster, capsys):
+    bucket, opts = s3_bucket
+    if case == "object_there":
+        as_location(f"s3://{bucket}/taken", opts).write_bytes(b"x")
+    url, expected = {
+        "no_bucket": ("s3://no-such-bucket-here/skycells", "no such bucket 'no-such-bucket-here'"),
+        "bucket_root": (f"s3://{bucket}", "give a prefix inside the bucket"),
+        "object_there": (f"s3://{bucket}/taken", "an object is there"),
+        "bad_credentials": (f"s3://{bucket}/skycells", f"s3://{bucket}/skycells: "),
+    }[case]
+    if case == "bad_credentials":
+        opts = {**opts, "secret": "wrong"}
+    code, out, err = run_cli(["run", on_skycell.asn_path, "--skycells", url, "--skymap", skymap_subset,
+                              *_s3_args(opts)], capsys)
+    assert code == 1
+    assert err.startswith("dask-resample: error: ") and err.count("\n") == 1, err
+    assert expected in err, err
+    assert not no_cluster
+    assert as_location(f"s3://{bucket}/skycells", s3_bucket[1]).listdir() == []
+
+
+def test_resample_skycells_on_s3_from_a_cluster(on_skycell, skymap_subset, tmp_path, s3_bucket, client):
+    """``resample_skycells`` to an S3 prefix with a cluster's workers writing: the local run's arrays."""
+    from dask_resample.roman import resample_skycells
+
+    bucket, opts = s3_bucket
+    url = f"s3://{bucket}/py"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = resample_skycells(on_skycell.asn_path, tmp_path, skymap=skymap_subset, names=[SKYCELL],
+                                  scheduler="serial", tile_shape=(1000, 1000), progress=False)
+        remote = resample_skycells(on_skycell.asn_path, url, skymap=skymap_subset, names=[SKYCELL],
+                                   storage_options=opts, client=client, tile_shape=(1000, 1000), progress=False)
+    assert list(remote) == list(local) == [SKYCELL]
+    assert as_location(url, opts).listdir() == [f"{SKYCELL}.zarr"]
+    assert_same_mosaic(as_location(f"{url}/{SKYCELL}.zarr", opts), tmp_path / f"{SKYCELL}.zarr")

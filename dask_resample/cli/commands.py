@@ -27,6 +27,7 @@ from ..inputs import io
 from ..inputs.drivers import roman_model
 from ..params import check_wcs_pars
 from ..products import export, figures, pyramid, report
+from ..store.location import SCHEME_EXTRAS
 from ..testing import demo
 from .arguments import (
     _OUTLIER_KEYS,
@@ -132,15 +133,15 @@ def _skymap_of(v: Mapping[str, Any]) -> Path:
     return Path(found.path)
 
 
-def _check_skycells(v: Mapping[str, Any]) -> Path:
-    """Refuse what ``--skycells`` cannot take (before anything starts); return its directory."""
+def _check_skycells(v: Mapping[str, Any], storage_options: Mapping[str, Any] | None) -> store.Location:
+    """Refuse what ``--skycells`` cannot take (before anything starts); return its directory or URL."""
     if v.get("output"):
         raise CLIError("--skycells: writes one mosaic per skycell into OUTDIR; drop -o/--output")
-    directory = str(v["skycells"])
-    if store.is_url(directory):
-        raise CLIError(f"--skycells: {directory}: give a local directory (URLs are not supported here yet)")
-    if Path(directory).exists() and not Path(directory).is_dir():
+    directory = store.as_location(str(v["skycells"]), storage_options)
+    if directory.is_local and Path(directory).exists() and not Path(directory).is_dir():
         raise CLIError(f"--skycells: {directory}: exists and is not a directory")
+    if directory.scheme in SCHEME_EXTRAS and "/" not in directory.path.strip("/"):
+        raise CLIError(f"--skycells: {directory}: give a prefix inside the bucket ({directory}/skycells)")
     grid_given = [opt.flag for opt in grid_options()
                   if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None]
     if grid_given:
@@ -151,16 +152,19 @@ def _check_skycells(v: Mapping[str, Any]) -> Path:
         raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
     if v["overwrite"] and v["resume"]:
         raise CLIError("--overwrite and --resume exclude each other")
-    return Path(directory)
+    store.check_output_location(directory, distributed=not v["serial"])
+    if not directory.is_local and directory.is_file():
+        raise CLIError(f"--skycells: {directory}: an object is there; give a prefix for the skycell mosaics")
+    return directory
 
 
 def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence[str]) -> int:
     """``run --skycells OUTDIR``: :func:`dask_resample.roman.resample_skycells`, one mosaic per skycell."""
-    directory = _check_skycells(v)
+    storage_options = _storage_options(args, v.get("storage_options"))
+    directory = _check_skycells(v, storage_options)
     params = _params(v)  # bad parameters fail before anything else
     _check_cluster_options(v)
     skymap = _skymap_of(v)
-    storage_options = _storage_options(args, v.get("storage_options"))
     # cheap input checks, before any cluster starts
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     for r in resolved:
@@ -172,7 +176,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     try:
         with _kernel_choice(v):
             mosaics = roman.resample_skycells(
-                resolved, directory, skymap=skymap, params=params, client=client,
+                resolved, directory, skymap=skymap, params=params, client=client, storage_options=storage_options,
                 scheduler="serial" if handle is None else "distributed", tile_shape=v["tile_shape"],
                 max_output_pixels=v["max_output_pixels"], overwrite=bool(v["overwrite"]),
                 resume=bool(v["resume"]), progress=False if args.quiet else None,
@@ -180,7 +184,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
             )
         if not mosaics:
             raise CLIError(f"--skycells: no skycell of the skymap {skymap} touches the inputs")
-        written = [directory / f"{name}.zarr" for name in mosaics]
+        written = [directory.join(f"{name}.zarr") for name in mosaics]
         if v["pyramid"]:
             for path in written:
                 pyramid.write_pyramid(path, client=client)

@@ -184,7 +184,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
 SKYCELL_OPTIONS: tuple[Option, ...] = (
     Option("--skycells", "write one mosaic per Roman skycell the inputs touch, OUTDIR/<skycell>.zarr, each on "
            "the skycell's own grid from the inputs overlapping it (Roman inputs only; instead of -o; "
-           "implies --mission roman unless given)", _text, metavar="OUTDIR"),
+           "implies --mission roman unless given); OUTDIR is a local directory or a URL such as "
+           "s3://bucket/prefix (with --storage-option)", _text, metavar="OUTDIR"),
     Option("--skymap", "the skymap file (the skycells reference file) of --skycells (default: the "
            "SKYMAP_PATH environment variable)", _text, metavar="FILE.asdf"),
 )
