@@ -1,4 +1,4 @@
-"""``detect_outliers()``: jwst's imaging outlier detection, distributed, writing ``*_crf.fits`` files."""
+"""``detect_outliers()``: jwst's (or romancal's) imaging outlier detection, distributed, writing flagged files."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from ..inputs._files import load_arrays
 from ..inputs.io import InputError, describe_resolved, resolve_inputs
 from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
-from .params import OutlierParams
+from .params import OUTLIER_RULES, OutlierParams, outlier_step_params
 from .products import _atomic, output_name, planned_outputs, real_path, write_crf
 from .stage import OutlierStage, prepare_stage
 
-__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "run_stage"]
+__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ INTERMEDIATE_NAMES: Mapping[str, str] = {
     "median_fits": "outlier_median.fits",
 }
 
-#: ``cal_step.outlier_detection`` of inputs when there are fewer than two (what jwst 3.0 records then).
-SKIPPED_STATUS = "FAILED"
+#: ``cal_step.outlier_detection`` of inputs when there are fewer than two (what jwst 3.0 records then;
+#: romancal's is :attr:`OutlierRules.skipped_status`).
+SKIPPED_STATUS = OUTLIER_RULES["jwst"].skipped_status
 
 #: Largest median (pixels) also written as FITS with ``save_intermediate_results`` (bigger ones stay in Zarr).
 MEDIAN_FITS_MAX_PIXELS = 64 * 2**20
@@ -64,10 +65,59 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     return {rec["index"]: rec for rec in outcome.records.values()}
 
 
+def _is_roman(ref: Any) -> bool:
+    """True for a Roman WFI input (a file, or a datamodel held in memory)."""
+    payload = getattr(ref, "payload", None)
+    return ref.kind == "roman" or (isinstance(payload, Mapping) and payload.get("mission") == "roman")
+
+
+def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str, Any] | None,
+                   mission: str | None = None, **param_kwargs: Any) -> OutlierParams:
+    """The parameters of a run under its mission's rules, the mission decided from the inputs if not given.
+
+    The mission is ``mission``, else the record's (``params.mission``), else
+    ``"roman"`` when every input is a Roman WFI image and ``"jwst"`` otherwise.
+    Given as a record, ``params`` keeps its values; given as a mapping or
+    keywords, they go over the mission step's defaults
+    (:func:`~dask_resample.outliers.params.outlier_step_params`).
+
+    Raises
+    ------
+    InputError
+        Roman inputs with other inputs, with jwst's rules, or held in memory
+        under romancal's rules (the flagged files are written as Roman files).
+    """
+    roman = [r for r in resolved if _is_roman(r)]
+    given = mission
+    if given is None and isinstance(params, OutlierParams):
+        given = params.mission
+    elif given is None and isinstance(params, Mapping):
+        given = params.get("mission")
+    chosen = given or ("roman" if roman and len(roman) == len(resolved) else "jwst")
+    if chosen == "roman":
+        others = [r for r in resolved if not _is_roman(r)]
+        if others:
+            raise InputError(f"{others[0].filename}: not a Roman WFI image; romancal's outlier detection "
+                             "(mission 'roman') takes Roman Level-2 images only")
+        held = [r for r in roman if r.kind != "roman"]
+        if held:
+            raise InputError(f"{held[0].filename}: a Roman datamodel held in memory; outlier detection writes "
+                             "Roman files from files: save the models (or give the ModelLibrary on_disk) first")
+    elif roman:
+        raise InputError(f"{roman[0].filename}: a Roman WFI image; outlier detection of Roman inputs follows "
+                         "romancal's OutlierDetectionStep (mission 'roman'), not jwst's")
+    if isinstance(params, OutlierParams):
+        return OutlierParams.from_kwargs(params, **param_kwargs).with_mission(chosen)
+    values = dict(params or {})
+    values.pop("mission", None)
+    return outlier_step_params(chosen, values, **param_kwargs)
+
+
 def detect_outliers(
     inputs: Any,
     output_dir: str | Path | Location,
     *,
+    mission: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
     tile_shape: Sequence[int] | None = None,
@@ -78,22 +128,27 @@ def detect_outliers(
     max_output_pixels: int | None = None,
     **param_kwargs: Any,
 ) -> list[Path] | list[str]:
-    """Flag outliers as jwst's ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
+    """Flag outliers as jwst's (or romancal's) ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
 
     Each exposure group is drizzled onto the common grid, the groups' median is
     taken per tile (each group masked below its weight threshold), the median is
     blotted back onto every input from the tiles it overlaps, and outliers get
-    ``DO_NOT_USE | OUTLIER`` in DQ with NaN in data, err and variances.
+    ``DO_NOT_USE | OUTLIER`` in DQ with NaN in data, err and variances
+    (jwst), or in DQ only (romancal's rules, Roman WFI inputs: their
+    ``<root>_outlier_detection.asdf`` files).
 
     Parameters
     ----------
     inputs : str, Path, sequence or ModelLibrary
         What :func:`dask_resample.resample` takes.
     output_dir : str, Path or Location
-        Directory of the ``<root>_crf.fits`` files (created if missing): a
+        Directory of the ``<root>_crf.fits`` (Roman: ``<root>_outlier_detection.asdf``) files (created if missing): a
         local path or any fsspec URL (``s3://bucket/prefix``). Intermediate
         products go there too while the run lasts (``resample.scratch-dir``
         moves them).
+    mission : {"jwst", "roman"}, optional
+        Whose step's rules and defaults apply (:data:`~dask_resample.outliers.params.OUTLIER_RULES`);
+        default: the record's, else ``"roman"`` for Roman WFI inputs, else ``"jwst"``.
     storage_options : mapping, optional
         Options of the URL's file system (credentials, ``endpoint_url``), for
         the output and for input URLs.
@@ -113,7 +168,7 @@ def detect_outliers(
         Refuse a larger median grid before any pixel is read (default
         ``resample.max-output-pixels``).
     **param_kwargs
-        Fields of :class:`OutlierParams`, with the step's names and defaults:
+        Fields of :class:`OutlierParams`, with the step's names and defaults (the mission's):
         ``weight_type``, ``pixfrac``, ``kernel``, ``fillval``, ``maskpt``,
         ``snr``, ``scale``, ``backg``, ``resample_data``, ``good_bits``,
         ``pixmap_stepsize``, ``pixmap_order``, ``save_intermediate_results``.
@@ -121,7 +176,7 @@ def detect_outliers(
     Returns
     -------
     list of Path or list of str
-        The ``*_crf.fits`` files, in input order (URLs for an object store).
+        The flagged files, in input order (URLs for an object store).
 
     Raises
     ------
@@ -132,7 +187,9 @@ def detect_outliers(
         If some inputs could not be flagged (the others are written).
     """
     t0 = time.perf_counter()
-    params = OutlierParams.from_kwargs(params, **param_kwargs)
+    if mission is not None and mission not in OUTLIER_RULES:
+        raise ValueError(f"mission: expected one of {', '.join(map(repr, OUTLIER_RULES))}, got {mission!r}")
+    OutlierParams.from_kwargs(params, **param_kwargs)  # bad parameters fail before any input is read
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     output_dir = as_location(output_dir, storage_options)
@@ -140,7 +197,9 @@ def detect_outliers(
     if output_dir.is_file():
         raise InputError(f"{output_dir}: exists and is not a directory")
     resolved = resolve_inputs(inputs, storage_options=storage_options)  # cheap checks, before any cluster starts
-    crf = planned_outputs(resolved, output_dir, overwrite=overwrite)
+    params = mission_params(resolved, params, mission, **param_kwargs)
+    rules = params.rules
+    crf = planned_outputs(resolved, output_dir, overwrite=overwrite, suffix=rules.suffix)
     blots = None
     keep = params.save_intermediate_results
     if keep:
@@ -168,7 +227,7 @@ def detect_outliers(
         if len(refs) < 2:
             # as jwst 3.0: the step is skipped and records its status as FAILED
             log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
-            return _as_paths([write_crf(r, None, crf[r.index], status=SKIPPED_STATUS, overwrite=overwrite)
+            return _as_paths([write_crf(r, None, crf[r.index], status=rules.skipped_status, overwrite=overwrite)
                               for r in refs], output_dir)
         work = OutlierWork.under(
             root,

@@ -128,7 +128,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
         blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
                            stepsize=p.pixmap_stepsize, order=p.pixmap_order,
                            tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
-                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
+                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32, fillval=p.blot_fill)
         del pixmap32
         mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
                                      effective_backg(model, p.backg))
