@@ -22,7 +22,7 @@ from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
 from .params import OUTLIER_RULES, OutlierParams, outlier_step_params
 from .products import _atomic, output_name, planned_outputs, real_path, write_crf
-from .stage import OutlierStage, prepare_stage
+from .stage import OutlierStage, is_roman_input, prepare_stage
 
 __all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage"]
 
@@ -65,12 +65,6 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     return {rec["index"]: rec for rec in outcome.records.values()}
 
 
-def _is_roman(ref: Any) -> bool:
-    """True for a Roman WFI input (a file, or a datamodel held in memory)."""
-    payload = getattr(ref, "payload", None)
-    return ref.kind == "roman" or (isinstance(payload, Mapping) and payload.get("mission") == "roman")
-
-
 def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str, Any] | None,
                    mission: str | None = None, **param_kwargs: Any) -> OutlierParams:
     """The parameters of a run under its mission's rules, the mission decided from the inputs if not given.
@@ -87,7 +81,7 @@ def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str,
         Roman inputs with other inputs, with jwst's rules, or held in memory
         under romancal's rules (the flagged files are written as Roman files).
     """
-    roman = [r for r in resolved if _is_roman(r)]
+    roman = [r for r in resolved if is_roman_input(r)]
     given = mission
     if given is None and isinstance(params, OutlierParams):
         given = params.mission
@@ -95,7 +89,7 @@ def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str,
         given = params.get("mission")
     chosen = given or ("roman" if roman and len(roman) == len(resolved) else "jwst")
     if chosen == "roman":
-        others = [r for r in resolved if not _is_roman(r)]
+        others = [r for r in resolved if not is_roman_input(r)]
         if others:
             raise InputError(f"{others[0].filename}: not a Roman WFI image; romancal's outlier detection "
                              "(mission 'roman') takes Roman Level-2 images only")

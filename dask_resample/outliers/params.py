@@ -12,7 +12,7 @@ error array).
 
 The record's ``mission`` selects the rules of that mission's step
 (:class:`OutlierRules`, :data:`OUTLIER_RULES`): jwst's, or romancal's
-``OutlierDetectionStep``, which has other defaults (:data:`ROMAN_OUTLIER_DEFAULTS`),
+```OutlierDetectionStep``, which has other defaults (:data:`ROMAN_OUTLIER_DEFAULTS`),
 always weights by inverse variance (``weight_type`` is accepted and ignored),
 blots with ``fillval`` outside the median, flags DQ only (Roman's ``DO_NOT_USE |
 OUTLIER``, no NaN) and records a skipped step as ``"SKIPPED"``.
@@ -236,6 +236,10 @@ GROUP_DRIZZLE: Mapping[str, Any] = {
 class OutlierRules:
     """What a mission's ``OutlierDetectionStep`` does differently (data, not code).
 
+    How flags are written is the input format's (its driver's ``write_flagged``):
+    jwst's files get ``DO_NOT_USE | OUTLIER`` and NaN, Roman files Roman's
+    ``DO_NOT_USE | OUTLIER`` in DQ only.
+
     Attributes
     ----------
     defaults : mapping
@@ -246,11 +250,10 @@ class OutlierRules:
         ``weight_type`` is used.
     blot_with_fillval : bool
         Blotted pixels outside the median get ``fillval`` (else NaN).
-    nan_flagged : bool
-        Flagged pixels become NaN in data, err and variances, with the NaN/DQ
-        consistency of jwst's ``match_nans_and_flags`` (else only DQ changes).
-    outlier_flags : tuple of str
-        DQ flag names set on a flagged pixel (in the mission's DQ names).
+    stored_variance_weights : bool
+        Without resampling, the weights are built from the arrays as the input
+        stores them (romancal hands ``build_driz_weight`` the datamodel: a file
+        without ``var_rnoise`` gets unit weights), not from the rebuilt ones.
     skipped_status : str
         ``cal_step.outlier_detection`` when there are fewer than two inputs.
     suffix : str
@@ -260,18 +263,9 @@ class OutlierRules:
     defaults: Mapping[str, Any]
     weight_type: str | None
     blot_with_fillval: bool
-    nan_flagged: bool
-    outlier_flags: tuple[str, ...]
+    stored_variance_weights: bool
     skipped_status: str
     suffix: str
-
-    def outlier_bits(self, mission: str) -> int:
-        """DQ value set on a flagged pixel, in ``mission``'s flag names."""
-        names = flag_name_map_for(mission)
-        bits = 0
-        for name in self.outlier_flags:
-            bits |= int(names[name])
-        return bits
 
 
 #: Defaults of romancal's ``OutlierDetectionStep`` where they differ from :class:`OutlierParams`' own.
@@ -283,13 +277,13 @@ ROMAN_OUTLIER_DEFAULTS: Mapping[str, Any] = {
 
 #: Mission -> the rules of its ``OutlierDetectionStep`` (jwst 3.0, romancal 1.1).
 OUTLIER_RULES: Mapping[str, OutlierRules] = {
-    "jwst": OutlierRules(defaults={}, weight_type=None, blot_with_fillval=False, nan_flagged=True,
-                         outlier_flags=("DO_NOT_USE", "OUTLIER"), skipped_status="FAILED", suffix="crf"),
-    # romancal's step gives ResampleData and build_driz_weight "ivm" whatever weight_type is, hands fillval
-    # to gwcs_blot, ORs DO_NOT_USE | OUTLIER into DQ only; its MosaicPipeline saves the step's outputs
-    # with the suffix "outlier_detection"
+    "jwst": OutlierRules(defaults={}, weight_type=None, blot_with_fillval=False, stored_variance_weights=False,
+                         skipped_status="FAILED", suffix="crf"),
+    # romancal's step gives ResampleData and build_driz_weight "ivm" whatever weight_type is (the latter the
+    # datamodel itself), hands fillval to gwcs_blot; its MosaicPipeline saves the step's outputs with the
+    # suffix "outlier_detection"
     "roman": OutlierRules(defaults=ROMAN_OUTLIER_DEFAULTS, weight_type="ivm", blot_with_fillval=True,
-                          nan_flagged=False, outlier_flags=("DO_NOT_USE", "OUTLIER"), skipped_status="SKIPPED",
+                          stored_variance_weights=True, skipped_status="SKIPPED",
                           suffix="outlier_detection"),
 }
 assert set(OUTLIER_RULES) == set(MISSIONS)

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..drizzle.reduce import empty_pixel_values
-from ..inputs.io import ExposureRef, load_wcs
+from ..inputs.io import ExposureRef, InputError, load_wcs
 from ..planning.mosaic import create_plan_store, plan_mosaic
 from ..planning.plan import MosaicPlan
 from ..store import Location, prepare_output
 from .graph import OutlierGraph, OutlierWork, build_direct_graph, build_outlier_graph
 from .params import OutlierParams
 
-__all__ = ["OutlierStage", "prepare_stage"]
+__all__ = ["OutlierStage", "check_mission", "is_roman_input", "prepare_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,30 @@ class OutlierStage:
     graph: OutlierGraph
     work: OutlierWork
     plan: MosaicPlan | None
+
+
+def is_roman_input(ref: Any) -> bool:
+    """True for a Roman WFI input (a file, or a datamodel held in memory)."""
+    payload = getattr(ref, "payload", None)
+    return ref.kind == "roman" or (isinstance(payload, Mapping) and payload.get("mission") == "roman")
+
+
+def check_mission(refs: Sequence[Any], params: OutlierParams) -> None:
+    """Refuse Roman inputs unless the record follows romancal's rules (``detect_outliers`` sets them).
+
+    Raises
+    ------
+    InputError
+        Naming the first Roman input, e.g. for ``resample(..., outliers=True)``, whose
+        flags would be jwst's.
+    """
+    if params.mission == "roman":
+        return
+    roman = [r for r in refs if is_roman_input(r)]
+    if roman:
+        raise InputError(f"{roman[0].filename}: outlier detection of Roman inputs follows romancal's rules: run "
+                         "detect_outliers() (or 'dask-resample outliers'), then resample its "
+                         "*_outlier_detection.asdf files; resample(..., outliers=...) takes JWST inputs only")
 
 
 def plan_stage(
@@ -43,8 +67,10 @@ def plan_stage(
     Raises
     ------
     InputError, ValueError
-        What :func:`dask_resample.plan_mosaic` raises (group ids, grid size, ...).
+        What :func:`dask_resample.plan_mosaic` raises (group ids, grid size, ...);
+        Roman inputs without romancal's rules (:func:`check_mission`).
     """
+    check_mission(refs, params)
     if not params.resample_data:
         return None
     return plan_mosaic(list(refs), mode="many_to_many", params=params.resample_params(), tile_shape=tile_shape,
@@ -89,6 +115,7 @@ def prepare_stage(
     max_output_pixels : int, optional
         Limit of the median grid (default ``resample.max-output-pixels``).
     """
+    check_mission(refs, params)
     if not params.resample_data:
         if client is not None and all(r.kind != "memory" for r in refs):
             shape = client.submit(load_wcs, refs[0], pure=False).result()[1]

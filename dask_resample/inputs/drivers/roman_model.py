@@ -129,6 +129,9 @@ def model_dict(model: Any, *, group_id: str, var_sky: bool) -> dict[str, Any]:
         out[key] = _mjd(out.get(key))
     out["group_id"] = group_id
     out["wcsinfo"] = _plain(model.meta.wcsinfo)
+    # whether var_rnoise is the file's (else rebuilt from err): romancal's outlier detection without
+    # resampling weights by the datamodel's own arrays, where a missing var_rnoise means unit weights
+    out["var_rnoise_stored"] = "var_rnoise" in model
     return out
 
 
