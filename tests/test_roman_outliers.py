@@ -78,7 +78,8 @@ def add_cosmic_rays(dataset: synthetic_roman.RomanDataset, *, per_image: int, se
                     n += 1
             model.data = data
             model.meta["cal_step"] = {name: "INCOMPLETE" for name in CAL_STEPS}
-            tmp = Path(str(path) + ".tmp.asdf")
+            tmp = path.parent / ".tmp" / path.name  # the same name: save() records it in meta.filename
+            tmp.parent.mkdir(exist_ok=True)
             model.save(str(tmp))
             model.close()
         os.replace(tmp, path)
@@ -231,7 +232,7 @@ def test_roman_rules_and_defaults():
 
 
 def test_jwst_rules_refused_for_roman_inputs(single, tmp_path):
-    with pytest.raises(InputError, match="romancal's OutlierDetectionStep"):
+    with pytest.raises(InputError, match="romancal's OutlierDetectionStep"):  # refused before any work
         detect_outliers(single.asn_path, tmp_path / "ours", scheduler="serial", mission="jwst")
     assert not any((tmp_path / "ours").glob("*.asdf"))
 
@@ -252,7 +253,32 @@ def test_flagged_files_resample(single, tmp_path):
 
 def test_resample_with_outliers_refuses_roman(single, tmp_path):
     """``resample(..., outliers=True)`` would flag with jwst's rules: refused before the mosaic is touched."""
-    with pytest.raises(InputError, match="romancal's rules"):
-        dask_resample.resample(single.asn_path, tmp_path / "m.zarr", params=roman_params(), outliers=True,
-                               scheduler="serial")
-    assert not (tmp_path / "m.zarr").exists()
+    for outliers in (True, {"mission": "roman"}):
+        with pytest.raises(InputError, match="takes JWST inputs only"):
+            dask_resample.resample(single.asn_path, tmp_path / "m.zarr", params=roman_params(), outliers=outliers,
+                                   scheduler="serial")
+        assert not (tmp_path / "m.zarr").exists()
+
+
+#: A skycell well inside the polar projection region of the skymap subset shipped with romancal.
+SKYCELL = "135p90x47y41"
+
+
+def test_median_on_association_skycell(tmp_path):
+    """An association naming a skycell: the median is drizzled on the skycell's grid (``resample_on_skycell``)."""
+    import romancal.skycell.skymap as sc
+
+    from dask_resample.geometry import skycells
+    from dask_resample.outliers.api import skycell_median_wcs
+
+    skymap = Path(sc.__file__).parent / "tests" / "data" / "skymap_subset.asdf"
+    ds = synthetic_roman.write_roman_dataset(tmp_path / "in", n_exposures=2, detectors=(7,), shape=(48, 48),
+                                             centre_on=(63.435, 89.3043), seed=25, target=SKYCELL)
+    add_cosmic_rays(ds, per_image=10, seed=5)
+    skycells.use_skymap(skymap)  # romancal's step reads the same global skymap
+    grid = skycell_median_wcs(ds.asn_path, outlier_step_params("roman"), skymap=skymap)
+    assert grid is not None and tuple(grid["wcs"].array_shape) == (5000, 5000)
+    assert skycell_median_wcs(ds.asn_path, outlier_step_params("roman", resample_on_skycell=False)) is None
+    theirs = run_romancal(ds, tmp_path / "romancal")
+    ours = detect_outliers(ds.asn_path, tmp_path / "ours", scheduler="serial", skymap=skymap, tile_shape=(500, 500))
+    assert compare(ours, theirs, ds) > 0

@@ -24,7 +24,8 @@ from .params import OUTLIER_RULES, OutlierParams, outlier_step_params
 from .products import _atomic, output_name, planned_outputs, real_path, write_crf
 from .stage import OutlierStage, is_roman_input, prepare_stage
 
-__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage"]
+__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage",
+           "skycell_median_wcs"]
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,59 @@ def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str,
     return outlier_step_params(chosen, values, **param_kwargs)
 
 
+def _association(inputs: Any, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The association document of ``inputs`` (a ``*.json`` path or URL, or a ModelLibrary), else ``None``."""
+    import json
+
+    asn = getattr(inputs, "asn", None)
+    if isinstance(asn, Mapping):
+        return dict(asn)
+    if isinstance(inputs, (str, os.PathLike)) and str(inputs).lower().endswith(".json"):
+        return dict(json.loads(as_location(inputs, storage_options).read_bytes()))
+    return None
+
+
+def skycell_median_wcs(inputs: Any, params: OutlierParams, *, skymap: str | os.PathLike | None = None,
+                       storage_options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The median grid romancal's ``resample_on_skycell`` gives, or ``None`` (the inputs' footprints then).
+
+    Under romancal's rules with ``resample_data`` and ``resample_on_skycell``, an association
+    naming a skycell (``skycell_wcs_info`` or ``target``) has the median drizzled onto that
+    skycell's grid; an association naming none, or a name the skymap does not have, falls back
+    to the footprints, as romancal falls back.
+
+    Raises
+    ------
+    InputError
+        When the association names a skycell and there is no skymap file (``skymap``, else
+        ``SKYMAP_PATH``).
+    """
+    from ..geometry.skycells import skycell_from_association, skycell_output_wcs
+
+    if params.mission != "roman" or not (params.resample_on_skycell and params.resample_data):
+        return None
+    asn = _association(inputs, storage_options)
+    if asn is None:
+        return None
+    try:
+        name = skycell_from_association(asn)
+    except InputError:
+        return None
+    try:
+        return skycell_output_wcs(name, skymap)
+    except InputError as exc:
+        if "not in the skymap" not in str(exc):
+            raise
+        log.warning("%s; the median grid is computed from the inputs' footprints", exc)
+        return None
+
+
 def detect_outliers(
     inputs: Any,
     output_dir: str | Path | Location,
     *,
     mission: str | None = None,
+    skymap: str | os.PathLike | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
     tile_shape: Sequence[int] | None = None,
@@ -143,6 +192,9 @@ def detect_outliers(
     mission : {"jwst", "roman"}, optional
         Whose step's rules and defaults apply (:data:`~dask_resample.outliers.params.OUTLIER_RULES`);
         default: the record's, else ``"roman"`` for Roman WFI inputs, else ``"jwst"``.
+    skymap : path-like, optional
+        The skymap file for an association naming a skycell under romancal's rules
+        (``resample_on_skycell``; default ``SKYMAP_PATH``).
     storage_options : mapping, optional
         Options of the URL's file system (credentials, ``endpoint_url``), for
         the output and for input URLs.
@@ -192,6 +244,7 @@ def detect_outliers(
         raise InputError(f"{output_dir}: exists and is not a directory")
     resolved = resolve_inputs(inputs, storage_options=storage_options)  # cheap checks, before any cluster starts
     params = mission_params(resolved, params, mission, **param_kwargs)
+    median_wcs = skycell_median_wcs(inputs, params, skymap=skymap, storage_options=storage_options)
     rules = params.rules
     crf = planned_outputs(resolved, output_dir, overwrite=overwrite, suffix=rules.suffix)
     blots = None
@@ -229,7 +282,7 @@ def detect_outliers(
             median_store=output_dir.join(INTERMEDIATE_NAMES["median"]) if keep and params.resample_data else None,
         )
         stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
-                              max_output_pixels=max_output_pixels,
+                              max_output_pixels=max_output_pixels, output_wcs=median_wcs,
                               crf_paths=dict(enumerate(crf)),
                               blot_paths=None if not blots else dict(blots),
                               overwrite=overwrite)

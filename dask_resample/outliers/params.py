@@ -12,7 +12,7 @@ error array).
 
 The record's ``mission`` selects the rules of that mission's step
 (:class:`OutlierRules`, :data:`OUTLIER_RULES`): jwst's, or romancal's
-```OutlierDetectionStep``, which has other defaults (:data:`ROMAN_OUTLIER_DEFAULTS`),
+``OutlierDetectionStep``, which has other defaults (:data:`ROMAN_OUTLIER_DEFAULTS`),
 always weights by inverse variance (``weight_type`` is accepted and ignored),
 blots with ``fillval`` outside the median, flags DQ only (Roman's ``DO_NOT_USE |
 OUTLIER``, no NaN) and records a skipped step as ``"SKIPPED"``.
@@ -50,6 +50,7 @@ __all__ = [
     "OUTLIER_KERNELS",
     "OUTLIER_RULES",
     "ROMAN_OUTLIER_DEFAULTS",
+    "RULE_FIELDS",
     "OutlierParams",
     "OutlierRules",
     "outlier_default",
@@ -126,6 +127,9 @@ class OutlierParams:
     #: Whose step's rules apply (:data:`OUTLIER_RULES`); ``None``: decided from the inputs
     #: (``"roman"`` for Roman WFI inputs, else ``"jwst"``). Not a parameter of the step.
     mission: str | None = field(default=None, compare=True)
+    #: romancal's ``resample_on_skycell`` (Roman rules only): the median grid is the skycell the
+    #: association names (``skycell_wcs_info`` or ``target``), when there is one. Not a parameter of jwst's step.
+    resample_on_skycell: bool = field(default=True, compare=True)
 
     def __post_init__(self) -> None:
         if self.mission is not None and self.mission not in OUTLIER_RULES:
@@ -170,11 +174,11 @@ class OutlierParams:
         """
         base: dict[str, Any] = {}
         if isinstance(params, OutlierParams):
-            base = params.as_kwargs() | {"mission": params.mission}
+            base = params.as_kwargs() | {name: getattr(params, name) for name in RULE_FIELDS}
         elif params is not None:
             base = dict(params)
         base.update(kwargs)
-        unknown = sorted(set(base) - {*cls.names(), "mission"})
+        unknown = sorted(set(base) - {*cls.names(), *RULE_FIELDS})
         if unknown:
             raise TypeError(f"unknown outlier-detection parameter(s): {', '.join(unknown)}")
         return cls(**base)
@@ -268,6 +272,9 @@ class OutlierRules:
     suffix: str
 
 
+#: Fields of :class:`OutlierParams` that are not parameters of jwst's step (no command-line form).
+RULE_FIELDS: tuple[str, ...] = ("mission", "resample_on_skycell")
+
 #: Defaults of romancal's ``OutlierDetectionStep`` where they differ from :class:`OutlierParams`' own.
 ROMAN_OUTLIER_DEFAULTS: Mapping[str, Any] = {
     "fillval": "NaN",
@@ -311,7 +318,7 @@ def outlier_step_params(mission: str, params: OutlierParams | Mapping[str, Any] 
     if mission not in OUTLIER_RULES:
         raise ValueError(f"mission: expected one of {', '.join(map(repr, OUTLIER_RULES))}, got {mission!r}")
     if isinstance(params, OutlierParams):
-        given: dict[str, Any] = params.as_kwargs()
+        given: dict[str, Any] = params.as_kwargs() | {"resample_on_skycell": params.resample_on_skycell}
     else:
         given = dict(params or {})
     given.update(kwargs)
