@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from ..drizzle.scratch import ScratchSpec, runs_on_one_node, scratch_root
 from ..execution.progress import run_with_progress
 from ..execution.workers import connect_for_run
 from ..geometry import wcs_to_fits_header
+from ..geometry.skycells import skycell_from_association, skycell_output_wcs
 from ..inputs._files import load_arrays
 from ..inputs.io import InputError, describe_resolved, resolve_inputs
 from ..store.location import Location, as_location, check_output_location
@@ -110,8 +112,6 @@ def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str,
 
 def _association(inputs: Any, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The association document of ``inputs`` (a ``*.json`` path or URL, or a ModelLibrary), else ``None``."""
-    import json
-
     asn = getattr(inputs, "asn", None)
     if isinstance(asn, Mapping):
         return dict(asn)
@@ -135,8 +135,6 @@ def skycell_median_wcs(inputs: Any, params: OutlierParams, *, skymap: str | os.P
         When the association names a skycell and there is no skymap file (``skymap``, else
         ``SKYMAP_PATH``).
     """
-    from ..geometry.skycells import skycell_from_association, skycell_output_wcs
-
     if params.mission != "roman" or not (params.resample_on_skycell and params.resample_data):
         return None
     asn = _association(inputs, storage_options)
