@@ -264,21 +264,31 @@ def test_resample_with_outliers_refuses_roman(single, tmp_path):
 SKYCELL = "135p90x47y41"
 
 
-def test_median_on_association_skycell(tmp_path):
-    """An association naming a skycell: the median is drizzled on the skycell's grid (``resample_on_skycell``)."""
+@pytest.mark.parametrize("where", ["inside", "edge-fillval0"])
+def test_median_on_association_skycell(tmp_path, where):
+    """An association naming a skycell: the median is drizzled on the skycell's grid (``resample_on_skycell``).
+
+    ``edge-fillval0``: the images straddle the skycell's edge, so that half of each blot falls
+    outside the median and takes ``fillval`` (romancal's blot), which the flags then compare with.
+    """
     import romancal.skycell.skymap as sc
 
     from dask_resample.geometry import skycells
     from dask_resample.outliers.api import skycell_median_wcs
 
     skymap = Path(sc.__file__).parent / "tests" / "data" / "skymap_subset.asdf"
-    ds = synthetic_roman.write_roman_dataset(tmp_path / "in", n_exposures=2, detectors=(7,), shape=(48, 48),
-                                             centre_on=(63.435, 89.3043), seed=25, target=SKYCELL)
-    add_cosmic_rays(ds, per_image=10, seed=5)
     skycells.use_skymap(skymap)  # romancal's step reads the same global skymap
-    grid = skycell_median_wcs(ds.asn_path, outlier_step_params("roman"), skymap=skymap)
-    assert grid is not None and tuple(grid["wcs"].array_shape) == (5000, 5000)
+    grid = skycells.skycell_output_wcs(SKYCELL, skymap)["wcs"]
+    centre = (63.435, 89.3043) if where == "inside" else tuple(float(v) for v in grid(0.0, 2500.0))
+    ds = synthetic_roman.write_roman_dataset(tmp_path / "in", n_exposures=2, detectors=(7,), shape=(48, 48),
+                                             centre_on=centre, seed=25, target=SKYCELL)
+    add_cosmic_rays(ds, per_image=10, seed=5)
+    pars = {} if where == "inside" else {"fillval": "0"}
+    found = skycell_median_wcs(ds.asn_path, outlier_step_params("roman"), skymap=skymap)
+    assert found is not None and tuple(found["wcs"].array_shape) == (5000, 5000)
     assert skycell_median_wcs(ds.asn_path, outlier_step_params("roman", resample_on_skycell=False)) is None
-    theirs = run_romancal(ds, tmp_path / "romancal")
-    ours = detect_outliers(ds.asn_path, tmp_path / "ours", scheduler="serial", skymap=skymap, tile_shape=(500, 500))
-    assert compare(ours, theirs, ds) > 0
+    theirs = run_romancal(ds, tmp_path / "romancal", **pars)
+    ours = detect_outliers(ds.asn_path, tmp_path / "ours", scheduler="serial", skymap=skymap, tile_shape=(500, 500),
+                           **pars)
+    flagged = compare(ours, theirs, ds)
+    assert flagged > (500 if where != "inside" else 0)  # off the skycell the data are compared with 0
