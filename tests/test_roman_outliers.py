@@ -292,3 +292,17 @@ def test_median_on_association_skycell(tmp_path, where):
                            **pars)
     flagged = compare(ours, theirs, ds)
     assert flagged > (500 if where != "inside" else 0)  # off the skycell the data are compared with 0
+
+
+def test_command_line(single, tmp_path, capsys):
+    """``dask-resample outliers`` on Roman inputs: romancal's rules (with its pixel-map defaults given)."""
+    from dask_resample.cli import main
+
+    out = tmp_path / "ours"
+    code = main(["outliers", str(single.asn_path), "-o", str(out), "--serial", "--pixmap-stepsize", "10",
+                 "--pixmap-order", "3"])
+    assert code == 0
+    printed = [Path(line) for line in capsys.readouterr().out.split()]
+    assert [p.name for p in printed] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf")
+                                         for p in single.paths]
+    assert compare(printed, run_romancal(single, tmp_path / "romancal"), single) > 0
