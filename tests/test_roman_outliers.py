@@ -306,3 +306,14 @@ def test_command_line(single, tmp_path, capsys):
     assert [p.name for p in printed] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf")
                                          for p in single.paths]
     assert compare(printed, run_romancal(single, tmp_path / "romancal"), single) > 0
+
+
+def test_models_in_memory_refused(single, tmp_path):
+    """Open Roman datamodels would be written back as JWST files by the in-memory driver: refused in one line."""
+    rdm = _rdm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = [rdm.open(p) for p in single.paths]
+    with pytest.raises(InputError, match="held in memory"):
+        detect_outliers(models, tmp_path / "ours", scheduler="serial")
+    assert not (tmp_path / "ours").exists() or not any((tmp_path / "ours").iterdir())
