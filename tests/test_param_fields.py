@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from astropy.io import fits
 
 from dask_resample import OutlierParams, ResampleParams, cli
 from dask_resample.param_fields import record_fields
@@ -92,9 +93,10 @@ def command_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(dask_resample.api, "plan_mosaic", plan_mosaic)
     monkeypatch.setattr(dask_resample.outliers, "detect_outliers", detect_outliers)
-    monkeypatch.setattr(dask_resample.inputs.io, "resolve_inputs", lambda inputs, **kwargs: inputs)
-    inputs = tmp_path / "a_cal.fits"
-    inputs.write_bytes(b"")
+    inputs = tmp_path / "a.fits"  # a real plain FITS image (the inputs are resolved before the stubbed calls)
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 4.0, "CRPIX2": 4.0,
+                          "CRVAL1": 10.0, "CRVAL2": 20.0, "CDELT1": -1e-5, "CDELT2": 1e-5})
+    fits.PrimaryHDU(np.ones((8, 8), np.float32), header=header).writeto(inputs)
 
     def run(record: type, args: list[str]) -> tuple[int, str, Any]:
         built.clear()

@@ -84,3 +84,42 @@ def test_spilled_chunks_give_the_same_shard(tmp_path, memory_bytes):
             data = encoder.to_bytes()
             assert any(spill.iterdir()) is False  # an anonymous file: nothing visible, nothing left behind
         assert data == (tmp_path / "g.zarr" / "con_zarr" / shard_chunk_key(ref, coords)).read_bytes(), coords
+
+
+def _upload_slots(url: str, event: str | None = None) -> tuple[int | None, int | None, bool]:
+    """(budget of a shard upload, budget of a second one inside it, whether ``event`` was set meanwhile)."""
+    from dask_resample.execution import tasks
+    from dask_resample.store import StoreSpec, as_location
+
+    spec = StoreSpec(as_location(url), "", ("data",))
+    with tasks._upload_slot(spec) as first:
+        with tasks._upload_slot(spec) as second:
+            pass
+        released = True
+        if event is not None:  # another task must run on this one-thread worker to set it
+            from distributed import Event
+
+            released = Event(event).wait(timeout=60)
+    return first, second, released
+
+
+def _set_event(name: str) -> bool:
+    from distributed import Event
+
+    Event(name).set()
+    return True
+
+
+def test_one_shard_upload_per_process_leaves_the_thread_pool(client, tmp_path):
+    """On a worker, the first upload to an object store frees its thread for other tasks; nothing else does."""
+    from dask_resample.execution.tasks import SECEDED_SHARD_MEMORY_BYTES
+
+    worker = sorted(client.scheduler_info()["workers"])[0]  # one thread: a blocked task would hold it
+    waiting = client.submit(_upload_slots, "memory://up/m.zarr", "shard-upload-test", workers=[worker], pure=False)
+    setter = client.submit(_set_event, "shard-upload-test", workers=[worker], pure=False)
+    assert setter.result(timeout=120) is True
+    assert waiting.result(timeout=120) == (SECEDED_SHARD_MEMORY_BYTES, None, True)
+    # a local store keeps its thread; so does any call outside a Dask worker
+    assert client.submit(_upload_slots, str(tmp_path / "m.zarr"), workers=[worker], pure=False).result() == (
+        None, None, True)
+    assert _upload_slots("memory://up/m.zarr") == (None, None, True)

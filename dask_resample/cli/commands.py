@@ -25,6 +25,7 @@ from .. import (
 from ..geometry import grid, skycells
 from ..inputs import io
 from ..inputs.drivers import roman_model
+from ..outliers.api import mission_params
 from ..params import check_wcs_pars
 from ..products import export, figures, pyramid, report
 from ..store.location import SCHEME_EXTRAS
@@ -51,12 +52,14 @@ from .options import (
     DRIZZLE_OPTIONS,
     MISSION,
     OUTLIER,
+    OUTLIER_MISSION,
     OUTLIER_OPTIONS,
     RUN_OPTIONS,
     SKYCELL_OPTIONS,
     CLIError,
     cluster_options,
     grid_options,
+    outlier_for,
     outlier_run_options,
     resolve,
 )
@@ -197,21 +200,28 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
 
 
 def cmd_outliers(args: argparse.Namespace) -> int:
-    """``dask-resample outliers``: flag outliers, write ``*_crf.fits``."""
+    """``dask-resample outliers``: flag outliers, write ``*_crf.fits`` (``*_outlier_detection.asdf`` for Roman)."""
     where_options = cluster_options()
-    values = resolve(args, (*OUTLIER_OPTIONS, *outlier_run_options(), *where_options), keys_of=_OUTLIER_KEYS,
-                     defaults=OUTLIER.option_defaults, aliases=OUTLIER.aliases, config_path=args.config,
-                     positional=("inputs", "output_dir", "storage_options"))
+    options = (OUTLIER_MISSION, *OUTLIER_OPTIONS, *outlier_run_options(), *where_options)
+    kwargs: dict[str, Any] = {"keys_of": _OUTLIER_KEYS, "aliases": OUTLIER.aliases, "config_path": args.config,
+                              "positional": ("inputs", "output_dir", "storage_options")}
+    values = resolve(args, options, defaults=OUTLIER.option_defaults, **kwargs)
     where = {opt.dest: values.get(opt.dest) for opt in where_options}
     inputs = _inputs_of(values)
     output_dir = values.get("output_dir")
     if not output_dir:
-        raise CLIError("output: give the directory of the *_crf.fits files with -o DIR")
-    params = OUTLIER.build(values)  # bad parameters fail before anything else
+        raise CLIError("output: give the directory of the flagged files with -o DIR")
+    OUTLIER.build(values)  # bad parameters fail before anything else
     _check_cluster_options(where)
     storage_options = _storage_options(args, values.get("storage_options"))
-    # cheap input checks, before any cluster starts
+    # cheap input checks, before any cluster starts; the mission (given, else from the inputs) picks
+    # the step's defaults under the values given
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    mission = mission_params(resolved, None, values.get("mission")).mission or "jwst"
+    record_options = outlier_for(mission)
+    if mission != "jwst":
+        values = resolve(args, options, defaults=record_options.option_defaults, **kwargs)
+    params = record_options.build(values)
     handle = _connect(where)
     try:
         with _kernel_choice(values):

@@ -50,6 +50,7 @@ from .commands import (
 from .options import (
     DRIZZLE_OPTIONS,
     MISSION,
+    OUTLIER_MISSION,
     OUTLIER_OPTIONS,
     PROG,
     RUN_OPTIONS,
@@ -169,11 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     outliers = sub.add_parser(
-        "outliers", help="flag outliers as jwst's imaging OutlierDetectionStep (writes *_crf.fits)",
+        "outliers", help="flag outliers as jwst's (or romancal's) imaging OutlierDetectionStep",
         description="Drizzle each exposure group onto a common grid, take the median across groups tile by "
         "tile, blot it back onto every input and flag outliers (DQ DO_NOT_USE|OUTLIER, NaN in data, err "
         "and variances); write one <root>_crf.fits per input. Parameters and defaults are those of jwst's "
-        "OutlierDetectionStep for imaging.",
+        "OutlierDetectionStep for imaging; with Roman WFI inputs (--mission roman) romancal's: DQ flags only, "
+        "one <root>_outlier_detection.asdf per input.",
     )
     outliers.add_argument("inputs", nargs="*", metavar="INPUTS",
                           help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="directory (or URL prefix) of the *_crf.fits files")
     _add_storage(outliers)
     outliers.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
-    _add_group(outliers, "outlier-detection parameters", OUTLIER_OPTIONS)
+    _add_group(outliers, "outlier-detection parameters", (OUTLIER_MISSION, *OUTLIER_OPTIONS))
     _add_group(outliers, "output", outlier_run_options())
     _add_group(outliers, "where to run", cluster)
     _add_common(outliers)

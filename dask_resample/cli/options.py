@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import config
-from ..outliers.params import OutlierParams
+from ..outliers.params import OUTLIER_RULES, OutlierParams
 from ..param_fields import parse_positive_int
 from ..params import (
     MISSIONS,
@@ -45,6 +45,7 @@ __all__ = [
     "DRIZZLE_OPTIONS",
     "MISSION",
     "OUTLIER",
+    "OUTLIER_MISSION",
     "OUTLIER_OPTIONS",
     "PROG",
     "RUN_DEFAULTS",
@@ -58,6 +59,7 @@ __all__ = [
     "drizzle_for",
     "grid_options",
     "load_options_file",
+    "outlier_for",
     "outlier_run_options",
     "resolve",
     "run_defaults",
@@ -82,6 +84,16 @@ def drizzle_for(mission: str) -> RecordOptions:
 #: The outlier-detection parameters, with the defaults of jwst's ``OutlierDetectionStep`` (the record's).
 OUTLIER = RecordOptions(OutlierParams)
 
+
+def outlier_for(mission: str) -> RecordOptions:
+    """The outlier-detection parameters under a mission's ``OutlierDetectionStep`` (its defaults and rules).
+
+    ``"jwst"`` has the record's own defaults (those the help texts state) with jwst's rules;
+    ``"roman"`` romancal's (:data:`~dask_resample.outliers.params.ROMAN_OUTLIER_DEFAULTS`), as
+    :func:`dask_resample.outliers.params.outlier_step_params` has them.
+    """
+    return RecordOptions(OutlierParams, OUTLIER_RULES[mission].defaults, fixed={"mission": mission})
+
 DRIZZLE_OPTIONS: tuple[Option, ...] = DRIZZLE.options
 OUTLIER_OPTIONS: tuple[Option, ...] = OUTLIER.options
 
@@ -104,6 +116,14 @@ MISSION = Option(
     "--mission", "whose ResampleStep gives the drizzle parameters their defaults and good_bits its DQ flag "
     "names: jwst (the defaults shown here) or roman (romancal's: " + _step_text("roman") + ") (default jwst; "
     "roman with --skycells)", _text, metavar="{" + ",".join(MISSIONS) + "}", choices=tuple(MISSIONS))
+
+#: The mission whose ``OutlierDetectionStep`` gives ``outliers`` its defaults and rules.
+OUTLIER_MISSION = Option(
+    "--mission", "whose OutlierDetectionStep gives the parameters their defaults and the run its rules: jwst "
+    "(the defaults shown here; *_crf.fits) or roman (romancal's: " + ", ".join(
+        f"{name} {_default_text(value)}" for name, value in OUTLIER_RULES["roman"].defaults.items())
+    + "; ivm weights, DQ-only flags, *_outlier_detection.asdf) (default: roman for Roman WFI inputs, "
+    "else jwst)", _text, metavar="{" + ",".join(MISSIONS) + "}", choices=tuple(MISSIONS))
 
 
 # ----------------------------------------------------------------------------

@@ -204,9 +204,10 @@ class RecordOptions:
     def build(self, values: Mapping[str, Any]) -> Any:
         """The record of resolved option values (validated: a bad value names its parameter).
 
-        Options absent from ``values`` take the record's defaults.
+        Options absent from ``values`` take :attr:`defaults` (the record's own where absent there).
         """
-        kwargs = {}
+        names = {f.name for f in record_fields(self.record)}
+        kwargs = {name: value for name, value in self.defaults.items() if name in names}
         for name, form, _ in self._forms():
             if form.dest in values:
                 value = values[form.dest]

@@ -1,7 +1,8 @@
-"""``detect_outliers()``: jwst's imaging outlier detection, distributed, writing ``*_crf.fits`` files."""
+"""``detect_outliers()``: jwst's (or romancal's) imaging outlier detection, distributed, writing flagged files."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -16,15 +17,17 @@ from ..drizzle.scratch import ScratchSpec, runs_on_one_node, scratch_root
 from ..execution.progress import run_with_progress
 from ..execution.workers import connect_for_run
 from ..geometry import wcs_to_fits_header
+from ..geometry.skycells import skycell_from_association, skycell_output_wcs
 from ..inputs._files import load_arrays
 from ..inputs.io import InputError, describe_resolved, resolve_inputs
 from ..store.location import Location, as_location, check_output_location
 from .graph import OutlierWork
-from .params import OutlierParams
+from .params import OUTLIER_RULES, OutlierParams, outlier_step_params
 from .products import _atomic, output_name, planned_outputs, real_path, write_crf
-from .stage import OutlierStage, prepare_stage
+from .stage import OutlierStage, is_roman_input, prepare_stage
 
-__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "run_stage"]
+__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage",
+           "skycell_median_wcs"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,9 @@ INTERMEDIATE_NAMES: Mapping[str, str] = {
     "median_fits": "outlier_median.fits",
 }
 
-#: ``cal_step.outlier_detection`` of inputs when there are fewer than two (what jwst 3.0 records then).
-SKIPPED_STATUS = "FAILED"
+#: ``cal_step.outlier_detection`` of inputs when there are fewer than two (what jwst 3.0 records then;
+#: romancal's is :attr:`OutlierRules.skipped_status`).
+SKIPPED_STATUS = OUTLIER_RULES["jwst"].skipped_status
 
 #: Largest median (pixels) also written as FITS with ``save_intermediate_results`` (bigger ones stay in Zarr).
 MEDIAN_FITS_MAX_PIXELS = 64 * 2**20
@@ -64,10 +68,97 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     return {rec["index"]: rec for rec in outcome.records.values()}
 
 
+def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str, Any] | None,
+                   mission: str | None = None, **param_kwargs: Any) -> OutlierParams:
+    """The parameters of a run under its mission's rules, the mission decided from the inputs if not given.
+
+    The mission is ``mission``, else the record's (``params.mission``), else
+    ``"roman"`` when every input is a Roman WFI image and ``"jwst"`` otherwise.
+    Given as a record, ``params`` keeps its values; given as a mapping or
+    keywords, they go over the mission step's defaults
+    (:func:`~dask_resample.outliers.params.outlier_step_params`).
+
+    Raises
+    ------
+    InputError
+        Roman inputs with other inputs, with jwst's rules, or held in memory
+        under romancal's rules (the flagged files are written as Roman files).
+    """
+    roman = [r for r in resolved if is_roman_input(r)]
+    given = mission
+    if given is None and isinstance(params, OutlierParams):
+        given = params.mission
+    elif given is None and isinstance(params, Mapping):
+        given = params.get("mission")
+    chosen = given or ("roman" if roman and len(roman) == len(resolved) else "jwst")
+    if chosen == "roman":
+        others = [r for r in resolved if not is_roman_input(r)]
+        if others:
+            raise InputError(f"{others[0].filename}: not a Roman WFI image; romancal's outlier detection "
+                             "(mission 'roman') takes Roman Level-2 images only")
+        held = [r for r in roman if r.kind != "roman"]
+        if held:
+            raise InputError(f"{held[0].filename}: a Roman datamodel held in memory; outlier detection writes "
+                             "Roman files from files: save the models (or give the ModelLibrary on_disk) first")
+    elif roman:
+        raise InputError(f"{roman[0].filename}: a Roman WFI image; outlier detection of Roman inputs follows "
+                         "romancal's OutlierDetectionStep (mission 'roman'), not jwst's")
+    if isinstance(params, OutlierParams):
+        return OutlierParams.from_kwargs(params, **param_kwargs).with_mission(chosen)
+    values = dict(params or {})
+    values.pop("mission", None)
+    return outlier_step_params(chosen, values, **param_kwargs)
+
+
+def _association(inputs: Any, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The association document of ``inputs`` (a ``*.json`` path or URL, or a ModelLibrary), else ``None``."""
+    asn = getattr(inputs, "asn", None)
+    if isinstance(asn, Mapping):
+        return dict(asn)
+    if isinstance(inputs, (str, os.PathLike)) and str(inputs).lower().endswith(".json"):
+        return dict(json.loads(as_location(inputs, storage_options).read_bytes()))
+    return None
+
+
+def skycell_median_wcs(inputs: Any, params: OutlierParams, *, skymap: str | os.PathLike | None = None,
+                       storage_options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The median grid romancal's ``resample_on_skycell`` gives, or ``None`` (the inputs' footprints then).
+
+    Under romancal's rules with ``resample_data`` and ``resample_on_skycell``, an association
+    naming a skycell (``skycell_wcs_info`` or ``target``) has the median drizzled onto that
+    skycell's grid; an association naming none, or a name the skymap does not have, falls back
+    to the footprints, as romancal falls back.
+
+    Raises
+    ------
+    InputError
+        When the association names a skycell and there is no skymap file (``skymap``, else
+        ``SKYMAP_PATH``).
+    """
+    if params.mission != "roman" or not (params.resample_on_skycell and params.resample_data):
+        return None
+    asn = _association(inputs, storage_options)
+    if asn is None:
+        return None
+    try:
+        name = skycell_from_association(asn)
+    except InputError:
+        return None
+    try:
+        return skycell_output_wcs(name, skymap)
+    except InputError as exc:
+        if "not in the skymap" not in str(exc):
+            raise
+        log.warning("%s; the median grid is computed from the inputs' footprints", exc)
+        return None
+
+
 def detect_outliers(
     inputs: Any,
     output_dir: str | Path | Location,
     *,
+    mission: str | None = None,
+    skymap: str | os.PathLike | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Any = None,
     tile_shape: Sequence[int] | None = None,
@@ -78,22 +169,30 @@ def detect_outliers(
     max_output_pixels: int | None = None,
     **param_kwargs: Any,
 ) -> list[Path] | list[str]:
-    """Flag outliers as jwst's ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
+    """Flag outliers as jwst's (or romancal's) ``OutlierDetectionStep`` does for imaging, tile by tile on Dask.
 
     Each exposure group is drizzled onto the common grid, the groups' median is
     taken per tile (each group masked below its weight threshold), the median is
     blotted back onto every input from the tiles it overlaps, and outliers get
-    ``DO_NOT_USE | OUTLIER`` in DQ with NaN in data, err and variances.
+    ``DO_NOT_USE | OUTLIER`` in DQ with NaN in data, err and variances
+    (jwst), or in DQ only (romancal's rules, Roman WFI inputs: their
+    ``<root>_outlier_detection.asdf`` files).
 
     Parameters
     ----------
     inputs : str, Path, sequence or ModelLibrary
         What :func:`dask_resample.resample` takes.
     output_dir : str, Path or Location
-        Directory of the ``<root>_crf.fits`` files (created if missing): a
+        Directory of the ``<root>_crf.fits`` (Roman: ``<root>_outlier_detection.asdf``) files (created if missing): a
         local path or any fsspec URL (``s3://bucket/prefix``). Intermediate
         products go there too while the run lasts (``resample.scratch-dir``
         moves them).
+    mission : {"jwst", "roman"}, optional
+        Whose step's rules and defaults apply (:data:`~dask_resample.outliers.params.OUTLIER_RULES`);
+        default: the record's, else ``"roman"`` for Roman WFI inputs, else ``"jwst"``.
+    skymap : path-like, optional
+        The skymap file for an association naming a skycell under romancal's rules
+        (``resample_on_skycell``; default ``SKYMAP_PATH``).
     storage_options : mapping, optional
         Options of the URL's file system (credentials, ``endpoint_url``), for
         the output and for input URLs.
@@ -113,7 +212,7 @@ def detect_outliers(
         Refuse a larger median grid before any pixel is read (default
         ``resample.max-output-pixels``).
     **param_kwargs
-        Fields of :class:`OutlierParams`, with the step's names and defaults:
+        Fields of :class:`OutlierParams`, with the step's names and defaults (the mission's):
         ``weight_type``, ``pixfrac``, ``kernel``, ``fillval``, ``maskpt``,
         ``snr``, ``scale``, ``backg``, ``resample_data``, ``good_bits``,
         ``pixmap_stepsize``, ``pixmap_order``, ``save_intermediate_results``.
@@ -121,7 +220,7 @@ def detect_outliers(
     Returns
     -------
     list of Path or list of str
-        The ``*_crf.fits`` files, in input order (URLs for an object store).
+        The flagged files, in input order (URLs for an object store).
 
     Raises
     ------
@@ -132,7 +231,9 @@ def detect_outliers(
         If some inputs could not be flagged (the others are written).
     """
     t0 = time.perf_counter()
-    params = OutlierParams.from_kwargs(params, **param_kwargs)
+    if mission is not None and mission not in OUTLIER_RULES:
+        raise ValueError(f"mission: expected one of {', '.join(map(repr, OUTLIER_RULES))}, got {mission!r}")
+    OutlierParams.from_kwargs(params, **param_kwargs)  # bad parameters fail before any input is read
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     output_dir = as_location(output_dir, storage_options)
@@ -140,7 +241,10 @@ def detect_outliers(
     if output_dir.is_file():
         raise InputError(f"{output_dir}: exists and is not a directory")
     resolved = resolve_inputs(inputs, storage_options=storage_options)  # cheap checks, before any cluster starts
-    crf = planned_outputs(resolved, output_dir, overwrite=overwrite)
+    params = mission_params(resolved, params, mission, **param_kwargs)
+    median_wcs = skycell_median_wcs(inputs, params, skymap=skymap, storage_options=storage_options)
+    rules = params.rules
+    crf = planned_outputs(resolved, output_dir, overwrite=overwrite, suffix=rules.suffix)
     blots = None
     keep = params.save_intermediate_results
     if keep:
@@ -168,7 +272,7 @@ def detect_outliers(
         if len(refs) < 2:
             # as jwst 3.0: the step is skipped and records its status as FAILED
             log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
-            return _as_paths([write_crf(r, None, crf[r.index], status=SKIPPED_STATUS, overwrite=overwrite)
+            return _as_paths([write_crf(r, None, crf[r.index], status=rules.skipped_status, overwrite=overwrite)
                               for r in refs], output_dir)
         work = OutlierWork.under(
             root,
@@ -176,7 +280,7 @@ def detect_outliers(
             median_store=output_dir.join(INTERMEDIATE_NAMES["median"]) if keep and params.resample_data else None,
         )
         stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
-                              max_output_pixels=max_output_pixels,
+                              max_output_pixels=max_output_pixels, output_wcs=median_wcs,
                               crf_paths=dict(enumerate(crf)),
                               blot_paths=None if not blots else dict(blots),
                               overwrite=overwrite)

@@ -63,8 +63,9 @@ def blot_median(
     tiles: TileGrid | None = None,
     allowed_tiles: Collection[tuple[int, int]] | None = None,
     pixmap32: np.ndarray | None = None,
+    fillval: float = np.nan,
 ) -> np.ndarray:
-    """The median blotted onto one input (NaN where the input maps outside the median).
+    """The median blotted onto one input (``fillval`` where the input maps outside the median).
 
     Parameters
     ----------
@@ -85,6 +86,9 @@ def blot_median(
     pixmap32 : numpy.ndarray, optional
         The input's pixel map onto the median grid as float32, kept from its
         drizzle (the same ``calc_pixmap`` call); computed here if not given.
+    fillval : float
+        Value of pixels outside the median (``gwcs_blot``'s ``fillval``: NaN in
+        jwst, the step's ``fillval`` in romancal).
     """
     import zarr
     from drizzle.resample import blot_image
@@ -96,7 +100,7 @@ def blot_median(
     if pixmap32.shape != (*shape_yx, 2):
         raise ValueError(f"pixel map of shape {pixmap32.shape} for an input of shape {shape_yx}")
     pixmap32[np.isnan(pixmap32)] = -1  # as gwcs_blot (float32(-1) is what drizzle reads of its -1)
-    out = np.full(shape_yx, np.nan, np.float32)
+    out = np.full(shape_yx, fillval, np.float32)
     window = blot_window(pixmap32, median_shape_yx)
     if window is None:
         return out
@@ -114,5 +118,6 @@ def blot_median(
         shifted = pixmap32[r0:r1].astype(np.float64)
         shifted[..., 0] -= x0
         shifted[..., 1] -= y0
-        blot_image(data=sub, pixmap=shifted, out_img=out[r0:r1], fillval=np.nan, iscale=1.0, interp="linear")
+        blot_image(data=sub, pixmap=shifted, out_img=out[r0:r1], fillval=fillval, iscale=1.0,
+                   interp="linear")
     return out

@@ -128,7 +128,7 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
         blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
                            stepsize=p.pixmap_stepsize, order=p.pixmap_order,
                            tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
-                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32)
+                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32, fillval=p.blot_fill)
         del pixmap32
         mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
                                      effective_backg(model, p.backg))
@@ -171,6 +171,8 @@ def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | T
     rp = task.params.resample_params()
     model = load_model_dict(ref, need_var=False, need_err=False)
     data = np.array(model["data"], dtype=np.float32)
+    if task.params.rules.stored_variance_weights and model.get("var_rnoise_stored") is False:
+        model["var_rnoise"] = None  # as the reference reads the file: no var_rnoise, unit weights
     weight = build_driz_weight(model, weight_type=rp.weight_type, good_bits=rp.good_bits,
                                flag_name_map=rp.flag_name_map)
     threshold = compute_weight_threshold(weight, task.params.maskpt)

@@ -1,4 +1,4 @@
-"""What outlier detection writes: ``*_crf.fits`` files, blot images, names.
+"""What outlier detection writes: ``*_crf.fits`` files (Roman: ``*_outlier_detection.asdf``), blot images, names.
 
 Every file is written whole (a temporary file renamed into place on a disk,
 one upload on an object store), so a path is either absent or complete; an
@@ -21,35 +21,40 @@ from ..inputs.drivers import driver_for
 from ..inputs.records import ExposureRef, InputError, InputSource
 from ..store.location import Location, as_location
 
-__all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "output_name", "planned_outputs", "write_blot", "write_crf"]
+__all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "OUTPUT_EXTENSIONS", "output_name", "planned_outputs", "write_blot",
+           "write_crf"]
 
 #: Suffix of the step's output files.
 CRF_SUFFIX = "crf"
 
 #: Pipeline suffixes replaced by the output suffix (``jw..._cal.fits`` -> ``jw..._crf.fits``).
-KNOWN_SUFFIXES: tuple[str, ...] = ("cal", "crf", "rate", "rateints", "calints", "i2d", "bsub", "skysub", "flat")
+KNOWN_SUFFIXES: tuple[str, ...] = ("cal", "crf", "rate", "rateints", "calints", "i2d", "bsub", "skysub", "flat",
+                                   "outlier_detection")
+
+#: Input kind -> extension of its flagged file (the input's own format; FITS unless listed).
+OUTPUT_EXTENSIONS: dict[str, str] = {"roman": ".asdf"}
 
 
-def output_name(filename: str, suffix: str = CRF_SUFFIX) -> str:
-    """``<root>_<suffix>.fits`` for an input file name, the root without a known pipeline suffix."""
+def output_name(filename: str, suffix: str = CRF_SUFFIX, ext: str = ".fits") -> str:
+    """``<root>_<suffix><ext>`` for an input file name, the root without a known pipeline suffix."""
     stem = Path(filename).name
     stem = re.sub(r"\.fits(\.gz)?$", "", stem, flags=re.IGNORECASE)
     stem = re.sub(r"\.[A-Za-z0-9]+$", "", stem) if "." in stem else stem
     m = re.match(rf"^(.*)_({'|'.join(KNOWN_SUFFIXES)})$", stem)
     root = m.group(1) if m else stem
-    return f"{root}_{suffix}.fits"
+    return f"{root}_{suffix}{ext}"
 
 
 def planned_outputs(refs: Sequence[InputSource | ExposureRef], output_dir: Location, *,
-                    overwrite: bool) -> list[Location]:
-    """Paths of the ``*_crf.fits`` files, checked before any work.
+                    overwrite: bool, suffix: str = CRF_SUFFIX) -> list[Location]:
+    """Paths of the flagged files (``<root>_<suffix>`` in each input's format), checked before any work.
 
     Raises
     ------
     InputError
         Two inputs would write the same file, or a file exists and ``overwrite`` is false.
     """
-    paths = [output_dir.join(output_name(r.filename)) for r in refs]
+    paths = [output_dir.join(output_name(r.filename, suffix, OUTPUT_EXTENSIONS.get(r.kind, ".fits"))) for r in refs]
     sources = {real_path(r.path if hasattr(r, "path") else r.source) for r in refs}
     seen: dict[Location, str] = {}
     for r, p in zip(refs, paths, strict=True):

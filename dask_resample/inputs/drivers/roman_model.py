@@ -129,6 +129,9 @@ def model_dict(model: Any, *, group_id: str, var_sky: bool) -> dict[str, Any]:
         out[key] = _mjd(out.get(key))
     out["group_id"] = group_id
     out["wcsinfo"] = _plain(model.meta.wcsinfo)
+    # whether var_rnoise is the file's (else rebuilt from err): romancal's outlier detection without
+    # resampling weights by the datamodel's own arrays, where a missing var_rnoise means unit weights
+    out["var_rnoise_stored"] = "var_rnoise" in model
     return out
 
 
@@ -240,6 +243,7 @@ def ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> E
     gid = _group_id(model, index, group_id)
     d = model_dict(model, group_id=gid, var_sky=True)
     d["wcsinfo"]["pixelarea_steradians"] = d.get("pixelarea_steradians")
+    d["mission"] = "roman"  # a Roman exposure held in memory (outlier detection refuses to write it as JWST)
     name = str(model.meta.filename or f"model_{index}")
     return in_memory.ref_from_model_dict(index, d, filename=name, group_id=gid, s_region=_s_region(d["wcs"]))
 
@@ -344,5 +348,53 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool, need_var_sk
 
 def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
                   storage_options: Mapping[str, Any] | None = None) -> str:
-    """Not available: outlier detection does not take Roman inputs yet."""
-    raise InputError(f"{ref.source}: outlier detection of Roman inputs is not supported")
+    """Write the image with its outliers flagged, as romancal's ``OutlierDetectionStep`` leaves it.
+
+    DQ gains Roman's ``DO_NOT_USE | OUTLIER`` where ``mask`` is set and nothing
+    else changes (no array is made NaN); ``meta.cal_step.outlier_detection`` is
+    ``status`` (when the file has ``meta.cal_step``) and ``meta.filename`` the
+    new file's name. Every other array is written as stored. ``mask`` ``None``
+    (a skipped step) leaves DQ as read.
+
+    Parameters
+    ----------
+    ref : ExposureRef
+        The input (read from its path or URL).
+    mask : numpy.ndarray or None
+        Outlier pixels.
+    path : str or Path or Location
+        Target, an ``.asdf`` name: a local path, or a URL (written to a local
+        temporary file, then uploaded whole).
+    status : str
+        ``meta.cal_step.outlier_detection``.
+    storage_options : mapping, optional
+        Options of a URL target's file system (default: the input's).
+
+    Returns
+    -------
+    str
+        The path or URL written.
+    """
+    require_extra()
+    from ...dqflags import ROMAN_PIXEL
+    from ._fitsfile import write_file
+
+    bits = np.uint32(ROMAN_PIXEL["DO_NOT_USE"] | ROMAN_PIXEL["OUTLIER"])
+
+    def write(target: Path) -> None:
+        with _open(ref) as model:
+            if mask is not None:
+                dq = np.array(model.dq, dtype=np.uint32)
+                if np.shape(mask) != dq.shape:
+                    raise InputError(f"{ref.source}: outlier mask of shape {np.shape(mask)} for DQ of shape "
+                                     f"{dq.shape}")
+                dq |= np.asarray(mask, dtype=np.uint32) * bits
+                model.dq = dq
+            if "cal_step" in model.meta:
+                model.meta.cal_step["outlier_detection"] = status
+            model.meta.filename = target.name
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.save(str(target))
+
+    return write_file(path, write, ref.storage_options if storage_options is None else storage_options)
