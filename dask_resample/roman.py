@@ -20,14 +20,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .api import resample
+from .geometry import gwcs_from_text
+from .geometry.skycells import skycell_output_wcs, skycells_touched
+from .inputs.io import collect_exposures
 from .params import ResampleParams, step_defaults, step_params
-
-if TYPE_CHECKING:
-    from .store import Location
+from .store import Location, as_location
 
 __all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults", "to_mosaic_model"]
 
@@ -124,11 +126,6 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike | Location, *,
         Skycell name -> its mosaic (``xarray.Dataset``), written to
         ``directory.join(f"{name}.zarr")``.
     """
-    from .api import resample
-    from .geometry.skycells import skycell_output_wcs, skycells_touched
-    from .inputs.io import collect_exposures
-    from .store import as_location
-
     where = as_location(directory, storage_options)
     refs = collect_exposures(inputs, client=client, storage_options=storage_options)
     touched = skycells_touched(refs, skymap)
@@ -168,8 +165,6 @@ def to_mosaic_model(mosaic: Any, path: str | os.PathLike | None = None) -> Any:
 
     import roman_datamodels.datamodels as rdm
     from romancal.resample._l3_wcs import assign_l3_wcs
-
-    from .geometry import gwcs_from_text
 
     meta = mosaic.attrs["dask_resample"]
     params = meta["params"]

@@ -26,17 +26,7 @@ KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 #: Modules whose imports inside functions have not been reviewed yet (no ``# deferred:`` comment
 #: required there for now); every other module's imports inside functions each carry one.
-NOT_YET_REVIEWED: set[str] = {
-    "dask_resample.drizzle.kernel",
-    "dask_resample.inputs.drivers",
-    "dask_resample.inputs.drivers._fitsfile",
-    "dask_resample.inputs.drivers.in_memory",
-    "dask_resample.inputs.drivers.jwst_model",
-    "dask_resample.inputs.drivers.plain_fits",
-    "dask_resample.inputs.drivers.roman_model",
-    "dask_resample.roman",
-    "dask_resample.store.living",
-}
+NOT_YET_REVIEWED: set[str] = set()
 
 
 @dataclass(frozen=True)

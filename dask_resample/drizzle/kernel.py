@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..geometry import TileGrid, without_bounding_box
+from ..geometry.pixmap import check_against_reference, fast_pixmap, plan_fast_pixmap, sample_pixels
+from ..inputs._files import save_arrays
+from ..inputs.dqmask import flagged_arrays, read_mask
 from ..inputs.io import ExposureRef, load_model_dict
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
@@ -168,20 +172,12 @@ def compute_pixmap(
 
 def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output ``(x, y)`` of input pixels through both WCSs (output bounding box disabled)."""
-    from ..geometry import without_bounding_box
-
     with without_bounding_box(wcs_out):
         return wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
 
 
 def _fast_pixmap_checked(wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int]) -> np.ndarray | None:
     """The fast pixel map if the WCS pair is recognised and it agrees with the full evaluation on samples."""
-    from ..geometry.pixmap import (
-        check_against_reference,
-        fast_pixmap,
-        plan_fast_pixmap,
-        sample_pixels,
-    )
 
     plan = plan_fast_pixmap(wcs_in, wcs_out)
     if plan is None:
@@ -220,8 +216,6 @@ def drizzle_exposure(
         ``(ty, tx) -> TilePartial`` (``None`` where nothing landed).
     """
     from stcal.resample.utils import build_driz_weight, get_tmeasure, resample_range
-
-    from ..geometry import TileGrid
 
     params = spec.params
     need_var = params.enable_var
@@ -322,8 +316,6 @@ def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.nd
 
 def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:
     """Apply an exposure's outlier mask to its arrays (copies: in-memory inputs stay untouched)."""
-    from ..inputs.dqmask import flagged_arrays, read_mask
-
     model.update(flagged_arrays(model, read_mask(mask_path)))
 
 
@@ -334,8 +326,6 @@ def pixmap_path(directory: Location, index: int) -> Location:
 
 def save_pixmap32(path: Location, pixmap: np.ndarray) -> None:
     """Keep a pixel map as float32 (what drizzle's blot reads of it), written atomically."""
-    from ..inputs._files import save_arrays
-
     save_arrays(path, pixmap.astype(np.float32))
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .location import Location, StorageError, as_location
+from .mosaic import FORMAT_KEY
 
 __all__ = [
     "BRANCH",
@@ -291,7 +292,6 @@ def read_living_metadata(location: Location, version: int | str | None = None) -
     """The ``dask_resample`` attributes of a living mosaic at ``version`` (default the newest)."""
     import zarr
 
-    from .mosaic import FORMAT_KEY
 
     repo = open_repository(location)
     session = repo.readonly_session(snapshot_id=snapshot_of(location, repo, version))
@@ -308,7 +308,6 @@ def open_living(location: Location, version: int | str | None = None) -> Any:
     """
     import xarray as xr
 
-    from .mosaic import FORMAT_KEY
 
     repo = open_repository(location)
     snapshot = snapshot_of(location, repo, version)

@@ -20,12 +20,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ...store.location import Location, StorageError, as_location
 from ..records import InputError, one_line
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ...store.location import Location
 
 __all__ = [
     "BLOCK",
@@ -144,8 +142,6 @@ def fetch(location: Location, *, end: int | None = None, missing: str = "input f
         When the URL cannot be served: no file system for its scheme (the library
         to install), credentials, bucket, network; the message names the URL.
     """
-    from ...store.location import StorageError
-
     try:
         fs = location.fs
     except StorageError as exc:  # no file system for the scheme, or its library is missing
@@ -223,8 +219,6 @@ def check_fits_file(path: Path | Location) -> list[str]:
     InputError
         If the file is truncated, corrupt or unreadable (the message names it).
     """
-    from ...store.location import Location
-
     location = path if isinstance(path, Location) else Location(str(path))
     with open_fits(location, check=True) as hdul:
         return [h.name.upper() for h in hdul]
@@ -298,8 +292,6 @@ def write_file(target: str | Path | Location, write: Callable[[Path], None],
     str
         The target's path or URL.
     """
-    from ...store.location import Location, StorageError, as_location
-
     location = target if isinstance(target, Location) else as_location(str(target), storage_options)
     if location.is_local:
         write(Path(location.url))

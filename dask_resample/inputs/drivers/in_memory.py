@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import geometry
 from ...geometry.wcs_adapter import FitsImagingWCS
+from ..dqmask import flagged_arrays
 from ..records import Exposure, ExposureRef, InputError, InputSource, number
 from . import _wcs
 from ._fitsfile import write_file
@@ -133,8 +134,6 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
     str
         The path or URL written.
     """
-    from ..dqmask import flagged_arrays
-
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = flagged_arrays(model, mask)
     return write_file(path, lambda target: _write_flagged_file(ref, model, arrays, target, status),

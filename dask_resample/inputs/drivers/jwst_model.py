@@ -39,11 +39,12 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ... import geometry
+from ...store.location import Location, as_location
 from ..dqmask import OUTLIER_BITS
 from ..records import (
     ExposureRef,
@@ -55,9 +56,7 @@ from ..records import (
 )
 from . import _wcs, in_memory
 from ._fitsfile import check_fits_file, open_fits, write_file
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ...store.location import Location
+from .jwst_direct import read_model_dict
 
 __all__ = [
     "describe",
@@ -222,8 +221,6 @@ def _ref_from_meta(source: InputSource, name: str, meta: Mapping[str, Any],
 
 def _local_metadata(path: Path) -> dict[str, Any]:
     """``meta`` of a local file, as ``stdatamodels``' ``read_metadata`` reads it (:func:`_hdulist_metadata`)."""
-    from ...store.location import as_location
-
     location = as_location(str(path))
     with open_fits(location) as hdul:
         return _hdulist_metadata(hdul, location)
@@ -423,8 +420,6 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
 
 def _direct_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any] | None:
     """:func:`load_arrays`' dictionary read straight from the file's HDUs (:mod:`.jwst_direct`), if it can be."""
-    from .jwst_direct import read_model_dict
-
     arrays = ("var_rnoise", *(("var_flat", "var_poisson") if need_var else ()), *(("err",) if need_err else ()))
     try:
         with open_fits(ref.location, whole=True) as hdul:

@@ -50,6 +50,7 @@ import numpy as np
 
 from ... import geometry
 from ...geometry.wcs_adapter import FitsImagingWCS
+from ..dqmask import flagged_arrays
 from ..records import ExposureRef, InputError, InputSource, group_id_from_observation, number, one_line
 from . import _wcs
 from ._fitsfile import open_fits, write_file
@@ -269,8 +270,6 @@ def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
         The path or URL written.
     """
     from astropy.io import fits
-
-    from ..dqmask import flagged_arrays
 
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = flagged_arrays(model, mask)

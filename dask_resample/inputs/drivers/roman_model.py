@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from ... import geometry
+from ...dqflags import ROMAN_PIXEL
 from ..records import ExposureRef, InputError, InputSource, number, one_line
-from . import in_memory
+from . import _wcs, in_memory
+from ._fitsfile import write_file
 
 __all__ = [
     "EXTRA_MESSAGE",
@@ -320,7 +322,6 @@ def _shape(model: Any) -> tuple[int, int]:
 def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
     """WCS, shape and ``wcsinfo`` (with ``pixelarea_steradians``) of an exposure (no array is read)."""
     require_extra()
-    from . import _wcs
 
     with _open(ref) as model:
         wcs = _detached(model.meta.wcs)
@@ -376,8 +377,6 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
         The path or URL written.
     """
     require_extra()
-    from ...dqflags import ROMAN_PIXEL
-    from ._fitsfile import write_file
 
     bits = np.uint32(ROMAN_PIXEL["DO_NOT_USE"] | ROMAN_PIXEL["OUTLIER"])
 
