@@ -13,14 +13,10 @@ puts them in a graph.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from distributed import get_worker, secede
 
 from ..drizzle.kernel import DrizzleSpec, drizzle_exposure
 from ..drizzle.reduce import AccumulatorSpec, finalize_tile, reduce_partials
@@ -158,61 +154,11 @@ def shard_task(tiles: Sequence[dict[str, Any]], task: ShardTask, scratch: Scratc
     t0 = time.perf_counter()
     objects = [scratch.finished_tile(t.group, t.ty, t.tx) for t in task.tiles]
     records = [{**record, "encoded": obj} for record, obj in zip(tiles, objects, strict=True)]
-    with _upload_slot(task.store) as memory_bytes:
-        record = write_shard(task.store, task.sy, task.sx, records, codecs, spill_dir=_local_temporary_directory(),
-                             memory_bytes=memory_bytes)
+    record = write_shard(task.store, task.sy, task.sx, records, codecs, spill_dir=_local_temporary_directory())
     for obj in objects:
         obj.remove()
     record["seconds"] = time.perf_counter() - t0
     return record
-
-
-#: Held by the one shard task of this process that has left the worker's thread pool.
-_UPLOAD_LOCK = threading.Lock()
-
-#: Memory budget of that task's shard bytes (the rest waits in a node-local file): it runs beside
-#: the task that took its thread, so the process holds both.
-SECEDED_SHARD_MEMORY_BYTES = 64 * 2**20
-
-
-@contextmanager
-def _upload_slot(store: StoreSpec) -> Iterator[int | None]:
-    """Let one shard upload per process wait for an object store outside the worker's thread pool.
-
-    A shard task mostly waits for its PUT requests. On a Dask worker, with the
-    mosaic on an object store, the first such task of the process secedes
-    (:func:`distributed.secede`): its thread leaves the pool and the worker
-    starts the next task (a drizzle) meanwhile. At most one task per process
-    does so, with a smaller memory budget (:data:`SECEDED_SHARD_MEMORY_BYTES`),
-    so the process holds at most one seceded shard besides its running tasks.
-    Elsewhere (local stores, the serial scheduler, a second shard task) the task
-    keeps its thread. The bytes written are the same either way.
-
-    Yields
-    ------
-    int or None
-        The memory budget of :func:`~dask_resample.store.write_shard` (``None``: its default).
-    """
-    if store.location.is_local or not _UPLOAD_LOCK.acquire(blocking=False):
-        yield None
-        return
-    try:
-        if not _secede():
-            yield None
-            return
-        yield SECEDED_SHARD_MEMORY_BYTES
-    finally:
-        _UPLOAD_LOCK.release()
-
-
-def _secede() -> bool:
-    """Leave this Dask worker's thread pool (``False`` outside a worker task)."""
-    try:
-        get_worker()
-    except ValueError:
-        return False
-    secede()
-    return True
 
 
 def _local_temporary_directory() -> str | None:

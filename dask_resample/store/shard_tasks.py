@@ -145,8 +145,7 @@ def read_encoded_tile(location: Location) -> tuple[dict[str, Any], memoryview]:
 
 
 def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, Any]],
-                codecs: Mapping[str, Any], *, spill_dir: str | None = None,
-                memory_bytes: int | None = None) -> dict[str, Any]:
+                codecs: Mapping[str, Any], *, spill_dir: str | None = None) -> dict[str, Any]:
     """Write one whole shard of every array from its tiles' encoded chunks, then its marker.
 
     One task writes each shard object once, whole (zarr-python rewrites a
@@ -171,16 +170,13 @@ def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, 
         The arrays' metadata (:func:`shard_codecs`).
     spill_dir : str, optional
         A local directory for encoded bytes beyond the memory budget (default: the system's).
-    memory_bytes : int, optional
-        The memory budget of the shard's bytes, all arrays together (default
-        :data:`SHARD_MEMORY_BYTES`). The bytes written do not depend on it.
 
     Returns
     -------
     dict
         The marker's record: the shard and its tiles' records (without the blob's table).
     """
-    per_array = (SHARD_MEMORY_BYTES if memory_bytes is None else memory_bytes) // max(1, len(spec.arrays))
+    per_array = SHARD_MEMORY_BYTES // max(1, len(spec.arrays))
     encoders: dict[str, ShardEncoder] = {}
     records = []
     try:
