@@ -249,7 +249,7 @@ def resample_region(inputs: Any, output: str | Path | Location, *, region: int |
     grid = projection_region_grid(index, skymap, skycells=cells)
     members = sorted({k for name in cells for k in touched.get(name, [])}) if names is None else list(range(len(refs)))
     mosaic = resample([refs[k] for k in members], output, storage_options=storage_options,
-                      output_wcs={"wcs": grid.wcs(), "pixel_scale": grid.pixel_scale},
+                      output_wcs={"wcs": grid.wcs()},
                       params=params or roman_params(), client=client,
                       tile_shape=tuple(tile_shape) if tile_shape is not None else skycell_tile_shape(skymap=skymap),
                       **kwargs)

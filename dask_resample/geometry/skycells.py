@@ -200,7 +200,7 @@ class RegionGrid:
     orientat : float
         Orientation of the region (degrees).
     pixel_scale : float
-        Arcseconds per pixel.
+        Arcseconds per pixel (the skymap's nominal scale, that of the tangent point).
     pitch : int
         Distance between neighbouring skycells' first pixels (skycell side minus
         twice its border).
@@ -368,7 +368,8 @@ def projection_region_grid(region: int | str, skymap: str | os.PathLike | None =
 
 
 def projection_region_output_wcs(region: int | str, skymap: str | os.PathLike | None = None, *,
-                                 skycells: Sequence[str] | None = None) -> dict[str, Any]:
+                                 skycells: Sequence[str] | None = None,
+                                 pixel_scale: float | None = None) -> dict[str, Any]:
     """The ``output_wcs`` of a projection region's grid, for :func:`dask_resample.resample`.
 
     The grid is :func:`projection_region_grid`'s: romancal's tangent plane of the
@@ -392,14 +393,22 @@ def projection_region_output_wcs(region: int | str, skymap: str | os.PathLike | 
         Only the bounding box of these skycells; without it the grid is the whole
         region, which exceeds the default ``max_output_pixels`` (1e10): give
         the skycells or raise the limit.
+    pixel_scale : float, optional
+        The grid's pixel scale (arcsec) as the drizzle takes it (its
+        ``pixel_scale_ratio`` scales the variances). Default: measured over the
+        grid, as for a skycell's grid (stcal's mean pixel area; about 10 s for a
+        whole region); the skymap's nominal scale is ``RegionGrid.pixel_scale``.
 
     Returns
     -------
     dict
-        ``{"wcs": gwcs (with array_shape), "pixel_scale": arcsec}``.
+        ``{"wcs": gwcs (with array_shape)}``, and ``"pixel_scale"`` when given.
     """
     grid = projection_region_grid(region, skymap, skycells=skycells)
-    return {"wcs": grid.wcs(), "pixel_scale": grid.pixel_scale}
+    out: dict[str, Any] = {"wcs": grid.wcs()}
+    if pixel_scale is not None:
+        out["pixel_scale"] = float(pixel_scale)
+    return out
 
 
 def projection_region_skycell_boxes(region: int | str, skymap: str | os.PathLike | None = None, *,
