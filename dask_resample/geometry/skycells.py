@@ -6,6 +6,17 @@ borders. A skycell's grid is romancal's own WCS of it (``SkyCells.wcs``), so a
 mosaic on it is the one romancal's ``resample_on_skycell`` makes; its tiles
 start at the skycell's first pixel.
 
+A projection region's grid (:func:`projection_region_grid`,
+:func:`projection_region_output_wcs`) is the region's tangent plane, its pixel
+(0, 0) on a skycell's first pixel: romancal gives a skycell the WCS of its
+region with the reference pixel moved by whole pixels, so each skycell's pixels
+are the grid's pixels inside its box (:class:`SkycellBox`). The skycells of a
+region sit ``nxy_skycell - 2 * skycell_border_pixels`` (4800) pixels apart; tiles
+whose side divides that (:func:`skycell_tile_shape`) put every skycell's first
+pixel on a tile corner. The grid can span only some skycells (those the inputs
+touch), as a whole region (about 245,000 pixels square) exceeds the default
+``max_output_pixels``.
+
 The tessellation is read from a skymap file (the ``skycells`` reference file):
 the path given here, else the ``SKYMAP_PATH`` environment variable, as romancal
 reads it. Nothing is fetched from CRDS: without a path the functions fail in one
