@@ -178,7 +178,19 @@ def test_names_resolve_to_indices(romancal_skymap):
     assert [projection_region_index(r) for r in (0, "1", "proj1", "135p90", "000p86")] == [0, 1, 1, 0, 1]
 
 
-def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(on_corner, skymap_subset, tmp_path):
+@pytest.fixture(scope="module")
+def region_mosaic(on_corner, skymap_subset, tmp_path_factory):
+    """resample_region of the corner inputs (serial): its store's path and the RegionMosaic."""
+    from dask_resample.roman import resample_region
+
+    path = tmp_path_factory.mktemp("region") / "region.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return path, resample_region(on_corner.asn_path, path, skymap=skymap_subset, scheduler="serial",
+                                     progress=False)
+
+
+def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(region_mosaic, on_corner, skymap_subset, tmp_path):
     """resample_region over the touched skycells, cut at each box, equals resample_skycells' mosaic of it.
 
     Inside the skycell (all but its outer EDGE rows and columns) ``con`` and the
@@ -191,32 +203,40 @@ def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(on_corner, skym
     centres map past its edge (drizzle drops them), which the region mosaic,
     extending further, keeps: there they differ.
     """
-    from dask_resample.roman import resample_region, resample_skycells
+    from dask_resample.roman import resample_skycells
     from dask_resample.store import read_metadata
 
+    region = region_mosaic[1]
     tile = skycell_tile_shape()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cells = resample_skycells(on_corner.asn_path, tmp_path / "cells", skymap=skymap_subset, scheduler="serial",
                                   tile_shape=tile, progress=False)
-        region = resample_region(on_corner.asn_path, tmp_path / "region.zarr", skymap=skymap_subset,
-                                 scheduler="serial", progress=False)
     assert len(cells) == 4 and SKYCELL in cells  # the inputs straddle the corner of four skycells
     assert [b.name for b in region.grid.skycells] == list(cells)
     assert region.grid.region == 0 and region.mosaic["data"].chunks[-2][0] == tile[0]
     assert set(region.mosaic.data_vars) == set(cells[SKYCELL].data_vars)
-    psr_region = read_metadata(tmp_path / "region.zarr")["grid"]["pixel_scale_ratio"]
-    inner = (slice(EDGE, 5000 - EDGE), slice(EDGE, 5000 - EDGE))
+    psr_region = region.mosaic.attrs["dask_resample"]["grid"]["pixel_scale_ratio"]
     for name, cell in cells.items():
         psr_cell = read_metadata(tmp_path / "cells" / f"{name}.zarr")["grid"]["pixel_scale_ratio"]
         cut = region.skycell(name)
-        assert np.isfinite(cut["data"].values[inner]).any(), name
+        wht_a, wht_b = cut["wht"].values, cell["wht"].values
         if name == SKYCELL:  # the inputs cross its far edge: there the region mosaic has more weight
-            assert (cut["wht"].values[-EDGE:, -EDGE:] > cell["wht"].values[-EDGE:, -EDGE:]).any()
+            assert (wht_a[-EDGE:, -EDGE:] > wht_b[-EDGE:, -EDGE:]).any()
+        # only the inputs' window is read: elsewhere (inside the skycell) neither mosaic has weight
+        rows, cols = np.nonzero((wht_a > 0) | (wht_b > 0))
+        y0, x0 = max(int(rows.min()) - 4, EDGE), max(int(cols.min()) - 4, EDGE)
+        y1, x1 = min(int(rows.max()) + 5, 5000 - EDGE), min(int(cols.max()) + 5, 5000 - EDGE)
+        assert y0 < y1 and x0 < x1, name
+        outside = np.zeros((5000, 5000), dtype=bool)  # inside the skycell, outside the window
+        outside[EDGE:5000 - EDGE, EDGE:5000 - EDGE] = True
+        outside[y0:y1, x0:x1] = False
+        assert not wht_a[outside].any() and not wht_b[outside].any(), name
+        dims = cut["data"].dims
+        window = {dims[-2]: slice(y0, y1), dims[-1]: slice(x0, x1)}
         for var in sorted(cell.data_vars):
-            a, b = cut[var].values, cell[var].values
-            assert a.shape == b.shape and a.shape[-2:] == (5000, 5000), (name, var)
-            a, b = a[..., inner[0], inner[1]], b[..., inner[0], inner[1]]
+            assert cut[var].shape == cell[var].shape and cut[var].shape[-2:] == (5000, 5000), (name, var)
+            a, b = cut[var].isel(window).values, cell[var].isel(window).values
             if a.dtype.kind == "f":
                 power = {"err": 1, "var_rnoise": 2, "var_poisson": 2, "var_flat": 2}.get(var, 0)
                 assert np.array_equal(np.isnan(a), np.isnan(b)), (name, var)
@@ -228,3 +248,51 @@ def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(on_corner, skym
 
 #: Outer rows and columns of a skycell where its own mosaic lacks the inputs mapping past its edge.
 EDGE = 3
+
+
+def test_cli_projection_region_equals_python_bit_for_bit(region_mosaic, on_corner, skymap_subset, tmp_path, capsys):
+    """``run -o OUT --projection-region 135p90`` writes resample_region's mosaic (romancal's defaults)."""
+    from dask_resample import cli, open_mosaic
+
+    out = tmp_path / "cli.zarr"
+    code = cli.main([str(a) for a in ["run", on_corner.asn_path, "-o", out, "--projection-region", "135p90",
+                                      "--skymap", skymap_subset, "--serial", "--quiet"]])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert stdout.split() == [str(out)]
+    python_store, theirs = region_mosaic[0], region_mosaic[1].mosaic
+    ours = open_mosaic(out)
+    assert set(ours.data_vars) == set(theirs.data_vars)
+    assert ours["data"].chunks == theirs["data"].chunks
+    assert ours.attrs["dask_resample"]["wcs_asdf"] == theirs.attrs["dask_resample"]["wcs_asdf"]
+    # every stored chunk (the arrays' bytes; tiles never written are fill) the same, byte for byte
+    chunks = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and not p.name.startswith(("zarr.",
+                                                                                                         ".z")))
+    assert chunks and chunks == sorted(p.relative_to(python_store) for p in python_store.rglob("*")
+                                       if p.is_file() and not p.name.startswith(("zarr.", ".z")))
+    for rel in chunks:
+        assert (out / rel).read_bytes() == (python_store / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize("case", ["unknown", "with_skycells", "grid_option", "no_output"])
+def test_cli_projection_region_errors_are_one_line_before_any_cluster(case, on_corner, skymap_subset, tmp_path,
+                                                                      monkeypatch, capsys):
+    from dask_resample import cli
+    from dask_resample.cli import commands
+
+    calls: list = []
+    monkeypatch.setattr(commands.cluster, "connect", lambda *a, **k: calls.append(a))
+    base = ["run", on_corner.asn_path, "--skymap", skymap_subset, "--projection-region"]
+    args, expected = {
+        "unknown": ([*base, "7", "-o", tmp_path / "m.zarr"], "--projection-region: '7' is not a projection region"),
+        "with_skycells": ([*base, "0", "--skycells", tmp_path / "cells"], "drop --skycells"),
+        "grid_option": ([*base, "0", "-o", tmp_path / "m.zarr", "--pixel-scale", "0.1"],
+                        "the region is the output grid; drop --pixel-scale"),
+        "no_output": ([*base, "0"], "give the mosaic path or URL with -o OUT.zarr"),
+    }[case]
+    code = cli.main([str(a) for a in args])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("dask-resample: error: ") and err.count("\n") == 1, err
+    assert expected in err, err
+    assert not calls and not (tmp_path / "m.zarr").exists()
