@@ -208,7 +208,8 @@ def resample_region(inputs: Any, output: str | Path | Location, *, region: int |
     skymap : path-like, optional
         The skymap file (default: ``SKYMAP_PATH``).
     names : sequence of str, optional
-        Span these skycells of the region instead of those the inputs touch.
+        Span these skycells of the region instead of those the inputs touch
+        (and drizzle the inputs touching them; ``region`` defaults to theirs).
     params : ResampleParams, optional
         Default :func:`roman_params`.
     tile_shape : (int, int), optional
@@ -236,18 +237,21 @@ def resample_region(inputs: Any, output: str | Path | Location, *, region: int |
     refs = collect_exposures(inputs, client=client, storage_options=storage_options)
     touched = skycells_touched(refs, skymap)
     by_region = skycell_regions(list(touched), skymap)
-    if region is None:
-        if len(by_region) != 1:
-            raise InputError(f"region: the inputs touch projection regions {sorted(by_region) or 'none'}; "
-                             "give one")
-        index = next(iter(by_region))
-    else:
+    if region is not None:
         index = projection_region_index(region, skymap)
+    else:
+        found = skycell_regions(list(names), skymap) if names is not None else by_region
+        if len(found) != 1:
+            what = "names lie in" if names is not None else "inputs touch"
+            raise InputError(f"region: the {what} projection regions {sorted(found) or 'none'}; give one")
+        index = next(iter(found))
     cells = list(names) if names is not None else by_region.get(index, [])
     if not cells:
         raise InputError(f"region: the inputs touch no skycell of projection region {index}")
     grid = projection_region_grid(index, skymap, skycells=cells)
-    members = sorted({k for name in cells for k in touched.get(name, [])}) if names is None else list(range(len(refs)))
+    members = sorted({k for name in cells for k in touched.get(name, [])})
+    if not members:
+        raise InputError(f"names: no input touches the skycells {cells}")
     mosaic = resample([refs[k] for k in members], output, storage_options=storage_options,
                       output_wcs={"wcs": grid.wcs()},
                       params=params or roman_params(), client=client,

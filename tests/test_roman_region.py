@@ -296,3 +296,21 @@ def test_cli_projection_region_errors_are_one_line_before_any_cluster(case, on_c
     assert err.startswith("dask-resample: error: ") and err.count("\n") == 1, err
     assert expected in err, err
     assert not calls and not (tmp_path / "m.zarr").exists()
+
+
+@pytest.mark.parametrize("case", ["other_region", "untouched_names", "names_elsewhere"])
+def test_resample_region_refusals_are_one_line(case, on_corner, skymap_subset, tmp_path):
+    """resample_region refuses, before drizzling, a region or skycells the inputs do not reach."""
+    from dask_resample.roman import resample_region
+
+    kwargs, start = {
+        "other_region": ({"region": 1}, "region: the inputs touch no skycell of projection region 1"),
+        "untouched_names": ({"names": ["135p90x25y50"]}, "names: no input touches the skycells ['135p90x25y50']"),
+        "names_elsewhere": ({"region": "proj1", "names": [SKYCELL]}, f"skycells: ['{SKYCELL}'] not in projection "
+                                                                      "region 1"),
+    }[case]
+    with pytest.raises(InputError) as err:
+        resample_region(on_corner.asn_path, tmp_path / "m.zarr", skymap=skymap_subset, scheduler="serial",
+                        progress=False, **kwargs)
+    assert str(err.value).startswith(start) and "\n" not in str(err.value), str(err.value)
+    assert not (tmp_path / "m.zarr").exists()
