@@ -303,6 +303,7 @@ def projection_region_index(region: int | str, skymap: str | os.PathLike | None 
 
 
 def _pitch(sm: Any) -> int:
+    """Pixels between neighbouring skycells' first pixels: the skycell side minus twice its border."""
     meta = sm.model.meta
     return int(meta["nxy_skycell"]) - 2 * int(meta["skycell_border_pixels"])
 
