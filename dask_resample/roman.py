@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,52 @@ import numpy as np
 
 from .api import resample
 from .geometry import gwcs_from_text
-from .geometry.skycells import skycell_output_wcs, skycells_touched
-from .inputs.io import collect_exposures
+from .geometry.skycells import (
+    RegionGrid,
+    projection_region_grid,
+    projection_region_index,
+    skycell_output_wcs,
+    skycell_regions,
+    skycell_tile_shape,
+    skycells_touched,
+)
+from .inputs.io import InputError, collect_exposures
 from .params import ResampleParams, step_defaults, step_params
 from .store import Location, as_location
 
-__all__ = ["coadd_exposure_times", "resample_skycells", "roman_params", "roman_step_defaults", "to_mosaic_model"]
+__all__ = [
+    "RegionMosaic", "coadd_exposure_times", "resample_region", "resample_skycells", "roman_params",
+    "roman_step_defaults", "to_mosaic_model",
+]
+
+
+@dataclass(frozen=True)
+class RegionMosaic:
+    """A mosaic on a projection region's grid (:func:`resample_region`).
+
+    Parameters
+    ----------
+    mosaic : xarray.Dataset
+        The mosaic.
+    grid : RegionGrid
+        Its grid: the region, its origin in romancal's region pixel frame and
+        each skycell's pixel box.
+    """
+
+    mosaic: Any
+    grid: RegionGrid
+
+    def skycell(self, name: str) -> Any:
+        """The mosaic cut at skycell ``name``'s box (lazy): its pixels are that skycell's pixels.
+
+        Raises
+        ------
+        KeyError
+            For a skycell not in the grid.
+        """
+        ys, xs = self.grid.box(name).slices_yx
+        dims = self.mosaic["data"].dims
+        return self.mosaic.isel({dims[-2]: ys, dims[-1]: xs})
 
 
 def roman_step_defaults() -> dict[str, Any]:
@@ -137,6 +178,86 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike | Location, *,
         out[name] = resample([refs[k] for k in members], where.join(f"{name}.zarr"), storage_options=storage_options,
                              output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
     return out
+
+
+def resample_region(inputs: Any, output: str | Path | Location, *, region: int | str | None = None,
+                    skymap: str | os.PathLike | None = None, names: Sequence[str] | None = None,
+                    params: ResampleParams | None = None, tile_shape: Sequence[int] | None = None,
+                    client: Any = None, storage_options: Mapping[str, Any] | None = None,
+                    **kwargs: Any) -> RegionMosaic:
+    """One mosaic on a projection region's grid, its pixels those of the region's skycells.
+
+    The grid is :func:`~dask_resample.geometry.skycells.projection_region_grid`'s
+    over the skycells of ``region`` the inputs touch (romancal's
+    ``find_skycell_matches``), so it is only as large as the data need; the
+    skycell ``name``'s pixels are the mosaic's pixels inside its box
+    (``RegionMosaic.grid.box(name)``; ``RegionMosaic.skycell(name)`` cuts it
+    out), and its tiles start on skycell boundaries (tile side dividing
+    the skycell pitch, :func:`~dask_resample.geometry.skycells.skycell_tile_shape`).
+    The inputs touching those skycells are drizzled, in input order.
+
+    Parameters
+    ----------
+    inputs
+        Anything :func:`dask_resample.resample` takes.
+    output : path-like, str or Location
+        Where the mosaic goes.
+    region : int or str, optional
+        Projection region (index, ``"proj<index>"`` or a skycell name's region
+        part such as ``"135p90"``); default the one region the inputs touch.
+    skymap : path-like, optional
+        The skymap file (default: ``SKYMAP_PATH``).
+    names : sequence of str, optional
+        Span these skycells of the region instead of those the inputs touch
+        (and drizzle the inputs touching them; ``region`` defaults to theirs).
+    params : ResampleParams, optional
+        Default :func:`roman_params`.
+    tile_shape : (int, int), optional
+        Default :func:`~dask_resample.geometry.skycells.skycell_tile_shape` (960 x 960
+        for the default 1024); a side not dividing the pitch is allowed but then
+        skycells no longer start on tile corners.
+    client : distributed.Client, optional
+    storage_options : mapping, optional
+        fsspec options of ``output`` when it is a URL, also used to read URL inputs.
+    **kwargs
+        Other arguments of :func:`dask_resample.resample` (``overwrite``,
+        ``max_output_pixels``, ...).
+
+    Returns
+    -------
+    RegionMosaic
+        The mosaic (``xarray.Dataset``) and its grid.
+
+    Raises
+    ------
+    InputError
+        For an unknown region, inputs touching no skycell of it, or (without
+        ``region``) inputs touching several regions (one line naming them).
+    """
+    refs = collect_exposures(inputs, client=client, storage_options=storage_options)
+    touched = skycells_touched(refs, skymap)
+    by_region = skycell_regions(list(touched), skymap)
+    if region is not None:
+        index = projection_region_index(region, skymap)
+    else:
+        found = skycell_regions(list(names), skymap) if names is not None else by_region
+        if len(found) != 1:
+            what = "names lie in" if names is not None else "inputs touch"
+            raise InputError(f"region: the {what} projection regions {sorted(found) or 'none'}; give one")
+        index = next(iter(found))
+    cells = list(names) if names is not None else by_region.get(index, [])
+    if not cells:
+        raise InputError(f"region: the inputs touch no skycell of projection region {index}")
+    grid = projection_region_grid(index, skymap, skycells=cells)
+    members = sorted({k for name in cells for k in touched.get(name, [])})
+    if not members:
+        raise InputError(f"names: no input touches the skycells {cells}")
+    mosaic = resample([refs[k] for k in members], output, storage_options=storage_options,
+                      output_wcs={"wcs": grid.wcs()},
+                      params=params or roman_params(), client=client,
+                      tile_shape=tuple(tile_shape) if tile_shape is not None else skycell_tile_shape(skymap=skymap),
+                      **kwargs)
+    return RegionMosaic(mosaic, grid)
 
 
 def to_mosaic_model(mosaic: Any, path: str | os.PathLike | None = None) -> Any:

@@ -122,13 +122,14 @@ def _check_output(output: Any, overwrite: bool, resume: bool) -> None:
 def _resolve_drizzle(args: argparse.Namespace, options: Sequence[Option], positional: Sequence[str]) -> dict[str, Any]:
     """Resolved values of ``run``/``plan``, the drizzle defaults those of ``--mission`` (``v["mission"]``).
 
-    The mission (command line > option file > ``roman`` with ``--skycells``, else ``jwst``) is
+    The mission (command line > option file > ``roman`` with ``--skycells`` or
+    ``--projection-region``, else ``jwst``) is
     resolved first, then every value over that mission's defaults.
     """
     kwargs: dict[str, Any] = {"keys_of": _run_keys(args), "aliases": DRIZZLE.aliases,
                               "config_path": getattr(args, "config", None), "positional": positional}
     v = resolve(args, options, defaults=RUN_DEFAULTS, **kwargs)
-    mission = v.get("mission") or ("roman" if v.get("skycells") else "jwst")
+    mission = v.get("mission") or ("roman" if v.get("skycells") or v.get("projection_region") else "jwst")
     if mission != "jwst":
         v = resolve(args, options, defaults=run_defaults(mission), **kwargs)
     v["mission"] = mission

@@ -76,8 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = (MISSION, *DRIZZLE_OPTIONS, *grid_options(), *SKYCELL_OPTIONS, *cluster_options(), *RUN_OPTIONS)
     v = _resolve_drizzle(args, options, ("inputs", "output", "storage_options"))
     inputs = _inputs_of(v)
-    if v.get("skymap") and not v.get("skycells"):
-        raise CLIError("--skymap: only with --skycells OUTDIR")
+    if v.get("skymap") and not (v.get("skycells") or v.get("projection_region")):
+        raise CLIError("--skymap: only with --skycells OUTDIR or --projection-region REGION")
+    if v.get("projection_region") is not None:
+        return _run_region(args, v, inputs)
     if v.get("skycells"):
         return _run_skycells(args, v, inputs)
     if not v.get("output"):
@@ -197,6 +199,64 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     for path in written:
         print(path)
     return 0
+
+def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence[str]) -> int:
+    """``run -o OUT --projection-region REGION``: :func:`dask_resample.roman.resample_region`."""
+    if v.get("skycells"):
+        raise CLIError("--projection-region: one mosaic in -o OUT.zarr; drop --skycells")
+    if not v.get("output"):
+        raise CLIError("--projection-region: give the mosaic path or URL with -o OUT.zarr")
+    storage_options = _storage_options(args, v.get("storage_options"))
+    output = store.as_location(str(v["output"]), storage_options)
+    grid_given = [opt.flag for opt in grid_options()
+                  if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None]
+    if grid_given:
+        raise CLIError(f"--projection-region: the region is the output grid; drop {', '.join(grid_given)}")
+    if v["mode"] != "many_to_one":
+        raise CLIError("--mode: --projection-region makes one mosaic (many_to_one)")
+    if v["outliers"] or v["outlier_config"]:
+        raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
+    if v["overwrite"] and v["resume"]:
+        raise CLIError("--overwrite and --resume exclude each other")
+    params = _params(v)  # bad parameters fail before anything else
+    _check_cluster_options(v)
+    store.check_output_location(output, distributed=not v["serial"])
+    _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
+    skymap = _skymap_of(v)
+    try:
+        region = skycells.projection_region_index(str(v["projection_region"]), skymap)
+    except io.InputError as exc:
+        raise CLIError(f"--projection-{exc}") from None
+    # cheap input checks, before any cluster starts
+    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    for r in resolved:
+        if r.kind != roman_model.KIND:
+            raise CLIError(f"{r.filename}: not a Roman WFI input; --projection-region takes Roman Level-2 "
+                           "files (*_cal.asdf) or their association")
+    handle = _connect(v)
+    client = None if handle is None else handle.client
+    try:
+        with _kernel_choice(v):
+            try:
+                roman.resample_region(
+                    resolved, output, region=region, skymap=skymap, params=params, client=client,
+                    storage_options=storage_options, scheduler="serial" if handle is None else "distributed",
+                    tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"],
+                    overwrite=bool(v["overwrite"]), resume=bool(v["resume"]),
+                    progress=False if args.quiet else None, fast_pixmap=False if v["no_fast_pixmap"] else None,
+                )
+            except io.InputError as exc:
+                if not str(exc).startswith("region:"):
+                    raise
+                raise CLIError(f"--projection-{exc}") from None
+        if v["pyramid"]:
+            pyramid.write_pyramid(output, client=client)
+    finally:
+        if handle is not None:
+            handle.close()
+    print(output)
+    return 0
+
 
 
 def cmd_outliers(args: argparse.Namespace) -> int:

@@ -98,7 +98,9 @@ the defaults of jwst's ResampleImage instead.
 
 --mission roman takes romancal's ResampleStep defaults instead (Roman WFI
 inputs); --skycells OUTDIR writes one mosaic per Roman skycell the inputs
-touch, OUTDIR/<skycell>.zarr, on the skycell's own grid (run only).
+touch, OUTDIR/<skycell>.zarr, on the skycell's own grid (run only);
+--projection-region REGION -o OUT.zarr writes one mosaic on a projection
+region's grid over the skycells the inputs touch (run only).
 
 --config FILE (YAML, or TOML for *.toml) holds the same keys as the long
 options, with dashes or underscores (pixel_scale: 0.03, kernel: square,
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
     _add_group(run, "drizzle parameters", (MISSION, *DRIZZLE_OPTIONS))
     _add_group(run, "output grid", grid_options())
-    _add_group(run, "Roman skycells (instead of -o)", SKYCELL_OPTIONS)
+    _add_group(run, "Roman skycells (--skycells instead of -o) and projection regions", SKYCELL_OPTIONS)
     _add_group(run, "where to run", cluster)
     _add_group(run, "output handling", RUN_OPTIONS)
     _add_common(run)

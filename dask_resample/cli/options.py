@@ -206,8 +206,14 @@ SKYCELL_OPTIONS: tuple[Option, ...] = (
            "the skycell's own grid from the inputs overlapping it (Roman inputs only; instead of -o; "
            "implies --mission roman unless given); OUTDIR is a local directory or a URL such as "
            "s3://bucket/prefix (with --storage-option)", _text, metavar="OUTDIR"),
-    Option("--skymap", "the skymap file (the skycells reference file) of --skycells (default: the "
-           "SKYMAP_PATH environment variable)", _text, metavar="FILE.asdf"),
+    Option("--projection-region", "with -o OUT.zarr: one mosaic on the tangent-plane grid of a Roman "
+           "projection region (an index, proj<index> or a skycell name's region part such as 135p90), "
+           "spanning the skycells of it the inputs touch, whose pixels are the skycells' pixels and whose "
+           "tiles start on skycell boundaries (default --tile-shape: the largest side dividing the 4800-pixel "
+           "skycell pitch, 960; Roman inputs only; implies --mission roman unless given)", _text,
+           metavar="REGION"),
+    Option("--skymap", "the skymap file (the skycells reference file) of --skycells or --projection-region "
+           "(default: the SKYMAP_PATH environment variable)", _text, metavar="FILE.asdf"),
 )
 
 
