@@ -57,9 +57,10 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/dask-resample demo --output-dir $(DEMO_DIR)
 
-# ruff and mypy, configured in pyproject.toml (the versions pinned in the test extra)
+# ruff (lint and format) and mypy, configured in pyproject.toml (the versions pinned in the test extra)
 lint: install-test
 	$(BIN)/ruff check dask_resample tests benchmarks deploy
+	$(BIN)/ruff format --check dask_resample tests benchmarks deploy
 	$(BIN)/mypy dask_resample
 
 test: install-test lint

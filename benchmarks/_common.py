@@ -134,8 +134,9 @@ def spawn(script: str | Path, args: list[str], env: dict[str, str] | None = None
         cmd = [sys.executable, str(Path(script).resolve()), *args, "--result", str(result)]
         t0 = time.perf_counter()
         # in the temporary directory: an on-disk ModelLibrary keeps its models in ./tmp_* of the cwd
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=result.parent,
-                              env=None if env is None else {**os.environ, **env})
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=result.parent, env=None if env is None else {**os.environ, **env}
+        )
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise RuntimeError(f"child {' '.join(args[:2])} failed with status {proc.returncode}")

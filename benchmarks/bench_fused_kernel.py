@@ -73,8 +73,16 @@ def run_c(arrays: dict[str, np.ndarray], pixmap: np.ndarray, frame: tuple[int, i
     """Four passes of drizzle's C (data with context, then each variance), as kernel.py."""
     from drizzle.resample import Drizzle
 
-    kw = {"exptime": 1.0, "pixmap": pixmap, "pixel_scale_ratio": 1.0, "iscale": 1.0,
-          "weight_map": arrays["weight"], "wht_scale": 1.0, "pixfrac": 1.0, "in_units": "cps"}
+    kw = {
+        "exptime": 1.0,
+        "pixmap": pixmap,
+        "pixel_scale_ratio": 1.0,
+        "iscale": 1.0,
+        "weight_map": arrays["weight"],
+        "wht_scale": 1.0,
+        "pixfrac": 1.0,
+        "in_units": "cps",
+    }
     driz = Drizzle(kernel=kernel, fillval="0", out_shape=frame, begin_ctx_id=0, max_ctx_id=0)
     driz.add_image(arrays["data"], **kw)
     out = {"img": driz.out_img, "wht": driz.out_wht, "ctx": driz.out_ctx[0]}
@@ -93,11 +101,27 @@ def run_fused(arrays: dict[str, np.ndarray], pixmap: np.ndarray, frame: tuple[in
     """One fused pass: data, weight, context and the three per-input variances."""
     from dask_resample.drizzle.fused_kernel import FusedDrizzle
 
-    fd = FusedDrizzle(frame, kernel=kernel, fillval="0", begin_ctx_id=0, max_ctx_id=0,
-                      variance_names=VARIANCES, accumulate_variances=False)
-    fd.add_image(arrays["data"], 1.0, pixmap, variances={n: arrays[n] for n in VARIANCES},
-                 pixel_scale_ratio=1.0, iscale=1.0, weight_map=arrays["weight"], wht_scale=1.0,
-                 pixfrac=1.0, in_units="cps")
+    fd = FusedDrizzle(
+        frame,
+        kernel=kernel,
+        fillval="0",
+        begin_ctx_id=0,
+        max_ctx_id=0,
+        variance_names=VARIANCES,
+        accumulate_variances=False,
+    )
+    fd.add_image(
+        arrays["data"],
+        1.0,
+        pixmap,
+        variances={n: arrays[n] for n in VARIANCES},
+        pixel_scale_ratio=1.0,
+        iscale=1.0,
+        weight_map=arrays["weight"],
+        wht_scale=1.0,
+        pixfrac=1.0,
+        in_units="cps",
+    )
     out = {"img": fd.out_img, "wht": fd.out_wht, "ctx": fd.out_ctx[0]}
     for name in VARIANCES:
         out[name] = fd.input_variance(name)
@@ -126,13 +150,26 @@ def child(method: str, size: int, repeat: int, kernel: str) -> None:
         times.append(time.perf_counter() - t0)
         del out
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"method": method, "first": first, "times": times, "frame": frame,
-                      "rss_inputs": rss_inputs, "peak": peak}))
+    print(
+        json.dumps(
+            {"method": method, "first": first, "times": times, "frame": frame, "rss_inputs": rss_inputs, "peak": peak}
+        )
+    )
 
 
 def _spawn(method: str, args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", method, "--size", str(args.size), "--repeat", str(args.repeat),
-           "--kernel", args.kernel]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        "--size",
+        str(args.size),
+        "--repeat",
+        str(args.repeat),
+        "--kernel",
+        args.kernel,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -169,22 +206,33 @@ def main() -> None:
     c = _spawn("c", args)
     f = _spawn("fused", args)
     with tempfile.TemporaryDirectory() as cache:
-        cold = _spawn("fused", argparse.Namespace(size=64, repeat=1, kernel=args.kernel),
-                      env={**os.environ, "NUMBA_CACHE_DIR": cache})
+        cold = _spawn(
+            "fused",
+            argparse.Namespace(size=64, repeat=1, kernel=args.kernel),
+            env={**os.environ, "NUMBA_CACHE_DIR": cache},
+        )
     mc, mf = statistics.median(c["times"]), statistics.median(f["times"])
-    print(f"{args.size} x {args.size} input, {args.kernel} kernel, frame {f['frame'][0]} x {f['frame'][1]}, "
-          f"median of {args.repeat} after one warm-up call, one child process per method")
+    print(
+        f"{args.size} x {args.size} input, {args.kernel} kernel, frame {f['frame'][0]} x {f['frame'][1]}, "
+        f"median of {args.repeat} after one warm-up call, one child process per method"
+    )
     print()
-    print("| method | passes | seconds (median) | min - max | speed-up | first call | RSS, module and inputs "
-          "| peak RSS | peak - RSS before |")
+    print(
+        "| method | passes | seconds (median) | min - max | speed-up | first call | RSS, module and inputs "
+        "| peak RSS | peak - RSS before |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, passes, r, m in (("drizzle C (data + 3 variances)", 4, c, mc), ("fused (numba)", 1, f, mf)):
-        print(f"| {label} | {passes} | {m:.3f} | {min(r['times']):.3f} - {max(r['times']):.3f} | {mc / m:.2f}x "
-              f"| {r['first']:.2f} s | {r['rss_inputs']:.0f} MiB | {r['peak']:.0f} MiB "
-              f"| {r['peak'] - r['rss_inputs']:.0f} MiB |")
+        print(
+            f"| {label} | {passes} | {m:.3f} | {min(r['times']):.3f} - {max(r['times']):.3f} | {mc / m:.2f}x "
+            f"| {r['first']:.2f} s | {r['rss_inputs']:.0f} MiB | {r['peak']:.0f} MiB "
+            f"| {r['peak'] - r['rss_inputs']:.0f} MiB |"
+        )
     print()
-    print(f"fused first call on a {cold['frame'][0]} x {cold['frame'][1]} frame with an empty numba cache "
-          f"(compilation): {cold['first']:.2f} s")
+    print(
+        f"fused first call on a {cold['frame'][0]} x {cold['frame'][1]} frame with an empty numba cache "
+        f"(compilation): {cold['first']:.2f} s"
+    )
     print(f"agreement: {compare(args.size, args.kernel)}")
 
 

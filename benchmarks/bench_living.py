@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     members = [str(data / m["expname"]) for m in json.loads(asn.read_text())["products"][0]["members"]]
     cols, rows = args.grid
     centre = (rows // 2) * cols + cols // 2  # pointing-major order: the central pointing's exposures
-    new = members[centre * args.dithers:(centre + 1) * args.dithers]
+    new = members[centre * args.dithers : (centre + 1) * args.dithers]
     survey = [m for m in members if m not in new]
     order = survey + new
     tile = (args.tile, args.tile)
@@ -83,9 +83,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         mosaic = workdir / "living.icechunk"
         shutil.rmtree(mosaic, ignore_errors=True)
         t0 = time.perf_counter()
-        update(mosaic, add=survey, output_wcs={"wcs": grid.wcs, "pixel_scale": grid.pixel_scale,
-                                               "pixel_scale_ratio": grid.pixel_scale_ratio},
-               tile_shape=tile, client=client)
+        update(
+            mosaic,
+            add=survey,
+            output_wcs={"wcs": grid.wcs, "pixel_scale": grid.pixel_scale, "pixel_scale_ratio": grid.pixel_scale_ratio},
+            tile_shape=tile,
+            client=client,
+        )
         t_create = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = update(mosaic, add=new, client=client)
@@ -102,10 +106,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     identical = all(np.array_equal(a[n].values, b[n].values, equal_nan=a[n].dtype.kind == "f") for n in b.data_vars)
     figures = {
         "layout": f"{cols}x{rows}x{args.dithers}, {args.shape} px detectors, tiles {args.tile} px",
-        "exposures": len(order), "added": len(new), "workers": args.workers,
-        "create_s": round(t_create, 2), "update_s": round(t_update, 2), "full_s": round(t_full, 2),
+        "exposures": len(order),
+        "added": len(new),
+        "workers": args.workers,
+        "create_s": round(t_create, 2),
+        "update_s": round(t_update, 2),
+        "full_s": round(t_full, 2),
         "update_over_full": round(t_update / t_full, 4),
-        "tiles_recomputed": result.n_recomputed, "exposures_drizzled": result.n_drizzled,
+        "tiles_recomputed": result.n_recomputed,
+        "exposures_drizzled": result.n_drizzled,
         "inputs_described": result.n_described,
         "bit_identical": identical,
     }

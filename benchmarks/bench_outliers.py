@@ -114,8 +114,11 @@ def bench8_dataset(workdir: Path, size: int, dithers: int, detectors: int, cosmi
     synthetic.write_dataset(directory, n_dithers=dithers, n_detectors=detectors, shape=(size, size), seed=11,
                             cosmic_rays=cosmic_rays)  # fmt: skip
     mark_dataset(directory, spec)
-    print(f"wrote {dithers * detectors} exposures of {size}x{size} with cosmic rays on {100 * cosmic_rays:g}% of "
-          f"the pixels to {directory} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"wrote {dithers * detectors} exposures of {size}x{size} with cosmic rays on {100 * cosmic_rays:g}% of "
+        f"the pixels to {directory} ({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
     return asn
 
 
@@ -172,9 +175,12 @@ def survey_dataset(workdir: Path, layout: Any, cosmic_rays: float, processes: in
         for job in jobs:
             _add_cosmic_rays(job)
     mark_dataset(directory, spec)
-    print(f"wrote {len(jobs)} exposures of {layout.shape[1]}x{layout.shape[0]} with cosmic rays on "
-          f"{100 * cosmic_rays:g}% of the pixels to {directory} ({time.perf_counter() - t0:.0f} s with "
-          f"{processes} processes)", flush=True)
+    print(
+        f"wrote {len(jobs)} exposures of {layout.shape[1]}x{layout.shape[0]} with cosmic rays on "
+        f"{100 * cosmic_rays:g}% of the pixels to {directory} ({time.perf_counter() - t0:.0f} s with "
+        f"{processes} processes)",
+        flush=True,
+    )
     return asn
 
 
@@ -314,8 +320,13 @@ def kind_summary(stream: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def attribute_memory(series: list[tuple[float, dict[int, int]]], stream: list[dict[str, Any]],
-                     pid_of_worker: dict[str, int], name_of_pid: dict[int, str], epoch0: float) -> dict[str, Any]:
+def attribute_memory(
+    series: list[tuple[float, dict[int, int]]],
+    stream: list[dict[str, Any]],
+    pid_of_worker: dict[str, int],
+    name_of_pid: dict[int, str],
+    epoch0: float,
+) -> dict[str, Any]:
     """Which task kinds run when the workers' RSS is high.
 
     Every compute interval of the task stream is matched with the RSS samples of its
@@ -363,8 +374,9 @@ def attribute_memory(series: list[tuple[float, dict[int, int]]], stream: list[di
             before = int(rss[i0 - 1]) if i0 > 0 else int(rss[0])
             during = rss[i0:i1]
             peak = int(during.max()) if len(during) else before
-            rec = by_kind.setdefault(kind, {"max_rss": 0, "max_rss_worker": None, "max_rise": 0, "max_rise_key": None,
-                                            "max_seconds": 0.0})
+            rec = by_kind.setdefault(
+                kind, {"max_rss": 0, "max_rss_worker": None, "max_rise": 0, "max_rise_key": None, "max_seconds": 0.0}
+            )
             if peak > rec["max_rss"]:
                 rec["max_rss"], rec["max_rss_worker"] = peak, name_of_pid.get(pid)
             if peak - before > rec["max_rise"]:
@@ -423,8 +435,10 @@ def child_ours(args: argparse.Namespace) -> None:
     finally:
         handle.close()
     rss = {name: max(hwm[name] or 0, sampler.peak[pid]) for name, pid in pids.items()}
-    workers_cpu = {f"worker-{rank}": cpu1[addr] - cpu0.get(addr, 0.0)
-                   for rank, addr in enumerate(sorted(worker_pids, key=lambda a: (str(names.get(a)), a)))}
+    workers_cpu = {
+        f"worker-{rank}": cpu1[addr] - cpu0.get(addr, 0.0)
+        for rank, addr in enumerate(sorted(worker_pids, key=lambda a: (str(names.get(a)), a)))
+    }
     name_of_pid = {pid: name for name, pid in pids.items() if name.startswith("worker-")}
     doc = {
         "seconds": seconds,
@@ -504,8 +518,11 @@ def run_jwst(asn: Path, out_dir: Path, cwd: Path, in_memory: bool) -> dict[str, 
 
 def _members(asn: Path) -> list[Path]:
     doc = json.loads(Path(asn).read_text())
-    return [Path(asn).parent / m["expname"] for m in doc["products"][0]["members"]
-            if m.get("exptype", "science") == "science"]
+    return [
+        Path(asn).parent / m["expname"]
+        for m in doc["products"][0]["members"]
+        if m.get("exptype", "science") == "science"
+    ]
 
 
 def _crf(directory: Path, root: str) -> Path:
@@ -540,7 +557,7 @@ def compare_outputs(asn: Path, dirs: dict[str, Path]) -> dict[str, Any]:
     labels = list(dirs)
     flagged = dict.fromkeys(labels, 0)
     outlier_set = dict.fromkeys(labels, 0)
-    pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
     dq_diff = {f"{a}|{b}": 0 for a, b in pairs}
     sci_diff = {f"{a}|{b}": 0 for a, b in pairs}
     n_pixels = 0
@@ -559,8 +576,13 @@ def compare_outputs(asn: Path, dirs: dict[str, Path]) -> dict[str, Any]:
             dq_diff[f"{a}|{b}"] += int(np.count_nonzero(dq[a] != dq[b]))
             same = (sci[a] == sci[b]) | (np.isnan(sci[a]) & np.isnan(sci[b]))
             sci_diff[f"{a}|{b}"] += int(np.count_nonzero(~same))
-    return {"flagged": flagged, "outlier_set": outlier_set, "dq_diff": dq_diff, "sci_diff": sci_diff,
-            "n_pixels": n_pixels}
+    return {
+        "flagged": flagged,
+        "outlier_set": outlier_set,
+        "dq_diff": dq_diff,
+        "sci_diff": sci_diff,
+        "n_pixels": n_pixels,
+    }
 
 
 def _median_run(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -586,22 +608,31 @@ def jwst_plan(info: dict[str, Any], args: argparse.Namespace, workdir: Path) -> 
     if not args.jwst:
         return dict.fromkeys(JWST_MODES, "not run (--no-jwst)")
     if cube > ram:
-        plan["in_memory"] = (f"skipped: its median cube alone needs {cube / GIB:.1f} GiB, more than the "
-                             f"machine's {ram / GIB:.1f} GiB of memory")
+        plan["in_memory"] = (
+            f"skipped: its median cube alone needs {cube / GIB:.1f} GiB, more than the "
+            f"machine's {ram / GIB:.1f} GiB of memory"
+        )
     elif cube > args.jwst_memory_fraction * ram:
-        plan["in_memory"] = (f"skipped: its median cube needs {cube / GIB:.1f} GiB, more than "
-                             f"{args.jwst_memory_fraction:g} x the machine's {ram / GIB:.1f} GiB")
+        plan["in_memory"] = (
+            f"skipped: its median cube needs {cube / GIB:.1f} GiB, more than "
+            f"{args.jwst_memory_fraction:g} x the machine's {ram / GIB:.1f} GiB"
+        )
     else:
         plan["in_memory"] = None
     if disk_need > args.disk_fraction * free:
-        plan["on_disk"] = (f"skipped: its temporary files and outputs need {disk_need / GIB:.1f} GiB of disk, more "
-                           f"than {args.disk_fraction:g} x the {free / GIB:.1f} GiB free under {workdir}")
+        plan["on_disk"] = (
+            f"skipped: its temporary files and outputs need {disk_need / GIB:.1f} GiB of disk, more "
+            f"than {args.disk_fraction:g} x the {free / GIB:.1f} GiB free under {workdir}"
+        )
     else:
         plan["on_disk"] = None
-    print(f"  jwst's median cube: {info['n_groups']} groups x {info['shape_yx'][0]:,} x {info['shape_yx'][1]:,} "
-          f"pixels x 4 bytes = {cube / GIB:.2f} GiB (machine memory {ram / GIB:.1f} GiB); on disk it needs "
-          f"{disk_need / GIB:.2f} GiB with the inputs' copies and outputs (free under {workdir}: "
-          f"{free / GIB:.1f} GiB)", flush=True)
+    print(
+        f"  jwst's median cube: {info['n_groups']} groups x {info['shape_yx'][0]:,} x {info['shape_yx'][1]:,} "
+        f"pixels x 4 bytes = {cube / GIB:.2f} GiB (machine memory {ram / GIB:.1f} GiB); on disk it needs "
+        f"{disk_need / GIB:.2f} GiB with the inputs' copies and outputs (free under {workdir}: "
+        f"{free / GIB:.1f} GiB)",
+        flush=True,
+    )
     for mode, reason in plan.items():
         print(f"  jwst {mode}: {'runs' if reason is None else reason}", flush=True)
     return plan
@@ -617,8 +648,11 @@ def run_layout(spec: dict[str, Any], args: argparse.Namespace, workdir: Path) ->
         asn = spec["write"](workdir)
         info = describe_layout(asn)
         out.update(info)
-        print(f"  {info['n_inputs']} inputs in {info['n_groups']} groups; median grid "
-              f"{info['shape_yx'][0]:,} x {info['shape_yx'][1]:,}", flush=True)
+        print(
+            f"  {info['n_inputs']} inputs in {info['n_groups']} groups; median grid "
+            f"{info['shape_yx'][0]:,} x {info['shape_yx'][1]:,}",
+            flush=True,
+        )
         plan = jwst_plan(info, args, workdir)
         out["jwst_skipped"] = {m: r for m, r in plan.items() if r is not None}
         runs.mkdir(parents=True, exist_ok=True)
@@ -626,16 +660,20 @@ def run_layout(spec: dict[str, Any], args: argparse.Namespace, workdir: Path) ->
         dirs = {"ours": runs / "ours", **{f"jwst_{m}": runs / f"jwst-{m}" for m in JWST_MODES if plan[m] is None}}
         for rep in range(args.repeat):
             tag = f"  [{rep + 1}/{args.repeat}]" if args.repeat > 1 else " "
-            print(f"{tag} dask-resample ({args.workers} workers x {args.threads} thread, {args.cluster} cluster) ...",
-                  end=" ", flush=True)
+            print(
+                f"{tag} dask-resample ({args.workers} workers x {args.threads} thread, {args.cluster} cluster) ...",
+                end=" ",
+                flush=True,
+            )
             docs["ours"].append(run_ours(asn, dirs["ours"], args))
             print(f"{docs['ours'][-1]['seconds']:.1f} s", flush=True)
             for mode in JWST_MODES:
                 if plan[mode] is not None:
                     continue
                 print(f"{tag} jwst OutlierDetectionStep(in_memory={mode == 'in_memory'}) ...", end=" ", flush=True)
-                docs[f"jwst_{mode}"].append(run_jwst(asn, dirs[f"jwst_{mode}"], runs / f"cwd-{mode}",
-                                                     mode == "in_memory"))
+                docs[f"jwst_{mode}"].append(
+                    run_jwst(asn, dirs[f"jwst_{mode}"], runs / f"cwd-{mode}", mode == "in_memory")
+                )
                 print(f"{docs[f'jwst_{mode}'][-1]['seconds']:.1f} s", flush=True)
         out["runs"] = {label: _median_run(d) for label, d in docs.items()}
         print("  comparing the crf files ...", flush=True)
@@ -680,8 +718,9 @@ def main_table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             if label not in runs:
                 mode = label.removeprefix("jwst_")
                 reason = res["jwst_skipped"].get(mode, "not run")
-                rows.append("| " + " | ".join([res["label"], _program(label, args), reason,
-                                               *["-"] * (len(head) - 3)]) + " |")
+                rows.append(
+                    "| " + " | ".join([res["label"], _program(label, args), reason, *["-"] * (len(head) - 3)]) + " |"
+                )
                 continue
             doc = runs[label]
             ratios = []
@@ -729,35 +768,47 @@ def report_lines(results: list[dict[str, Any]], args: argparse.Namespace) -> lis
     verdicts = []
     for res in results:
         comp, runs = res["compare"], res["runs"]
-        lines.append(f"{res['label']}: {res['n_inputs']} inputs, {res['n_groups']} groups, median grid "
-                     f"{res['shape_yx'][0]:,} x {res['shape_yx'][1]:,}; jwst's in-memory median cube "
-                     f"{res['cube_bytes'] / GIB:.2f} GiB")
+        lines.append(
+            f"{res['label']}: {res['n_inputs']} inputs, {res['n_groups']} groups, median grid "
+            f"{res['shape_yx'][0]:,} x {res['shape_yx'][1]:,}; jwst's in-memory median cube "
+            f"{res['cube_bytes'] / GIB:.2f} GiB"
+        )
         for key, n in comp["dq_diff"].items():
             a, b = key.split("|")
-            lines.append(f"  DQ parity {a} vs {b}: {n:,} of {comp['n_pixels']:,} pixels differ "
-                         f"({'identical' if n == 0 else 'DIFFERENT'}); SCI: {comp['sci_diff'][key]:,} differ")
+            lines.append(
+                f"  DQ parity {a} vs {b}: {n:,} of {comp['n_pixels']:,} pixels differ "
+                f"({'identical' if n == 0 else 'DIFFERENT'}); SCI: {comp['sci_diff'][key]:,} differ"
+            )
         for label, n in comp["flagged"].items():
-            lines.append(f"  {label}: {n:,} pixels flagged (DQ changed from the input), "
-                         f"{comp['outlier_set'][label]:,} with OUTLIER newly set")
+            lines.append(
+                f"  {label}: {n:,} pixels flagged (DQ changed from the input), "
+                f"{comp['outlier_set'][label]:,} with OUTLIER newly set"
+            )
         for mode, reason in res["jwst_skipped"].items():
             lines.append(f"  jwst {mode}: {reason}")
         for label, doc in runs.items():
             secs = ", ".join(f"{s:.1f}" for s in doc["all_seconds"])
-            lines.append(f"  {label}: wall {secs} s; load average before {doc['load_before'][0]:.1f}, after "
-                         f"{doc['load_after'][0]:.1f}")
+            lines.append(
+                f"  {label}: wall {secs} s; load average before {doc['load_before'][0]:.1f}, after "
+                f"{doc['load_after'][0]:.1f}"
+            )
         ours = runs["ours"]
         for name, peak in ours["memory"]["at_peak"].items():
             tasks = ", ".join(peak["tasks"][:3]) or "no task"
-            lines.append(f"  {name} peak {_mib(peak['rss'])} (sampled) at {peak['t']:.1f} s into the call, "
-                         f"running: {tasks}")
+            lines.append(
+                f"  {name} peak {_mib(peak['rss'])} (sampled) at {peak['t']:.1f} s into the call, running: {tasks}"
+            )
         biggest = max(ours["rss_peak"].items(), key=lambda kv: kv[1])
         ok = biggest[1] <= TARGET_RSS
         verdicts.append(ok)
-        lines.append(f"  {'PASS' if ok else 'FAIL'}: largest peak RSS of a dask-resample process {_mib(biggest[1])} "
-                     f"({biggest[0]}), target <= 1 GiB")
+        lines.append(
+            f"  {'PASS' if ok else 'FAIL'}: largest peak RSS of a dask-resample process {_mib(biggest[1])} "
+            f"({biggest[0]}), target <= 1 GiB"
+        )
         lines.append("")
-    lines.append(f"{'PASS' if all(verdicts) else 'FAIL'}: every dask-resample process at or below 1 GiB in every "
-                 "layout")
+    lines.append(
+        f"{'PASS' if all(verdicts) else 'FAIL'}: every dask-resample process at or below 1 GiB in every layout"
+    )
     lines.append(f"machine: {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f}")
     return lines
 
@@ -780,8 +831,9 @@ def orchestrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--layouts", choices=("bench8", "survey", "both"), default="both", help="which layouts to run")
     b = p.add_argument_group("bench8 layout (the data of bench_vs_jwst.py with cosmic rays)")
     b.add_argument("--size", type=int, default=2048, help="detector size N (N x N pixels)")
@@ -793,30 +845,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--survey-size", type=int, default=1024, help="detector size N (N x N pixels per exposure)")
     s.add_argument("--survey-dithers", type=int, default=2, help="exposures per pointing")
     s.add_argument("--overlap", type=float, default=0.04, help="fraction of the field shared by neighbours")
-    s.add_argument("--survey-cosmic-rays", type=float, default=0.005,
-                   help="fraction of each exposure's pixels hit (0: none, and the dataset is bench_scale.py's)")
+    s.add_argument(
+        "--survey-cosmic-rays",
+        type=float,
+        default=0.005,
+        help="fraction of each exposure's pixels hit (0: none, and the dataset is bench_scale.py's)",
+    )
     c = p.add_argument_group("dask-resample")
     c.add_argument("--workers", type=int, default=2, help="workers")
     c.add_argument("--threads", type=int, default=1, help="threads per worker")
     c.add_argument("--memory-limit", default="auto", help="memory limit per worker (e.g. 4GiB, auto)")
-    c.add_argument("--cluster", choices=("local", "subprocess"), default="local",
-                   help="local: dask-resample's LocalCluster (scheduler inside the client process); subprocess: "
-                        "scheduler and workers in processes of their own")
+    c.add_argument(
+        "--cluster",
+        choices=("local", "subprocess"),
+        default="local",
+        help="local: dask-resample's LocalCluster (scheduler inside the client process); subprocess: "
+        "scheduler and workers in processes of their own",
+    )
     c.add_argument("--tile", type=int, default=1024, help="tile size of the group images and the median")
     c.add_argument("--sample-interval", type=float, default=0.1, help="seconds between RSS samples")
     r = p.add_argument_group("jwst")
     r.add_argument("--jwst", action=argparse.BooleanOptionalAction, default=True, help="run jwst's step")
-    r.add_argument("--jwst-memory-fraction", type=float, default=0.5,
-                   help="skip in_memory=True when its median cube needs more than this fraction of the memory")
-    r.add_argument("--disk-fraction", type=float, default=0.6,
-                   help="skip in_memory=False when its temporary files and outputs need more than this fraction "
-                        "of the free disk under --workdir")
+    r.add_argument(
+        "--jwst-memory-fraction",
+        type=float,
+        default=0.5,
+        help="skip in_memory=True when its median cube needs more than this fraction of the memory",
+    )
+    r.add_argument(
+        "--disk-fraction",
+        type=float,
+        default=0.6,
+        help="skip in_memory=False when its temporary files and outputs need more than this fraction "
+        "of the free disk under --workdir",
+    )
     p.add_argument("--repeat", type=int, default=1, help="runs of each program per layout; the median is reported")
     d = p.add_argument_group("data")
     d.add_argument("--workdir", default="/tmp/dask-resample-bench", help="datasets and temporary outputs")
     d.add_argument("--keep-data", action="store_true", help="keep the datasets (otherwise removed after use)")
-    d.add_argument("--write-processes", type=int, default=os.cpu_count() or 1,
-                   help="processes writing the survey dataset")
+    d.add_argument(
+        "--write-processes", type=int, default=os.cpu_count() or 1, help="processes writing the survey dataset"
+    )
     d.add_argument("--json", metavar="PATH", help="also write all measurements as JSON")
     # internal: child processes
     p.add_argument("--child", choices=("ours", "jwst"), help=argparse.SUPPRESS)

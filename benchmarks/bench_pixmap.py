@@ -144,8 +144,9 @@ def _head_diff_px(wcs_in: Any, shape: tuple[int, int]) -> float | None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5, help="timings per column; best and median shown (default 5)")
-    p.add_argument("--shapes", type=int, nargs="+", default=[2048, 1024],
-                   help="synthetic detector sizes (default 2048 1024)")
+    p.add_argument(
+        "--shapes", type=int, nargs="+", default=[2048, 1024], help="synthetic detector sizes (default 2048 1024)"
+    )
     p.add_argument("--no-siaf", action="store_true", help="skip the SIAF NIRCam and MIRI inputs")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -159,9 +160,11 @@ def main(argv: list[str] | None = None) -> None:
     cases = [c for size in args.shapes for c in _synthetic_cases(size)]
     if not args.no_siaf:
         cases += _siaf_cases()
-    print(f"{'WCS kind':26s} {'shape':>10s} {'calc s':>7s} {'numpy s best/med':>17s} "
-          f"{'compiled s best/med':>20s} {'numpy/comp':>10s} {'cpu ratio':>9s} {'calc/comp':>9s} {'|d| calc px':>11s} "
-          f"{'|d| numpy px':>12s} {'|d| head px':>11s}")
+    print(
+        f"{'WCS kind':26s} {'shape':>10s} {'calc s':>7s} {'numpy s best/med':>17s} "
+        f"{'compiled s best/med':>20s} {'numpy/comp':>10s} {'cpu ratio':>9s} {'calc/comp':>9s} {'|d| calc px':>11s} "
+        f"{'|d| numpy px':>12s} {'|d| head px':>11s}"
+    )
     for kind, wcs_in, wcs_out, shape in cases:
         t_ref, ref = _timed(lambda: calc_pixmap(wcs_in, wcs_out, shape))  # noqa: B023
         t_np, t_c, cpu_np, cpu_c = [], [], [], []
@@ -178,10 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         d_head = _head_diff_px(wcs_in, shape)
         head = "-" if d_head is None else f"{d_head:.1e}"
         b_np, b_c = min(t_np), min(t_c)
-        print(f"{kind:26s} {shape[0]:>4d}x{shape[1]:<5d} {t_ref:7.3f} {b_np:8.3f}/{statistics.median(t_np):<8.3f} "
-              f"{b_c:9.3f}/{statistics.median(t_c):<10.3f} {b_np / b_c:10.1f} {min(cpu_np) / min(cpu_c):9.1f} "
-              f"{t_ref / b_c:9.1f} {d_ref:11.1e} "
-              f"{d_np:12.1e} {head:>11s}")
+        print(
+            f"{kind:26s} {shape[0]:>4d}x{shape[1]:<5d} {t_ref:7.3f} {b_np:8.3f}/{statistics.median(t_np):<8.3f} "
+            f"{b_c:9.3f}/{statistics.median(t_c):<10.3f} {b_np / b_c:10.1f} {min(cpu_np) / min(cpu_c):9.1f} "
+            f"{t_ref / b_c:9.1f} {d_ref:11.1e} "
+            f"{d_np:12.1e} {head:>11s}"
+        )
 
 
 if __name__ == "__main__":

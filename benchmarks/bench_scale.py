@@ -109,22 +109,26 @@ def layouts(args: argparse.Namespace) -> list[dict[str, Any]]:
         cols, rows = args.grid
         layout = SurveyLayout(grid_xy=(cols, rows), dithers=args.dithers, shape=(args.size, args.size),
                               overlap=args.overlap)  # fmt: skip
-        out.append({
-            "name": f"survey-{cols}x{rows}x{args.dithers}-{args.size}-o{args.overlap:g}",
-            "layout": layout,
-            "psr": args.pixel_scale_ratio,
-            "label": f"survey {cols}x{rows}x{args.dithers} of {args.size}² (psr {args.pixel_scale_ratio:g})",
-        })
+        out.append(
+            {
+                "name": f"survey-{cols}x{rows}x{args.dithers}-{args.size}-o{args.overlap:g}",
+                "layout": layout,
+                "psr": args.pixel_scale_ratio,
+                "label": f"survey {cols}x{rows}x{args.dithers} of {args.size}² (psr {args.pixel_scale_ratio:g})",
+            }
+        )
     if "small" in args.layouts:
         layout = SurveyLayout.for_count(args.small_count, dithers=2, shape=(args.small_size, args.small_size),
                                         overlap=args.overlap)  # fmt: skip
         cols, rows = layout.grid_xy
-        out.append({
-            "name": f"small-{args.small_count}-{args.small_size}-o{args.overlap:g}",
-            "layout": layout,
-            "psr": 1.0,
-            "label": f"small {args.small_count} of {args.small_size}² ({cols}x{rows}x2, psr 1)",
-        })
+        out.append(
+            {
+                "name": f"small-{args.small_count}-{args.small_size}-o{args.overlap:g}",
+                "layout": layout,
+                "psr": 1.0,
+                "label": f"small {args.small_count} of {args.small_size}² ({cols}x{rows}x2, psr 1)",
+            }
+        )
     return out
 
 
@@ -143,8 +147,11 @@ def ensure_dataset(directory: Path, layout: Any, processes: int) -> Path:
     asn = write_survey(directory, layout, processes=processes)
     mark_dataset(directory, spec)
     n = count_inputs(asn)
-    print(f"wrote {n} exposures of {layout.shape[1]}x{layout.shape[0]} to {directory} "
-          f"({time.perf_counter() - t0:.0f} s with {processes} processes)", flush=True)
+    print(
+        f"wrote {n} exposures of {layout.shape[1]}x{layout.shape[0]} to {directory} "
+        f"({time.perf_counter() - t0:.0f} s with {processes} processes)",
+        flush=True,
+    )
     return asn
 
 
@@ -253,8 +260,10 @@ def flatness(stream: list[dict[str, Any]]) -> dict[str, Any]:
     """
     runs = sorted(
         (ss["start"], ss["stop"] - ss["start"])
-        for rec in stream if task_kind(rec.get("key")) == "drizzle"
-        for ss in rec.get("startstops", []) if ss.get("action") == "compute"
+        for rec in stream
+        if task_kind(rec.get("key")) == "drizzle"
+        for ss in rec.get("startstops", [])
+        if ss.get("action") == "compute"
     )
     n = len(runs) // 10
     if n < 2:
@@ -264,8 +273,12 @@ def flatness(stream: list[dict[str, Any]]) -> dict[str, Any]:
         return sum(d for _, d in part) / len(part), (part[-1][0] - part[0][0]) / (len(part) - 1)
 
     first, last = stats(runs[:n]), stats(runs[-n:])
-    return {"drizzle_s_first_tenth": first[0], "drizzle_s_last_tenth": last[0],
-            "wall_per_input_first_tenth": first[1], "wall_per_input_last_tenth": last[1]}
+    return {
+        "drizzle_s_first_tenth": first[0],
+        "drizzle_s_last_tenth": last[0],
+        "wall_per_input_first_tenth": first[1],
+        "wall_per_input_last_tenth": last[1],
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -442,19 +455,24 @@ def child_reference(args: argparse.Namespace) -> None:
     y0, y1, x0, x1 = crop_box(shape, args.crop)
     np.savez(args.crop_out, box=np.array([y0, y1, x0, x1]), data=np.asarray(model.data[y0:y1, x0:x1]),
              con=np.asarray(model.con[:, y0:y1, x0:x1]))  # fmt: skip
-    Path(args.result).write_text(json.dumps({
-        "seconds": seconds,
-        "cpu": cpu,
-        "shape_yx": list(shape),
-        "rss_peak": {"jwst": maxrss_bytes()},
-    }))
+    Path(args.result).write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "shape_yx": list(shape),
+                "rss_peak": {"jwst": maxrss_bytes()},
+            }
+        )
+    )
 
 
 # ----------------------------------------------------------------------------
 # orchestration
 # ----------------------------------------------------------------------------
-def _child_args(args: argparse.Namespace, kind: str, asn: Path | str, psr: float,
-                result_files: dict[str, Path | str]) -> list[str]:
+def _child_args(
+    args: argparse.Namespace, kind: str, asn: Path | str, psr: float, result_files: dict[str, Path | str]
+) -> list[str]:
     out = ["--child", kind, "--asn", str(asn), "--psr", repr(psr), "--crop", str(args.crop)]
     for flag, path in result_files.items():
         out += [flag, str(path)]
@@ -535,7 +553,7 @@ def s3_objects(fs: Any, url: str) -> tuple[dict[str, int], int]:
         found = fs.find(prefix, detail=True)
     except FileNotFoundError:
         found = {}
-    return classify_objects([k[len(prefix):] for k in found]), sum(int(v.get("size", 0)) for v in found.values())
+    return classify_objects([k[len(prefix) :] for k in found]), sum(int(v.get("size", 0)) for v in found.values())
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -569,8 +587,11 @@ class S3Side:
         except BaseException:
             self.server.stop()
             raise
-        print(f"S3 server {self.server.endpoint_url} (SeaweedFS weed mini, pid {self.server.pid}, "
-              f"started in {self.server.startup_seconds:.1f} s)", flush=True)
+        print(
+            f"S3 server {self.server.endpoint_url} (SeaweedFS weed mini, pid {self.server.pid}, "
+            f"started in {self.server.startup_seconds:.1f} s)",
+            flush=True,
+        )
 
     def upload(self, asn: Path, name: str) -> tuple[str, dict[str, Any]]:
         """Copy the association and its members to ``s3://inputs/<name>/``; its URL and what it took."""
@@ -580,16 +601,27 @@ class S3Side:
         t0 = time.perf_counter()
         self.fs.put([str(f) for f in [*files, asn]], f"{IN_BUCKET}/{name}/")
         seconds = time.perf_counter() - t0
-        print(f"uploaded {len(files)} inputs and the association ({size / 2**30:.2f} GiB) to "
-              f"s3://{IN_BUCKET}/{name}/ in {seconds:.1f} s", flush=True)
+        print(
+            f"uploaded {len(files)} inputs and the association ({size / 2**30:.2f} GiB) to "
+            f"s3://{IN_BUCKET}/{name}/ in {seconds:.1f} s",
+            flush=True,
+        )
         return f"s3://{IN_BUCKET}/{name}/{asn.name}", {"files": len(files) + 1, "bytes": size, "seconds": seconds}
 
     def stop(self) -> None:
         self.server.stop()
 
 
-def run_once(args: argparse.Namespace, spec: dict[str, Any], store: str, rep: int, asn: Path, s3_asn: str | None,
-             s3: S3Side | None, runs: Path) -> dict[str, Any]:
+def run_once(
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    store: str,
+    rep: int,
+    asn: Path,
+    s3_asn: str | None,
+    s3: S3Side | None,
+    runs: Path,
+) -> dict[str, Any]:
     """One dask-resample run of a layout with its mosaic on ``store``; the child's record plus objects counted."""
     crop = runs / f"{spec['name']}-{store}-{rep}.npz"
     if store == "local":
@@ -627,8 +659,9 @@ def run_once(args: argparse.Namespace, spec: dict[str, Any], store: str, rep: in
     return rec
 
 
-def run_layout(spec: dict[str, Any], args: argparse.Namespace, workdir: Path,
-               stores: tuple[str, ...] = ("local",)) -> dict[str, Any]:
+def run_layout(
+    spec: dict[str, Any], args: argparse.Namespace, workdir: Path, stores: tuple[str, ...] = ("local",)
+) -> dict[str, Any]:
     """Write (or reuse) the dataset, run dask-resample on each store (``--repeats`` times, alternating),
     then jwst if its output fits; remove the outputs."""
     directory = workdir / spec["name"]
@@ -648,7 +681,7 @@ def run_layout(spec: dict[str, Any], args: argparse.Namespace, workdir: Path,
         by_store: dict[str, list[dict[str, Any]]] = {st: [] for st in stores}
         for rep in range(args.repeats):
             # alternate, and start every other repeat with the other store (local, S3, S3, local, ...)
-            for store in (stores if rep % 2 == 0 else stores[::-1]):
+            for store in stores if rep % 2 == 0 else stores[::-1]:
                 by_store[store].append(run_once(args, spec, store, rep, asn, s3_asn, s3, runs))
         ours = out["dask"] = median_run(by_store["local"])
         files["ours"] = Path(by_store["local"][0]["crop_file"])
@@ -739,8 +772,11 @@ def main_table(results: list[dict[str, Any]], n_workers: int) -> str:
         else:
             jwst_cells = [ref["skipped"], "-", "-", "-"]
         process = [f"{ref['process_seconds']:.1f}" if "process_seconds" in ref else "-", "1.00x", "-", "-"]
-        rows.append("| " + " | ".join([*common, *jwst_cells, "-", *["-" for _ in workers], "-", "-", "-", "-", "-",
-                                       *process]) + " |")
+        rows.append(
+            "| "
+            + " | ".join([*common, *jwst_cells, "-", *["-" for _ in workers], "-", "-", "-", "-", "-", *process])
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -757,8 +793,7 @@ def kinds_table(results: list[dict[str, Any]]) -> str:
             kinds = [k for k in REPORTED_KINDS if k in counts] + sorted(k for k in counts if k not in REPORTED_KINDS)
             for kind in kinds:
                 s = secs.get(kind, 0.0)
-                rows.append(f"| {label} | {kind} | {counts[kind]:,} | {s:.1f} | {100 * s / total:.1f}% | "
-                            f"{s / n:.4f} |")
+                rows.append(f"| {label} | {kind} | {counts[kind]:,} | {s:.1f} | {100 * s / total:.1f}% | {s / n:.4f} |")
     return "\n".join(rows)
 
 
@@ -817,8 +852,10 @@ def storage_table(res: dict[str, Any], n_workers: int) -> str:
 def storage_kinds_table(res: dict[str, Any]) -> str:
     """Compute seconds per task kind, local disk against S3 (the task stream's per-task timer)."""
     local, s3 = res["dask"], res["dask_s3"]
-    rows = ["| task kind | tasks (local / S3) | local disk [s] | S3 [s] | S3 - local [s] | per task, local / S3 [s] |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| task kind | tasks (local / S3) | local disk [s] | S3 [s] | S3 - local [s] | per task, local / S3 [s] |",
+        "|---|---|---|---|---|---|",
+    ]
     seen = set(local["tasks_by_kind"]) | set(s3["tasks_by_kind"])
     kinds = list(dict.fromkeys([*REPORTED_KINDS, "shard", *sorted(seen)]))
     for kind in kinds:
@@ -830,8 +867,9 @@ def storage_kinds_table(res: dict[str, Any]) -> str:
         def per(s_, n_):
             return f"{s_ / n_:.3f}" if n_ else "-"
 
-        rows.append(f"| {kind} | {nl:,} / {ns:,} | {sl:.1f} | {ss:.1f} | {ss - sl:+.1f} | "
-                    f"{per(sl, nl)} / {per(ss, ns)} |")
+        rows.append(
+            f"| {kind} | {nl:,} / {ns:,} | {sl:.1f} | {ss:.1f} | {ss - sl:+.1f} | {per(sl, nl)} / {per(ss, ns)} |"
+        )
     tl, ts = sum(local["seconds_by_kind"].values()), sum(s3["seconds_by_kind"].values())
     rows.append(f"| all | {local['tasks']:,} / {s3['tasks']:,} | {tl:.1f} | {ts:.1f} | {ts - tl:+.1f} | |")
     return "\n".join(rows)
@@ -853,23 +891,37 @@ def projection_lines(res: dict[str, Any]) -> list[str]:
     ctx_shard = so["chunks"] / max(so["markers"], 1) - FLOAT_PLANES
     lo_est, hi_est = (ROMAN_TILES * k for k in ROMAN_FILES_PER_TILE)
     return [
-        (f"Objects per tile with data ({tiles:,} tiles with data; chunks or shards + completion markers; "
-         f"the fixed metadata objects, {lo['metadata']} on disk and {so['metadata']} on S3, left out):"),
-        (f"- local disk, one file per tile, array and context plane: {per_l:.2f} "
-         f"({lo['chunks'] / tiles:.2f} chunk files + {lo['markers'] / tiles:.2f} markers)"),
-        (f"- S3, {sy} x {sx}-tile shards: {per_s:.3f} ({so['chunks'] / tiles:.3f} shard objects + "
-         f"{so['markers'] / tiles:.3f} markers), 1/{per_l / per_s:.1f} of local disk"),
-        (f"- the mosaic is {ty} x {tx} tiles = {ny} x {nx} shards, {edge} of them partly outside it; a tile writes "
-         f"{ctx_tile:.2f} context planes on average, a shard {ctx_shard:.2f}"
-         + (" (its tiles span more inputs)" if ctx_shard > ctx_tile + 0.005 else "")
-         + f", besides the {FLOAT_PLANES} float arrays"),
-        (f"Projection to {ROMAN_TILES:,} tiles (benchmarks/README.md: {ROMAN_TILES:,} tiles x (7 arrays + 1-2 context "
-         f"planes) = {lo_est / 1e6:.1f}-{hi_est / 1e6:.1f} million chunk files; 1/16 of that with 4 x 4-tile shards = "
-         f"{lo_est / 16:,.0f}-{hi_est / 16:,.0f}):"),
-        (f"- without shards (measured {per_l:.2f} per tile): {ROMAN_TILES * per_l:,.0f} objects "
-         f"({ROMAN_TILES * lo['chunks'] / tiles:,.0f} of them chunks)"),
-        (f"- with {sy} x {sx}-tile shards (measured {per_s:.3f} per tile): {ROMAN_TILES * per_s:,.0f} objects "
-         f"({ROMAN_TILES * so['chunks'] / tiles:,.0f} of them shards)"),
+        (
+            f"Objects per tile with data ({tiles:,} tiles with data; chunks or shards + completion markers; "
+            f"the fixed metadata objects, {lo['metadata']} on disk and {so['metadata']} on S3, left out):"
+        ),
+        (
+            f"- local disk, one file per tile, array and context plane: {per_l:.2f} "
+            f"({lo['chunks'] / tiles:.2f} chunk files + {lo['markers'] / tiles:.2f} markers)"
+        ),
+        (
+            f"- S3, {sy} x {sx}-tile shards: {per_s:.3f} ({so['chunks'] / tiles:.3f} shard objects + "
+            f"{so['markers'] / tiles:.3f} markers), 1/{per_l / per_s:.1f} of local disk"
+        ),
+        (
+            f"- the mosaic is {ty} x {tx} tiles = {ny} x {nx} shards, {edge} of them partly outside it; a tile writes "
+            f"{ctx_tile:.2f} context planes on average, a shard {ctx_shard:.2f}"
+            + (" (its tiles span more inputs)" if ctx_shard > ctx_tile + 0.005 else "")
+            + f", besides the {FLOAT_PLANES} float arrays"
+        ),
+        (
+            f"Projection to {ROMAN_TILES:,} tiles (benchmarks/README.md: {ROMAN_TILES:,} tiles x "
+            f"(7 arrays + 1-2 context planes) = {lo_est / 1e6:.1f}-{hi_est / 1e6:.1f} million chunk files; "
+            f"1/16 of that with 4 x 4-tile shards = {lo_est / 16:,.0f}-{hi_est / 16:,.0f}):"
+        ),
+        (
+            f"- without shards (measured {per_l:.2f} per tile): {ROMAN_TILES * per_l:,.0f} objects "
+            f"({ROMAN_TILES * lo['chunks'] / tiles:,.0f} of them chunks)"
+        ),
+        (
+            f"- with {sy} x {sx}-tile shards (measured {per_s:.3f} per tile): {ROMAN_TILES * per_s:,.0f} objects "
+            f"({ROMAN_TILES * so['chunks'] / tiles:,.0f} of them shards)"
+        ),
     ]
 
 
@@ -887,23 +939,31 @@ def storage_notes(res: dict[str, Any]) -> list[str]:
     else:
         lines.append("- inputs: read from local disk in both runs (only the mosaic and its scratch are on S3)")
     if s3.get("scratch_on") == "local":
-        lines.append("- scratch (tile partials) of the S3 run on local disk (--s3-scratch local, "
-                     "resample.scratch-dir): only the mosaic's objects go to S3")
+        lines.append(
+            "- scratch (tile partials) of the S3 run on local disk (--s3-scratch local, "
+            "resample.scratch-dir): only the mosaic's objects go to S3"
+        )
     elif s3.get("scratch_on") == "store":
-        lines.append("- scratch (tile partials) of the S3 run on S3 (--s3-scratch store, resample.scratch-dir "
-                     "s3://...), as on a cluster whose workers share no disk")
+        lines.append(
+            "- scratch (tile partials) of the S3 run on S3 (--s3-scratch store, resample.scratch-dir "
+            "s3://...), as on a cluster whose workers share no disk"
+        )
     else:
-        lines.append("- scratch (tile partials) of the S3 run where dask-resample puts it by default: this "
-                     "machine's temporary directory, as every process runs on it (a LocalCluster started by "
-                     "dask-resample); on a cluster given by the user it goes beside the mosaic on S3 "
-                     "(--s3-scratch store measures that)")
+        lines.append(
+            "- scratch (tile partials) of the S3 run where dask-resample puts it by default: this "
+            "machine's temporary directory, as every process runs on it (a LocalCluster started by "
+            "dask-resample); on a cluster given by the user it goes beside the mosaic on S3 "
+            "(--s3-scratch store measures that)"
+        )
     cpu_l, cpu_s = local.get("cpu_seconds", {}), s3.get("cpu_seconds", {})
 
     def fmt(c):
         return ", ".join(f"{k} {v:.1f}" for k, v in c.items())
 
-    lines.append(f"- CPU seconds during the call: local disk: {fmt(cpu_l)}; S3: {fmt(cpu_s)} "
-                 f"(the S3 server runs on the same 2 cores as the workers)")
+    lines.append(
+        f"- CPU seconds during the call: local disk: {fmt(cpu_l)}; S3: {fmt(cpu_s)} "
+        f"(the S3 server runs on the same 2 cores as the workers)"
+    )
     if "s3-server" in s3["rss_peak"]:
         lines.append(f"- S3 server (weed mini) peak RSS: {s3['rss_peak']['s3-server'] / 2**20:,.0f} MiB")
     for bucket, what in ((OUT_BUCKET, "the mosaic bucket (mosaic and scratch)"), (IN_BUCKET, "the inputs bucket")):
@@ -911,15 +971,22 @@ def storage_notes(res: dict[str, Any]) -> list[str]:
         if not t:
             continue
         secs = t["request_seconds"]
-        lines.append(f"- {what}: {t['received_bytes'] / 2**30:.2f} GiB received, "
-                     f"{t['sent_bytes'] / 2**30:.2f} GiB sent; "
-                     f"server time in requests {sum(secs.values()):.0f} s ("
-                     + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(secs.items(), key=lambda kv: -kv[1])) + ")")
-    lines.append(f"- mosaic bytes: local disk {local['bytes'] / 2**30:.2f} GiB, S3 {s3['bytes'] / 2**30:.2f} GiB; "
-                 f"tiles with data {tiles:,}; objects left in the bucket beside the mosaic after the run "
-                 f"(scratch not removed): {s3.get('objects_left_beside', 0)}")
-    lines.append(f"- the S3 mosaic equals the local one on a {res.get('crop', '?')}-pixel crop of data and con: "
-                 f"{'yes' if res.get('stores_identical') else 'NO'}")
+        lines.append(
+            f"- {what}: {t['received_bytes'] / 2**30:.2f} GiB received, "
+            f"{t['sent_bytes'] / 2**30:.2f} GiB sent; "
+            f"server time in requests {sum(secs.values()):.0f} s ("
+            + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(secs.items(), key=lambda kv: -kv[1]))
+            + ")"
+        )
+    lines.append(
+        f"- mosaic bytes: local disk {local['bytes'] / 2**30:.2f} GiB, S3 {s3['bytes'] / 2**30:.2f} GiB; "
+        f"tiles with data {tiles:,}; objects left in the bucket beside the mosaic after the run "
+        f"(scratch not removed): {s3.get('objects_left_beside', 0)}"
+    )
+    lines.append(
+        f"- the S3 mosaic equals the local one on a {res.get('crop', '?')}-pixel crop of data and con: "
+        f"{'yes' if res.get('stores_identical') else 'NO'}"
+    )
     return lines
 
 
@@ -931,8 +998,10 @@ def parity_lines(results: list[dict[str, Any]]) -> list[str]:
             continue
         y0, y1, x0, x1 = par["box"]
         if not par["comparable"] or not par.get("shape_equal", True):
-            lines.append(f"- {res['layout']}: outputs not comparable (shapes differ: "
-                         f"jwst {res['jwst']['shape_yx']}, dask-resample {res['dask']['shape_yx']})")
+            lines.append(
+                f"- {res['layout']}: outputs not comparable (shapes differ: "
+                f"jwst {res['jwst']['shape_yx']}, dask-resample {res['dask']['shape_yx']})"
+            )
             continue
         lines.append(
             f"- {res['layout']}: crop y {y0}:{y1}, x {x0}:{x1}: max |data diff| / max |data_jwst| = "
@@ -950,13 +1019,22 @@ def storage_report(res: dict[str, Any], workers: int, threads: int) -> list[str]
         f"Storage: local disk vs S3 (SeaweedFS on loopback), {res['layout']}, {workers} workers x {threads} thread, "
         f"tiles {res['tile']} x {res['tile']}, "
         + ("one run per store:" if reps == 1 else f"median of {reps} alternating runs per store:"),
-        "", storage_table(res, workers), "",
-        "Compute seconds per task kind (task stream):", "", storage_kinds_table(res), "",
-        *storage_notes(res), "", *projection_lines(res),
         "",
-        ("Notes: overhead = median S3 wall / median local wall - 1 (goal: at most 15%); requests are the S3 "
-         "server's counters (SeaweedFS_s3_request_total) of the mosaics bucket over the call, divided by the "
-         "tiles with data; GET includes HEAD; PUT includes multipart parts; peak RSS is the largest of the runs."),
+        storage_table(res, workers),
+        "",
+        "Compute seconds per task kind (task stream):",
+        "",
+        storage_kinds_table(res),
+        "",
+        *storage_notes(res),
+        "",
+        *projection_lines(res),
+        "",
+        (
+            "Notes: overhead = median S3 wall / median local wall - 1 (goal: at most 15%); requests are the S3 "
+            "server's counters (SeaweedFS_s3_request_total) of the mosaics bucket over the call, divided by the "
+            "tiles with data; GET includes HEAD; PUT includes multipart parts; peak RSS is the largest of the runs."
+        ),
     ]
 
 
@@ -996,8 +1074,12 @@ def orchestrate(args: argparse.Namespace) -> int:
         f"{args.sample_interval:g} s); 'to first drizzle' is the start of the first drizzle task after the "
         "call began (client graph construction and planning); scheduler KiB/task is the sampled growth of the "
         "scheduler process's RSS during the call divided by the tasks that ran"
-        + ("; with a LocalCluster the scheduler runs in the client process, so it also counts the client's "
-           "graph (an upper bound)." if args.cluster == "local" else "."),
+        + (
+            "; with a LocalCluster the scheduler runs in the client process, so it also counts the client's "
+            "graph (an upper bound)."
+            if args.cluster == "local"
+            else "."
+        ),
     ]
     print("\n".join(report), flush=True)
     if args.json:
@@ -1011,56 +1093,99 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--layouts", default="survey,small",
-                   type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
-                   help="comma-separated layouts to run: survey, small")
+    p.add_argument(
+        "--layouts",
+        default="survey,small",
+        type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+        help="comma-separated layouts to run: survey, small",
+    )
     g = p.add_argument_group("survey layout")
-    g.add_argument("--grid", type=_grid, default="10x10", metavar="COLSxROWS",
-                   help="pointings along x and y (10x10: ~0.4-0.5 Gpix at psr 0.5; 14x14: ~0.8-1 Gpix)")
+    g.add_argument(
+        "--grid",
+        type=_grid,
+        default="10x10",
+        metavar="COLSxROWS",
+        help="pointings along x and y (10x10: ~0.4-0.5 Gpix at psr 0.5; 14x14: ~0.8-1 Gpix)",
+    )
     g.add_argument("--size", type=int, default=1024, help="detector size N (N x N pixels per exposure)")
     g.add_argument("--dithers", type=int, default=2, help="exposures per pointing")
     g.add_argument("--pixel-scale-ratio", type=float, default=0.5, help="output / input pixel scale (wcs_pars)")
     s = p.add_argument_group("many-small-inputs layout")
     s.add_argument("--small-count", type=int, default=2000, help="number of exposures (2 dithers per pointing)")
     s.add_argument("--small-size", type=int, default=128, help="detector size of the small exposures")
-    p.add_argument("--overlap", type=float, default=0.04,
-                   help="fraction of the field shared by neighbouring pointings (both layouts)")
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.04,
+        help="fraction of the field shared by neighbouring pointings (both layouts)",
+    )
     c = p.add_argument_group("dask-resample")
     c.add_argument("--workers", type=int, default=2, help="workers")
     c.add_argument("--threads", type=int, default=1, help="threads per worker")
     c.add_argument("--memory-limit", default="auto", help="memory limit per worker (e.g. 4GiB, auto)")
-    c.add_argument("--cluster", choices=("local", "subprocess"), default="local",
-                   help="local: dask-resample's LocalCluster (scheduler inside the client process); subprocess: "
-                        "scheduler and workers in processes of their own (scheduler memory measured alone)")
+    c.add_argument(
+        "--cluster",
+        choices=("local", "subprocess"),
+        default="local",
+        help="local: dask-resample's LocalCluster (scheduler inside the client process); subprocess: "
+        "scheduler and workers in processes of their own (scheduler memory measured alone)",
+    )
     c.add_argument("--tile", type=int, default=1024, help="tile (Zarr chunk) size of the mosaic")
     c.add_argument("--sample-interval", type=float, default=0.2, help="seconds between RSS samples")
-    c.add_argument("--repeats", type=int, default=1,
-                   help="runs of dask-resample per layout and store, alternating stores; medians reported")
+    c.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of dask-resample per layout and store, alternating stores; medians reported",
+    )
     st = p.add_argument_group("storage")
-    st.add_argument("--store", choices=("local", "s3", "both"), default="local",
-                    help="local: mosaics on local disk; s3: the survey layout on local disk and on a private S3 "
-                         "server (SeaweedFS on 127.0.0.1), side by side, other layouts skipped; both: as s3, and "
-                         "the other layouts on local disk")
-    st.add_argument("--s3-inputs", choices=("s3", "local"), default="s3",
-                    help="where the S3 runs read the inputs: uploaded to the server (s3) or the local files")
-    st.add_argument("--s3-scratch", choices=("default", "store", "local"), default="default",
-                    help="tile partials of the S3 runs: where dask-resample puts them by default (default: the "
-                         "temporary directory of this machine, as every process runs on it), on S3 (store: "
-                         "resample.scratch-dir s3://..., as on a cluster whose workers share no disk) or on local "
-                         "disk under --workdir (local: resample.scratch-dir)")
+    st.add_argument(
+        "--store",
+        choices=("local", "s3", "both"),
+        default="local",
+        help="local: mosaics on local disk; s3: the survey layout on local disk and on a private S3 "
+        "server (SeaweedFS on 127.0.0.1), side by side, other layouts skipped; both: as s3, and "
+        "the other layouts on local disk",
+    )
+    st.add_argument(
+        "--s3-inputs",
+        choices=("s3", "local"),
+        default="s3",
+        help="where the S3 runs read the inputs: uploaded to the server (s3) or the local files",
+    )
+    st.add_argument(
+        "--s3-scratch",
+        choices=("default", "store", "local"),
+        default="default",
+        help="tile partials of the S3 runs: where dask-resample puts them by default (default: the "
+        "temporary directory of this machine, as every process runs on it), on S3 (store: "
+        "resample.scratch-dir s3://..., as on a cluster whose workers share no disk) or on local "
+        "disk under --workdir (local: resample.scratch-dir)",
+    )
     r = p.add_argument_group("reference")
-    r.add_argument("--jwst", action=argparse.BooleanOptionalAction, default=True,
-                   help="run jwst's ResampleImage side by side where it fits")
-    r.add_argument("--jwst-max-gib", type=float, default=16.0,
-                   help="skip jwst when its output arrays would need more than this many GiB")
+    r.add_argument(
+        "--jwst",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run jwst's ResampleImage side by side where it fits",
+    )
+    r.add_argument(
+        "--jwst-max-gib",
+        type=float,
+        default=16.0,
+        help="skip jwst when its output arrays would need more than this many GiB",
+    )
     r.add_argument("--crop", type=int, default=1024, help="size of the centred crop compared with jwst")
     d = p.add_argument_group("data")
-    d.add_argument("--workdir", default="/tmp/dask-resample-bench",
-                   help="datasets (one sub-directory per layout and parameters) and temporary outputs")
-    d.add_argument("--keep-data", action="store_true",
-                   help="keep the datasets for later runs (otherwise removed after the run)")
-    d.add_argument("--write-processes", type=int, default=os.cpu_count() or 1,
-                   help="processes writing the datasets")
+    d.add_argument(
+        "--workdir",
+        default="/tmp/dask-resample-bench",
+        help="datasets (one sub-directory per layout and parameters) and temporary outputs",
+    )
+    d.add_argument(
+        "--keep-data", action="store_true", help="keep the datasets for later runs (otherwise removed after the run)"
+    )
+    d.add_argument("--write-processes", type=int, default=os.cpu_count() or 1, help="processes writing the datasets")
     d.add_argument("--json", metavar="PATH", help="also write all measurements as JSON")
     # internal: child processes
     p.add_argument("--child", choices=("reference", "dask"), help=argparse.SUPPRESS)

@@ -338,8 +338,14 @@ class TreeSampler:
                 rss = int(proc.memory_info().rss)
                 rec = self.procs.get(proc.pid)
                 if rec is None:
-                    rec = self.procs[proc.pid] = {"pid": proc.pid, "ppid": proc.ppid(), "start": proc.create_time(),
-                                                  "cmdline": "", "rss": 0, "hwm": 0}
+                    rec = self.procs[proc.pid] = {
+                        "pid": proc.pid,
+                        "ppid": proc.ppid(),
+                        "start": proc.create_time(),
+                        "cmdline": "",
+                        "rss": 0,
+                        "hwm": 0,
+                    }
                 # read again while it lives: a spawned child shows its parent's command line until it
                 # execs, and a dask worker renames itself (an ending process shows an empty one)
                 cmdline = " ".join(proc.cmdline())[:300]
@@ -556,8 +562,9 @@ def summarise(progs: list[Program]) -> dict[str, dict[str, Any]]:
 
 def table(summary: dict[str, dict[str, Any]]) -> str:
     """The Markdown table of the results."""
-    workers = sorted({r for s in summary.values() for r in s["rss"] if r.startswith("worker-")},
-                     key=lambda r: int(r.split("-")[1]))
+    workers = sorted(
+        {r for s in summary.values() for r in s["rss"] if r.startswith("worker-")}, key=lambda r: int(r.split("-")[1])
+    )
     head = ["program", "wall [s]", "CPU [s]", "output (ny x nx)", "output Mpix", "s / output Mpix",
             "per output pixel vs SWarp", "wall vs SWarp", "CPU vs SWarp", "peak RSS SWarp / client",
             *(f"peak RSS {w}" for w in workers), "largest process"]  # fmt: skip
@@ -653,10 +660,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
               f"repeat{'s' if args.repeats > 1 else ''}, order alternated each repeat; "
               f"CPU = user + system seconds of the command's processes (wait4); "
               f"{ncores} CPUs, load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")  # fmt: skip
-        print("- per output pixel vs SWarp: SWarp's seconds per output pixel / ours; wall vs SWarp: SWarp's wall "
-              "time / ours on the same inputs; CPU vs SWarp: the same for CPU seconds (above 1: dask-resample "
-              "faster). SWarp's frame (CENTER_TYPE=ALL, IMAGE_SIZE=0) is a few percent wider than dask-resample's "
-              "bounding box on each axis")
+        print(
+            "- per output pixel vs SWarp: SWarp's seconds per output pixel / ours; wall vs SWarp: SWarp's wall "
+            "time / ours on the same inputs; CPU vs SWarp: the same for CPU seconds (above 1: dask-resample "
+            "faster). SWarp's frame (CENTER_TYPE=ALL, IMAGE_SIZE=0) is a few percent wider than dask-resample's "
+            "bounding box on each axis"
+        )
         check_ok = True
         checks: dict[str, Any] = {}
         if args.check:
@@ -693,41 +702,66 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dithers", type=int, default=2, help="exposures per pointing")
     d.add_argument("--size", type=int, default=1024, help="image size (N x N pixels)")
     d.add_argument("--overlap", type=float, default=0.04, help="fraction of the field shared by neighbouring pointings")
-    d.add_argument("--pixel-scale", type=float, default=0.031,
-                   help="pixel scale of the inputs and of both mosaics, arcsec")
-    d.add_argument("--roll", type=float, default=0.0,
-                   help="position angle of the images' y axis, deg East of North (0: north up, as both mosaics)")
+    d.add_argument(
+        "--pixel-scale", type=float, default=0.031, help="pixel scale of the inputs and of both mosaics, arcsec"
+    )
+    d.add_argument(
+        "--roll",
+        type=float,
+        default=0.0,
+        help="position angle of the images' y axis, deg East of North (0: north up, as both mosaics)",
+    )
     d.add_argument("--seed", type=int, default=0, help="seed of the sources and the noise")
     d.add_argument("--write-processes", type=int, default=os.cpu_count() or 1, help="processes writing the inputs")
     r = p.add_argument_group("programs")
-    r.add_argument("--programs", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
-                   default=list(ALL_PROGRAMS), help=f"comma-separated, from {','.join(ALL_PROGRAMS)}")
+    r.add_argument(
+        "--programs",
+        type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+        default=list(ALL_PROGRAMS),
+        help=f"comma-separated, from {','.join(ALL_PROGRAMS)}",
+    )
     r.add_argument("--swarp", default="SWarp", help="SWarp executable")
     r.add_argument("--swarp-threads", type=int, default=2, help="SWarp's NTHREADS")
     r.add_argument("--workers", type=int, default=2, help="dask-resample's workers")
     r.add_argument("--threads-per-worker", type=int, default=1, help="threads per dask-resample worker")
     r.add_argument("--tile", type=int, default=1024, help="dask-resample's tile (Zarr chunk) size")
-    r.add_argument("--ctx", action="store_true",
-                   help="dask-resample also computes its context array (off: data and weight, as SWarp's image "
-                        "and weight map)")
+    r.add_argument(
+        "--ctx",
+        action="store_true",
+        help="dask-resample also computes its context array (off: data and weight, as SWarp's image and weight map)",
+    )
     m = p.add_argument_group("measurement")
-    m.add_argument("--repeats", type=int, default=3,
-                   help="runs of every program, the order reversed on every other repeat; the median is reported")
-    m.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
-                   help="run every program once on two inputs before the timed runs (fills numba's cache of "
-                        "dask-resample's kernels and the page cache)")
+    m.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of every program, the order reversed on every other repeat; the median is reported",
+    )
+    m.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run every program once on two inputs before the timed runs (fills numba's cache of "
+        "dask-resample's kernels and the page cache)",
+    )
     m.add_argument("--sample-interval", type=float, default=0.1, help="seconds between RSS samples")
-    m.add_argument("--check", action="store_true",
-                   help="compare each dask-resample mosaic with its SWarp counterpart on a common box (exit "
-                        "status 1 if a comparison fails)")
+    m.add_argument(
+        "--check",
+        action="store_true",
+        help="compare each dask-resample mosaic with its SWarp counterpart on a common box (exit "
+        "status 1 if a comparison fails)",
+    )
     m.add_argument("--check-box", type=int, default=2048, help="size of the common box")
     m.add_argument("--check-block", type=int, default=32, help="block size of the correlation of block sums")
     m.add_argument("--check-flux-tol", type=float, default=0.05, help="largest |flux ratio - 1| accepted")
     m.add_argument("--check-min-corr", type=float, default=0.95, help="smallest block correlation accepted")
     o = p.add_argument_group("files")
     o.add_argument("--workdir", default="/tmp/dask-resample-bench-swarp", help="inputs and the runs' outputs")
-    o.add_argument("--keep-data", action="store_true", help="keep the inputs (reused by later runs with the same "
-                   "parameters); the runs' outputs are always removed")
+    o.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the inputs (reused by later runs with the same parameters); the runs' outputs are always removed",
+    )
     o.add_argument("--json", help="write every measurement to this JSON file")
     return p
 

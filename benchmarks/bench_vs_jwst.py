@@ -73,8 +73,10 @@ def base_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
         t0 = time.perf_counter()
         synthetic.write_dataset(directory, n_dithers=dithers, n_detectors=detectors, shape=(size, size), seed=11)
         mark_dataset(directory, spec)
-        print(f"wrote {dithers * detectors} exposures of {size}x{size} to {directory} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"wrote {dithers * detectors} exposures of {size}x{size} to {directory} ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return directory / "synthetic_asn.json"
 
 
@@ -99,16 +101,25 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
     field_x = detectors * size + (detectors - 1) * gap  # ideal pixels
     field_y = size
     cols = math.ceil(math.sqrt(dithers))
-    centre = synthetic.make_detector_wcs(ra0, dec0, roll_deg=roll, shape=(1, 1), pixel_scale_arcsec=scale,
-                                         distortion=0.0)
+    centre = synthetic.make_detector_wcs(
+        ra0, dec0, roll_deg=roll, shape=(1, 1), pixel_scale_arcsec=scale, distortion=0.0
+    )
     names: list[str] = []
     for k in range(dithers):
         ix, iy = k % cols, k // cols
         # 1% overlap keeps the layout contiguous
         ra, dec = (float(v) for v in centre(ix * field_x * 0.99, iy * field_y * 0.99, with_bounding_box=False))
         sub = f"p{k}"
-        ds = synthetic.write_dataset(directory / sub, n_dithers=1, n_detectors=detectors, shape=(size, size),
-                                     ra_deg=ra, dec_deg=dec, roll_deg=roll, seed=100 + k)
+        ds = synthetic.write_dataset(
+            directory / sub,
+            n_dithers=1,
+            n_detectors=detectors,
+            shape=(size, size),
+            ra_deg=ra,
+            dec_deg=dec,
+            roll_deg=roll,
+            seed=100 + k,
+        )
         names.extend(f"{sub}/{p.name}" for p in ds.paths)
     asn = {
         "asn_type": "image3",
@@ -121,8 +132,11 @@ def wide_dataset(workdir: Path, size: int, dithers: int, detectors: int) -> Path
     }
     asn_path.write_text(json.dumps(asn, indent=2))
     mark_dataset(directory, spec)
-    print(f"wrote {len(names)} exposures of {size}x{size} in a {cols}-wide layout to {directory} "
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"wrote {len(names)} exposures of {size}x{size} in a {cols}-wide layout to {directory} "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
     return asn_path
 
 
@@ -135,12 +149,16 @@ def child_reference(asn: Path, result: Path, data_out: Path) -> None:
 
     model, seconds, cpu = run_reference_resample(asn, reference_wcs_pars(1.0))
     np.save(data_out, np.asarray(model.data))
-    result.write_text(json.dumps({
-        "seconds": seconds,
-        "cpu": {"reference": cpu},
-        "rss": {"reference": maxrss_bytes()},
-        "shape_yx": list(model.data.shape),
-    }))
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": {"reference": cpu},
+                "rss": {"reference": maxrss_bytes()},
+                "shape_yx": list(model.data.shape),
+            }
+        )
+    )
 
 
 def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) -> dict[str, Any]:
@@ -169,8 +187,9 @@ def _profile(task_stream: list[dict[str, Any]], t_start: float, t_end: float) ->
     return {"compute_seconds": dict(per_kind), "tasks": dict(counts), "phases": phases}
 
 
-def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool,
-               user_cluster: bool = False) -> None:
+def child_dask(
+    asn: Path, result: Path, out: Path, workers: int, threads: int, tile: int, profile: bool, user_cluster: bool = False
+) -> None:
     """Run dask-resample on a fresh LocalCluster; write timings and per-process peak RSS.
 
     ``user_cluster``: a ``distributed.LocalCluster`` with distributed's own defaults (as a
@@ -199,12 +218,14 @@ def child_dask(asn: Path, result: Path, out: Path, workers: int, threads: int, t
         epoch0 = time.time()
         if profile:
             with get_task_stream(client) as ts:
-                dask_resample.resample(asn, out, client=client, tile_shape=(tile, tile), overwrite=True,
-                                       progress=False, **PARAMS)
+                dask_resample.resample(
+                    asn, out, client=client, tile_shape=(tile, tile), overwrite=True, progress=False, **PARAMS
+                )
             stream = ts.data
         else:
-            dask_resample.resample(asn, out, client=client, tile_shape=(tile, tile), overwrite=True,
-                                   progress=False, **PARAMS)
+            dask_resample.resample(
+                asn, out, client=client, tile_shape=(tile, tile), overwrite=True, progress=False, **PARAMS
+            )
             stream = []
         seconds = time.perf_counter() - t0
         epoch1 = time.time()
@@ -246,8 +267,20 @@ def run_reference(asn: Path, runs: Path, label: str) -> dict[str, Any]:
 
 def run_dask(asn: Path, runs: Path, label: str, args: argparse.Namespace, user_cluster: bool = False) -> dict[str, Any]:
     out = runs / f"dask-{label}{'-user' if user_cluster else ''}.zarr"
-    child = ["--child", "dask", "--asn", str(asn), "--zarr-out", str(out), "--workers", str(args.workers),
-             "--threads", str(args.threads), "--tile", str(args.tile)]
+    child = [
+        "--child",
+        "dask",
+        "--asn",
+        str(asn),
+        "--zarr-out",
+        str(out),
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--tile",
+        str(args.tile),
+    ]
     child.append("--profile" if args.profile else "--no-profile")
     if user_cluster:
         child.append("--user-cluster-child")
@@ -274,8 +307,11 @@ def run_pair(asn: Path, runs: Path, label: str, args: argparse.Namespace) -> tup
     for k in range(args.repeat):
         print(f"  [{label} {k + 1}/{args.repeat}] jwst ResampleImage ...", end=" ", flush=True)
         refs.append(run_reference(asn, runs, label))
-        print(f"{refs[-1]['seconds']:.1f} s; dask-resample ({args.workers} workers x {args.threads} thread) ...",
-              end=" ", flush=True)
+        print(
+            f"{refs[-1]['seconds']:.1f} s; dask-resample ({args.workers} workers x {args.threads} thread) ...",
+            end=" ",
+            flush=True,
+        )
         ours.append(run_dask(asn, runs, label, args))
         print(f"{ours[-1]['seconds']:.1f} s", end="", flush=True)
         if args.user_cluster and label == "1x":
@@ -321,17 +357,25 @@ def main_table(ref: dict[str, Any], ours: dict[str, Any], args: argparse.Namespa
     cols = ["reference", "client", *workers]
     head = "| program | wall [s] | speedup vs jwst | " + " | ".join(f"peak RSS {c}" for c in cols) + " |"
     sep = "|" + "---|" * (3 + len(cols))
-    ref_row = f"| jwst ResampleImage (1 process) | {ref['seconds']:.1f} | 1.00x | " + " | ".join(
-        _mib(ref["rss"].get(c)) for c in cols) + " |"
+    ref_row = (
+        f"| jwst ResampleImage (1 process) | {ref['seconds']:.1f} | 1.00x | "
+        + " | ".join(_mib(ref["rss"].get(c)) for c in cols)
+        + " |"
+    )
     speed = ref["seconds"] / ours["seconds"]
-    ours_row = (f"| dask-resample ({args.workers} workers x {args.threads} thread) | {ours['seconds']:.1f} | "
-                f"{speed:.2f}x | " + " | ".join(_mib(ours["rss"].get(c)) for c in cols) + " |")
+    ours_row = (
+        f"| dask-resample ({args.workers} workers x {args.threads} thread) | {ours['seconds']:.1f} | "
+        f"{speed:.2f}x | " + " | ".join(_mib(ours["rss"].get(c)) for c in cols) + " |"
+    )
     rows = [head, sep, ref_row, ours_row]
     user = getattr(args, "user_run", None)
     if user is not None:
-        rows.append(f"| dask-resample on a LocalCluster the user started (distributed's defaults) | "
-                    f"{user['seconds']:.1f} | {ref['seconds'] / user['seconds']:.2f}x | "
-                    + " | ".join(_mib(user["rss"].get(c)) for c in cols) + " |")
+        rows.append(
+            f"| dask-resample on a LocalCluster the user started (distributed's defaults) | "
+            f"{user['seconds']:.1f} | {ref['seconds'] / user['seconds']:.2f}x | "
+            + " | ".join(_mib(user["rss"].get(c)) for c in cols)
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -341,8 +385,12 @@ def cpu_line(ref: dict[str, Any], ours: dict[str, Any]) -> str:
     parts = ", ".join(f"{k} {v:.1f}" for k, v in ours.get("cpu", {}).items())
     total = sum(ours.get("cpu", {}).values())
     busiest = max((v for k, v in ours.get("cpu", {}).items() if k.startswith("worker-")), default=0.0)
-    return (f"CPU seconds: jwst {ref_cpu:.1f}; dask-resample {total:.1f} ({parts}); "
-            f"jwst CPU / busiest worker's CPU = {ref_cpu / busiest:.2f}x" if busiest else "")
+    return (
+        f"CPU seconds: jwst {ref_cpu:.1f}; dask-resample {total:.1f} ({parts}); "
+        f"jwst CPU / busiest worker's CPU = {ref_cpu / busiest:.2f}x"
+        if busiest
+        else ""
+    )
 
 
 def scaling_table(rows: list[tuple[str, dict, dict, int]]) -> str:
@@ -356,8 +404,10 @@ def scaling_table(rows: list[tuple[str, dict, dict, int]]) -> str:
         ny, nx = ref["shape_yx"]
         ref_cpu = sum(ref.get("cpu", {}).values()) / n
         our_cpu = sum(ours.get("cpu", {}).values()) / n
-        out.append(f"| {label} | {ny * nx / 1e6:.1f} | {ref['seconds'] / n:.2f} | {ours['seconds'] / n:.2f} | "
-                   f"{ref['seconds'] / ours['seconds']:.2f}x | {ref_cpu:.2f} | {our_cpu:.2f} |")
+        out.append(
+            f"| {label} | {ny * nx / 1e6:.1f} | {ref['seconds'] / n:.2f} | {ours['seconds'] / n:.2f} | "
+            f"{ref['seconds'] / ours['seconds']:.2f}x | {ref_cpu:.2f} | {our_cpu:.2f} |"
+        )
     return "\n".join(out)
 
 
@@ -367,8 +417,10 @@ def profile_lines(ours: dict[str, Any], n_workers: int, threads: int) -> list[st
         return []
     total = sum(prof["compute_seconds"].values())
     slots = n_workers * threads * ours["seconds"]
-    lines = [f"where worker time goes ({total:.1f} s of task compute in {slots:.1f} worker-thread seconds, "
-             f"{100 * total / slots:.0f}% busy):"]
+    lines = [
+        f"where worker time goes ({total:.1f} s of task compute in {slots:.1f} worker-thread seconds, "
+        f"{100 * total / slots:.0f}% busy):"
+    ]
     for kind, secs in sorted(prof["compute_seconds"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {kind:<18} {secs:7.1f} s  {100 * secs / total:5.1f}%  ({prof['tasks'].get(kind, 0)} tasks)")
     if prof.get("phases"):
@@ -440,8 +492,10 @@ def orchestrate(args: argparse.Namespace) -> int:
             f"{'met' if abs(growth) <= TARGET_FLATNESS else 'MISSED'}; jwst: {100 * growth_ref:+.0f}%"
         )
         rss4 = max(ours4["rss"].values())
-        checks.append(f"largest peak RSS of a dask-resample process at {area:.1f}x: {_mib(rss4)}; "
-                      f"jwst: {_mib(ref4['rss']['reference'])}")
+        checks.append(
+            f"largest peak RSS of a dask-resample process at {area:.1f}x: {_mib(rss4)}; "
+            f"jwst: {_mib(ref4['rss']['reference'])}"
+        )
         results.update({"reference_4x": ref4, "dask_4x": ours4, "parity_4x": par4, "area_ratio": area})
     report += ["", "targets:", *[f"- {c}" for c in checks]]
     report += ["", *profile_lines(ours, args.workers, args.threads)]
@@ -459,15 +513,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
     p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
     p.add_argument("--tile", type=int, default=1024, help="tile size of the Zarr mosaic (default 1024)")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="runs of each program per layout, alternating; the median is reported (default 3)")
-    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
-                   help="also run the 1x/4x area scaling comparison (default on)")
-    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
-                   help="report where dask-resample's worker time goes (default on)")
-    p.add_argument("--user-cluster", action=argparse.BooleanOptionalAction, default=True,
-                   help="also run dask-resample on a distributed.LocalCluster started with distributed's own "
-                        "defaults, as a user starts one (default on)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each program per layout, alternating; the median is reported (default 3)",
+    )
+    p.add_argument(
+        "--scaling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the 1x/4x area scaling comparison (default on)",
+    )
+    p.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report where dask-resample's worker time goes (default on)",
+    )
+    p.add_argument(
+        "--user-cluster",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run dask-resample on a distributed.LocalCluster started with distributed's own "
+        "defaults, as a user starts one (default on)",
+    )
     p.add_argument("--workdir", help="directory for datasets and outputs (kept; datasets are reused)")
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON")
     # internal: child processes
@@ -486,8 +556,16 @@ def main(argv: list[str] | None = None) -> int:
         child_reference(Path(args.asn), Path(args.result), Path(args.data_out))
         return 0
     if args.child == "dask":
-        child_dask(Path(args.asn), Path(args.result), Path(args.zarr_out), args.workers, args.threads, args.tile,
-                   bool(args.profile), bool(args.user_cluster_child))
+        child_dask(
+            Path(args.asn),
+            Path(args.result),
+            Path(args.zarr_out),
+            args.workers,
+            args.threads,
+            args.tile,
+            bool(args.profile),
+            bool(args.user_cluster_child),
+        )
         return 0
     return orchestrate(args)
 

@@ -52,28 +52,50 @@ def main(argv: list[str] | None = None) -> None:
     wcs = model["wcs"]
     timed("pixmap, full (calc_pixmap equivalent)", kernel.compute_pixmap, wcs, out_wcs, data.shape, fast=False)
     pixmap = timed("pixmap, fast", kernel.compute_pixmap, wcs, out_wcs, data.shape, fast=True)
-    weight = timed("weights (build_driz_weight)", build_driz_weight, model, weight_type=params.weight_type,
-                   good_bits=params.good_bits, flag_name_map=params.flag_name_map)
+    weight = timed(
+        "weights (build_driz_weight)",
+        build_driz_weight,
+        model,
+        weight_type=params.weight_type,
+        good_bits=params.good_bits,
+        flag_name_map=params.flag_name_map,
+    )
     rng = resample_range(data.shape, getattr(wcs, "bounding_box", None))
     frame = kernel._frame_box(pixmap, rng, plan.halo, plan.grid.shape_yx)
     fy0, fy1, fx0, fx1 = frame
     pixmap -= np.array([fx0, fy0], dtype=np.float64)
     xmin, xmax, ymin, ymax = rng
-    kw = dict(exptime=model["exposure_time"], pixmap=pixmap, pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-              iscale=1.0, weight_map=weight, wht_scale=1.0, pixfrac=params.pixfrac, in_units="cps",
-              xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax)
+    kw = dict(
+        exptime=model["exposure_time"],
+        pixmap=pixmap,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        iscale=1.0,
+        weight_map=weight,
+        wht_scale=1.0,
+        pixfrac=params.pixfrac,
+        in_units="cps",
+        xmin=xmin,
+        xmax=xmax,
+        ymin=ymin,
+        ymax=ymax,
+    )
     shape = (fy1 - fy0, fx1 - fx0)
-    driz = Drizzle(kernel=params.kernel, fillval="0", out_shape=shape, disable_ctx=False, begin_ctx_id=0,
-                   max_ctx_id=0)
+    driz = Drizzle(kernel=params.kernel, fillval="0", out_shape=shape, disable_ctx=False, begin_ctx_id=0, max_ctx_id=0)
     timed("drizzle data (+wht, ctx)", driz.add_image, data, **kw)
     for name in kernel.VARIANCE_NAMES:
         dv = Drizzle(kernel=params.kernel, fillval=np.nan, out_shape=shape, disable_ctx=True)
         sq = timed("drizzle variances (3 passes, incl. sqrt)", np.sqrt, model[name])
         timed("drizzle variances (3 passes, incl. sqrt)", dv.add_image, sq, **kw)
     # the whole task, as the graph runs it (fast pixel map), including cutting into tile partials
-    spec_fast = kernel.DrizzleSpec(out_wcs=out_wcs, shape_yx=plan.grid.shape_yx,
-                                   tile_shape_yx=plan.tiles.tile_shape_yx, halo=plan.halo, params=params,
-                                   pixel_scale_ratio=plan.grid.pixel_scale_ratio, fast_pixmap=True)
+    spec_fast = kernel.DrizzleSpec(
+        out_wcs=out_wcs,
+        shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=plan.tiles.tile_shape_yx,
+        halo=plan.halo,
+        params=params,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        fast_pixmap=True,
+    )
     tile_keys = tuple(sorted({k for (g, k), idx in plan.contributions.items() if ref.index in idx}))
     t0 = time.perf_counter()
     parts = kernel.drizzle_exposure(ref, spec_fast, tile_keys)

@@ -141,8 +141,15 @@ def resample(
     t_start = time.perf_counter()
     given_plan = inputs if isinstance(inputs, MosaicPlan) else None
     if given_plan is not None:
-        planning = {"mode": mode, "params": params, "output_wcs": output_wcs, "wcs_pars": wcs_pars,
-                    "tile_shape": tile_shape, "max_output_pixels": max_output_pixels, **param_kwargs}
+        planning = {
+            "mode": mode,
+            "params": params,
+            "output_wcs": output_wcs,
+            "wcs_pars": wcs_pars,
+            "tile_shape": tile_shape,
+            "max_output_pixels": max_output_pixels,
+            **param_kwargs,
+        }
         extra = sorted(k for k, v in planning.items() if v is not None)
         if extra:
             raise TypeError(f"resample(plan, ...): {', '.join(extra)} belong to plan_mosaic(), not to running a plan")
@@ -165,12 +172,28 @@ def resample(
     handle, client = connect_for_run(client, scheduler)
     try:
         plan = given_plan or plan_mosaic(
-            resolved, mode=mode, params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
-            tile_shape=tile_shape, client=client, max_output_pixels=max_output_pixels,
+            resolved,
+            mode=mode,
+            params=params,
+            output_wcs=output_wcs,
+            wcs_pars=wcs_pars,
+            tile_shape=tile_shape,
+            client=client,
+            max_output_pixels=max_output_pixels,
         )
-        summary = execute_plan(plan, output, mode=mode, overwrite=overwrite, resume=resume, client=client,
-                               progress=progress, fast_pixmap=fast_pixmap, outliers=outlier_params,
-                               max_output_pixels=max_output_pixels, one_node=runs_on_one_node(client))
+        summary = execute_plan(
+            plan,
+            output,
+            mode=mode,
+            overwrite=overwrite,
+            resume=resume,
+            client=client,
+            progress=progress,
+            fast_pixmap=fast_pixmap,
+            outliers=outlier_params,
+            max_output_pixels=max_output_pixels,
+            one_node=runs_on_one_node(client),
+        )
     finally:
         if handle is not None:
             handle.close()

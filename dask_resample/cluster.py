@@ -118,7 +118,7 @@ def connect(
     if cluster is None:
         if (current := _current_client()) is not None:
             return ClusterHandle(client=current)
-        if (configured := config.get("scheduler")):
+        if configured := config.get("scheduler"):
             return _connect_scheduler(str(configured))
         cluster = config.get("cluster") or config.packaged("cluster")
     cluster = str(cluster).strip().lower()
@@ -126,16 +126,19 @@ def connect(
         from distributed import LocalCluster
 
         n = n_workers or config.get("local.n-workers") or max(1, os.cpu_count() or 1)
-        threads = (threads_per_worker or config.get("local.threads-per-worker")
-                   or config.packaged("local.threads-per-worker"))
+        threads = (
+            threads_per_worker or config.get("local.threads-per-worker") or config.packaged("local.threads-per-worker")
+        )
         memory = memory_limit if memory_limit is not None else config.get("local.memory-limit")
         # glibc's allocator setting for the workers: unset (adaptive) unless configured
         trim = config.get("local.malloc-trim-threshold")
         env = dict(kwargs.pop("env", None) or {})
         if trim is not None:
             env.setdefault("MALLOC_TRIM_THRESHOLD_", str(int(trim)))
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
-                _environ_without("MALLOC_TRIM_THRESHOLD_"):
+        with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+            _environ_without("MALLOC_TRIM_THRESHOLD_"),
+        ):
             lc = LocalCluster(
                 env=env,
                 n_workers=int(n),
@@ -149,8 +152,15 @@ def connect(
         c = Client(lc)
         log.info("Started a LocalCluster: %d workers x %d threads, dashboard %s", n, threads, c.dashboard_link)
         return ClusterHandle(client=c, cluster=lc, owned=True)
-    ignored = {k: v for k, v in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker),
-                                 ("memory_limit", memory_limit)) if v is not None}
+    ignored = {
+        k: v
+        for k, v in (
+            ("n_workers", n_workers),
+            ("threads_per_worker", threads_per_worker),
+            ("memory_limit", memory_limit),
+        )
+        if v is not None
+    }
     if ignored:
         log.warning("%s: ignored for a %s cluster (use jobs, cores, memory, processes)", ", ".join(ignored), cluster)
     from .execution.hpc import (

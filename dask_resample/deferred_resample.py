@@ -96,8 +96,9 @@ class _DeferredResample(Resample):
             raise RuntimeError(f"Input model '{name}' is not a 2D image.")
         payload = dict(model)
         payload["wcsinfo"] = _plain_wcsinfo(model.get("wcsinfo"))
-        ref = in_memory.ref_from_model_dict(len(self._pending), payload, filename=str(name),
-                                            group_id=str(model["group_id"]))
+        ref = in_memory.ref_from_model_dict(
+            len(self._pending), payload, filename=str(name), group_id=str(model["group_id"])
+        )
         self._register(ref, model)
 
     def _check_not_finalized(self) -> None:

@@ -142,8 +142,7 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
         reference_kwargs = {k: v for k, v in bound.arguments.items() if k not in ("self", "input_models")}
         # bad parameters fail here, with one line naming them, before any model is read
         # (parameters jwst lacks, such as Roman's include_var_flat, keep their defaults)
-        ResampleParams(**{name: reference_kwargs[name] for name in ResampleParams.names()
-                          if name in reference_kwargs})
+        ResampleParams(**{name: reference_kwargs[name] for name in ResampleParams.names() if name in reference_kwargs})
         if scheduler not in ("distributed", "serial"):
             raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
         if tile_shape is not None:
@@ -164,15 +163,15 @@ class ResampleImage(_reference.ResampleImage, _DeferredResample):
             self._store_is_temporary = False
             if self._store.exists() and not is_mosaic(self._store):
                 raise MosaicExistsError(
-                    f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it")
+                    f"{self._store}: exists and is not a dask-resample mosaic; refusing to touch it"
+                )
         super().__init__(input_models, **reference_kwargs)
 
     @property
     def params(self) -> ResampleParams:
         """The drizzle parameters as the reference holds them now (see :data:`REFERENCE_ATTRIBUTES`)."""
         attributes = {name: REFERENCE_ATTRIBUTES.get(name, name) for name in ResampleParams.names()}
-        return ResampleParams(**{name: getattr(self, attr) for name, attr in attributes.items()
-                                 if hasattr(self, attr)})
+        return ResampleParams(**{name: getattr(self, attr) for name, attr in attributes.items() if hasattr(self, attr)})
 
     def _temporary_store(self, storage_options: Mapping[str, Any] | None) -> Location:
         """A fresh temporary store location, removed when this object goes (see ``store``)."""

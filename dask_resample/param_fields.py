@@ -371,10 +371,15 @@ class Parameter:
         choices : tuple, optional
             The record's allowed values, a subset of the parameter's (default: the parameter's).
         """
-        return field(default=default, metadata={
-            "help": help or self.help, "choices": choices if choices is not None else self.choices,
-            "cli": self.form, "check": self.check,
-        })
+        return field(
+            default=default,
+            metadata={
+                "help": help or self.help,
+                "choices": choices if choices is not None else self.choices,
+                "cli": self.form,
+                "check": self.check,
+            },
+        )
 
 
 def switch(default: bool, help: str, flag: str, *, negate: bool = False) -> Any:
@@ -382,23 +387,35 @@ def switch(default: bool, help: str, flag: str, *, negate: bool = False) -> Any:
     return Parameter(help, CommandLineForm(flag, negate=negate), check_switch).field(default)
 
 
-PIXFRAC = Parameter("pixel shrink factor, in (0, 1]", CommandLineForm("--pixfrac", parse_number, "F"),
-                    _check_pixfrac)
+PIXFRAC = Parameter("pixel shrink factor, in (0, 1]", CommandLineForm("--pixfrac", parse_number, "F"), _check_pixfrac)
 KERNEL = Parameter("drizzle kernel", CommandLineForm("--kernel", parse_word), _check_kernel, KERNELS)
-FILLVAL = Parameter("value of pixels without input: a number, NAN or INDEF",
-                    CommandLineForm("--fillval", parse_fillval_text, "VALUE"), _check_fillval)
-WEIGHT_TYPE = Parameter("input weighting", CommandLineForm("--weight-type", parse_word), _check_weight_type,
-                        WEIGHT_TYPES)
-GOOD_BITS = Parameter("DQ flags treated as good: integer, mnemonics such as '~DO_NOT_USE+NON_SCIENCE' "
-                      "or 'none' to ignore DQ", CommandLineForm("--good-bits", parse_good_bits, "BITS"),
-                      _check_good_bits)
-COMPUTE_ERR = Parameter("error array: from the resampled variances, drizzled from the input ERR, or none",
-                        CommandLineForm("--compute-err", parse_compute_err, "{from_var,driz_err,none}"),
-                        _check_compute_err, COMPUTE_ERR_CHOICES)
-PIXMAP_STEPSIZE = Parameter("pixel-map sampling step, interpolated in between (1: every pixel)",
-                            CommandLineForm("--pixmap-stepsize", parse_number, "N"), _check_stepsize)
-PIXMAP_ORDER = Parameter("pixel-map interpolation order", CommandLineForm("--pixmap-order", parse_integer),
-                         _check_order)
+FILLVAL = Parameter(
+    "value of pixels without input: a number, NAN or INDEF",
+    CommandLineForm("--fillval", parse_fillval_text, "VALUE"),
+    _check_fillval,
+)
+WEIGHT_TYPE = Parameter(
+    "input weighting", CommandLineForm("--weight-type", parse_word), _check_weight_type, WEIGHT_TYPES
+)
+GOOD_BITS = Parameter(
+    "DQ flags treated as good: integer, mnemonics such as '~DO_NOT_USE+NON_SCIENCE' or 'none' to ignore DQ",
+    CommandLineForm("--good-bits", parse_good_bits, "BITS"),
+    _check_good_bits,
+)
+COMPUTE_ERR = Parameter(
+    "error array: from the resampled variances, drizzled from the input ERR, or none",
+    CommandLineForm("--compute-err", parse_compute_err, "{from_var,driz_err,none}"),
+    _check_compute_err,
+    COMPUTE_ERR_CHOICES,
+)
+PIXMAP_STEPSIZE = Parameter(
+    "pixel-map sampling step, interpolated in between (1: every pixel)",
+    CommandLineForm("--pixmap-stepsize", parse_number, "N"),
+    _check_stepsize,
+)
+PIXMAP_ORDER = Parameter(
+    "pixel-map interpolation order", CommandLineForm("--pixmap-order", parse_integer), _check_order
+)
 
 
 # -- records ----------------------------------------------------------------
@@ -451,5 +468,7 @@ def validate_record(record: Any) -> None:
     # as stcal's calc_pixmap: the order is used (and must be 1 or 3) only for a sparse map (step != 1)
     order, step = getattr(record, "pixmap_order", None), getattr(record, "pixmap_stepsize", None)
     if order is not None and step is not None and step != 1 and order not in PIXMAP_ORDERS:
-        raise ValueError(f"pixmap_order: expected one of {', '.join(map(str, PIXMAP_ORDERS))} with "
-                         f"pixmap_stepsize {step} (the order is used only when the step is not 1), got {order!r}")
+        raise ValueError(
+            f"pixmap_order: expected one of {', '.join(map(str, PIXMAP_ORDERS))} with "
+            f"pixmap_stepsize {step} (the order is used only when the step is not 1), got {order!r}"
+        )

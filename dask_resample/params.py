@@ -116,13 +116,23 @@ class WcsParameter:
 #: The keys of ``wcs_pars`` (as in ``jwst.resample.resample``), in the order of the command line's help.
 WCS_PARAMETERS: tuple[WcsParameter, ...] = (
     WcsParameter("pixel_scale_ratio", "output/input pixel scale ratio (default 1.0)", parse_number, metavar="R"),
-    WcsParameter("pixel_scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", parse_number,
-                 metavar="ARCSEC"),
+    WcsParameter(
+        "pixel_scale", "output pixel scale in arcsec (overrides --pixel-scale-ratio)", parse_number, metavar="ARCSEC"
+    ),
     WcsParameter("output_shape", "output array shape (ny, nx)", parse_positive_int, 2, ("NY", "NX")),
-    WcsParameter("rotation", "position angle of the output y axis, deg East of North (default: that of the "
-                 "first input)", parse_number, metavar="DEG"),
-    WcsParameter("crpix", "reference pixel (x, y), 0-based array coordinates as jwst's crpix (default: the "
-                 "centre of the bounding box)", parse_number, 2, ("X", "Y")),
+    WcsParameter(
+        "rotation",
+        "position angle of the output y axis, deg East of North (default: that of the first input)",
+        parse_number,
+        metavar="DEG",
+    ),
+    WcsParameter(
+        "crpix",
+        "reference pixel (x, y), 0-based array coordinates as jwst's crpix (default: the centre of the bounding box)",
+        parse_number,
+        2,
+        ("X", "Y"),
+    ),
     WcsParameter("crval", "sky position of the reference pixel, deg", parse_number, 2, ("RA", "DEC")),
 )
 
@@ -154,8 +164,9 @@ def check_wcs_pars(wcs_pars: Any) -> dict[str, Any]:
         raise KeyError(f"wcs_pars: expected a mapping, got {type(wcs_pars).__name__}")
     unknown = sorted(set(wcs_pars).difference(WCS_PARS_KEYS), key=str)
     if unknown:
-        raise KeyError(f"wcs_pars: unsupported key(s) {', '.join(map(repr, unknown))}; "
-                       f"supported: {', '.join(WCS_PARS_KEYS)}")
+        raise KeyError(
+            f"wcs_pars: unsupported key(s) {', '.join(map(repr, unknown))}; supported: {', '.join(WCS_PARS_KEYS)}"
+        )
     return dict(wcs_pars)
 
 
@@ -200,17 +211,30 @@ class ResampleParams:
     weight_type: str = WEIGHT_TYPE.field("ivm")
     good_bits: int | str | None = GOOD_BITS.field(0)
     enable_ctx: bool = switch(True, "do not compute the context (CON) array", "--no-ctx", negate=True)
-    enable_var: bool = switch(True, "do not resample the variance arrays (with --compute-err from_var they "
-                              "are still resampled to make the error array)", "--no-var", negate=True)
+    enable_var: bool = switch(
+        True,
+        "do not resample the variance arrays (with --compute-err from_var they "
+        "are still resampled to make the error array)",
+        "--no-var",
+        negate=True,
+    )
     report_var: bool = switch(True, "compute but do not store the variance arrays", "--no-report-var", negate=True)
     compute_err: str | None = COMPUTE_ERR.field(None)
     propagate_dq: bool = switch(False, "also resample the DQ array (bitwise OR)", "--propagate-dq")
     pixmap_stepsize: float = PIXMAP_STEPSIZE.field(1)
     pixmap_order: int = PIXMAP_ORDER.field(1)
-    include_var_flat: bool = switch(True, "do not resample var_flat (romancal's default: only var_rnoise and "
-                                    "var_poisson)", "--no-var-flat", negate=True)
-    compute_exptime: bool = switch(False, "drizzle each input's effective exposure time into an exposure-time map "
-                                   "(array 'exptime'; romancal's coadd exposure times)", "--compute-exptime")
+    include_var_flat: bool = switch(
+        True,
+        "do not resample var_flat (romancal's default: only var_rnoise and var_poisson)",
+        "--no-var-flat",
+        negate=True,
+    )
+    compute_exptime: bool = switch(
+        False,
+        "drizzle each input's effective exposure time into an exposure-time map "
+        "(array 'exptime'; romancal's coadd exposure times)",
+        "--compute-exptime",
+    )
     flag_name_map: dict[str, int] = field(default_factory=default_flag_name_map, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -241,8 +265,9 @@ class ResampleParams:
         """
         unknown = sorted(set(kwargs).difference(cls.names()))
         if unknown:
-            raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                            f"expected some of {', '.join(cls.names())}")
+            raise TypeError(
+                f"unknown parameter(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(cls.names())}"
+            )
         if params is not None:
             if kwargs:
                 raise TypeError(f"give either params=ResampleParams(...) or {', '.join(sorted(kwargs))}, not both")
@@ -377,7 +402,6 @@ def step_params(mission: str, **kwargs: Any) -> ResampleParams:
     values = step_defaults(mission)
     unknown = sorted(set(kwargs).difference(values))
     if unknown:
-        raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                        f"expected some of {', '.join(values)}")
+        raise TypeError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(values)}")
     values.update(kwargs)
     return ResampleParams(**values, flag_name_map=flag_name_map_for(mission))

@@ -41,8 +41,13 @@ from .params import ResampleParams, step_defaults, step_params
 from .store import Location, as_location
 
 __all__ = [
-    "RegionMosaic", "coadd_exposure_times", "resample_region", "resample_skycells", "roman_params",
-    "roman_step_defaults", "to_mosaic_model",
+    "RegionMosaic",
+    "coadd_exposure_times",
+    "resample_region",
+    "resample_skycells",
+    "roman_params",
+    "roman_step_defaults",
+    "to_mosaic_model",
 ]
 
 
@@ -131,10 +136,17 @@ def coadd_exposure_times(mosaic: Any) -> tuple[float, float]:
     return mean, float(peak)
 
 
-def resample_skycells(inputs: Any, directory: str | os.PathLike | Location, *,
-                      skymap: str | os.PathLike | None = None, names: Sequence[str] | None = None,
-                      params: ResampleParams | None = None, client: Any = None,
-                      storage_options: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+def resample_skycells(
+    inputs: Any,
+    directory: str | os.PathLike | Location,
+    *,
+    skymap: str | os.PathLike | None = None,
+    names: Sequence[str] | None = None,
+    params: ResampleParams | None = None,
+    client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """One mosaic per skycell the inputs touch, as romancal's skycell products are cut.
 
     Each skycell's mosaic is made from the inputs whose footprint overlaps it
@@ -175,16 +187,31 @@ def resample_skycells(inputs: Any, directory: str | os.PathLike | Location, *,
     params = params or roman_params()
     out = {}
     for name, members in touched.items():
-        out[name] = resample([refs[k] for k in members], where.join(f"{name}.zarr"), storage_options=storage_options,
-                             output_wcs=skycell_output_wcs(name, skymap), params=params, client=client, **kwargs)
+        out[name] = resample(
+            [refs[k] for k in members],
+            where.join(f"{name}.zarr"),
+            storage_options=storage_options,
+            output_wcs=skycell_output_wcs(name, skymap),
+            params=params,
+            client=client,
+            **kwargs,
+        )
     return out
 
 
-def resample_region(inputs: Any, output: str | Path | Location, *, region: int | str | None = None,
-                    skymap: str | os.PathLike | None = None, names: Sequence[str] | None = None,
-                    params: ResampleParams | None = None, tile_shape: Sequence[int] | None = None,
-                    client: Any = None, storage_options: Mapping[str, Any] | None = None,
-                    **kwargs: Any) -> RegionMosaic:
+def resample_region(
+    inputs: Any,
+    output: str | Path | Location,
+    *,
+    region: int | str | None = None,
+    skymap: str | os.PathLike | None = None,
+    names: Sequence[str] | None = None,
+    params: ResampleParams | None = None,
+    tile_shape: Sequence[int] | None = None,
+    client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> RegionMosaic:
     """One mosaic on a projection region's grid, its pixels those of the region's skycells.
 
     The grid is :func:`~dask_resample.geometry.skycells.projection_region_grid`'s
@@ -252,11 +279,16 @@ def resample_region(inputs: Any, output: str | Path | Location, *, region: int |
     members = sorted({k for name in cells for k in touched.get(name, [])})
     if not members:
         raise InputError(f"names: no input touches the skycells {cells}")
-    mosaic = resample([refs[k] for k in members], output, storage_options=storage_options,
-                      output_wcs={"wcs": grid.wcs()},
-                      params=params or roman_params(), client=client,
-                      tile_shape=tuple(tile_shape) if tile_shape is not None else skycell_tile_shape(skymap=skymap),
-                      **kwargs)
+    mosaic = resample(
+        [refs[k] for k in members],
+        output,
+        storage_options=storage_options,
+        output_wcs={"wcs": grid.wcs()},
+        params=params or roman_params(),
+        client=client,
+        tile_shape=tuple(tile_shape) if tile_shape is not None else skycell_tile_shape(skymap=skymap),
+        **kwargs,
+    )
     return RegionMosaic(mosaic, grid)
 
 

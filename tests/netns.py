@@ -53,9 +53,26 @@ __all__ = [
 ]
 
 #: System calls that change the file system (plus chdir/fchdir, to follow the working directory).
-TRACED_SYSCALLS = ("open", "openat", "creat", "mkdir", "mkdirat", "rename", "renameat", "renameat2",
-                   "unlink", "unlinkat", "rmdir", "link", "linkat", "symlink", "symlinkat", "truncate",
-                   "chdir", "fchdir")
+TRACED_SYSCALLS = (
+    "open",
+    "openat",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
+    "chdir",
+    "fchdir",
+)
 #: ``open`` flags that make an open a write.
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_TMPFILE")
 #: Paths any process may write: the null device, POSIX shared memory, its own ``/proc`` entries.
@@ -206,8 +223,9 @@ def netns_inode(name: str) -> int:
 # ----------------------------------------------------------------------------------------------
 # processes
 # ----------------------------------------------------------------------------------------------
-def popen_in_netns(ns: str, argv: Sequence[str], *, cwd: str | os.PathLike, env: Mapping[str, str],
-                   log: IO[bytes] | None = None) -> subprocess.Popen:
+def popen_in_netns(
+    ns: str, argv: Sequence[str], *, cwd: str | os.PathLike, env: Mapping[str, str], log: IO[bytes] | None = None
+) -> subprocess.Popen:
     """Start ``argv`` in namespace ``ns`` (``ip netns exec``) as the leader of a new process group.
 
     Parameters
@@ -228,8 +246,15 @@ def popen_in_netns(ns: str, argv: Sequence[str], *, cwd: str | os.PathLike, env:
     subprocess.Popen
     """
     out = log if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(["ip", "netns", "exec", ns, *argv], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, *argv],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 20.0) -> int | None:
@@ -331,13 +356,26 @@ class NetnsWeed:
         self.ports = self._pick_ports()
         self.key, self.secret = "dr" + secrets.token_hex(8), secrets.token_hex(20)
         config = self.data_dir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "dask-resample-test", "credentials": [{"accessKey": self.key, "secretKey": self.secret}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "dask-resample-test",
+                            "credentials": [{"accessKey": self.key, "secretKey": self.secret}],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                        }
+                    ]
+                }
+            )
+        )
         config.chmod(0o600)
         overrides = {"ip": host, "ip.bind": host, "metricsIp": host}
-        flags = [f for f in S3Server.mini_flags(str(self.data_dir), self.ports)
-                 if f.lstrip("-").split("=", 1)[0] not in overrides]
+        flags = [
+            f
+            for f in S3Server.mini_flags(str(self.data_dir), self.ports)
+            if f.lstrip("-").split("=", 1)[0] not in overrides
+        ]
         flags += [f"-{k}={v}" for k, v in overrides.items()]
         self.command = [find_weed(), "-logtostderr", "mini", *flags]
         self.endpoint_url = f"http://{host}:{self.ports['s3.port']}"
@@ -367,8 +405,11 @@ class NetnsWeed:
     @property
     def storage_options(self) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem``."""
-        return {"key": self.key, "secret": self.secret,
-                "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": _REGION}}
+        return {
+            "key": self.key,
+            "secret": self.secret,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": _REGION},
+        }
 
     def log_tail(self, lines: int = 5) -> str:
         """The last ``lines`` lines of the server's log."""
@@ -413,8 +454,19 @@ def strace_prefix(log_prefix: str | os.PathLike) -> list[str]:
     strace = shutil.which("strace")
     if strace is None:
         raise NetnsError("the 'strace' command is not installed (apt-get install strace)")
-    return [strace, "--seccomp-bpf", "-f", "-ff", "-y", "-qq", "-e", "trace=" + ",".join(TRACED_SYSCALLS),
-            "-o", str(log_prefix), "--"]
+    return [
+        strace,
+        "--seccomp-bpf",
+        "-f",
+        "-ff",
+        "-y",
+        "-qq",
+        "-e",
+        "trace=" + ",".join(TRACED_SYSCALLS),
+        "-o",
+        str(log_prefix),
+        "--",
+    ]
 
 
 @dataclass(frozen=True)
@@ -454,13 +506,13 @@ def _unescape(s: str) -> str:
             continue
         nxt = s[i + 1]
         if nxt == "x":
-            out.append(int(s[i + 2:i + 4], 16))
+            out.append(int(s[i + 2 : i + 4], 16))
             i += 4
         elif nxt in "01234567":
             j = i + 1
             while j < len(s) and j < i + 4 and s[j] in "01234567":
                 j += 1
-            out.append(int(s[i + 1:j], 8))
+            out.append(int(s[i + 1 : j], 8))
             i = j
         else:
             out += _ESCAPES.get(nxt, nxt).encode()
@@ -477,7 +529,7 @@ def _split_args(args: str) -> list[str]:
             j = i + 1
             while j < len(args) and args[j] != '"':
                 j += 2 if args[j] == "\\" else 1
-            cur.append(args[i:j + 1])
+            cur.append(args[i : j + 1])
             i = j + 1
             continue
         if c in "([{<":
@@ -607,8 +659,9 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def writes_outside(ops: Iterable[WriteOp], allowed: Iterable[str | os.PathLike],
-                   pids: Iterable[int] = ()) -> list[WriteOp]:
+def writes_outside(
+    ops: Iterable[WriteOp], allowed: Iterable[str | os.PathLike], pids: Iterable[int] = ()
+) -> list[WriteOp]:
     """The operations whose path is not under an allowed directory.
 
     Always allowed besides ``allowed``: :data:`ALWAYS_ALLOWED` and ``/proc/self``,
@@ -685,13 +738,25 @@ class TracedDirs:
         for d in ("cwd", "tmp", *subdirs):
             made[d] = root / d
             made[d].mkdir()
-        return cls(root=root, cwd=made.pop("cwd"), tmp=made.pop("tmp"), trace=logs / f"{name}.strace",
-                   log=logs / f"{name}.log", extra=made)
+        return cls(
+            root=root,
+            cwd=made.pop("cwd"),
+            tmp=made.pop("tmp"),
+            trace=logs / f"{name}.strace",
+            log=logs / f"{name}.log",
+            extra=made,
+        )
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """:func:`clean_env` with ``TMPDIR`` here, no bytecode written, numba's cache here too, and ``extra``."""
-        return clean_env({"TMPDIR": str(self.tmp), "PYTHONDONTWRITEBYTECODE": "1",
-                          "NUMBA_CACHE_DIR": str(self.tmp / "numba-cache"), **(extra or {})})
+        return clean_env(
+            {
+                "TMPDIR": str(self.tmp),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "NUMBA_CACHE_DIR": str(self.tmp / "numba-cache"),
+                **(extra or {}),
+            }
+        )
 
     def log_tail(self, lines: int = 15) -> str:
         """The last ``lines`` lines of the process's output."""

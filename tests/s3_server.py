@@ -149,16 +149,25 @@ def _signed_request(method: str, url: str, key: str, secret: str, timeout: float
     payload_hash = hashlib.sha256(b"").hexdigest()
     headers = {"host": parts.netloc, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
     signed = ";".join(sorted(headers))
-    canonical = "\n".join([method, urllib.parse.quote(parts.path or "/", safe="/-_.~"), "",
-                           "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), signed, payload_hash])
+    canonical = "\n".join(
+        [
+            method,
+            urllib.parse.quote(parts.path or "/", safe="/-_.~"),
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            payload_hash,
+        ]
+    )
     scope = f"{amz_date[:8]}/{REGION}/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     k = ("AWS4" + secret).encode()
     for part in (amz_date[:8], REGION, "s3", "aws4_request"):
         k = hmac.new(k, part.encode(), hashlib.sha256).digest()
     signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, "
-                                f"Signature={signature}")
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed}, Signature={signature}"
+    )
     req = urllib.request.Request(url, method=method, headers=headers)
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
@@ -266,21 +275,44 @@ class S3Server:
         ports = _free_ports()
         key, secret = "dr" + secrets.token_hex(8), secrets.token_hex(20)
         data_dir = tempfile.mkdtemp(prefix=_DATA_PREFIX, dir=base_dir)  # mode 0700
-        self._set(f"http://{HOST}:{ports['s3.port']}", key, secret,
-                  f"http://{HOST}:{ports['metricsPort']}/metrics", None, data_dir, owned=True)
+        self._set(
+            f"http://{HOST}:{ports['s3.port']}",
+            key,
+            secret,
+            f"http://{HOST}:{ports['metricsPort']}/metrics",
+            None,
+            data_dir,
+            owned=True,
+        )
         self.command = [weed, "-logtostderr", "mini", *self.mini_flags(data_dir, ports)]
         t0 = time.monotonic()
         try:
             Path(data_dir, "ports.json").write_text(json.dumps(ports))
-            Path(data_dir, "s3.json").write_text(json.dumps({"identities": [{
-                "name": "dask-resample-test",
-                "credentials": [{"accessKey": key, "secretKey": secret}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+            Path(data_dir, "s3.json").write_text(
+                json.dumps(
+                    {
+                        "identities": [
+                            {
+                                "name": "dask-resample-test",
+                                "credentials": [{"accessKey": key, "secretKey": secret}],
+                                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                            }
+                        ]
+                    }
+                )
+            )
             # own session and process group; AWS_* variables would otherwise become extra credentials
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             with open(Path(data_dir, "weed.log"), "wb") as log:
-                self._proc = subprocess.Popen(self.command, cwd=data_dir, env=env, stdin=subprocess.DEVNULL,
-                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self._proc = subprocess.Popen(
+                    self.command,
+                    cwd=data_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.pid = self._proc.pid
             self._wait_ready(timeout)
         except BaseException:
@@ -306,16 +338,34 @@ class S3Server:
         """
         d = Path(data_dir)
         flags = {
-            "dir": d, "ip": HOST, "ip.bind": HOST, "metricsIp": HOST,
-            "master.telemetry": "false", "webdav": "false", "admin.ui": "false", "s3.iam": "false",
-            "s3.port.iceberg": 0, "s3.port.lance": 0, "s3.config": d / "s3.json",
-            "filer.localSocket": d / "filer.sock", "s3.localSocket": d / "s3.sock", "admin.dataDir": d / "admin",
+            "dir": d,
+            "ip": HOST,
+            "ip.bind": HOST,
+            "metricsIp": HOST,
+            "master.telemetry": "false",
+            "webdav": "false",
+            "admin.ui": "false",
+            "s3.iam": "false",
+            "s3.port.iceberg": 0,
+            "s3.port.lance": 0,
+            "s3.config": d / "s3.json",
+            "filer.localSocket": d / "filer.sock",
+            "s3.localSocket": d / "s3.sock",
+            "admin.dataDir": d / "admin",
             **ports,
         }
         return [f"-{name}={value}" for name, value in flags.items()]
 
-    def _set(self, endpoint_url: str, key: str, secret: str, metrics_url: str | None, pid: int | None,
-             data_dir: str | None, owned: bool) -> None:
+    def _set(
+        self,
+        endpoint_url: str,
+        key: str,
+        secret: str,
+        metrics_url: str | None,
+        pid: int | None,
+        data_dir: str | None,
+        owned: bool,
+    ) -> None:
         self.endpoint_url, self.key, self.secret = endpoint_url, key, secret
         self.metrics_url, self.pid, self.data_dir, self.owned = metrics_url, pid, data_dir, owned
         self.startup_seconds = 0.0
@@ -345,8 +395,15 @@ class S3Server:
             raise RuntimeError(f"{ENV_ENDPOINT} is set but {' and '.join(missing)} unset")
         server = cls.__new__(cls)
         pid = env.get(ENV_PID)
-        server._set(env[ENV_ENDPOINT].rstrip("/"), env[ENV_KEY], env[ENV_SECRET], env.get(ENV_METRICS) or None,
-                    int(pid) if pid else None, env.get(ENV_DATA_DIR) or None, owned=False)
+        server._set(
+            env[ENV_ENDPOINT].rstrip("/"),
+            env[ENV_KEY],
+            env[ENV_SECRET],
+            env.get(ENV_METRICS) or None,
+            int(pid) if pid else None,
+            env.get(ENV_DATA_DIR) or None,
+            owned=False,
+        )
         return server
 
     def _wait_ready(self, timeout: float) -> None:
@@ -357,8 +414,9 @@ class S3Server:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"weed mini exited with code {self._proc.returncode}: {self._log_tail()}")
             try:
-                status, body = _signed_request("PUT", f"{self.endpoint_url}/ready-probe", self.key, self.secret,
-                                               timeout=2.0)
+                status, body = _signed_request(
+                    "PUT", f"{self.endpoint_url}/ready-probe", self.key, self.secret, timeout=2.0
+                )
             except OSError as err:
                 last = str(err)
             else:
@@ -367,8 +425,10 @@ class S3Server:
                     return
                 last = f"HTTP {status} {_s3_error_code(body)}"
             time.sleep(0.2)
-        raise RuntimeError(f"S3 API at {self.endpoint_url} did not create a bucket within {timeout:.0f} s "
-                           f"({last}); log: {self._log_tail()}")
+        raise RuntimeError(
+            f"S3 API at {self.endpoint_url} did not create a bucket within {timeout:.0f} s "
+            f"({last}); log: {self._log_tail()}"
+        )
 
     def _log_tail(self) -> str:
         """Last non-empty line of the server's log, for one-line error messages."""
@@ -382,13 +442,21 @@ class S3Server:
     @property
     def storage_options(self) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem`` (fsspec ``storage_options``)."""
-        return {"key": self.key, "secret": self.secret,
-                "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION}}
+        return {
+            "key": self.key,
+            "secret": self.secret,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
+        }
 
     def obstore_config(self) -> dict[str, Any]:
         """Keyword arguments for ``obstore.store.S3Store(bucket, **config)``."""
-        return {"endpoint": self.endpoint_url, "access_key_id": self.key, "secret_access_key": self.secret,
-                "region": REGION, "client_options": {"allow_http": True}}
+        return {
+            "endpoint": self.endpoint_url,
+            "access_key_id": self.key,
+            "secret_access_key": self.secret,
+            "region": REGION,
+            "client_options": {"allow_http": True},
+        }
 
     def env(self) -> dict[str, str]:
         """The ``DASK_RESAMPLE_TEST_S3_*`` variables that :meth:`from_env` reads back."""
@@ -491,14 +559,19 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 def _cmd_start(env_file: Path, timeout: float) -> int:
     server = S3Server(timeout=timeout)
-    lines = [(f"# weed mini pid {server.pid}, data in {server.data_dir}; stop with: "
-              f"{sys.executable} {Path(__file__).resolve()} stop --env-file {env_file}")]
+    lines = [
+        (
+            f"# weed mini pid {server.pid}, data in {server.data_dir}; stop with: "
+            f"{sys.executable} {Path(__file__).resolve()} stop --env-file {env_file}"
+        )
+    ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in server.env().items()]
     fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secret
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"S3 server {server.endpoint_url} (pid {server.pid}, {server.startup_seconds:.1f} s); "
-          f"variables in {env_file}")
+    print(
+        f"S3 server {server.endpoint_url} (pid {server.pid}, {server.startup_seconds:.1f} s); variables in {env_file}"
+    )
     return 0
 
 

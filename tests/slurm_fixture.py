@@ -48,8 +48,7 @@ class SlurmInstance:
 
     def run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a SLURM client command against this instance."""
-        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, check=check,
-                              timeout=timeout)
+        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, check=check, timeout=timeout)
 
     def queue(self) -> list[str]:
         """Job ids still queued or running."""
@@ -99,8 +98,10 @@ def ensure_slurm_installed() -> float:
         _unavailable(f"{', '.join(missing)} missing and no apt-get")
     t0 = time.monotonic()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"],
-                ["apt-get", "install", "-y", "-q", "--no-install-recommends", *SLURM_PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *SLURM_PACKAGES],
+    ):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
@@ -147,8 +148,11 @@ def write_slurm_conf(root: Path, node: str, hw: dict[str, int], ports: list[int]
     """A slurm.conf for one node, every path under ``root``."""
     for d in ("state", "spool", "log", "run"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    layout = " ".join(f"{k}={hw[k]}" for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket",
-                                                 "ThreadsPerCore", "RealMemory") if k in hw)
+    layout = " ".join(
+        f"{k}={hw[k]}"
+        for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore", "RealMemory")
+        if k in hw
+    )
     conf = root / "slurm.conf"
     conf.write_text(f"""\
 ClusterName=dasktest
@@ -220,20 +224,29 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmInstance]:
 
     def start(name: str, *args: str) -> None:
         out = open(logs / f"{name}.out", "wb")  # noqa: SIM115 - closed with the process
-        procs[name] = subprocess.Popen([_which(name) or name, *args], env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        procs[name] = subprocess.Popen(
+            [_which(name) or name, *args], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
 
     try:
-        start("munged", "--foreground", "--force", f"--socket={root}/run/munge.socket", f"--key-file={key}",
-              f"--pid-file={root}/run/munged.pid", f"--log-file={logs}/munged.log",
-              f"--seed-file={root}/run/munged.seed")
+        start(
+            "munged",
+            "--foreground",
+            "--force",
+            f"--socket={root}/run/munge.socket",
+            f"--key-file={key}",
+            f"--pid-file={root}/run/munged.pid",
+            f"--log-file={logs}/munged.log",
+            f"--seed-file={root}/run/munged.seed",
+        )
         _wait(lambda: (root / "run" / "munge.socket").exists(), 30, "munged socket", procs, logs)
         start("slurmctld", "-D", "-i", "-f", str(conf))
         start("slurmd", "-D", "-f", str(conf), "-N", node)
 
         def idle() -> bool:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True,
-                                 timeout=30).stdout
+            out = subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30
+            ).stdout
             return "idle" in out
 
         _wait(idle, 90, "node idle", procs, logs)
@@ -241,12 +254,20 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmInstance]:
         _stop(procs)
         raise
     inst = SlurmInstance(
-        root=root, conf=conf, node=node, cpus=hw["CPUs"], real_memory_mb=hw["RealMemory"], env=env,
-        startup_seconds=time.monotonic() - t0, install_seconds=install_seconds,
+        root=root,
+        conf=conf,
+        node=node,
+        cpus=hw["CPUs"],
+        real_memory_mb=hw["RealMemory"],
+        env=env,
+        startup_seconds=time.monotonic() - t0,
+        install_seconds=install_seconds,
         pids={name: p.pid for name, p in procs.items()},
     )
-    print(f"\nSLURM test cluster: node {node}, {inst.cpus} CPUs, {inst.real_memory_mb} MB; "
-          f"started in {inst.startup_seconds:.1f} s (install {install_seconds:.1f} s)")
+    print(
+        f"\nSLURM test cluster: node {node}, {inst.cpus} CPUs, {inst.real_memory_mb} MB; "
+        f"started in {inst.startup_seconds:.1f} s (install {install_seconds:.1f} s)"
+    )
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(conf)  # dask-jobqueue's sbatch/scancel calls inherit it
     try:

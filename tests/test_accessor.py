@@ -17,8 +17,9 @@ from dask_resample.store import gwcs_from_attrs, read_metadata
 @pytest.fixture(scope="module")
 def mosaic_path(tmp_path_factory, small_dataset, client):
     path = tmp_path_factory.mktemp("accessor") / "m.zarr"
-    dask_resample.resample(small_dataset.asn_path, path, tile_shape=(64, 64), client=client,
-                           compute_err="from_var", progress=False)
+    dask_resample.resample(
+        small_dataset.asn_path, path, tile_shape=(64, 64), client=client, compute_err="from_var", progress=False
+    )
     return path
 
 
@@ -90,7 +91,7 @@ def test_cutout_is_lazy_with_shifted_wcs(ds):
     ra_f, dec_f = cut.mosaic.fits_wcs.pixel_to_world_values(5, 4)
     rap, decp = ds.mosaic.world(y0 + 4, x0 + 5)
     assert abs(ra_f - rap) <= 1e-9 and abs(dec_f - decp) <= 1e-9
-    expected = ds["data"].values[int(y0):int(y0) + 21, int(x0):int(x0) + 31]
+    expected = ds["data"].values[int(y0) : int(y0) + 21, int(x0) : int(x0) + 31]
     np.testing.assert_array_equal(cut["data"].values, expected)
     # a cutout of a cutout composes the offsets
     inner = cut.mosaic.cutout(cut.mosaic.skycoord(10, 15), 5)
@@ -179,8 +180,14 @@ def test_plain_open_zarr(mosaic_path, ds):
 
 
 def test_many_to_many_group(tmp_path, single_detector_dataset, client):
-    out = dask_resample.resample(single_detector_dataset.asn_path, tmp_path / "mm.zarr", mode="many_to_many",
-                                 tile_shape=(64, 64), client=client, progress=False)
+    out = dask_resample.resample(
+        single_detector_dataset.asn_path,
+        tmp_path / "mm.zarr",
+        mode="many_to_many",
+        tile_shape=(64, 64),
+        client=client,
+        progress=False,
+    )
     meta = read_metadata(tmp_path / "mm.zarr")
     ref_wcs = gwcs_from_attrs(meta)
     for group, gds in out.items():

@@ -39,7 +39,9 @@ def data(small_dataset, tmp_path) -> synthetic.SyntheticDataset:
     d = tmp_path / "data"
     shutil.copytree(small_dataset.directory, d)
     return synthetic.SyntheticDataset(
-        directory=d, asn_path=d / small_dataset.asn_path.name, paths=tuple(d / p.name for p in small_dataset.paths),
+        directory=d,
+        asn_path=d / small_dataset.asn_path.name,
+        paths=tuple(d / p.name for p in small_dataset.paths),
         group_ids=small_dataset.group_ids,
     )
 
@@ -182,8 +184,9 @@ def test_output_larger_than_limit_is_refused_before_allocating(data, tmp_path, c
     line = fails(run_args(data, out, "--max-output-pixels", 1000), capsys, "max_output_pixels")
     assert "exceeds" in line
     assert not out.exists()
-    line = fails(run_args(data, out, "--output-shape", 200000, 200000, "--max-output-pixels", "1e9"), capsys,
-                 "max_output_pixels")
+    line = fails(
+        run_args(data, out, "--output-shape", 200000, 200000, "--max-output-pixels", "1e9"), capsys, "max_output_pixels"
+    )
     assert not out.exists()
 
 
@@ -208,8 +211,9 @@ def far_away(tmp_path) -> Path:
 
 def test_non_overlapping_input_is_skipped_with_a_warning(data, grid_asdf, far_away, tmp_path, capsys):
     out = tmp_path / "out.zarr"
-    code = cli.main(["run", *map(str, data.paths), str(far_away), "-o", str(out), "--serial", "--output-wcs",
-                     str(grid_asdf)])
+    code = cli.main(
+        ["run", *map(str, data.paths), str(far_away), "-o", str(out), "--serial", "--output-wcs", str(grid_asdf)]
+    )
     _, err = capsys.readouterr()
     assert code == 0, err
     warning = [ln for ln in err.splitlines() if "faraway_cal.fits" in ln]
@@ -270,8 +274,9 @@ def test_subprocess_reports_one_line(data, tmp_path):
     victim = data.paths[5]
     victim.write_bytes(victim.read_bytes()[:20000])
     out = tmp_path / "out.zarr"
-    proc = subprocess.run([sys.executable, "-m", "dask_resample.cli", *map(str, run_args(data, out))],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dask_resample.cli", *map(str, run_args(data, out))], capture_output=True, text=True
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -30,8 +30,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 def serial_mosaic(small_dataset, tmp_path_factory) -> Path:
     """A mosaic written by ``dask-resample run --serial`` with the default (jwst step) parameters."""
     out = tmp_path_factory.mktemp("cli") / "serial.zarr"
-    code = cli.main(["run", str(small_dataset.asn_path), "-o", str(out), "--serial", "--tile-shape", "64", "64",
-                     "--quiet"])
+    code = cli.main(
+        ["run", str(small_dataset.asn_path), "-o", str(out), "--serial", "--tile-shape", "64", "64", "--quiet"]
+    )
     assert code == 0
     return out
 
@@ -49,12 +50,40 @@ def test_run_help_states_step_defaults(capsys):
     assert "ResampleStep" in flat
     assert "~DO_NOT_USE+NON_SCIENCE" in flat
     assert "from_var" in flat
-    for flag in ("--pixfrac", "--kernel", "--fillval", "--weight-type", "--good-bits", "--pixel-scale-ratio",
-                 "--pixel-scale", "--output-shape", "--rotation", "--crpix", "--crval", "--output-wcs",
-                 "--no-ctx", "--no-var", "--no-report-var", "--compute-err", "--propagate-dq",
-                 "--pixmap-stepsize", "--pixmap-order", "--tile-shape", "--mode", "--workers",
-                 "--threads-per-worker", "--memory-limit", "--scheduler", "--overwrite", "--config", "--quiet",
-                 "--debug", "--serial", "--resume", "--max-output-pixels"):
+    for flag in (
+        "--pixfrac",
+        "--kernel",
+        "--fillval",
+        "--weight-type",
+        "--good-bits",
+        "--pixel-scale-ratio",
+        "--pixel-scale",
+        "--output-shape",
+        "--rotation",
+        "--crpix",
+        "--crval",
+        "--output-wcs",
+        "--no-ctx",
+        "--no-var",
+        "--no-report-var",
+        "--compute-err",
+        "--propagate-dq",
+        "--pixmap-stepsize",
+        "--pixmap-order",
+        "--tile-shape",
+        "--mode",
+        "--workers",
+        "--threads-per-worker",
+        "--memory-limit",
+        "--scheduler",
+        "--overwrite",
+        "--config",
+        "--quiet",
+        "--debug",
+        "--serial",
+        "--resume",
+        "--max-output-pixels",
+    ):
         assert flag in out, flag
 
 
@@ -65,8 +94,13 @@ def test_run_defaults_match_the_jwst_step(serial_mosaic, small_dataset):
     assert params["compute_err"] == "from_var"
     assert params["enable_var"] and params["report_var"] and params["enable_ctx"]
     ds = open_mosaic(serial_mosaic)
-    ref = reference_resample(small_dataset.asn_path, good_bits="~DO_NOT_USE+NON_SCIENCE", compute_err="from_var",
-                             enable_var=True, report_var=True)
+    ref = reference_resample(
+        small_dataset.asn_path,
+        good_bits="~DO_NOT_USE+NON_SCIENCE",
+        compute_err="from_var",
+        enable_var=True,
+        report_var=True,
+    )
     compare_arrays(ds["data"].values, ref.data, "data")
     compare_arrays(ds["wht"].values, ref.wht, "wht")
     compare_arrays(ds["err"].values, ref.err, "err")
@@ -75,8 +109,10 @@ def test_run_defaults_match_the_jwst_step(serial_mosaic, small_dataset):
 
 def test_run_on_a_scheduler_address_equals_serial(serial_mosaic, small_dataset, client, tmp_path, capsys):
     out = tmp_path / "dist.zarr"
-    code, stdout, err = run_cli(["run", small_dataset.asn_path, "-o", out, "--scheduler", client.scheduler.address,
-                                 "--tile-shape", 64, 64], capsys)
+    code, stdout, err = run_cli(
+        ["run", small_dataset.asn_path, "-o", out, "--scheduler", client.scheduler.address, "--tile-shape", 64, 64],
+        capsys,
+    )
     assert code == 0, err
     assert stdout.strip().endswith("dist.zarr")
     assert "dashboard" in err.lower()
@@ -168,8 +204,9 @@ def test_config_yaml_applied_and_flags_win(small_dataset, tmp_path, capsys):
         "  rotation: 0.0\n"
     )
     out = tmp_path / "yaml.zarr"
-    code, _, err = run_cli(["run", small_dataset.asn_path, "-o", out, "--serial", "--config", cfg,
-                            "--pixfrac", "0.9", "--quiet"], capsys)
+    code, _, err = run_cli(
+        ["run", small_dataset.asn_path, "-o", out, "--serial", "--config", cfg, "--pixfrac", "0.9", "--quiet"], capsys
+    )
     assert code == 0, err
     meta = read_metadata(out)
     assert meta["params"]["pixfrac"] == 0.9  # the command line wins
@@ -206,8 +243,9 @@ def test_config_toml_applied(small_dataset, tmp_path, capsys):
 
 def test_many_to_many_export_and_preview_by_group(single_detector_dataset, tmp_path, capsys):
     out = tmp_path / "m2m.zarr"
-    code, _, err = run_cli(["run", single_detector_dataset.asn_path, "-o", out, "--serial", "--mode", "many_to_many",
-                            "--quiet"], capsys)
+    code, _, err = run_cli(
+        ["run", single_detector_dataset.asn_path, "-o", out, "--serial", "--mode", "many_to_many", "--quiet"], capsys
+    )
     assert code == 0, err
     groups = read_metadata(out)["groups"]
     assert len(groups) == 4
@@ -224,8 +262,23 @@ def test_many_to_many_export_and_preview_by_group(single_detector_dataset, tmp_p
 def test_pyramid_flag_writes_levels(small_dataset, tmp_path, capsys):
     pytest.importorskip("dask_resample.products.pyramid")
     out = tmp_path / "pyr.zarr"
-    code, _, err = run_cli(["run", small_dataset.asn_path, "-o", out, "--serial", "--tile-shape", 128, 128,
-                            "--pixel-scale-ratio", 0.4, "--pyramid", "--quiet"], capsys)
+    code, _, err = run_cli(
+        [
+            "run",
+            small_dataset.asn_path,
+            "-o",
+            out,
+            "--serial",
+            "--tile-shape",
+            128,
+            128,
+            "--pixel-scale-ratio",
+            0.4,
+            "--pyramid",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     ny, nx = open_mosaic(out)["data"].shape
     assert max(ny, nx) > 256  # big enough for at least one level
@@ -236,8 +289,9 @@ def test_pyramid_flag_writes_levels(small_dataset, tmp_path, capsys):
 def test_demo_on_the_session_client(client, tmp_path):
     from dask_resample.testing import demo
 
-    result = demo.main(tmp_path / "demo", client=client, n_dithers=2, n_detectors=1, shape=(64, 64),
-                       tile_shape=(64, 64), quiet=True)
+    result = demo.main(
+        tmp_path / "demo", client=client, n_dithers=2, n_detectors=1, shape=(64, 64), tile_shape=(64, 64), quiet=True
+    )
     ds = open_mosaic(result.mosaic)
     assert np.isfinite(ds["data"].values).any()
     assert result.preview.read_bytes()[:8] == PNG_MAGIC
@@ -248,7 +302,10 @@ def test_console_script_exit_codes(tmp_path):
     """The real entry point, in a subprocess: exit status and a single error line."""
     ok = subprocess.run([sys.executable, "-m", "dask_resample.cli", "--version"], capture_output=True, text=True)
     assert ok.returncode == 0 and "dask-resample" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "dask_resample.cli", "info", str(tmp_path / "missing.zarr")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "dask_resample.cli", "info", str(tmp_path / "missing.zarr")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"dask-resample: error: {tmp_path / 'missing.zarr'}: not found"]

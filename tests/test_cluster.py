@@ -100,8 +100,11 @@ def test_run_logs_dashboard_and_summary(client, small_dataset, tmp_path, caplog)
         resample(small_dataset.asn_path, tmp_path / "m.zarr", tile_shape=(64, 64), client=client, progress=False)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert re.search(r"Dask dashboard: http://\S+/status", text)
-    m = re.search(r"Mosaic done: (\d+) inputs, (\d+) tiles written \(0 already complete, 0 failed\), [\d.]+ s; "
-                  r"slowest tasks: (.*)", text)
+    m = re.search(
+        r"Mosaic done: (\d+) inputs, (\d+) tiles written \(0 already complete, 0 failed\), [\d.]+ s; "
+        r"slowest tasks: (.*)",
+        text,
+    )
     assert m, text[-2000:]
     assert int(m.group(1)) == len(small_dataset.paths)
     assert int(m.group(2)) > 1

@@ -31,8 +31,13 @@ def test_get_falls_back_to_the_packaged_defaults():
 
 
 def test_help_texts_show_the_configured_defaults(capsys):
-    with dask.config.set({"resample.tile-shape": [256, 128], "resample.local.threads-per-worker": 3,
-                          "resample.max-output-pixels": 2 * 10**9}):
+    with dask.config.set(
+        {
+            "resample.tile-shape": [256, 128],
+            "resample.local.threads-per-worker": 3,
+            "resample.max-output-pixels": 2 * 10**9,
+        }
+    ):
         assert cli.main(["run", "--help"]) == 0
     flat = " ".join(capsys.readouterr().out.split())
     assert "(default 256 128)" in flat
@@ -48,8 +53,13 @@ def test_config_get_is_given_no_literal_default():
         if name in _NOT_YET:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "config"
-                    and len(node.args) + len(node.keywords) > 1):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "config"
+                and len(node.args) + len(node.keywords) > 1
+            ):
                 offenders.append(f"{name}:{node.lineno}")
     assert not offenders, offenders

@@ -26,8 +26,9 @@ CLI = [sys.executable, "-m", "dask_resample.cli"]
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory) -> synthetic.SyntheticDataset:
-    return synthetic.write_dataset(tmp_path_factory.mktemp("plain"), n_dithers=2, n_detectors=2, shape=(64, 64),
-                                   seed=8, fmt="fits")
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("plain"), n_dithers=2, n_detectors=2, shape=(64, 64), seed=8, fmt="fits"
+    )
 
 
 def _cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -36,10 +37,12 @@ def _cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def test_core_import_needs_no_jwst():
-    code = ("import sys, dask_resample, dask_resample.cli, dask_resample.products.accessor; "
-            "dask_resample.ResampleParams(good_bits='~DO_NOT_USE'); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jwst', 'stdatamodels', 'pysiaf')); "
-            "assert not bad, bad")
+    code = (
+        "import sys, dask_resample, dask_resample.cli, dask_resample.products.accessor; "
+        "dask_resample.ResampleParams(good_bits='~DO_NOT_USE'); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jwst', 'stdatamodels', 'pysiaf')); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

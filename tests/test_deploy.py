@@ -40,7 +40,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _directives(script: str, prefix: str) -> list[str]:
-    return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
+    return [line[len(prefix) :].strip() for line in script.splitlines() if line.startswith(prefix)]
 
 
 # --------------------------------------------------------------------------- jobqueue
@@ -59,8 +59,14 @@ def test_every_jobqueue_class_is_reachable_by_name():
 
 def test_slurm_job_script_has_the_directives():
     cluster = hpc.make_jobqueue_cluster(
-        "slurm", cores=4, memory="16GB", walltime="01:30:00", processes=2, queue="compute",
-        account="astro42", job_extra_directives=["--constraint=haswell"],
+        "slurm",
+        cores=4,
+        memory="16GB",
+        walltime="01:30:00",
+        processes=2,
+        queue="compute",
+        account="astro42",
+        job_extra_directives=["--constraint=haswell"],
     )
     try:
         script = cluster.job_script()
@@ -77,8 +83,9 @@ def test_slurm_job_script_has_the_directives():
 
 
 def test_pbs_job_script_has_the_directives():
-    cluster = hpc.make_jobqueue_cluster("pbs", cores=8, memory="32GB", walltime="04:00:00", queue="workq",
-                                        account="astro42")
+    cluster = hpc.make_jobqueue_cluster(
+        "pbs", cores=8, memory="32GB", walltime="04:00:00", queue="workq", account="astro42"
+    )
     try:
         script = cluster.job_script()
     finally:
@@ -103,8 +110,13 @@ def test_account_maps_to_project_where_the_batch_system_calls_it_so():
 
 def test_users_jobqueue_yaml_is_respected():
     """Keys the caller leaves unset keep the user's values; passed ones override."""
-    user = {"jobqueue.slurm.queue": "long", "jobqueue.slurm.account": "astro42",
-            "jobqueue.slurm.cores": 2, "jobqueue.slurm.memory": "8GB", "jobqueue.slurm.walltime": "12:00:00"}
+    user = {
+        "jobqueue.slurm.queue": "long",
+        "jobqueue.slurm.account": "astro42",
+        "jobqueue.slurm.cores": 2,
+        "jobqueue.slurm.memory": "8GB",
+        "jobqueue.slurm.walltime": "12:00:00",
+    }
     with dask.config.set(user):
         cls, kw = hpc.jobqueue_kwargs("slurm", walltime="00:20:00")
         assert kw == {"walltime": "00:20:00"}
@@ -145,8 +157,9 @@ def test_deploy_jobqueue_yaml_is_accepted(name, filename):
     # the worker command line is one that `dask worker` accepts here
     worker_cmd = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
     flags = [tok for tok in shlex.split(worker_cmd, posix=False) if tok.startswith("--")]
-    help_text = subprocess.run([sys.executable, "-m", "distributed.cli.dask_worker", "--help"],
-                               capture_output=True, text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "distributed.cli.dask_worker", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for flag in flags:
         assert flag in help_text, f"{flag} unknown to dask worker"
 
@@ -170,8 +183,19 @@ def test_shell_scripts_pass_bash_n():
 
 def test_sbatch_scripts_directives_are_accepted_by_sbatch_syntax():
     """#SBATCH lines use long options sbatch knows and come before the first command."""
-    known = {"job-name", "ntasks", "cpus-per-task", "mem", "mem-per-cpu", "time", "output", "nodes",
-             "ntasks-per-node", "partition", "account"}
+    known = {
+        "job-name",
+        "ntasks",
+        "cpus-per-task",
+        "mem",
+        "mem-per-cpu",
+        "time",
+        "output",
+        "nodes",
+        "ntasks-per-node",
+        "partition",
+        "account",
+    }
     for script in (DEPLOY / "sbatch_driver.sh", DEPLOY / "in_allocation" / "sbatch_runner.sh"):
         lines = script.read_text().splitlines()
         first_cmd = next(i for i, line in enumerate(lines[1:], 1) if line.strip() and not line.startswith("#"))
@@ -205,8 +229,14 @@ def test_every_deploy_piece_has_a_readme():
     for sub in ("in_allocation", "kubernetes"):
         assert (DEPLOY / sub / "README.md").is_file(), sub
     text = (DEPLOY / "README.md").read_text()
-    for name in ("jobqueue-slurm.yaml", "jobqueue-pbs.yaml", "sbatch_driver.sh", "in_allocation", "Dockerfile",
-                 "kubernetes"):
+    for name in (
+        "jobqueue-slurm.yaml",
+        "jobqueue-pbs.yaml",
+        "sbatch_driver.sh",
+        "in_allocation",
+        "Dockerfile",
+        "kubernetes",
+    ):
         assert name in text, name
 
 
@@ -235,8 +265,25 @@ def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 def test_dockerfile_is_well_formed():
     instructions = _dockerfile_instructions((DEPLOY / "Dockerfile").read_text())
-    known = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
-             "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+    known = {
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
+    }
     assert all(word in known for word, _ in instructions), [w for w, _ in instructions if w not in known]
     assert instructions[0] == ("FROM", "python:3.12-slim")
     # every COPY source exists in the repository (the build context is its root)
@@ -298,8 +345,13 @@ def test_kubernetes_container_commands_are_valid_dask_cli(role):
     """Every option the manifest passes exists in the ``dask`` command line of this environment."""
     container = _manifest()["spec"][role]["spec"]["containers"][0]
     args = container["args"]
-    help_text = subprocess.run([str(Path(sys.executable).with_name("dask")), args[1], "--help"],
-                               capture_output=True, text=True, check=True, timeout=120).stdout
+    help_text = subprocess.run(
+        [str(Path(sys.executable).with_name("dask")), args[1], "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     for tok in args[2:]:
         if tok.startswith("--"):
             assert tok in help_text, f"dask {args[1]}: unknown option {tok}"

@@ -21,8 +21,15 @@ PARAMS = {"good_bits": "~DO_NOT_USE+NON_SCIENCE", "compute_err": "from_var", "en
 @pytest.fixture(scope="module")
 def mosaic(small_dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "m.zarr"
-    dask_resample.resample(small_dataset.asn_path, out, scheduler="serial", tile_shape=(64, 64), propagate_dq=True,
-                           progress=False, **PARAMS)
+    dask_resample.resample(
+        small_dataset.asn_path,
+        out,
+        scheduler="serial",
+        tile_shape=(64, 64),
+        propagate_dq=True,
+        progress=False,
+        **PARAMS,
+    )
     return out
 
 
@@ -57,8 +64,15 @@ def test_image_model_metadata_matches_the_reference_i2d(mosaic, reference, tmp_p
     out = export_fits(mosaic, tmp_path / "m_i2d.fits")
     with _open_model(out) as model:
         ref = reference
-        for key in ("exposure_time", "measurement_time", "start_time", "end_time", "duration",
-                    "effective_exposure_time", "elapsed_exposure_time"):
+        for key in (
+            "exposure_time",
+            "measurement_time",
+            "start_time",
+            "end_time",
+            "duration",
+            "effective_exposure_time",
+            "elapsed_exposure_time",
+        ):
             assert getattr(model.meta.exposure, key) == pytest.approx(getattr(ref.meta.exposure, key)), key
         for key in ("pointings", "pixfrac", "kernel", "fillval", "weight_type"):
             assert getattr(model.meta.resample, key) == getattr(ref.meta.resample, key), key

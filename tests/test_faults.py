@@ -56,8 +56,9 @@ def cluster_client():
     """A dedicated two-worker LocalCluster whose workers may be killed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               memory_limit="2GiB")
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="2GiB"
+        )
         c = Client(cluster)
     yield c
     c.close()
@@ -146,8 +147,15 @@ def test_input_corrupted_after_planning(scheduler, fits_dataset, clean_fits, cli
         fh.truncate(2880 * 4)
     out = tmp_path / "m.zarr"
     with caplog.at_level(logging.ERROR, logger="dask_resample"), pytest.raises(IncompleteMosaicError) as err:
-        execute_plan(plan, out, mode="many_to_one", overwrite=False, resume=False,
-                     client=client if scheduler == "distributed" else None, progress=False)
+        execute_plan(
+            plan,
+            out,
+            mode="many_to_one",
+            overwrite=False,
+            resume=False,
+            client=client if scheduler == "distributed" else None,
+            progress=False,
+        )
     exc = err.value
     assert isinstance(exc, TileTaskError)
     msg = str(exc)

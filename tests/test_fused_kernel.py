@@ -119,17 +119,32 @@ def reference(
     for model, kw in zip(inputs, add_kwargs, strict=True):
         kw = dict(kw)
         res.pixfrac = kw.get("pixfrac", 1.0)
-        counts.append(driz.add_image(model["data"], model["exposure_time"], weight_map=model["weight"],
-                                     dq=model["dq"] if dq else None, **kw))
+        counts.append(
+            driz.add_image(
+                model["data"], model["exposure_time"], weight_map=model["weight"], dq=model["dq"] if dq else None, **kw
+            )
+        )
         err.add_image(model["data"] * 0.5, model["exposure_time"], weight_map=model["weight"], **kw)
         if variances:
             res.resample_variance_arrays(
-                model=model, pixmap=kw["pixmap"], pixel_scale_ratio=kw.get("pixel_scale_ratio", 1.0),
-                iscale=kw.get("iscale", 1.0), weight_map=model["weight"], xmin=kw.get("xmin"),
-                xmax=kw.get("xmax"), ymin=kw.get("ymin"), ymax=kw.get("ymax"),
+                model=model,
+                pixmap=kw["pixmap"],
+                pixel_scale_ratio=kw.get("pixel_scale_ratio", 1.0),
+                iscale=kw.get("iscale", 1.0),
+                weight_map=model["weight"],
+                xmin=kw.get("xmin"),
+                xmax=kw.get("xmax"),
+                ymin=kw.get("ymin"),
+                ymax=kw.get("ymax"),
             )
-    out = {"img": driz.out_img, "wht": driz.out_wht, "ctx": driz.out_ctx, "dq": driz.out_dq,
-           "err": err.out_img, "counts": counts}
+    out = {
+        "img": driz.out_img,
+        "wht": driz.out_wht,
+        "ctx": driz.out_ctx,
+        "dq": driz.out_dq,
+        "err": err.out_img,
+        "counts": counts,
+    }
     if variances:
         for name in VARIANCES:
             out[f"wsum_{name}"] = res._variance_info[name]["wsum"].copy()
@@ -156,18 +171,40 @@ def fused(
     fillval: Any = None,
 ) -> dict[str, Any]:
     """The same inputs through :class:`FusedDrizzle`, one pass each."""
-    fd = FusedDrizzle(out_shape, kernel=kernel, fillval=fillval, begin_ctx_id=begin_ctx_id,
-                      plane_names=("err",), plane_fillval=0,
-                      variance_names=VARIANCES if variances else (), variance_weight=weight_type)
+    fd = FusedDrizzle(
+        out_shape,
+        kernel=kernel,
+        fillval=fillval,
+        begin_ctx_id=begin_ctx_id,
+        plane_names=("err",),
+        plane_fillval=0,
+        variance_names=VARIANCES if variances else (),
+        variance_weight=weight_type,
+    )
     counts = []
     for model, kw in zip(inputs, add_kwargs, strict=True):
         var = {n: model[n] for n in VARIANCES} if variances else None
         tmeasure = model.get("measurement_time") or model["exposure_time"]
-        counts.append(fd.add_image(model["data"], model["exposure_time"], weight_map=model["weight"],
-                                   dq=model["dq"] if dq else None, planes={"err": model["data"] * 0.5},
-                                   variances=var, tmeasure=tmeasure, **kw))
-    out = {"img": fd.out_img, "wht": fd.out_wht, "ctx": fd.out_ctx, "dq": fd.out_dq,
-           "err": fd.out_planes["err"], "counts": counts}
+        counts.append(
+            fd.add_image(
+                model["data"],
+                model["exposure_time"],
+                weight_map=model["weight"],
+                dq=model["dq"] if dq else None,
+                planes={"err": model["data"] * 0.5},
+                variances=var,
+                tmeasure=tmeasure,
+                **kw,
+            )
+        )
+    out = {
+        "img": fd.out_img,
+        "wht": fd.out_wht,
+        "ctx": fd.out_ctx,
+        "dq": fd.out_dq,
+        "err": fd.out_planes["err"],
+        "counts": counts,
+    }
     if variances:
         for k, name in enumerate(VARIANCES):
             out[f"wsum_{name}"] = fd.var_wsum[k]
@@ -270,8 +307,13 @@ def test_sequence_context_planes(kernel: str, weight_type: str) -> None:
     inputs, kws = [], []
     for k in range(5):
         shape = (60 + 8 * k, 70)
-        pixmap = affine_map(shape, angle_deg=10.0 * k - 15.0, scale=1.0 + 0.05 * k,
-                            shift_xy=(70.0 + 3.3 * k, 65.0 - 2.1 * k), distortion=1e-4 * k)
+        pixmap = affine_map(
+            shape,
+            angle_deg=10.0 * k - 15.0,
+            scale=1.0 + 0.05 * k,
+            shift_xy=(70.0 + 3.3 * k, 65.0 - 2.1 * k),
+            distortion=1e-4 * k,
+        )
         inputs.append(make_input(shape, 10 + k))
         kws.append({"pixmap": pixmap, "pixfrac": (1.0, 0.7, 0.5, 1.0, 0.8)[k], "pixel_scale_ratio": 1.0 + 0.05 * k})
     check(kernel, (140, 150), inputs, kws, begin_ctx_id=29, weight_type=weight_type)
@@ -282,13 +324,18 @@ def test_scales_and_units(kernel: str) -> None:
     """``in_units="counts"``, ``iscale``, ``wht_scale`` and a fill value, over two inputs."""
     shape = (64, 72)
     pm = affine_map(shape, angle_deg=5.0, scale=1.1, shift_xy=(50.0, 50.0))
-    kw = {"pixmap": pm, "pixfrac": 0.6, "iscale": 0.77, "wht_scale": 2.5, "in_units": "counts",
-          "pixel_scale_ratio": 1.1}
+    kw = {
+        "pixmap": pm,
+        "pixfrac": 0.6,
+        "iscale": 0.77,
+        "wht_scale": 2.5,
+        "in_units": "counts",
+        "pixel_scale_ratio": 1.1,
+    }
     pm2 = affine_map(shape, angle_deg=-4.0, scale=1.1, shift_xy=(53.3, 47.9))
     kw2 = dict(kw, pixmap=pm2, iscale=1.3, in_units="cps")
     # stcal drizzles variances with in_units="cps" and wht_scale=1 whatever the data's: data and error only
-    check(kernel, (100, 100), [make_input(shape, 20), make_input(shape, 21)], [kw, kw2], fillval=0.0,
-          variances=False)
+    check(kernel, (100, 100), [make_input(shape, 20), make_input(shape, 21)], [kw, kw2], fillval=0.0, variances=False)
 
 
 def test_turbo_estimated_pixel_scale_ratio() -> None:
@@ -309,8 +356,7 @@ def test_float64_inputs_and_no_weight_map(kernel: str) -> None:
     ref = Drizzle(kernel=kernel, out_shape=(80, 80))
     ref.add_image(model["data"], 1.0, pm, pixfrac=0.8, pixel_scale_ratio=0.8)
     fd = FusedDrizzle((80, 80), kernel=kernel, variance_names=VARIANCES, accumulate_variances=False)
-    fd.add_image(model["data"], 1.0, pm, pixfrac=0.8, pixel_scale_ratio=0.8,
-                 variances={n: model[n] for n in VARIANCES})
+    fd.add_image(model["data"], 1.0, pm, pixfrac=0.8, pixel_scale_ratio=0.8, variances={n: model[n] for n in VARIANCES})
     np.testing.assert_array_equal(fd.out_img, ref.out_img)
     np.testing.assert_array_equal(fd.out_wht, ref.out_wht)
     np.testing.assert_array_equal(fd.out_ctx, ref.out_ctx)

@@ -82,8 +82,23 @@ def test_no_fused_kernel_on_the_command_line(single_detector_dataset, tmp_path):
     outs = []
     for k, flags in enumerate([[], ["--no-fused-kernel"]]):
         out = tmp_path / f"m{k}.zarr"
-        assert cli.main(["run", str(single_detector_dataset.asn_path), "-o", str(out), "--serial", "--quiet",
-                         "--tile-shape", "48", "48", *flags]) == 0
+        assert (
+            cli.main(
+                [
+                    "run",
+                    str(single_detector_dataset.asn_path),
+                    "-o",
+                    str(out),
+                    "--serial",
+                    "--quiet",
+                    "--tile-shape",
+                    "48",
+                    "48",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         outs.append(xr.open_zarr(out))
     for name in outs[0].data_vars:
         a, b = outs[0][name].values, outs[1][name].values

@@ -21,21 +21,32 @@ def _load_exposures(paths, group_ids) -> list[Exposure]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = datamodels.open(path)
-        out.append(Exposure(
-            data=m.data.copy(), wcs=m.meta.wcs, dq=m.dq.copy(), var_rnoise=m.var_rnoise.copy(),
-            var_poisson=m.var_poisson.copy(), var_flat=m.var_flat.copy(), err=m.err.copy(),
-            exposure_time=m.meta.exposure.exposure_time, measurement_time=m.meta.exposure.measurement_time,
-            group_id=gid, filename=path.name, level=m.meta.background.level,
-            subtracted=m.meta.background.subtracted,
-            pixelarea_steradians=m.meta.photometry.pixelarea_steradians,
-        ))
+        out.append(
+            Exposure(
+                data=m.data.copy(),
+                wcs=m.meta.wcs,
+                dq=m.dq.copy(),
+                var_rnoise=m.var_rnoise.copy(),
+                var_poisson=m.var_poisson.copy(),
+                var_flat=m.var_flat.copy(),
+                err=m.err.copy(),
+                exposure_time=m.meta.exposure.exposure_time,
+                measurement_time=m.meta.exposure.measurement_time,
+                group_id=gid,
+                filename=path.name,
+                level=m.meta.background.level,
+                subtracted=m.meta.background.subtracted,
+                pixelarea_steradians=m.meta.photometry.pixelarea_steradians,
+            )
+        )
     return out
 
 
 def test_association_and_file_list_agree(small_dataset, client, tmp_path):
     a = dask_resample.resample(small_dataset.asn_path, tmp_path / "a.zarr", client=client, tile_shape=(64, 64))
-    b = dask_resample.resample([str(p) for p in small_dataset.paths], tmp_path / "b.zarr", client=client,
-                               tile_shape=(64, 64))
+    b = dask_resample.resample(
+        [str(p) for p in small_dataset.paths], tmp_path / "b.zarr", client=client, tile_shape=(64, 64)
+    )
     for name in a.data_vars:
         assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name
     refs = collect_exposures(small_dataset.asn_path)
@@ -44,28 +55,34 @@ def test_association_and_file_list_agree(small_dataset, client, tmp_path):
 
 def test_in_memory_exposures_match_files(small_dataset, client, tmp_path):
     """Arrays + gwcs in memory give the same mosaic as the files (same output grid)."""
-    from_files = dask_resample.resample(small_dataset.asn_path, tmp_path / "f.zarr", client=client,
-                                        tile_shape=(64, 64))
+    from_files = dask_resample.resample(small_dataset.asn_path, tmp_path / "f.zarr", client=client, tile_shape=(64, 64))
     wcs = dask_resample.store.gwcs_from_attrs(from_files.attrs)
     exposures = _load_exposures(small_dataset.paths, small_dataset.group_ids)
     grid = from_files.attrs["dask_resample"]["grid"]
-    mem = dask_resample.resample(exposures, tmp_path / "m.zarr", client=client, tile_shape=(64, 64),
-                                 output_wcs={"wcs": wcs, "pixel_scale": grid["pixel_scale"],
-                                             "pixel_scale_ratio": grid["pixel_scale_ratio"]})
+    mem = dask_resample.resample(
+        exposures,
+        tmp_path / "m.zarr",
+        client=client,
+        tile_shape=(64, 64),
+        output_wcs={"wcs": wcs, "pixel_scale": grid["pixel_scale"], "pixel_scale_ratio": grid["pixel_scale_ratio"]},
+    )
     for name in ("data", "wht", "con", "var_rnoise", "var_poisson", "var_flat"):
         assert np.array_equal(from_files[name].values, mem[name].values, equal_nan=True), name
 
 
 def test_plain_fits_inputs(tmp_path_factory, client, tmp_path):
     """Plain FITS with SIP WCS: the same scene as the JWST files, to SIP accuracy."""
-    d_jwst = synthetic.write_dataset(tmp_path_factory.mktemp("pj"), n_dithers=2, n_detectors=2, shape=(64, 64),
-                                     seed=4, fmt="jwst")
-    d_fits = synthetic.write_dataset(tmp_path_factory.mktemp("pf"), n_dithers=2, n_detectors=2, shape=(64, 64),
-                                     seed=4, fmt="fits")
+    d_jwst = synthetic.write_dataset(
+        tmp_path_factory.mktemp("pj"), n_dithers=2, n_detectors=2, shape=(64, 64), seed=4, fmt="jwst"
+    )
+    d_fits = synthetic.write_dataset(
+        tmp_path_factory.mktemp("pf"), n_dithers=2, n_detectors=2, shape=(64, 64), seed=4, fmt="fits"
+    )
     a = dask_resample.resample(d_jwst.asn_path, tmp_path / "j.zarr", client=client, tile_shape=(64, 64))
     wcs = dask_resample.store.gwcs_from_attrs(a.attrs)
-    b = dask_resample.resample([str(p) for p in d_fits.paths], tmp_path / "f.zarr", client=client,
-                               tile_shape=(64, 64), output_wcs={"wcs": wcs})
+    b = dask_resample.resample(
+        [str(p) for p in d_fits.paths], tmp_path / "f.zarr", client=client, tile_shape=(64, 64), output_wcs={"wcs": wcs}
+    )
     refs = collect_exposures([str(p) for p in d_fits.paths])
     assert [r.kind for r in refs] == ["fits"] * 4
     assert [r.group_id for r in refs] == list(d_fits.group_ids)
@@ -80,8 +97,9 @@ def test_plain_fits_inputs(tmp_path_factory, client, tmp_path):
 
 
 def test_many_to_one_metadata(small_dataset, client, tmp_path):
-    ds = dask_resample.resample(small_dataset.asn_path, tmp_path / "m.zarr", client=client, tile_shape=(64, 64),
-                                kernel="turbo", pixfrac=0.8)
+    ds = dask_resample.resample(
+        small_dataset.asn_path, tmp_path / "m.zarr", client=client, tile_shape=(64, 64), kernel="turbo", pixfrac=0.8
+    )
     meta = ds.attrs["dask_resample"]
     assert meta["params"]["kernel"] == "turbo" and meta["params"]["pixfrac"] == 0.8
     assert [row["filename"] for row in meta["inputs"]] == [p.name for p in small_dataset.paths]
@@ -120,8 +138,9 @@ def test_plain_fits_grid_keeps_the_sky_handedness(tmp_path, roll):
 
     grids = {}
     for fmt in ("jwst", "fits"):
-        ds = synthetic.write_dataset(tmp_path / fmt, n_dithers=2, n_detectors=2, shape=(48, 48), seed=1, fmt=fmt,
-                                     roll_deg=roll)
+        ds = synthetic.write_dataset(
+            tmp_path / fmt, n_dithers=2, n_detectors=2, shape=(48, 48), seed=1, fmt=fmt, roll_deg=roll
+        )
         grid = make_output_grid(describe_resolved(resolve_inputs(list(ds.paths))))
         header = wcs_to_fits_header(grid.wcs)
         grids[fmt] = (grid.shape_yx, np.array([header[k] for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2")]))

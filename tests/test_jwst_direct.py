@@ -36,8 +36,9 @@ def _through_datamodel(ref, need_var: bool, need_err: bool) -> dict:
         warnings.simplefilter("ignore")
         with datamodels.open(str(ref.location.url)) as model:
             model.meta.group_id = ref.group_id
-            d = input_jwst_model_to_dict(model, weight_type="ivm", enable_var=need_var,
-                                         compute_err="driz_err" if need_err else None)
+            d = input_jwst_model_to_dict(
+                model, weight_type="ivm", enable_var=need_var, compute_err="driz_err" if need_err else None
+            )
             return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
 
@@ -62,8 +63,9 @@ def _assert_same(direct: dict, model: dict) -> None:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return synthetic.write_dataset(tmp_path_factory.mktemp("direct"), n_dithers=2, n_detectors=1,
-                                   shape=(64, 72), seed=7, sky_level=0.3)
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("direct"), n_dithers=2, n_detectors=1, shape=(64, 72), seed=7, sky_level=0.3
+    )
 
 
 @pytest.mark.parametrize(("need_var", "need_err"), [(False, False), (True, False), (True, True)])

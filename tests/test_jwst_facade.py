@@ -218,10 +218,22 @@ def _reference_output_wcs(asn_path):
 @pytest.mark.parametrize(
     "params",
     [
-        {"pixfrac": 0.7, "weight_type": "exptime", "compute_err": "driz_err", "propagate_dq": True,
-         "good_bits": "~DO_NOT_USE+NON_SCIENCE", "fillval": "0", "report_var": False, "blendheaders": False},
-        {"kernel": "gaussian", "compute_err": "from_var", "enable_ctx": False,
-         "wcs_pars": {"pixel_scale_ratio": 0.8, "rotation": 30.0}},
+        {
+            "pixfrac": 0.7,
+            "weight_type": "exptime",
+            "compute_err": "driz_err",
+            "propagate_dq": True,
+            "good_bits": "~DO_NOT_USE+NON_SCIENCE",
+            "fillval": "0",
+            "report_var": False,
+            "blendheaders": False,
+        },
+        {
+            "kernel": "gaussian",
+            "compute_err": "from_var",
+            "enable_ctx": False,
+            "wcs_pars": {"pixel_scale_ratio": 0.8, "rotation": 30.0},
+        },
         {"kernel": "turbo", "pixfrac": 0.5, "output_wcs": "custom"},
     ],
     ids=["exptime-drizerr-dq", "gaussian-fromvar-wcspars", "turbo-custom-wcs"],

@@ -85,8 +85,11 @@ def _imports() -> list[Import]:
             else:
                 continue
             lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
-            found.extend(Import(name, t, node.lineno, id(node) in in_function, any(n in comments for n in lines))
-                         for t in targets if t != name)
+            found.extend(
+                Import(name, t, node.lineno, id(node) in in_function, any(n in comments for n in lines))
+                for t in targets
+                if t != name
+            )
     return found
 
 
@@ -132,16 +135,18 @@ def test_imports_inside_functions_say_why():
     """A package import inside a function is deferred for its cost, and its line says so."""
     imports = _imports()
     assert any(i.in_function for i in imports) and any(not i.in_function for i in imports)
-    silent = [f"{i.module}:{i.line} imports {i.target}" for i in imports
-              if i.in_function and not i.commented and i.module not in NOT_YET_REVIEWED]
+    silent = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in imports
+        if i.in_function and not i.commented and i.module not in NOT_YET_REVIEWED
+    ]
     assert not silent, silent
 
 
 def test_api_and_outliers_do_not_import_each_other():
     edges = _module_imports()
     for name, deps in edges.items():
-        if name.startswith("dask_resample.outliers") or name in ("dask_resample.living",
-                                                                 "dask_resample.execution.run"):
+        if name.startswith("dask_resample.outliers") or name in ("dask_resample.living", "dask_resample.execution.run"):
             assert "dask_resample.api" not in deps, name
     for name in ("dask_resample.planning.plan", "dask_resample.planning.mosaic"):
         assert not {d for d in edges[name] if d.startswith("dask_resample.products")}, name
@@ -149,9 +154,14 @@ def test_api_and_outliers_do_not_import_each_other():
 
 def test_drivers_and_failures_sit_below_io():
     edges = _module_imports()
-    for name in ("dask_resample.inputs.failures", "dask_resample.inputs.drivers.jwst_model",
-                 "dask_resample.inputs.drivers.plain_fits", "dask_resample.inputs.drivers.in_memory",
-                 "dask_resample.inputs.drivers._fitsfile", "dask_resample.inputs.drivers.roman_model"):
+    for name in (
+        "dask_resample.inputs.failures",
+        "dask_resample.inputs.drivers.jwst_model",
+        "dask_resample.inputs.drivers.plain_fits",
+        "dask_resample.inputs.drivers.in_memory",
+        "dask_resample.inputs.drivers._fitsfile",
+        "dask_resample.inputs.drivers.roman_model",
+    ):
         assert "dask_resample.inputs.io" not in edges[name], name
     assert "dask_resample.execution.graph" not in edges["dask_resample.drizzle.kernel"]
 
@@ -160,19 +170,48 @@ def test_drivers_and_failures_sit_below_io():
 #: named) and its layer. A module imports only from its own layer or lower ones (no climb); within a
 #: layer the order is the one of the imports (no cycle).
 LAYERS: dict[str, int] = {
-    "store.location": 1, "drizzle.worker_memory": 1, "drizzle.fused_kernel": 1, "_version": 1,
-    "inputs._files": 1, "config": 1, "dqflags": 1, "inputs.dqmask": 1, "inputs.records": 1, "geometry": 1,
-    "geometry.grids": 1, "geometry.wcs_convert": 1, "geometry.wcs_adapter": 1,
-    "inputs": 2, "params": 2, "param_fields": 2,
-    "geometry.grid": 3, "geometry.skycells": 3, "geometry.pixmap": 3, "geometry.pixmap_recognise": 3,
+    "store.location": 1,
+    "drizzle.worker_memory": 1,
+    "drizzle.fused_kernel": 1,
+    "_version": 1,
+    "inputs._files": 1,
+    "config": 1,
+    "dqflags": 1,
+    "inputs.dqmask": 1,
+    "inputs.records": 1,
+    "geometry": 1,
+    "geometry.grids": 1,
+    "geometry.wcs_convert": 1,
+    "geometry.wcs_adapter": 1,
+    "inputs": 2,
+    "params": 2,
+    "param_fields": 2,
+    "geometry.grid": 3,
+    "geometry.skycells": 3,
+    "geometry.pixmap": 3,
+    "geometry.pixmap_recognise": 3,
     "geometry.pixmap_program": 3,
-    "geometry.pixmap_compiled": 3, "planning": 3, "drizzle": 3, "store": 3,
-    "planning.mosaic": 4, "execution": 4, "products": 4, "cluster": 4,
-    "outliers": 5, "execution.progress": 5, "execution.workers": 5,
-    "execution.run": 6, "outliers.api": 6, "outliers.__init__": 6, "living": 6,
+    "geometry.pixmap_compiled": 3,
+    "planning": 3,
+    "drizzle": 3,
+    "store": 3,
+    "planning.mosaic": 4,
+    "execution": 4,
+    "products": 4,
+    "cluster": 4,
+    "outliers": 5,
+    "execution.progress": 5,
+    "execution.workers": 5,
+    "execution.run": 6,
+    "outliers.api": 6,
+    "outliers.__init__": 6,
+    "living": 6,
     "api": 7,
-    "jwst": 8, "deferred_resample": 8, "roman": 8,
-    "cli": 9, "testing": 9,
+    "jwst": 8,
+    "deferred_resample": 8,
+    "roman": 8,
+    "cli": 9,
+    "testing": 9,
 }
 
 
@@ -188,6 +227,9 @@ def _layer(module: str) -> int:
 
 def test_no_module_imports_from_a_higher_layer():
     imports = [i for i in _imports() if "dask_resample" not in (i.module, i.target)]
-    climbs = [f"{i.module} (layer {_layer(i.module)}) imports {i.target} (layer {_layer(i.target)}), line {i.line}"
-              for i in imports if _layer(i.target) > _layer(i.module)]
+    climbs = [
+        f"{i.module} (layer {_layer(i.module)}) imports {i.target} (layer {_layer(i.target)}), line {i.line}"
+        for i in imports
+        if _layer(i.target) > _layer(i.module)
+    ]
     assert not climbs, climbs

@@ -24,37 +24,69 @@ GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(256, 256))
 @pytest.fixture(scope="module")
 def six(tmp_path_factory) -> list[str]:
     """3 dithers x 2 detectors of 64 x 64 pixels (plain FITS: quick to read), as paths in input order."""
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("living6"), n_dithers=3, n_detectors=2, shape=(64, 64),
-                                 seed=11, sky_level=0.25, n_sources=20, fmt="fits")
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("living6"),
+        n_dithers=3,
+        n_detectors=2,
+        shape=(64, 64),
+        seed=11,
+        sky_level=0.25,
+        n_sources=20,
+        fmt="fits",
+    )
     return [str(p) for p in ds.paths]
 
 
 @pytest.fixture(scope="module")
 def six_jwst(tmp_path_factory) -> list[str]:
     """The same layout as JWST ``*_cal.fits`` files (gwcs, datamodels)."""
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("living6j"), n_dithers=3, n_detectors=2, shape=(64, 64),
-                                 seed=11, sky_level=0.25, n_sources=20)
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("living6j"),
+        n_dithers=3,
+        n_detectors=2,
+        shape=(64, 64),
+        seed=11,
+        sky_level=0.25,
+        n_sources=20,
+    )
     return [str(p) for p in ds.paths]
 
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory) -> list[str]:
     """34 single-detector dithers of 24 x 24 pixels: more than 32 inputs, so two context planes."""
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("living34"), n_dithers=34, n_detectors=1, shape=(24, 24),
-                                 seed=12, n_sources=4, dither_arcsec=0.3, fmt="fits")
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("living34"),
+        n_dithers=34,
+        n_detectors=1,
+        shape=(24, 24),
+        seed=12,
+        n_sources=4,
+        dither_arcsec=0.3,
+        fmt="fits",
+    )
     return [str(p) for p in ds.paths]
 
 
-def scratch_run(paths: list[str], mosaic: Path | str, out: Path, storage_options: dict | None = None,
-                **params: Any) -> Path:
+def scratch_run(
+    paths: list[str], mosaic: Path | str, out: Path, storage_options: dict | None = None, **params: Any
+) -> Path:
     """A run from scratch over ``paths`` on the living mosaic's grid."""
-    resample(paths, out, output_wcs=living_output_wcs(mosaic, storage_options), tile_shape=TILE,
-             scheduler="serial", progress=False, **params)
+    resample(
+        paths,
+        out,
+        output_wcs=living_output_wcs(mosaic, storage_options),
+        tile_shape=TILE,
+        scheduler="serial",
+        progress=False,
+        **params,
+    )
     return out
 
 
-def assert_identical(mosaic: Any, reference: Path, version: int | str | None = None,
-                     storage_options: dict | None = None) -> None:
+def assert_identical(
+    mosaic: Any, reference: Path, version: int | str | None = None, storage_options: dict | None = None
+) -> None:
     """Every array of the living mosaic equals, bit for bit, those of the run from scratch."""
     a = open_mosaic(mosaic, version=version, storage_options=storage_options)
     b = open_mosaic(reference)
@@ -76,7 +108,8 @@ def _snapshot(mosaic: Any, version: Any = None) -> dict[str, np.ndarray]:
 
 def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(
-        a[n].shape == b[n].shape and np.array_equal(a[n], b[n], equal_nan=a[n].dtype.kind == "f") for n in a)
+        a[n].shape == b[n].shape and np.array_equal(a[n], b[n], equal_nan=a[n].dtype.kind == "f") for n in a
+    )
 
 
 # -- 1. the fixed grid --------------------------------------------------------------------------------
@@ -104,8 +137,9 @@ def test_input_partly_off_the_grid_is_clipped_as_from_scratch_and_one_off_it_is_
     with pytest.warns(UserWarning, match="extends beyond the grid"):
         update(mosaic, add=six[:2], grid=small, tile_shape=TILE, scheduler="serial")
     assert_identical(mosaic, scratch_run(six[:2], mosaic, tmp_path / "ref.zarr"))
-    far = synthetic.write_dataset(tmp_path / "far", n_dithers=1, n_detectors=1, shape=(32, 32), ra_deg=60.0,
-                                  dec_deg=10.0, seed=1, fmt="fits")
+    far = synthetic.write_dataset(
+        tmp_path / "far", n_dithers=1, n_detectors=1, shape=(32, 32), ra_deg=60.0, dec_deg=10.0, seed=1, fmt="fits"
+    )
     before = history(mosaic)
     with pytest.raises(InputError, match="does not land on the grid"):
         update(mosaic, add=[str(far.paths[0])], scheduler="serial")
@@ -113,11 +147,25 @@ def test_input_partly_off_the_grid_is_clipped_as_from_scratch_and_one_off_it_is_
 
 
 # -- 2. add and remove, bit-identical to runs from scratch ---------------------------------------------------
-@pytest.mark.parametrize("files, params", [
-    ("six_jwst", {}),
-    ("six", {"kernel": "turbo", "pixfrac": 0.8, "weight_type": "exptime", "fillval": "0", "compute_err": "driz_err",
-             "propagate_dq": True, "enable_var": False}),
-], ids=["jwst-defaults", "fits-turbo-exptime-err-dq"])
+@pytest.mark.parametrize(
+    "files, params",
+    [
+        ("six_jwst", {}),
+        (
+            "six",
+            {
+                "kernel": "turbo",
+                "pixfrac": 0.8,
+                "weight_type": "exptime",
+                "fillval": "0",
+                "compute_err": "driz_err",
+                "propagate_dq": True,
+                "enable_var": False,
+            },
+        ),
+    ],
+    ids=["jwst-defaults", "fits-turbo-exptime-err-dq"],
+)
 def test_add_then_remove_is_bit_identical_to_runs_from_scratch(files, params, tmp_path, client, request):
     six = request.getfixturevalue(files)
     mosaic = tmp_path / "live"
@@ -247,8 +295,14 @@ def test_a_killed_update_leaves_the_previous_version_and_a_rerun_completes(six, 
     mosaic = tmp_path / "live"
     update(mosaic, add=six[:3], grid=GRID, tile_shape=TILE, scheduler="serial")
     before, versions = _snapshot(mosaic), history(mosaic)
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(mosaic), *six[3:]], check=False, capture_output=True,
-                          text=True, timeout=300, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(mosaic), *six[3:]],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert history(mosaic) == versions and _same(_snapshot(mosaic), before)
     update(mosaic, add=six[3:], scheduler="serial")
@@ -296,9 +350,17 @@ def test_concurrent_updates_on_disjoint_and_overlapping_tiles_both_land(six, tmp
     mosaic = tmp_path / "live"
     wide = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(480, 480))  # room for a disjoint input
     update(mosaic, add=six[:2], grid=wide, tile_shape=TILE, scheduler="serial")
-    far = synthetic.write_dataset(tmp_path / "far", n_dithers=1, n_detectors=1, shape=(48, 48),
-                                  ra_deg=53.16 + 4.0 / 3600 / np.cos(np.radians(27.78)), dec_deg=-27.78 + 4.0 / 3600,
-                                  seed=2, n_sources=3, fmt="fits")
+    far = synthetic.write_dataset(
+        tmp_path / "far",
+        n_dithers=1,
+        n_detectors=1,
+        shape=(48, 48),
+        ra_deg=53.16 + 4.0 / 3600 / np.cos(np.radians(27.78)),
+        dec_deg=-27.78 + 4.0 / 3600,
+        seed=2,
+        n_sources=3,
+        fmt="fits",
+    )
     # one update far from the data (disjoint tiles), one over it (overlapping tiles)
     results = _race(monkeypatch, [{"add": [str(far.paths[0])]}, {"add": six[2:4]}], mosaic)
     assert not any(isinstance(r, Exception) for r in results), results
@@ -336,20 +398,33 @@ def test_living_mosaic_on_s3_is_bit_identical_and_transactional(six, tmp_path, s
     update(url, add=six[:3], grid=GRID, tile_shape=TILE, storage_options=opts, client=client)
     assert is_living(url, opts)
     before = {n: v.values for n, v in open_mosaic(url, storage_options=opts).data_vars.items()}
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT.replace(
-        'update(sys.argv[1], add=sys.argv[2:], scheduler="serial")',
-        f'update(sys.argv[1], add=sys.argv[2:], scheduler="serial", storage_options={opts!r})'),
-        url, *six[3:]], check=False, capture_output=True, text=True, timeout=300, env=_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT.replace(
+                'update(sys.argv[1], add=sys.argv[2:], scheduler="serial")',
+                f'update(sys.argv[1], add=sys.argv[2:], scheduler="serial", storage_options={opts!r})',
+            ),
+            url,
+            *six[3:],
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert len(history(url, opts)) == 1
     assert _same({n: v.values for n, v in open_mosaic(url, storage_options=opts).data_vars.items()}, before)
     update(url, add=six[3:], storage_options=opts, client=client)
     update(url, remove=[Path(six[2]).name], storage_options=opts, client=client)
     kept = [p for k, p in enumerate(six) if k != 2]
-    assert_identical(url, scratch_run(kept, url, tmp_path / "ref.zarr", storage_options=opts),
-                     storage_options=opts)
-    assert_identical(url, scratch_run(six, url, tmp_path / "all.zarr", storage_options=opts), version=2,
-                     storage_options=opts)
+    assert_identical(url, scratch_run(kept, url, tmp_path / "ref.zarr", storage_options=opts), storage_options=opts)
+    assert_identical(
+        url, scratch_run(six, url, tmp_path / "all.zarr", storage_options=opts), version=2, storage_options=opts
+    )
     assert [v.number for v in history(url, opts)] == [3, 2, 1]
 
 
@@ -358,8 +433,21 @@ def test_command_line_add_remove_log(six, tmp_path, capsys):
     from dask_resample.cli import main
 
     mosaic = tmp_path / "live"
-    grid = ["--crval", "53.16", "-27.78", "--pixel-scale", "0.031", "--output-shape", "256", "256",
-            "--tile-shape", "32", "32", "--serial", "--quiet"]
+    grid = [
+        "--crval",
+        "53.16",
+        "-27.78",
+        "--pixel-scale",
+        "0.031",
+        "--output-shape",
+        "256",
+        "256",
+        "--tile-shape",
+        "32",
+        "32",
+        "--serial",
+        "--quiet",
+    ]
     assert main(["add", str(mosaic), *six[:3], *grid]) == 0
     assert main(["add", str(mosaic), *six[3:], "--serial", "--quiet", "--pixfrac", "1.0"]) == 0
     assert main(["remove", str(mosaic), Path(six[0]).name, "--serial", "--quiet"]) == 0
@@ -379,15 +467,22 @@ def test_command_line_add_remove_log(six, tmp_path, capsys):
     assert "needs its fixed grid" in capsys.readouterr().err
 
 
-
 def test_a_killed_creation_leaves_no_version_and_a_rerun_creates_the_mosaic(six, tmp_path):
     mosaic = tmp_path / "live"
-    script = KILL_SCRIPT.replace('update(sys.argv[1], add=sys.argv[2:], scheduler="serial")',
-                                 'from dask_resample import GridSpec\n'
-                                 'update(sys.argv[1], add=sys.argv[2:], scheduler="serial", tile_shape=(32, 32), '
-                                 f'grid=GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx={GRID.shape_yx}))')
-    proc = subprocess.run([sys.executable, "-c", script, str(mosaic), *six[:2]], check=False, capture_output=True,
-                          text=True, timeout=300, env=_env())
+    script = KILL_SCRIPT.replace(
+        'update(sys.argv[1], add=sys.argv[2:], scheduler="serial")',
+        "from dask_resample import GridSpec\n"
+        'update(sys.argv[1], add=sys.argv[2:], scheduler="serial", tile_shape=(32, 32), '
+        f"grid=GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx={GRID.shape_yx}))",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(mosaic), *six[:2]],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert is_living(mosaic) and history(mosaic) == []
     with pytest.raises(LivingStoreError, match="no version yet"):
@@ -401,11 +496,11 @@ def test_concurrent_updates_on_s3_both_land(six, tmp_path, s3_bucket, monkeypatc
     bucket, opts = s3_bucket
     url = f"s3://{bucket}/living"
     update(url, add=six[:2], grid=GRID, tile_shape=TILE, storage_options=opts, scheduler="serial")
-    results = _race(monkeypatch, [{"add": six[2:4], "storage_options": opts},
-                                  {"add": six[4:], "storage_options": opts}], url)
+    results = _race(
+        monkeypatch, [{"add": six[2:4], "storage_options": opts}, {"add": six[4:], "storage_options": opts}], url
+    )
     assert not any(isinstance(r, Exception) for r in results), results
     assert sorted(r.attempts for r in results) == [1, 2]
     order = [a["source"] for v in reversed(history(url, opts)) for a in v.added]
     assert sorted(order) == sorted(six) and len(history(url, opts)) == 3
-    assert_identical(url, scratch_run(order, url, tmp_path / "ref.zarr", storage_options=opts),
-                     storage_options=opts)
+    assert_identical(url, scratch_run(order, url, tmp_path / "ref.zarr", storage_options=opts), storage_options=opts)

@@ -24,8 +24,15 @@ GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(384, 384))
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory) -> list[str]:
     """3 dithers x 2 detectors of 96 x 96 pixels (JWST files: gwcs, variances): three tiles across each."""
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("crop6"), n_dithers=3, n_detectors=2, shape=(96, 96),
-                                 seed=21, sky_level=0.25, n_sources=20)
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("crop6"),
+        n_dithers=3,
+        n_detectors=2,
+        shape=(96, 96),
+        seed=21,
+        sky_level=0.25,
+        n_sources=20,
+    )
     return [str(p) for p in ds.paths]
 
 
@@ -36,9 +43,15 @@ def _same_partial(a: TilePartial | None, b: TilePartial | None) -> bool:
     same = (a.index, a.y0, a.x0, a.tmeasure, sorted(a.var)) == (b.index, b.y0, b.x0, b.tmeasure, sorted(b.var))
     for name in planes:
         pa, pb = getattr(a, name), getattr(b, name)
-        same = same and ((pa is None and pb is None) or (
-            pa is not None and pb is not None and pa.dtype == pb.dtype
-            and np.array_equal(pa, pb, equal_nan=pa.dtype.kind == "f")))
+        same = same and (
+            (pa is None and pb is None)
+            or (
+                pa is not None
+                and pb is not None
+                and pa.dtype == pb.dtype
+                and np.array_equal(pa, pb, equal_nan=pa.dtype.kind == "f")
+            )
+        )
     return same and all(np.array_equal(a.var[n], b.var[n], equal_nan=True) for n in a.var)
 
 
@@ -52,12 +65,16 @@ _CROP_PARAMS: dict[str, dict[str, Any]] = {
     "square-stepsize4": {"kernel": "square", "pixmap_stepsize": 4},
 }
 # the fused kernel exists for square and turbo; the other kernels run drizzle's C either way
-_CROP_CASES = [(name, fused) for name, params in _CROP_PARAMS.items()
-               for fused in ((True, False) if params["kernel"] in ("square", "turbo") else (True,))]
+_CROP_CASES = [
+    (name, fused)
+    for name, params in _CROP_PARAMS.items()
+    for fused in ((True, False) if params["kernel"] in ("square", "turbo") else (True,))
+]
 
 
-@pytest.mark.parametrize(("case", "fused"), _CROP_CASES,
-                         ids=[f"{name}-{'fused' if fused else 'c'}" for name, fused in _CROP_CASES])
+@pytest.mark.parametrize(
+    ("case", "fused"), _CROP_CASES, ids=[f"{name}-{'fused' if fused else 'c'}" for name, fused in _CROP_CASES]
+)
 @pytest.mark.parametrize("where", ["inside", "clipped"])
 def test_a_cropped_drizzle_gives_each_tile_the_bits_of_the_whole_input(wide, case, fused, where, monkeypatch):
     """Each requested tile's partial is bit-identical whether the input is cropped to those tiles or not.
@@ -68,8 +85,15 @@ def test_a_cropped_drizzle_gives_each_tile_the_bits_of_the_whole_input(wide, cas
     params = _CROP_PARAMS[case]
     grid = {"wcs_pars": GRID.wcs_pars()} if where == "inside" else {}
     plan = plan_mosaic(wide, tile_shape=TILE, **grid, **params)
-    spec = DrizzleSpec(out_wcs=plan.grid.wcs, shape_yx=plan.grid.shape_yx, tile_shape_yx=TILE, halo=plan.halo,
-                       params=plan.params, pixel_scale_ratio=plan.grid.pixel_scale_ratio, fused_kernel=fused)
+    spec = DrizzleSpec(
+        out_wcs=plan.grid.wcs,
+        shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=TILE,
+        halo=plan.halo,
+        params=plan.params,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+        fused_kernel=fused,
+    )
     ranges: list[tuple[Any, Any]] = []
     real = kernel.input_crop
 
@@ -84,7 +108,7 @@ def test_a_cropped_drizzle_gives_each_tile_the_bits_of_the_whole_input(wide, cas
         tiles = plan.exposure_tiles[index]
         whole = drizzle_exposure(ref, spec, tiles)
         assert any(p is not None for p in whole.values())
-        for subset in (tiles[:1], tiles[len(tiles) // 2:len(tiles) // 2 + 2], tiles[-1:]):
+        for subset in (tiles[:1], tiles[len(tiles) // 2 : len(tiles) // 2 + 2], tiles[-1:]):
             cropped = drizzle_exposure(ref, replace(spec, crop_input=True), subset)
             for key in subset:
                 assert _same_partial(cropped[key], whole[key]), (ref.filename, key, params)
@@ -98,8 +122,9 @@ def test_a_cropped_drizzle_gives_each_tile_the_bits_of_the_whole_input(wide, cas
 
 
 def _scratch(paths: list[str], mosaic: Path, out: Path, **params: Any) -> Path:
-    resample(paths, out, output_wcs=living_output_wcs(mosaic), tile_shape=TILE, scheduler="serial", progress=False,
-             **params)
+    resample(
+        paths, out, output_wcs=living_output_wcs(mosaic), tile_shape=TILE, scheduler="serial", progress=False, **params
+    )
     return out
 
 
@@ -113,11 +138,15 @@ def _assert_identical(mosaic: Path, reference: Path) -> None:
     assert a.attrs["dask_resample"]["totals"] == b.attrs["dask_resample"]["totals"]
 
 
-@pytest.mark.parametrize("params", [
-    {"kernel": "square", "pixfrac": 0.6},
-    {"kernel": "turbo"},
-    {"kernel": "lanczos3"},
-], ids=["square-pixfrac0.6", "turbo", "lanczos3"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kernel": "square", "pixfrac": 0.6},
+        {"kernel": "turbo"},
+        {"kernel": "lanczos3"},
+    ],
+    ids=["square-pixfrac0.6", "turbo", "lanczos3"],
+)
 def test_a_cropped_update_equals_the_full_run(wide, params, tmp_path):
     mosaic = tmp_path / "live"
     update(mosaic, add=wide[:4], grid=GRID, tile_shape=TILE, scheduler="serial", **params)
@@ -142,8 +171,16 @@ def test_descriptions_are_kept_and_a_changed_file_is_described_again(wide, tmp_p
     assert third.n_described == 1 and not third.version.changed
     _assert_identical(mosaic, _scratch(files[:5], mosaic, tmp_path / "ref5.zarr"))
     # a file whose content changed (another pointing, same name): described again, its old and new tiles recomputed
-    other = synthetic.write_dataset(tmp_path / "other", n_dithers=1, n_detectors=1, shape=(96, 96), seed=5,
-                                    ra_deg=53.16 + 1.2 / 3600, dec_deg=-27.78 - 0.8 / 3600, n_sources=7)
+    other = synthetic.write_dataset(
+        tmp_path / "other",
+        n_dithers=1,
+        n_detectors=1,
+        shape=(96, 96),
+        seed=5,
+        ra_deg=53.16 + 1.2 / 3600,
+        dec_deg=-27.78 - 0.8 / 3600,
+        n_sources=7,
+    )
     shutil.copyfile(other.paths[0], files[1])
     fourth = update(mosaic, add=files[5:6], scheduler="serial")
     assert [c["filename"] for c in fourth.version.changed] == [Path(files[1]).name]
@@ -173,6 +210,13 @@ def test_inputs_on_s3_keep_their_descriptions_and_a_rewritten_object_is_describe
     third = update(mosaic, add=urls[3:4], storage_options=opts, scheduler="serial")
     assert [c["filename"] for c in third.version.changed] == [Path(urls[0]).name] and third.n_described == 2
     out = tmp_path / "ref.zarr"
-    resample(urls, out, output_wcs=living_output_wcs(mosaic), tile_shape=TILE, scheduler="serial", progress=False,
-             storage_options=opts)
+    resample(
+        urls,
+        out,
+        output_wcs=living_output_wcs(mosaic),
+        tile_shape=TILE,
+        scheduler="serial",
+        progress=False,
+        storage_options=opts,
+    )
     _assert_identical(mosaic, out)

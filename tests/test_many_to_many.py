@@ -150,8 +150,13 @@ def test_groups_are_independent_branches_of_one_graph(small_dataset):
     from dask.core import get_dependencies, reverse_dict
 
     plan = plan_mosaic(small_dataset.asn_path, mode="many_to_many", tile_shape=(64, 64))
-    graph = build_graph(plan, store_path="unused.zarr", arrays=tuple(output_arrays(plan.params)), token="t",
-                        scratch_root="unused-scratch")
+    graph = build_graph(
+        plan,
+        store_path="unused.zarr",
+        arrays=tuple(output_arrays(plan.params)),
+        token="t",
+        scratch_root="unused-scratch",
+    )
     dsk, write_keys = graph.dsk, graph.tile_keys
     shared = {graph.keys.drizzle_spec, graph.keys.scratch}  # stored once, used by every branch
     deps = {key: get_dependencies(dsk, key) - shared for key in dsk}

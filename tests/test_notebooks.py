@@ -12,8 +12,14 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 #: Figures each notebook must show (see notebooks/README.md).
-MIN_FIGURES = {"01_quickstart.ipynb": 3, "02_many_to_many.ipynb": 3, "03_scaling.ipynb": 2,
-               "04_outliers.ipynb": 4, "05_living_mosaic.ipynb": 4, "06_roman_skycells.ipynb": 3}
+MIN_FIGURES = {
+    "01_quickstart.ipynb": 3,
+    "02_many_to_many.ipynb": 3,
+    "03_scaling.ipynb": 2,
+    "04_outliers.ipynb": 4,
+    "05_living_mosaic.ipynb": 4,
+    "06_roman_skycells.ipynb": 3,
+}
 
 KERNEL_NAME = "dask-resample-tests"
 

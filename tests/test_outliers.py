@@ -47,20 +47,31 @@ OUTLIER_BITS = 1 | 16
 #: Synthetic datasets (``write_dataset`` arguments); ``siaf`` is written by ``write_siaf_dataset``.
 DATASETS: dict[str, dict] = {
     # 3 dithers x 2 detectors with sky to subtract (the background level is added back to the blot)
-    "main": {"n_dithers": 3, "n_detectors": 2, "shape": (64, 64), "seed": 11, "sky_level": 0.2,
-             "cosmic_rays": 0.01},
+    "main": {"n_dithers": 3, "n_detectors": 2, "shape": (64, 64), "seed": 11, "sky_level": 0.2, "cosmic_rays": 0.01},
     # no sky (background subtracted, level 0): ``backg`` is used as given
     "nosky": {"n_dithers": 3, "n_detectors": 1, "shape": (72, 64), "seed": 12, "cosmic_rays": 0.01},
     # one exposure group of two detectors: the median is that group's image
     "one_group": {"n_dithers": 1, "n_detectors": 2, "shape": (64, 64), "seed": 13, "cosmic_rays": 0.01},
     # eight groups of one tiny detector
-    "eight_groups": {"n_dithers": 8, "n_detectors": 1, "shape": (40, 40), "seed": 14, "dither_arcsec": 0.4,
-                     "cosmic_rays": 0.01},
+    "eight_groups": {
+        "n_dithers": 8,
+        "n_detectors": 1,
+        "shape": (40, 40),
+        "seed": 14,
+        "dither_arcsec": 0.4,
+        "cosmic_rays": 0.01,
+    },
 }
 
 #: SIAF dataset: NIRCam short-wave, two detectors of one exposure, pipeline-built WCS.
-SIAF_KWARGS = {"instrument": "nircam_sw", "n_dithers": 3, "n_detectors": 2, "subarray": (64, 64), "seed": 7,
-               "sky_level": 0.2}
+SIAF_KWARGS = {
+    "instrument": "nircam_sw",
+    "n_dithers": 3,
+    "n_detectors": 2,
+    "subarray": (64, 64),
+    "seed": 7,
+    "sky_level": 0.2,
+}
 
 #: case id -> (dataset, step parameters, tile shape, scheduler)
 CASES: dict[str, tuple[str, dict, tuple[int, int] | None, str]] = {
@@ -102,8 +113,9 @@ def datasets(tmp_path_factory):
     def get(name: str) -> synthetic.SyntheticDataset:
         if name not in cache:
             directory = tmp_path_factory.mktemp(f"outliers_{name}")
-            cache[name] = _write_siaf(directory) if name == "siaf" else synthetic.write_dataset(
-                directory, **DATASETS[name])
+            cache[name] = (
+                _write_siaf(directory) if name == "siaf" else synthetic.write_dataset(directory, **DATASETS[name])
+            )
         return cache[name]
 
     return get
@@ -131,8 +143,7 @@ def run_reference(asn_path: Path, output_dir: Path, monkeypatch, **params) -> di
         with result:
             for i in range(len(result)):
                 m = result.borrow(i)
-                rec = {"filename": m.meta.filename, "status": m.meta.cal_step.outlier_detection,
-                       "dq": np.array(m.dq)}
+                rec = {"filename": m.meta.filename, "status": m.meta.cal_step.outlier_detection, "dq": np.array(m.dq)}
                 rec.update({name: np.array(getattr(m, name)) for name in FLOAT_ARRAYS})
                 models.append(rec)
                 result.shelve(m, i, modify=False)
@@ -174,12 +185,14 @@ def assert_models_equal(ours: dict, ref: dict, name: str) -> None:
     differ = dq_a != dq_b
     assert not differ.any(), (
         f"{name}: DQ differs at {int(differ.sum())} pixels (outliers: ours {int(((dq_a & 16) > 0).sum())}, "
-        f"reference {int(((dq_b & 16) > 0).sum())}); first at {np.argwhere(differ)[:3].tolist()}")
+        f"reference {int(((dq_b & 16) > 0).sum())}); first at {np.argwhere(differ)[:3].tolist()}"
+    )
     for arr in FLOAT_ARRAYS:
         a, b = ours[arr], ref[arr]
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         assert np.array_equal(nan_a, nan_b), (
-            f"{name} {arr}: NaN pattern differs at {int((nan_a != nan_b).sum())} pixels")
+            f"{name} {arr}: NaN pattern differs at {int((nan_a != nan_b).sum())} pixels"
+        )
         np.testing.assert_array_equal(a, b, err_msg=f"{name} {arr}")
 
 
@@ -189,7 +202,8 @@ def assert_close_with_nans(a: np.ndarray, b: np.ndarray, name: str, rtol: float 
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     assert np.array_equal(nan_a, nan_b), f"{name}: NaN pattern differs at {int((nan_a != nan_b).sum())} pixels"
     assert np.allclose(a, b, rtol=rtol, atol=0.0, equal_nan=True), (
-        f"{name}: max |diff| {float(np.nanmax(np.abs(a.astype(np.float64) - b))):.3g}")
+        f"{name}: max |diff| {float(np.nanmax(np.abs(a.astype(np.float64) - b))):.3g}"
+    )
 
 
 def n_outliers(dq: np.ndarray) -> int:
@@ -206,8 +220,15 @@ def test_parity_with_outlier_detection_step(case, datasets, tmp_path, monkeypatc
     ref = run_reference(ds.asn_path, tmp_path / "reference", monkeypatch, **params)
     client = request.getfixturevalue("client") if scheduler == "distributed" else None
     out = tmp_path / "ours"
-    paths = dask_resample.detect_outliers(ds.asn_path, out, client=client, scheduler=scheduler,
-                                          tile_shape=tile_shape, save_intermediate_results=True, **params)
+    paths = dask_resample.detect_outliers(
+        ds.asn_path,
+        out,
+        client=client,
+        scheduler=scheduler,
+        tile_shape=tile_shape,
+        save_intermediate_results=True,
+        **params,
+    )
     assert [p.name for p in paths] == [output_name(p.name) for p in ds.paths]
     assert len(paths) == len(ref["models"])
     total = 0
@@ -328,10 +349,20 @@ def test_in_memory_fits_wcs_exposures_are_written_readable(plain_fits, tmp_path)
     exposures = []
     for p, gid in zip(plain_fits.paths, plain_fits.group_ids, strict=True):
         with fits.open(p) as h:
-            exposures.append(dask_resample.Exposure(
-                data=h["SCI"].data.astype(np.float32), wcs=WCS(h["SCI"].header), dq=h["DQ"].data, err=h["ERR"].data,
-                var_rnoise=h["VAR_RNOISE"].data, var_poisson=h["VAR_POISSON"].data, var_flat=h["VAR_FLAT"].data,
-                exposure_time=h[0].header.get("XPOSURE", 1.0), filename=p.name, group_id=gid))
+            exposures.append(
+                dask_resample.Exposure(
+                    data=h["SCI"].data.astype(np.float32),
+                    wcs=WCS(h["SCI"].header),
+                    dq=h["DQ"].data,
+                    err=h["ERR"].data,
+                    var_rnoise=h["VAR_RNOISE"].data,
+                    var_poisson=h["VAR_POISSON"].data,
+                    var_flat=h["VAR_FLAT"].data,
+                    exposure_time=h[0].header.get("XPOSURE", 1.0),
+                    filename=p.name,
+                    group_id=gid,
+                )
+            )
     paths = dask_resample.detect_outliers(exposures, tmp_path / "out", scheduler="serial")
     files = dask_resample.detect_outliers(list(plain_fits.paths), tmp_path / "files", scheduler="serial")
     for a, b in zip(paths, files, strict=True):
@@ -352,9 +383,15 @@ def test_resample_with_outliers_keeps_the_old_mosaic_when_planning_fails(plain_f
         with fits.open(p) as h:
             from astropy.wcs import WCS
 
-            exposures.append(dask_resample.Exposure(
-                data=h["SCI"].data.astype(np.float32), wcs=WCS(h["SCI"].header), err=h["ERR"].data,
-                filename=p.name, group_id=f"visit {k}"))  # not a safe group id for the group images
+            exposures.append(
+                dask_resample.Exposure(
+                    data=h["SCI"].data.astype(np.float32),
+                    wcs=WCS(h["SCI"].header),
+                    err=h["ERR"].data,
+                    filename=p.name,
+                    group_id=f"visit {k}",
+                )
+            )  # not a safe group id for the group images
     with pytest.raises(InputError, match="visit"):
         dask_resample.resample(exposures, out, scheduler="serial", overwrite=True, outliers=True)
     np.testing.assert_array_equal(dask_resample.open_mosaic(out)["data"].values, before)
@@ -374,10 +411,12 @@ def test_resample_with_outliers_equals_resample_of_crf_files(datasets, tmp_path)
     """``resample(outliers=...)`` is bit for bit the mosaic of the crf files (serial, JWST files)."""
     ds = datasets("main")
     params = {"snr": "4.0 3.0"}
-    crf = dask_resample.detect_outliers(ds.asn_path, tmp_path / "crf", scheduler="serial", tile_shape=(40, 56),
-                                        **params)
-    one = dask_resample.resample(ds.asn_path, tmp_path / "one.zarr", outliers=params, scheduler="serial",
-                                 tile_shape=(40, 56))
+    crf = dask_resample.detect_outliers(
+        ds.asn_path, tmp_path / "crf", scheduler="serial", tile_shape=(40, 56), **params
+    )
+    one = dask_resample.resample(
+        ds.asn_path, tmp_path / "one.zarr", outliers=params, scheduler="serial", tile_shape=(40, 56)
+    )
     two = dask_resample.resample(crf, tmp_path / "two.zarr", scheduler="serial", tile_shape=(40, 56))
     _assert_mosaics_equal(one, two, "outliers=... vs crf files")
     plain = dask_resample.resample(ds.asn_path, tmp_path / "plain.zarr", scheduler="serial", tile_shape=(40, 56))
@@ -418,8 +457,9 @@ def test_result_independent_of_tiles_and_scheduler(datasets, client, tmp_path):
 # --------------------------------------------------------------------------- 5. fewer than two inputs
 def test_single_input_is_skipped_as_the_step_does(tmp_path, monkeypatch):
     """One input: crf written unchanged with status FAILED, as jwst's step records it."""
-    ds = synthetic.write_dataset(tmp_path / "one", n_dithers=1, n_detectors=1, shape=(48, 48), seed=15,
-                                 cosmic_rays=0.01)
+    ds = synthetic.write_dataset(
+        tmp_path / "one", n_dithers=1, n_detectors=1, shape=(48, 48), seed=15, cosmic_rays=0.01
+    )
     ref = run_reference(ds.asn_path, tmp_path / "reference", monkeypatch)
     assert ref["models"][0]["status"] == "FAILED"
     [crf] = dask_resample.detect_outliers(ds.asn_path, tmp_path / "ours", scheduler="serial")
@@ -500,8 +540,9 @@ def test_missing_input_is_refused(datasets, tmp_path):
 def test_intermediate_products(datasets, tmp_path):
     """The median Zarr opens as a mosaic equal to the median FITS; group images and blots are kept."""
     ds = datasets("main")
-    paths = dask_resample.detect_outliers(ds.asn_path, tmp_path, scheduler="serial", tile_shape=(40, 56),
-                                          save_intermediate_results=True)
+    paths = dask_resample.detect_outliers(
+        ds.asn_path, tmp_path, scheduler="serial", tile_shape=(40, 56), save_intermediate_results=True
+    )
     median = dask_resample.open_mosaic(tmp_path / "outlier_median.zarr")
     median_fits = fits.getdata(tmp_path / "outlier_median.fits", "SCI")
     values = median["data"].values
@@ -520,8 +561,14 @@ def test_intermediate_products(datasets, tmp_path):
     # a second run needs overwrite, then replaces everything
     with pytest.raises(InputError):
         dask_resample.detect_outliers(ds.asn_path, tmp_path, scheduler="serial", save_intermediate_results=True)
-    again = dask_resample.detect_outliers(ds.asn_path, tmp_path, scheduler="serial", tile_shape=(1024, 1024),
-                                          save_intermediate_results=True, overwrite=True)
+    again = dask_resample.detect_outliers(
+        ds.asn_path,
+        tmp_path,
+        scheduler="serial",
+        tile_shape=(1024, 1024),
+        save_intermediate_results=True,
+        overwrite=True,
+    )
     assert again == paths
     np.testing.assert_array_equal(fits.getdata(tmp_path / "outlier_median.fits", "SCI"), median_fits)
 
@@ -562,8 +609,10 @@ def test_command_line(datasets, tmp_path, capsys):
     assert main(["outliers", "-o", str(tmp_path / "from_config"), "--config", str(full), "--quiet"]) == 0
     assert sorted(p.name for p in (tmp_path / "from_config").glob("*_crf.fits")) == sorted(p.name for p in api)
     capsys.readouterr()
-    assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "cli"), "--serial", "--snr", "4.0 3.0",
-                 "--quiet"]) == 0
+    assert (
+        main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "cli"), "--serial", "--snr", "4.0 3.0", "--quiet"])
+        == 0
+    )
     printed = capsys.readouterr().out.split()
     assert [Path(p).name for p in printed] == [p.name for p in api]
     for a in api:
@@ -576,9 +625,24 @@ def test_command_line(datasets, tmp_path, capsys):
     assert (tmp_path / "cli" / api[0].name).stat().st_mtime_ns == before
     assert main(["outliers", str(ds.asn_path), "-o", str(tmp_path / "x"), "--kernel", "gaussian"]) == 2
     # the mosaic with outliers flagged from the command line equals the Python one
-    assert main(["run", str(ds.asn_path), "-o", str(tmp_path / "cli.zarr"), "--serial", "--outliers",
-                 "--outlier-config", str(options), "--quiet"]) == 0
-    crf_mosaic = dask_resample.resample(api, tmp_path / "api.zarr", scheduler="serial",
-                                        good_bits="~DO_NOT_USE+NON_SCIENCE", compute_err="from_var")
+    assert (
+        main(
+            [
+                "run",
+                str(ds.asn_path),
+                "-o",
+                str(tmp_path / "cli.zarr"),
+                "--serial",
+                "--outliers",
+                "--outlier-config",
+                str(options),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    crf_mosaic = dask_resample.resample(
+        api, tmp_path / "api.zarr", scheduler="serial", good_bits="~DO_NOT_USE+NON_SCIENCE", compute_err="from_var"
+    )
     cli_mosaic = dask_resample.open_mosaic(tmp_path / "cli.zarr")
     _assert_mosaics_equal(cli_mosaic, crf_mosaic, "command line")

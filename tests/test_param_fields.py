@@ -34,8 +34,17 @@ TEXTS: dict[str, list[str]] = {
     "kernel": ["square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "Square", "bicubic", "1", "''"],
     "fillval": ["NAN", "INDEF", "nan", "0", "-1.5", "1e30", "abc", "''"],
     "weight_type": ["ivm", "exptime", "IVM", "x", "1"],
-    "good_bits": ["0", "4", "~DO_NOT_USE", "'~DO_NOT_USE+NON_SCIENCE'", "DO_NOT_USE,NON_SCIENCE", "none",
-                  "NOT_A_FLAG", "4.5", "x+"],
+    "good_bits": [
+        "0",
+        "4",
+        "~DO_NOT_USE",
+        "'~DO_NOT_USE+NON_SCIENCE'",
+        "DO_NOT_USE,NON_SCIENCE",
+        "none",
+        "NOT_A_FLAG",
+        "4.5",
+        "x+",
+    ],
     "compute_err": ["from_var", "driz_err", "none", "x", "1"],
     "pixmap_stepsize": ["1", "2.5", "10", "0", "-1", "inf", "x"],
     "pixmap_order": ["1", "3", "2", "0", "1.0", "3.0", "x", "-1"],
@@ -94,14 +103,27 @@ def command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(dask_resample.api, "plan_mosaic", plan_mosaic)
     monkeypatch.setattr(dask_resample.outliers, "detect_outliers", detect_outliers)
     inputs = tmp_path / "a.fits"  # a real plain FITS image (the inputs are resolved before the stubbed calls)
-    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 4.0, "CRPIX2": 4.0,
-                          "CRVAL1": 10.0, "CRVAL2": 20.0, "CDELT1": -1e-5, "CDELT2": 1e-5})
+    header = fits.Header(
+        {
+            "CTYPE1": "RA---TAN",
+            "CTYPE2": "DEC--TAN",
+            "CRPIX1": 4.0,
+            "CRPIX2": 4.0,
+            "CRVAL1": 10.0,
+            "CRVAL2": 20.0,
+            "CDELT1": -1e-5,
+            "CDELT2": 1e-5,
+        }
+    )
     fits.PrimaryHDU(np.ones((8, 8), np.float32), header=header).writeto(inputs)
 
     def run(record: type, args: list[str]) -> tuple[int, str, Any]:
         built.clear()
-        command = ["plan", str(inputs)] if record is ResampleParams else [
-            "outliers", str(inputs), "-o", str(tmp_path / "out"), "--serial"]
+        command = (
+            ["plan", str(inputs)]
+            if record is ResampleParams
+            else ["outliers", str(inputs), "-o", str(tmp_path / "out"), "--serial"]
+        )
         code = cli.main([*command, *args])
         err = capsys.readouterr().err
         return code, err, built.get("record")
@@ -120,8 +142,11 @@ def _config(tmp_path: Path, key: str, yaml_text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("record", "field"), [(r, f) for r, f in _records() if not f.metadata["cli"].is_switch],
-                         ids=lambda x: getattr(x, "__name__", None) or getattr(x, "name", None))
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [(r, f) for r, f in _records() if not f.metadata["cli"].is_switch],
+    ids=lambda x: getattr(x, "__name__", None) or getattr(x, "name", None),
+)
 def test_values_are_accepted_or_refused_alike(record, field, command_line, tmp_path):
     name, form = field.name, field.metadata["cli"]
     for text in TEXTS[name]:
@@ -151,8 +176,11 @@ def test_values_are_accepted_or_refused_alike(record, field, command_line, tmp_p
         assert len(set(outcomes.values())) == 1, f"{record.__name__}.{name} = {text}: {outcomes}"
 
 
-@pytest.mark.parametrize(("record", "field"), [(r, f) for r, f in _records() if f.metadata["cli"].is_switch],
-                         ids=lambda x: getattr(x, "__name__", None) or getattr(x, "name", None))
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [(r, f) for r, f in _records() if f.metadata["cli"].is_switch],
+    ids=lambda x: getattr(x, "__name__", None) or getattr(x, "name", None),
+)
 def test_switches_are_accepted_or_refused_alike(record, field, command_line, tmp_path):
     name, form = field.name, field.metadata["cli"]
     for value in [*SWITCH_VALUES, np.True_]:
@@ -194,8 +222,15 @@ def test_shared_fields_are_defined_once():
     """The drizzle parameters of both records have one command-line form and one check."""
     outlier = {f.name: f for f in record_fields(OutlierParams)}
     shared = [f for f in record_fields(ResampleParams) if f.name in outlier]
-    assert [f.name for f in shared] == ["pixfrac", "kernel", "fillval", "weight_type", "good_bits",
-                                        "pixmap_stepsize", "pixmap_order"]
+    assert [f.name for f in shared] == [
+        "pixfrac",
+        "kernel",
+        "fillval",
+        "weight_type",
+        "good_bits",
+        "pixmap_stepsize",
+        "pixmap_order",
+    ]
     for f in shared:
         assert f.metadata["cli"] is outlier[f.name].metadata["cli"], f.name
         assert f.metadata["check"] is outlier[f.name].metadata["check"], f.name

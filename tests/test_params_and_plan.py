@@ -64,8 +64,13 @@ def test_a_plan_runs_as_planned_and_equals_planning_inside_resample(small_datase
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     a = resample(plan, tmp_path / "a.zarr", scheduler="serial")
-    b = resample(small_dataset.asn_path, tmp_path / "b.zarr", scheduler="serial", tile_shape=(64, 64),
-                 params=ResampleParams(**kwargs))
+    b = resample(
+        small_dataset.asn_path,
+        tmp_path / "b.zarr",
+        scheduler="serial",
+        tile_shape=(64, 64),
+        params=ResampleParams(**kwargs),
+    )
     assert set(a.data_vars) == set(b.data_vars)
     for name in a.data_vars:
         assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name

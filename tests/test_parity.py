@@ -67,8 +67,15 @@ CASES: dict[str, dict] = {
     "stepsize5_order3": {"pixmap_stepsize": 5, "pixmap_order": 3},
     "stepsize1_order_ignored": {"pixmap_order": 2},
     "stepsize_below_1": {"pixmap_stepsize": 0.5, "pixmap_order": 3},
-    "combined": {"kernel": "gaussian", "pixfrac": 0.8, "weight_type": "exptime", "compute_err": "driz_err",
-                 "propagate_dq": True, "good_bits": "~4", "wcs_pars": {"pixel_scale_ratio": 1.3, "rotation": 10.0}},
+    "combined": {
+        "kernel": "gaussian",
+        "pixfrac": 0.8,
+        "weight_type": "exptime",
+        "compute_err": "driz_err",
+        "propagate_dq": True,
+        "good_bits": "~4",
+        "wcs_pars": {"pixel_scale_ratio": 1.3, "rotation": 10.0},
+    },
 }
 
 
@@ -90,8 +97,11 @@ def _reference_arrays(model) -> dict[str, np.ndarray]:
 def _check(ours, ref_model, pars: dict) -> dict[str, float]:
     ref = _reference_arrays(ref_model)
     diffs = {}
-    expected = set(dask_resample.drizzle.reduce.output_arrays(dask_resample.ResampleParams(
-        **{k: v for k, v in pars.items() if k not in ("wcs_pars", "output_wcs")})))
+    expected = set(
+        dask_resample.drizzle.reduce.output_arrays(
+            dask_resample.ResampleParams(**{k: v for k, v in pars.items() if k not in ("wcs_pars", "output_wcs")})
+        )
+    )
     assert set(ours.data_vars) == expected
     missing = set(ref) - expected - {"dq"}
     assert not missing, f"the reference has {sorted(missing)} and we do not"
@@ -123,7 +133,10 @@ def test_parity_output_wcs(small_dataset, client, tmp_path):
     for output_wcs in ({"wcs": wcs}, {"wcs": wcs, "pixel_scale": 0.05}):
         ref_model = reference_resample(small_dataset.asn_path, output_wcs=copy.deepcopy(output_wcs))
         ours = dask_resample.resample(
-            small_dataset.asn_path, tmp_path / f"m{len(output_wcs)}.zarr", client=client, tile_shape=(40, 40),
+            small_dataset.asn_path,
+            tmp_path / f"m{len(output_wcs)}.zarr",
+            client=client,
+            tile_shape=(40, 40),
             output_wcs=copy.deepcopy(output_wcs),
         )
         _check(ours, ref_model, {})
@@ -131,8 +144,15 @@ def test_parity_output_wcs(small_dataset, client, tmp_path):
 
 def test_parity_more_than_32_inputs(tmp_path_factory, client, tmp_path):
     """34 inputs: two context planes, bits numbered in input order."""
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("many"), n_dithers=34, n_detectors=1, shape=(40, 40),
-                                 seed=11, dither_arcsec=0.6, n_sources=10)
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("many"),
+        n_dithers=34,
+        n_detectors=1,
+        shape=(40, 40),
+        seed=11,
+        dither_arcsec=0.6,
+        n_sources=10,
+    )
     ref_model = reference_resample(ds.asn_path)
     ours = dask_resample.resample(ds.asn_path, tmp_path / "m.zarr", client=client, tile_shape=(32, 32))
     assert ours["con"].shape[0] == 2 == ref_model.con.shape[0]
@@ -147,8 +167,9 @@ def test_parity_serial_path(small_dataset, tmp_path):
     """The serial (no Dask) path runs the same tasks."""
     pars = {"compute_err": "from_var", "kernel": "turbo"}
     ref_model = reference_resample(small_dataset.asn_path, **pars)
-    ours = dask_resample.resample(small_dataset.asn_path, tmp_path / "m.zarr", scheduler="serial",
-                                  tile_shape=(50, 50), **pars)
+    ours = dask_resample.resample(
+        small_dataset.asn_path, tmp_path / "m.zarr", scheduler="serial", tile_shape=(50, 50), **pars
+    )
     _check(ours, ref_model, pars)
 
 
@@ -171,12 +192,17 @@ EMPTY_TILE_CASES: dict[str, dict] = {
     "zero_driz_err_psr": {"fillval": "0", "compute_err": "driz_err", "psr": 0.8},
     "negative_from_var": {"fillval": "-2.5", "compute_err": "from_var"},
     "indef_driz_err": {"fillval": "INDEF", "compute_err": "driz_err"},
-    "float_driz_err_dq_no_ctx": {"fillval": 7.0, "compute_err": "driz_err", "propagate_dq": True,
-                                 "good_bits": "~DO_NOT_USE", "enable_ctx": False, "psr": 1.25},
+    "float_driz_err_dq_no_ctx": {
+        "fillval": 7.0,
+        "compute_err": "driz_err",
+        "propagate_dq": True,
+        "good_bits": "~DO_NOT_USE",
+        "enable_ctx": False,
+        "psr": 1.25,
+    },
     "empty_from_var_without_var": {"fillval": "", "compute_err": "from_var", "enable_var": False},
     "three_no_report_var": {"fillval": "3", "compute_err": "from_var", "report_var": False},
-    "driz_err_without_var": {"fillval": "1.5", "compute_err": "driz_err", "enable_var": False,
-                             "kernel": "gaussian"},
+    "driz_err_without_var": {"fillval": "1.5", "compute_err": "driz_err", "enable_var": False, "kernel": "gaussian"},
 }
 
 

@@ -32,15 +32,58 @@ synthetic_siaf = pytest.importorskip("dask_resample.testing.synthetic_siaf")
 #: dataset name -> (write_siaf_dataset arguments, tile shape (ny, nx), output wcs_pars)
 DATASETS: dict[str, tuple[dict, tuple[int, int], dict]] = {
     # two detectors facing each other across the gap: whole rows of tiles in the gap are empty
-    "nircam_sw": ({"instrument": "nircam_sw", "n_dithers": 3, "n_detectors": 2, "subarray": (128, 128),
-                   "seed": 1, "sky_level": 0.2}, (48, 40), {}),
+    "nircam_sw": (
+        {
+            "instrument": "nircam_sw",
+            "n_dithers": 3,
+            "n_detectors": 2,
+            "subarray": (128, 128),
+            "seed": 1,
+            "sky_level": 0.2,
+        },
+        (48, 40),
+        {},
+    ),
     # rotated output grids: the corners of the mosaic are empty
-    "nircam_lw": ({"instrument": "nircam_lw", "n_dithers": 3, "n_detectors": 1, "subarray": (96, 96),
-                   "seed": 2, "dither_arcsec": 1.5, "roll_deg": 35.0}, (24, 20), {"rotation": 80.0}),
-    "miri_full": ({"instrument": "miri", "n_dithers": 2, "n_detectors": 1, "subarray": None, "seed": 3,
-                   "dither_arcsec": 3.0, "n_sources": 80}, (160, 112), {"rotation": 60.0}),
-    "miri_sub256": ({"instrument": "miri", "n_dithers": 3, "n_detectors": 1, "subarray": "SUB256", "seed": 4,
-                     "dither_arcsec": 4.0, "roll_deg": 250.0}, (40, 56), {"rotation": 45.0}),
+    "nircam_lw": (
+        {
+            "instrument": "nircam_lw",
+            "n_dithers": 3,
+            "n_detectors": 1,
+            "subarray": (96, 96),
+            "seed": 2,
+            "dither_arcsec": 1.5,
+            "roll_deg": 35.0,
+        },
+        (24, 20),
+        {"rotation": 80.0},
+    ),
+    "miri_full": (
+        {
+            "instrument": "miri",
+            "n_dithers": 2,
+            "n_detectors": 1,
+            "subarray": None,
+            "seed": 3,
+            "dither_arcsec": 3.0,
+            "n_sources": 80,
+        },
+        (160, 112),
+        {"rotation": 60.0},
+    ),
+    "miri_sub256": (
+        {
+            "instrument": "miri",
+            "n_dithers": 3,
+            "n_detectors": 1,
+            "subarray": "SUB256",
+            "seed": 4,
+            "dither_arcsec": 4.0,
+            "roll_deg": 250.0,
+        },
+        (40, 56),
+        {"rotation": 45.0},
+    ),
 }
 
 #: (dataset, kernel): every kernel runs on two datasets
@@ -86,8 +129,12 @@ def test_parity_siaf(dataset, kernel, siaf_datasets, client, tmp_path):
     ds = siaf_datasets[dataset]
     _, tile_shape, wcs_pars = DATASETS[dataset]
     # alternate the error rule; DQ propagated with flagged pixels kept (except DO_NOT_USE)
-    pars = {"kernel": kernel, "propagate_dq": True, "good_bits": "~DO_NOT_USE",
-            "compute_err": "driz_err" if kernel in ("turbo", "point") else "from_var"}
+    pars = {
+        "kernel": kernel,
+        "propagate_dq": True,
+        "good_bits": "~DO_NOT_USE",
+        "compute_err": "driz_err" if kernel in ("turbo", "point") else "from_var",
+    }
     if wcs_pars:
         pars["wcs_pars"] = dict(wcs_pars)
     ref_model = reference_resample(ds.asn_path, **pars)
@@ -132,7 +179,8 @@ def test_siaf_wcs_matches_pysiaf(siaf_datasets):
                 assert wcs.available_frames == ["detector", "v2v3", "v2v3vacorr", "world"]
                 inst = "MIRI" if model.meta.instrument.name == "MIRI" else "NIRCam"
                 full = {"MIRIMAGE": "MIRIM_FULL", "NRCALONG": "NRCA5_FULL"}.get(
-                    model.meta.instrument.detector, f"{model.meta.instrument.detector}_FULL")
+                    model.meta.instrument.detector, f"{model.meta.instrument.detector}_FULL"
+                )
                 ap = pysiaf.Siaf(inst)[full]
                 ny, nx = model.data.shape
                 x = np.array([10.0, nx / 2.0, nx - 11.0])
@@ -168,6 +216,8 @@ def test_subarray_offset_enters_the_transform(siaf_datasets):
 
 
 def test_core_imports_neither_jwst_nor_pysiaf():
-    code = ("import sys, dask_resample, dask_resample.testing.synthetic; "
-            "bad = [m for m in ('jwst', 'pysiaf') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, dask_resample, dask_resample.testing.synthetic; "
+        "bad = [m for m in ('jwst', 'pysiaf') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -33,6 +33,7 @@ def _tolerance(ra: float, dec: float, scale_arcsec: float = 0.031) -> float:
     """
     return TOL + 2 * float(np.spacing(ra + 360.0 * (ra < 0))) * np.cos(np.radians(dec)) * 3600.0 / scale_arcsec
 
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
@@ -59,8 +60,9 @@ def _jwst_wcs(ra, dec, roll, shape=(96, 128), va_scale=1.00012):
     scale = 0.031
     poly_x = models.Polynomial2D(2, c0_0=v2_ref, c1_0=-scale, c0_1=2e-5, c2_0=1e-8, c1_1=-2e-8, c0_2=3e-9)
     poly_y = models.Polynomial2D(2, c0_0=v3_ref, c1_0=1e-5, c0_1=scale, c2_0=-2e-9, c1_1=1e-8, c0_2=1e-8)
-    det2v23 = (models.Shift(-(nx - 1) / 2) & models.Shift(-(ny - 1) / 2)) | models.Mapping((0, 1, 0, 1)) | (
-        poly_x & poly_y)
+    det2v23 = (
+        (models.Shift(-(nx - 1) / 2) & models.Shift(-(ny - 1) / 2)) | models.Mapping((0, 1, 0, 1)) | (poly_x & poly_y)
+    )
     model = ImageModel((2, 2))
     model.meta.wcsinfo.v2_ref = v2_ref
     model.meta.wcsinfo.v3_ref = v3_ref
@@ -83,8 +85,11 @@ def _fits_wcs(ra, dec, roll, shape=(96, 128), sip=True):
     from astropy.wcs import WCS
 
     g = make_detector_wcs(ra, dec, roll_deg=roll, shape=shape, distortion=1e-5 if sip else 0.0)
-    header = g.to_fits_sip(degree=3, max_inv_pix_error=0.01, inv_degree=range(3, 7)) if sip else g.to_fits_sip(
-        degree=1, max_inv_pix_error=None)
+    header = (
+        g.to_fits_sip(degree=3, max_inv_pix_error=0.01, inv_degree=range(3, 7))
+        if sip
+        else g.to_fits_sip(degree=1, max_inv_pix_error=None)
+    )
     if not sip:
         header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
         for key in [k for k in header if k.startswith(("A_", "B_", "AP_", "BP_"))]:
@@ -104,8 +109,14 @@ def _agreement(wcs_in, wcs_out, shape):
 # --------------------------------------------------------------------------- agreement
 @pytest.mark.parametrize(
     ("ra", "dec", "roll"),
-    [(10.0, 20.0, 30.0), (359.9995, 0.3, 100.0), (0.0004, -89.9, 250.0), (180.0, 89.9, 10.0), (0.0, 89.95, 300.0),
-     (359.99, -45.0, 181.0)],
+    [
+        (10.0, 20.0, 30.0),
+        (359.9995, 0.3, 100.0),
+        (0.0004, -89.9, 250.0),
+        (180.0, 89.9, 10.0),
+        (0.0, 89.95, 300.0),
+        (359.99, -45.0, 181.0),
+    ],
 )
 def test_synthetic_agrees_with_calc_pixmap(ra, dec, roll):
     shape = (160, 200)
@@ -142,13 +153,20 @@ def test_astropy_chain_output_and_sin_input():
     detector, world = _frames()
     pc = np.array([[-0.9, 0.3], [0.3, 0.9]]) / np.hypot(0.9, 0.3)
     scale = 0.04 / 3600
-    out_tr = ((models.Shift(-40.2) & models.Shift(-31.7)) | models.AffineTransformation2D(matrix=pc)
-              | (models.Scale(scale) & models.Scale(scale)) | models.Pix2Sky_TAN()
-              | models.RotateNative2Celestial(ra + 0.001, dec - 0.001, 180.0))
+    out_tr = (
+        (models.Shift(-40.2) & models.Shift(-31.7))
+        | models.AffineTransformation2D(matrix=pc)
+        | (models.Scale(scale) & models.Scale(scale))
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(ra + 0.001, dec - 0.001, 180.0)
+    )
     wcs_out = gwcs_wcs.WCS([(detector, out_tr), (world, None)])
-    in_tr = ((models.Shift(-(shape[1] - 1) / 2) & models.Shift(-(shape[0] - 1) / 2))
-             | models.AffineTransformation2D(matrix=[[scale, 1e-7 * scale], [0.0, scale]])
-             | models.Pix2Sky_SIN() | models.RotateNative2Celestial(ra, dec, 180.0))
+    in_tr = (
+        (models.Shift(-(shape[1] - 1) / 2) & models.Shift(-(shape[0] - 1) / 2))
+        | models.AffineTransformation2D(matrix=[[scale, 1e-7 * scale], [0.0, scale]])
+        | models.Pix2Sky_SIN()
+        | models.RotateNative2Celestial(ra, dec, 180.0)
+    )
     wcs_in = gwcs_wcs.WCS([(detector, in_tr), (world, None)])
     assert fp.recognise_output(wcs_out) is not None
     assert fp.recognise_input(wcs_in).kind == "sin"
@@ -159,9 +177,12 @@ def test_astropy_chain_output_and_sin_input():
 def _simple_in(ra=30.0, dec=40.0, projection=None, after=None, shape=(32, 48)):
     detector, world = _frames()
     scale = 0.05 / 3600
-    tr = (models.Shift(-20.0) & models.Shift(-15.0)) | (models.Scale(scale) & models.Scale(scale)) | (
-        projection if projection is not None else models.Pix2Sky_TAN()) | models.RotateNative2Celestial(
-        ra, dec, 180.0)
+    tr = (
+        (models.Shift(-20.0) & models.Shift(-15.0))
+        | (models.Scale(scale) & models.Scale(scale))
+        | (projection if projection is not None else models.Pix2Sky_TAN())
+        | models.RotateNative2Celestial(ra, dec, 180.0)
+    )
     if after is not None:
         tr = tr | after
     w = gwcs_wcs.WCS([(detector, tr), (world, None)])
@@ -190,12 +211,19 @@ def test_refuses_non_tan_output():
     detector, world = _frames()
     scale = 0.05 / 3600
     for proj in (models.Pix2Sky_SIN(), models.Pix2Sky_CAR()):
-        tr = (models.Shift(-5.0) & models.Shift(-5.0)) | (models.Scale(scale) & models.Scale(scale)) | proj | (
-            models.RotateNative2Celestial(30.0, 40.0, 180.0))
+        tr = (
+            (models.Shift(-5.0) & models.Shift(-5.0))
+            | (models.Scale(scale) & models.Scale(scale))
+            | proj
+            | (models.RotateNative2Celestial(30.0, 40.0, 180.0))
+        )
         assert fp.recognise_output(gwcs_wcs.WCS([(detector, tr), (world, None)])) is None
     # an output with a user-defined inverse is refused (the reference would use that inverse)
-    tr = (models.Shift(-5.0) & models.Shift(-5.0)) | (models.Scale(scale) & models.Scale(scale)) | (
-        models.Pix2Sky_TAN() | models.RotateNative2Celestial(30.0, 40.0, 180.0))
+    tr = (
+        (models.Shift(-5.0) & models.Shift(-5.0))
+        | (models.Scale(scale) & models.Scale(scale))
+        | (models.Pix2Sky_TAN() | models.RotateNative2Celestial(30.0, 40.0, 180.0))
+    )
     custom = tr.inverse
     tr.inverse = custom
     assert fp.recognise_output(gwcs_wcs.WCS([(detector, tr), (world, None)])) is None
@@ -220,8 +248,12 @@ def test_self_check_catches_a_subclass_that_is_not_a_rotation():
     shape = (32, 48)
     detector, world = _frames()
     scale = 0.05 / 3600
-    tr = (models.Shift(-20.0) & models.Shift(-15.0)) | (models.Scale(scale) & models.Scale(scale)) | (
-        models.Pix2Sky_TAN()) | _SkewedRotation(30.0, 40.0, 180.0)
+    tr = (
+        (models.Shift(-20.0) & models.Shift(-15.0))
+        | (models.Scale(scale) & models.Scale(scale))
+        | (models.Pix2Sky_TAN())
+        | _SkewedRotation(30.0, 40.0, 180.0)
+    )
     wcs_in = gwcs_wcs.WCS([(detector, tr), (world, None)])
     wcs_out = _output_wcs(_simple_in(), 30.0, 40.0, 0.0)
     plan = fp.plan_fast_pixmap(wcs_in, wcs_out)
@@ -318,11 +350,16 @@ def test_truncating_kernels_keep_the_reference_pixel_map(tmp_path_factory, tmp_p
     from dask_resample.testing import synthetic
 
     assert set(FAST_PIXMAP_KERNELS) == {"square", "turbo"}
-    ds = synthetic.write_dataset(tmp_path_factory.mktemp("k"), n_dithers=2, n_detectors=1, shape=(256, 256),
-                                 seed=9, n_sources=20)
+    ds = synthetic.write_dataset(
+        tmp_path_factory.mktemp("k"), n_dithers=2, n_detectors=1, shape=(256, 256), seed=9, n_sources=20
+    )
     for kernel in ("lanczos2", "point", "square"):
-        runs = [dask_resample.resample(ds.asn_path, tmp_path / f"{kernel}{fast}.zarr", scheduler="serial",
-                                       kernel=kernel, fast_pixmap=fast)["data"].values for fast in (False, True)]
+        runs = [
+            dask_resample.resample(
+                ds.asn_path, tmp_path / f"{kernel}{fast}.zarr", scheduler="serial", kernel=kernel, fast_pixmap=fast
+            )["data"].values
+            for fast in (False, True)
+        ]
         if kernel == "square":  # the fast map: the same to float rounding
             both = np.isfinite(runs[0])
             assert np.array_equal(both, np.isfinite(runs[1]))

@@ -63,12 +63,22 @@ def test_polynomial2d_bit_identical(degree):
 def test_jwst_distortion_chain_bit_identical():
     """The structure of jwst's imaging distortion and velocity-aberration models."""
     sci2idl = _poly2d(5, 1, name="sci2idl_x") & _poly2d(5, 2, name="sci2idl_y")
-    idl2v23 = (models.Mapping((0, 1, 0, 1)) | (_poly2d(1, 3) & _poly2d(1, 4))
-               | (models.Shift(86.1) & models.Shift(-493.2)))
-    dva = (models.Shift(-86.1) & models.Shift(493.2)) | (models.Scale(1.00002) & models.Scale(1.00002)) | (
-        models.Shift(86.1) & models.Shift(-493.2))
-    model = ((models.Shift(-1023.5) & models.Shift(-1023.5)) | models.Mapping((0, 1, 0, 1)) | sci2idl | idl2v23
-             | dva | (models.Scale(1 / 3600) & models.Multiply(1 / 3600)))
+    idl2v23 = (
+        models.Mapping((0, 1, 0, 1)) | (_poly2d(1, 3) & _poly2d(1, 4)) | (models.Shift(86.1) & models.Shift(-493.2))
+    )
+    dva = (
+        (models.Shift(-86.1) & models.Shift(493.2))
+        | (models.Scale(1.00002) & models.Scale(1.00002))
+        | (models.Shift(86.1) & models.Shift(-493.2))
+    )
+    model = (
+        (models.Shift(-1023.5) & models.Shift(-1023.5))
+        | models.Mapping((0, 1, 0, 1))
+        | sci2idl
+        | idl2v23
+        | dva
+        | (models.Scale(1 / 3600) & models.Multiply(1 / 3600))
+    )
     (a, b), (ra, rb) = _head_values(model, *_points())
     assert np.array_equal(a, ra) and np.array_equal(b, rb)
 
@@ -80,7 +90,8 @@ def test_other_models_and_operators_bit_identical():
     cases = [
         models.Identity(2),
         models.Mapping((1, 0)),
-        models.Mapping((0, 1, 1)) | (models.Identity(1) & (models.Shift(2.0) & models.Scale(3.0)))
+        models.Mapping((0, 1, 1))
+        | (models.Identity(1) & (models.Shift(2.0) & models.Scale(3.0)))
         | models.Mapping((2, 0), n_inputs=3),
         p1 & p1_dom,
         models.Mapping((0, 1, 0, 1)) | (p2_dom & _poly2d(2, 8)),
@@ -102,9 +113,11 @@ def test_affine_and_rotation_within_an_ulp():
     The bound is a few units in the last place of the largest term of the sum.
     """
     x, y = _points()
-    for model in (models.AffineTransformation2D(matrix=[[-8.6e-6, 1.3e-9], [2.1e-9, 8.6e-6]],
-                                                translation=[3e-4, -2e-4]),
-                  models.Rotation2D(33.3), (models.Shift(-5.0) & models.Shift(2.0)) | models.Rotation2D(-120.0)):
+    for model in (
+        models.AffineTransformation2D(matrix=[[-8.6e-6, 1.3e-9], [2.1e-9, 8.6e-6]], translation=[3e-4, -2e-4]),
+        models.Rotation2D(33.3),
+        (models.Shift(-5.0) & models.Shift(2.0)) | models.Rotation2D(-120.0),
+    ):
         program = compile_head([model])
         m = program.coeffs[-6:]  # the affine operation's m00, m01, m10, m11, t0, t1
         xs, ys = pc.evaluate_head(compile_head([model.left]), x, y) if hasattr(model, "op") else (x, y)
@@ -153,8 +166,9 @@ def _maps(wcs_in, wcs_out, shape):
 def test_synthetic_compiled_equals_numpy_and_calc_pixmap(ra, dec, roll):
     shape = (160, 200)
     wcs_in = make_detector_wcs(ra, dec, roll_deg=roll, shape=shape, offset_pixels=(40.0, -30.0))
-    wcs_out = _output_wcs(make_detector_wcs(ra, dec, roll_deg=roll + 7.0, shape=shape), ra, dec, roll + 11.0,
-                          extra=(wcs_in,))
+    wcs_out = _output_wcs(
+        make_detector_wcs(ra, dec, roll_deg=roll + 7.0, shape=shape), ra, dec, roll + 11.0, extra=(wcs_in,)
+    )
     _, compiled, numpy_map = _maps(wcs_in, wcs_out, shape)
     assert np.nanmax(np.abs(compiled - numpy_map)) < SAME_MAP_PX
     assert np.nanmax(np.abs(compiled - calc_pixmap(wcs_in, wcs_out, shape))) < _tolerance(ra, dec)
@@ -164,8 +178,7 @@ def test_synthetic_compiled_equals_numpy_and_calc_pixmap(ra, dec, roll):
 def test_jwst_v23tosky_compiled_equals_numpy_and_calc_pixmap(ra, dec, roll):
     shape = (96, 128)
     wcs_in = _jwst_wcs(ra, dec, roll, shape)
-    wcs_out = _output_wcs(make_detector_wcs(ra, dec, roll_deg=roll, shape=shape), ra, dec, roll + 3.0,
-                          extra=(wcs_in,))
+    wcs_out = _output_wcs(make_detector_wcs(ra, dec, roll_deg=roll, shape=shape), ra, dec, roll + 3.0, extra=(wcs_in,))
     plan, compiled, numpy_map = _maps(wcs_in, wcs_out, shape)
     assert plan.source.kind == "lonlat"
     assert np.nanmax(np.abs(compiled - numpy_map)) < SAME_MAP_PX
@@ -178,11 +191,17 @@ def test_lonlat_beyond_the_small_angle_uses_libm():
 
     ra, dec, shape = 40.0, -10.0, (64, 80)
     scale = 0.05 / 3600
-    head = (models.Shift(-40.0) & models.Shift(-32.0)) | (models.Scale(scale) & models.Scale(scale)) | (
-        models.Shift(20.0) & models.Shift(-3.0))
+    head = (
+        (models.Shift(-40.0) & models.Shift(-32.0))
+        | (models.Scale(scale) & models.Scale(scale))
+        | (models.Shift(20.0) & models.Shift(-3.0))
+    )
     angles = [20.0, -3.0, 15.0, dec, -ra]
-    tail = SphericalToCartesian(wrap_lon_at=180) | models.RotationSequence3D(angles, "zyxyz") | CartesianToSpherical(
-        wrap_lon_at=360)
+    tail = (
+        SphericalToCartesian(wrap_lon_at=180)
+        | models.RotationSequence3D(angles, "zyxyz")
+        | CartesianToSpherical(wrap_lon_at=360)
+    )
     detector, world = _frames()
     wcs_in = gwcs_wcs.WCS([(detector, head | tail), (world, None)])
     wcs_in.bounding_box = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
@@ -223,9 +242,18 @@ def test_sin_input_and_bounding_box():
 
 @pytest.mark.parametrize(
     ("lo", "hi", "n", "expected"),
-    [(-0.5, 9.5, 10, (0, 9)), (2.0, 7.0, 10, (2, 7)), (2.1, 6.9, 10, (3, 6)), (-np.inf, np.inf, 10, (0, 9)),
-     (np.nan, 4.5, 10, (0, 4)), (3.5, np.nan, 10, (4, 9)), (20.0, 30.0, 10, (0, -1)), (-5.0, -1.0, 10, (0, -1)),
-     (np.inf, np.inf, 10, (0, -1)), (5.5, 5.6, 10, (0, -1))],
+    [
+        (-0.5, 9.5, 10, (0, 9)),
+        (2.0, 7.0, 10, (2, 7)),
+        (2.1, 6.9, 10, (3, 6)),
+        (-np.inf, np.inf, 10, (0, 9)),
+        (np.nan, 4.5, 10, (0, 4)),
+        (3.5, np.nan, 10, (4, 9)),
+        (20.0, 30.0, 10, (0, -1)),
+        (-5.0, -1.0, 10, (0, -1)),
+        (np.inf, np.inf, 10, (0, -1)),
+        (5.5, 5.6, 10, (0, -1)),
+    ],
 )
 def test_bounding_box_columns(lo, hi, n, expected):
     """Integers v of [0, n) kept by astropy's rule (outside: v < lo or v > hi)."""
@@ -252,10 +280,15 @@ def test_unknown_head_keeps_the_numpy_path():
     shape = (32, 48)
     detector, world = _frames()
     scale = 0.05 / 3600
-    table = models.Tabular1D(points=np.arange(100.0) - 50, lookup_table=(np.arange(100.0) - 50) * scale,
-                             bounds_error=False, fill_value=None)
-    tr = ((models.Shift(-20.0) & models.Shift(-15.0)) | (table & models.Scale(scale)) | models.Pix2Sky_TAN()
-          | models.RotateNative2Celestial(30.0, 40.0, 180.0))
+    table = models.Tabular1D(
+        points=np.arange(100.0) - 50, lookup_table=(np.arange(100.0) - 50) * scale, bounds_error=False, fill_value=None
+    )
+    tr = (
+        (models.Shift(-20.0) & models.Shift(-15.0))
+        | (table & models.Scale(scale))
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(30.0, 40.0, 180.0)
+    )
     wcs_in = gwcs_wcs.WCS([(detector, tr), (world, None)])
     source = fp.recognise_input(wcs_in)
     assert source is not None and source.program is None
@@ -277,8 +310,10 @@ def test_without_numba_the_numpy_path_runs(monkeypatch):
 
 
 def test_one_compiled_specialisation_serves_every_program():
-    for shape, wcs_in in (((30, 40), make_detector_wcs(10.0, 5.0, shape=(30, 40))),
-                          ((20, 24), _jwst_wcs(10.0, 5.0, 0.0, (20, 24)))):
+    for shape, wcs_in in (
+        ((30, 40), make_detector_wcs(10.0, 5.0, shape=(30, 40))),
+        ((20, 24), _jwst_wcs(10.0, 5.0, 0.0, (20, 24))),
+    ):
         wcs_out = _output_wcs(make_detector_wcs(10.0, 5.0, shape=shape), 10.0, 5.0, 0.0, extra=(wcs_in,))
         assert fp.fast_pixmap(fp.plan_fast_pixmap(wcs_in, wcs_out), shape) is not None
     assert len(pc._fast_map.signatures) == 1

@@ -24,8 +24,9 @@ SAME = {"weight_type": "exptime", "good_bits": None, "enable_var": False}
 @pytest.fixture(scope="module")
 def sci_layout(tmp_path_factory) -> synthetic.SyntheticDataset:
     """Plain FITS with SCI/ERR/DQ/VAR_* extensions and a TAN-SIP WCS."""
-    return synthetic.write_dataset(tmp_path_factory.mktemp("sci"), n_dithers=3, n_detectors=1, shape=(72, 80),
-                                   seed=21, fmt="fits")
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("sci"), n_dithers=3, n_detectors=1, shape=(72, 80), seed=21, fmt="fits"
+    )
 
 
 def _single_image_files(ds, directory, *, extension: bool, exptime_key: str = "EXPTIME") -> list:
@@ -39,8 +40,10 @@ def _single_image_files(ds, directory, *, extension: bool, exptime_key: str = "E
             data = hdul["SCI"].data.copy()
             texp = primary["XPOSURE"]
             for card in primary.cards:  # measurement time, sky level, observation keywords
-                if card.keyword not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XPOSURE", "") \
-                        and card.keyword not in sci:
+                if (
+                    card.keyword not in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XPOSURE", "")
+                    and card.keyword not in sci
+                ):
                     sci[card.keyword] = card.value
         for key in ("EXTNAME", "XTENSION", "PCOUNT", "GCOUNT", "S_REGION"):
             sci.remove(key, ignore_missing=True)
@@ -58,10 +61,12 @@ def _single_image_files(ds, directory, *, extension: bool, exptime_key: str = "E
 @pytest.mark.parametrize("extension", [False, True], ids=["primary_hdu", "first_extension"])
 def test_single_image_layouts_equal_the_sci_layout(sci_layout, tmp_path, extension):
     files = _single_image_files(sci_layout, tmp_path / "single", extension=extension)
-    a = dask_resample.resample([str(p) for p in sci_layout.paths], tmp_path / "a.zarr", scheduler="serial",
-                               tile_shape=(40, 48), **SAME)
-    b = dask_resample.resample([str(p) for p in files], tmp_path / "b.zarr", scheduler="serial",
-                               tile_shape=(40, 48), **SAME)
+    a = dask_resample.resample(
+        [str(p) for p in sci_layout.paths], tmp_path / "a.zarr", scheduler="serial", tile_shape=(40, 48), **SAME
+    )
+    b = dask_resample.resample(
+        [str(p) for p in files], tmp_path / "b.zarr", scheduler="serial", tile_shape=(40, 48), **SAME
+    )
     assert set(a.data_vars) == set(b.data_vars)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
@@ -86,8 +91,7 @@ def test_image_without_celestial_wcs_is_refused_naming_it(tmp_path):
 
 def test_file_without_any_image_is_refused_naming_it(tmp_path):
     path = tmp_path / "table.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
-                 ).writeto(path)
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(path)
     with pytest.raises(InputError, match="table.fits: no 2-D image"):
         collect_exposures([str(path)])
 
@@ -96,6 +100,7 @@ def test_jwst_inputs_need_the_extra_or_work(tmp_path, sci_layout):
     """A JWST datamodel file (DATAMODL in its primary header) is refused in one line without the extra."""
     try:
         import stdatamodels.jwst.datamodels  # noqa: F401
+
         have_jwst = True
     except ImportError:
         have_jwst = False
@@ -105,8 +110,12 @@ def test_jwst_inputs_need_the_extra_or_work(tmp_path, sci_layout):
         assert [r.kind for r in refs] == ["jwst", "fits"]  # mixed inputs work
     else:
         path = tmp_path / "jw_cal.fits"
-        fits.HDUList([fits.PrimaryHDU(header=fits.Header([("DATAMODL", "ImageModel")])),
-                      fits.ImageHDU(np.zeros((8, 8), np.float32), name="SCI")]).writeto(path)
+        fits.HDUList(
+            [
+                fits.PrimaryHDU(header=fits.Header([("DATAMODL", "ImageModel")])),
+                fits.ImageHDU(np.zeros((8, 8), np.float32), name="SCI"),
+            ]
+        ).writeto(path)
         with pytest.raises(InputError, match=r"jw_cal.fits: .*pip install 'dask-resample\[jwst\]'"):
             collect_exposures([str(path)])
 
@@ -130,8 +139,15 @@ def test_dq_table_equals_stdatamodels_when_installed():
 def test_group_id_formula_equals_jwst_when_installed():
     from dask_resample.inputs.io import group_id_from_observation
 
-    obs = {"program_number": "01234", "observation_number": "001", "visit_number": "002", "visit_group": "03",
-           "sequence_id": "1", "activity_id": "05", "exposure_number": "7"}
+    obs = {
+        "program_number": "01234",
+        "observation_number": "001",
+        "visit_number": "002",
+        "visit_group": "03",
+        "sequence_id": "1",
+        "activity_id": "05",
+        "exposure_number": "7",
+    }
     assert group_id_from_observation(obs) == "jw01234001002_03105_7"
     assert group_id_from_observation({**obs, "visit_group": None}) is None
     try:

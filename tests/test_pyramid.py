@@ -17,8 +17,15 @@ from dask_resample.products.pyramid import level_shape, n_levels_for
 @pytest.fixture(scope="module")
 def pyramid(tmp_path_factory, small_dataset, client):
     path = tmp_path_factory.mktemp("pyramid") / "m.zarr"
-    dask_resample.resample(small_dataset.asn_path, path, tile_shape=(64, 64), client=client,
-                           compute_err="from_var", propagate_dq=True, progress=False)
+    dask_resample.resample(
+        small_dataset.asn_path,
+        path,
+        tile_shape=(64, 64),
+        client=client,
+        compute_err="from_var",
+        propagate_dq=True,
+        progress=False,
+    )
     levels = dask_resample.write_pyramid(path, min_size=32, client=client)
     return path, levels
 
@@ -191,8 +198,9 @@ def test_rewrite_replaces_levels(pyramid, tmp_path, client):
 
 def test_many_to_many_levels(tmp_path, single_detector_dataset, client):
     path = tmp_path / "mm.zarr"
-    out = dask_resample.resample(single_detector_dataset.asn_path, path, mode="many_to_many", tile_shape=(64, 64),
-                                 client=client, progress=False)
+    out = dask_resample.resample(
+        single_detector_dataset.asn_path, path, mode="many_to_many", tile_shape=(64, 64), client=client, progress=False
+    )
     assert dask_resample.write_pyramid(path, levels=2, client=client) == [1, 2]
     for group, gds in out.items():
         flux0 = _weighted_flux(gds)

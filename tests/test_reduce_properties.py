@@ -15,8 +15,9 @@ PARAMS = ResampleParams(compute_err="driz_err", propagate_dq=True, weight_type="
 
 
 def _spec(n_inputs: int) -> AccumulatorSpec:
-    return AccumulatorSpec(y0=0, x0=0, shape_yx=SHAPE,
-                           ctx_bit={i: i for i in range(n_inputs)}, params=PARAMS, pixel_scale_ratio=1.0)
+    return AccumulatorSpec(
+        y0=0, x0=0, shape_yx=SHAPE, ctx_bit={i: i for i in range(n_inputs)}, params=PARAMS, pixel_scale_ratio=1.0
+    )
 
 
 @st.composite
@@ -27,14 +28,27 @@ def partials(draw, index: int):
     nx = draw(st.integers(1, SHAPE[1] - x0))
     # small integers (and halves) make float sums exact, so associativity is exact
     ints = st.integers(-8, 8).map(lambda v: v / 2)
+
     def arr(elements, dtype):
         return np.array(draw(st.lists(elements, min_size=ny * nx, max_size=ny * nx)), dtype).reshape(ny, nx)
+
     wht = np.abs(arr(ints, np.float32))
     img = np.where(wht != 0, arr(ints, np.float32), 0).astype(np.float32)
-    var = {n: np.where(wht != 0, np.abs(arr(ints, np.float32)) + 0.5, np.nan).astype(np.float32)
-           for n in VARIANCE_NAMES}
-    return TilePartial(index=index, y0=y0, x0=x0, img=img, wht=wht, ctx=wht != 0,
-                       dq=arr(st.integers(0, 255), np.uint32), err=img.copy(), var=var, tmeasure=1.0)
+    var = {
+        n: np.where(wht != 0, np.abs(arr(ints, np.float32)) + 0.5, np.nan).astype(np.float32) for n in VARIANCE_NAMES
+    }
+    return TilePartial(
+        index=index,
+        y0=y0,
+        x0=x0,
+        img=img,
+        wht=wht,
+        ctx=wht != 0,
+        dq=arr(st.integers(0, 255), np.uint32),
+        err=img.copy(),
+        var=var,
+        tmeasure=1.0,
+    )
 
 
 def _acc(parts: list, n: int) -> TileAccumulator:
@@ -91,7 +105,7 @@ def test_context_bits_record_contributors(data):
     assert con.shape == (2, *SHAPE)
     for p in parts:
         bit = np.int32(np.uint32(1 << (p.index % 32)).view(np.int32))
-        plane = con[p.index // 32, p.y0:p.y0 + p.shape_yx[0], p.x0:p.x0 + p.shape_yx[1]]
+        plane = con[p.index // 32, p.y0 : p.y0 + p.shape_yx[0], p.x0 : p.x0 + p.shape_yx[1]]
         np.testing.assert_array_equal((plane & bit) != 0, p.ctx)
 
 

@@ -90,15 +90,18 @@ def _process_group_alive(pgid: int) -> list[int]:
     return alive
 
 
-def _run_and_kill(asn: Path, out: Path, scheduler: str, when: Callable[[], bool], env: dict | None = None,
-                  timeout: float = 120) -> dict:
+def _run_and_kill(
+    asn: Path, out: Path, scheduler: str, when: Callable[[], bool], env: dict | None = None, timeout: float = 120
+) -> dict:
     """Start a run in a new session; SIGKILL its whole process group once ``when()`` holds."""
     log_path = out.parent / f"{out.name}.stderr"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-c", RUN_SCRIPT, str(asn), str(out), scheduler],
-            start_new_session=True, env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL, stderr=log_file,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
         )
     deadline = time.monotonic() + timeout
     try:
@@ -106,8 +109,12 @@ def _run_and_kill(asn: Path, out: Path, scheduler: str, when: Callable[[], bool]
             if time.monotonic() > deadline:
                 raise TimeoutError("the run did not reach the kill point")
             time.sleep(0.001)
-        state = {"finished": proc.poll() is not None, "markers": _markers(out), "staging": bool(_staging(out)),
-                 "exists": out.exists()}
+        state = {
+            "finished": proc.poll() is not None,
+            "markers": _markers(out),
+            "staging": bool(_staging(out)),
+            "exists": out.exists(),
+        }
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:
@@ -180,8 +187,14 @@ def test_sigkill_then_resume_is_bit_identical(moment, small_dataset, reference, 
 def test_sigkill_of_whole_local_cluster_then_resume(small_dataset, reference, n_tiles, tmp_path, client, caplog):
     """Kill a distributed run (driver, scheduler, nannies, workers) mid-way; resume on another cluster."""
     out = tmp_path / "killed.zarr"
-    state = _run_and_kill(small_dataset.asn_path, out, "distributed", lambda: _markers(out) >= 3,
-                          env={"DASK_RESAMPLE__LOCAL__N_WORKERS": "2"}, timeout=180)
+    state = _run_and_kill(
+        small_dataset.asn_path,
+        out,
+        "distributed",
+        lambda: _markers(out) >= 3,
+        env={"DASK_RESAMPLE__LOCAL__N_WORKERS": "2"},
+        timeout=180,
+    )
     assert not state["finished"], "the run ended before the kill"
     assert not state["left_alive"], f"processes survived the kill: {state['left_alive']}"
     n_before = _markers(out)
@@ -257,8 +270,12 @@ def _half_created(out: Path, reference: Path) -> None:
     meta = read_metadata(reference)
     ref = open_mosaic(reference)
     create_store(
-        out, groups={"": {"attrs": {}, "n_ctx_planes": ref["con"].shape[0]}}, root_attrs=meta,
-        shape_yx=ref["data"].shape, tile_shape_yx=TILE, arrays=tuple(meta["arrays"]),
+        out,
+        groups={"": {"attrs": {}, "n_ctx_planes": ref["con"].shape[0]}},
+        root_attrs=meta,
+        shape_yx=ref["data"].shape,
+        tile_shape_yx=TILE,
+        arrays=tuple(meta["arrays"]),
         fill_values=empty_pixel_values(ResampleParams(**meta["params"]), meta["grid"]["pixel_scale_ratio"]),
         many_to_many=False,
     )

@@ -60,8 +60,15 @@ def skymap_subset() -> Path:
 @pytest.fixture(scope="module")
 def on_skycell(tmp_path_factory, quiet):
     """2 exposures of a 48 x 48 sub-array of detector 7 inside skycell 135p90x47y41."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman_cli"), n_exposures=2, detectors=(7,),
-                                              shape=(48, 48), centre_on=(63.435, 89.3043), seed=15, target=SKYCELL)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman_cli"),
+        n_exposures=2,
+        detectors=(7,),
+        shape=(48, 48),
+        centre_on=(63.435, 89.3043),
+        seed=15,
+        target=SKYCELL,
+    )
 
 
 @pytest.fixture
@@ -95,13 +102,32 @@ def test_skycells_equal_python_bit_for_bit(on_skycell, skymap_subset, tmp_path, 
     from dask_resample.roman import resample_skycells
 
     cli_dir = tmp_path / "cli"
-    code, out, err = run_cli(["run", on_skycell.asn_path, "--skycells", cli_dir, "--skymap", skymap_subset,
-                              "--serial", "--tile-shape", *TILE, "--quiet"], capsys)
+    code, out, err = run_cli(
+        [
+            "run",
+            on_skycell.asn_path,
+            "--skycells",
+            cli_dir,
+            "--skymap",
+            skymap_subset,
+            "--serial",
+            "--tile-shape",
+            *TILE,
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = resample_skycells(on_skycell.asn_path, tmp_path / "py", skymap=skymap_subset, scheduler="serial",
-                                 tile_shape=tuple(int(n) for n in TILE), progress=False)
+        ours = resample_skycells(
+            on_skycell.asn_path,
+            tmp_path / "py",
+            skymap=skymap_subset,
+            scheduler="serial",
+            tile_shape=tuple(int(n) for n in TILE),
+            progress=False,
+        )
     assert SKYCELL in ours
     assert out.split() == [str(cli_dir / f"{name}.zarr") for name in ours]
     assert sorted(p.name for p in cli_dir.iterdir()) == sorted(f"{name}.zarr" for name in ours)
@@ -116,13 +142,21 @@ def test_mission_roman_equals_roman_params(on_skycell, tmp_path, capsys):
     from dask_resample.roman import roman_params
 
     out = tmp_path / "cli.zarr"
-    code, _, err = run_cli(["run", on_skycell.asn_path, "-o", out, "--mission", "roman", "--serial",
-                            "--tile-shape", 32, 32, "--quiet"], capsys)
+    code, _, err = run_cli(
+        ["run", on_skycell.asn_path, "-o", out, "--mission", "roman", "--serial", "--tile-shape", 32, 32, "--quiet"],
+        capsys,
+    )
     assert code == 0, err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        resample(on_skycell.asn_path, tmp_path / "py.zarr", params=roman_params(), scheduler="serial",
-                 tile_shape=(32, 32), progress=False)
+        resample(
+            on_skycell.asn_path,
+            tmp_path / "py.zarr",
+            params=roman_params(),
+            scheduler="serial",
+            tile_shape=(32, 32),
+            progress=False,
+        )
     assert_same_mosaic(out, tmp_path / "py.zarr")
 
     config = tmp_path / "opts.yaml"
@@ -157,10 +191,22 @@ def _fits_file(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["missing_skymap", "missing_env_skymap", "no_skymap", "with_output",
-                                  "not_roman", "skymap_alone", "grid_option", "outliers"])
-def test_skycell_errors_are_one_line_before_any_cluster(case, on_skycell, skymap_subset, tmp_path, monkeypatch,
-                                                        no_cluster, capsys):
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing_skymap",
+        "missing_env_skymap",
+        "no_skymap",
+        "with_output",
+        "not_roman",
+        "skymap_alone",
+        "grid_option",
+        "outliers",
+    ],
+)
+def test_skycell_errors_are_one_line_before_any_cluster(
+    case, on_skycell, skymap_subset, tmp_path, monkeypatch, no_cluster, capsys
+):
     import romancal.skycell.skymap as sc
 
     monkeypatch.delenv("SKYMAP_PATH", raising=False)
@@ -171,12 +217,18 @@ def test_skycell_errors_are_one_line_before_any_cluster(case, on_skycell, skymap
         "missing_env_skymap": (base, f"SKYMAP_PATH: {missing}: skymap file not found"),
         "no_skymap": (base, "--skymap: no skymap file"),
         "with_output": ([*base, "--skymap", skymap_subset, "-o", tmp_path / "m.zarr"], "drop -o/--output"),
-        "not_roman": (["run", _fits_file(tmp_path / "plain.fits"), "--skycells", tmp_path / "out", "--skymap",
-                       skymap_subset], "plain.fits: not a Roman WFI input"),
-        "skymap_alone": (["run", on_skycell.asn_path, "-o", tmp_path / "m.zarr", "--skymap", skymap_subset],
-                         "--skymap: only with --skycells"),
-        "grid_option": ([*base, "--skymap", skymap_subset, "--pixel-scale", "0.1"],
-                        "each skycell is its own output grid; drop --pixel-scale"),
+        "not_roman": (
+            ["run", _fits_file(tmp_path / "plain.fits"), "--skycells", tmp_path / "out", "--skymap", skymap_subset],
+            "plain.fits: not a Roman WFI input",
+        ),
+        "skymap_alone": (
+            ["run", on_skycell.asn_path, "-o", tmp_path / "m.zarr", "--skymap", skymap_subset],
+            "--skymap: only with --skycells",
+        ),
+        "grid_option": (
+            [*base, "--skymap", skymap_subset, "--pixel-scale", "0.1"],
+            "each skycell is its own output grid; drop --pixel-scale",
+        ),
         "outliers": ([*base, "--skymap", skymap_subset, "--outliers"], "--outliers:"),
     }[case]
     if case == "missing_env_skymap":
@@ -195,8 +247,13 @@ def test_help_lists_the_roman_options(capsys):
     code, out, _ = run_cli(["run", "--help"], capsys)
     assert code == 0
     flat = " ".join(out.split())
-    for flag in ("--skycells OUTDIR", "--skymap FILE.asdf", "--mission {jwst,roman}", "SKYMAP_PATH",
-                 "good_bits ~DO_NOT_USE,"):
+    for flag in (
+        "--skycells OUTDIR",
+        "--skymap FILE.asdf",
+        "--mission {jwst,roman}",
+        "SKYMAP_PATH",
+        "good_bits ~DO_NOT_USE,",
+    ):
         assert flag in flat, flag
     code, out, _ = run_cli(["plan", "--help"], capsys)
     assert code == 0 and "--mission" in out and "--skymap" not in out  # skycells: run only
@@ -236,8 +293,9 @@ def test_skycells_on_s3_equal_local_bit_for_bit(on_skycell, skymap_subset, tmp_p
 
 
 @pytest.mark.parametrize("case", ["no_bucket", "bucket_root", "object_there", "bad_credentials"])
-def test_skycells_unusable_url_is_one_line_before_any_cluster(case, on_skycell, skymap_subset, s3_bucket,
-                                                               no_cluster, capsys):
+def test_skycells_unusable_url_is_one_line_before_any_cluster(
+    case, on_skycell, skymap_subset, s3_bucket, no_cluster, capsys
+):
     bucket, opts = s3_bucket
     if case == "object_there":
         as_location(f"s3://{bucket}/taken", opts).write_bytes(b"x")
@@ -249,8 +307,9 @@ def test_skycells_unusable_url_is_one_line_before_any_cluster(case, on_skycell, 
     }[case]
     if case == "bad_credentials":
         opts = {**opts, "secret": "wrong"}
-    code, out, err = run_cli(["run", on_skycell.asn_path, "--skycells", url, "--skymap", skymap_subset,
-                              *_s3_args(opts)], capsys)
+    code, out, err = run_cli(
+        ["run", on_skycell.asn_path, "--skycells", url, "--skymap", skymap_subset, *_s3_args(opts)], capsys
+    )
     assert code == 1
     assert err.startswith("dask-resample: error: ") and err.count("\n") == 1, err
     assert expected in err, err
@@ -266,10 +325,25 @@ def test_resample_skycells_on_s3_from_a_cluster(on_skycell, skymap_subset, tmp_p
     url = f"s3://{bucket}/py"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        local = resample_skycells(on_skycell.asn_path, tmp_path, skymap=skymap_subset, names=[SKYCELL],
-                                  scheduler="serial", tile_shape=(1000, 1000), progress=False)
-        remote = resample_skycells(on_skycell.asn_path, url, skymap=skymap_subset, names=[SKYCELL],
-                                   storage_options=opts, client=client, tile_shape=(1000, 1000), progress=False)
+        local = resample_skycells(
+            on_skycell.asn_path,
+            tmp_path,
+            skymap=skymap_subset,
+            names=[SKYCELL],
+            scheduler="serial",
+            tile_shape=(1000, 1000),
+            progress=False,
+        )
+        remote = resample_skycells(
+            on_skycell.asn_path,
+            url,
+            skymap=skymap_subset,
+            names=[SKYCELL],
+            storage_options=opts,
+            client=client,
+            tile_shape=(1000, 1000),
+            progress=False,
+        )
     assert list(remote) == list(local) == [SKYCELL]
     assert as_location(url, opts).listdir() == [f"{SKYCELL}.zarr"]
     assert_same_mosaic(as_location(f"{url}/{SKYCELL}.zarr", opts), tmp_path / f"{SKYCELL}.zarr")

@@ -36,9 +36,24 @@ pytest.importorskip("romanisim")
 KEPT = ("data", "err", "var_poisson", "var_rnoise", "var_flat")
 
 #: ``meta.cal_step`` entries a WfiImage has (the synthetic images are written without them).
-CAL_STEPS = ("assign_wcs", "dark", "dark_decay", "dq_init", "flat_field", "flux", "linearity", "outlier_detection",
-             "photom", "source_catalog", "ramp_fit", "refpix", "saturation", "skymatch", "tweakreg",
-             "wfi18_transient")
+CAL_STEPS = (
+    "assign_wcs",
+    "dark",
+    "dark_decay",
+    "dq_init",
+    "flat_field",
+    "flux",
+    "linearity",
+    "outlier_detection",
+    "photom",
+    "source_catalog",
+    "ramp_fit",
+    "refpix",
+    "saturation",
+    "skymatch",
+    "tweakreg",
+    "wfi18_transient",
+)
 
 #: Roman's DO_NOT_USE | OUTLIER.
 ROMAN_OUTLIER = 1 | 128
@@ -105,8 +120,7 @@ def compare(ours: list[Path], theirs: list[Path], dataset: synthetic_roman.Roman
     """DQ bit for bit, every other array as the input's, the step status; return the pixels flagged."""
     rdm = _rdm()
     flagged = 0
-    assert [p.name for p in ours] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf")
-                                      for p in dataset.paths]
+    assert [p.name for p in ours] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf") for p in dataset.paths]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for mine, ref, source in zip(ours, theirs, dataset.paths, strict=True):
@@ -135,8 +149,9 @@ def compare(ours: list[Path], theirs: list[Path], dataset: synthetic_roman.Roman
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """3 exposures of one 48 x 48 sub-array of detector 7, native scale, with cosmic rays."""
-    ds = synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("ro_single"), n_exposures=3, detectors=(7,),
-                                             shape=(48, 48), seed=21)
+    ds = synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("ro_single"), n_exposures=3, detectors=(7,), shape=(48, 48), seed=21
+    )
     add_cosmic_rays(ds, per_image=12, seed=1)
     return ds
 
@@ -144,9 +159,16 @@ def single(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rebuilt_rnoise(tmp_path_factory):
     """2 exposures without var_rnoise (romancal rebuilds it from err) nor var_flat, background subtracted."""
-    ds = synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("ro_rn"), n_exposures=2, detectors=(3,),
-                                             shape=(40, 40), seed=24, with_var_rnoise=False, with_var_flat=False,
-                                             subtracted=True)
+    ds = synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("ro_rn"),
+        n_exposures=2,
+        detectors=(3,),
+        shape=(40, 40),
+        seed=24,
+        with_var_rnoise=False,
+        with_var_flat=False,
+        subtracted=True,
+    )
     add_cosmic_rays(ds, per_image=10, seed=4)
     return ds
 
@@ -154,9 +176,15 @@ def rebuilt_rnoise(tmp_path_factory):
 @pytest.fixture(scope="module")
 def several(tmp_path_factory):
     """3 exposures x detectors 1, 2 and 4, each whole detector binned to 32 x 32, with cosmic rays."""
-    ds = synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("ro_several"), n_exposures=3,
-                                             detectors=(1, 2, 4), shape=(32, 32), binning=127, dither_arcsec=30.0,
-                                             seed=22)
+    ds = synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("ro_several"),
+        n_exposures=3,
+        detectors=(1, 2, 4),
+        shape=(32, 32),
+        binning=127,
+        dither_arcsec=30.0,
+        seed=22,
+    )
     add_cosmic_rays(ds, per_image=8, seed=2)
     return ds
 
@@ -255,8 +283,9 @@ def test_resample_with_outliers_refuses_roman(single, tmp_path):
     """``resample(..., outliers=True)`` would flag with jwst's rules: refused before the mosaic is touched."""
     for outliers in (True, {"mission": "roman"}):
         with pytest.raises(InputError, match="takes JWST inputs only"):
-            dask_resample.resample(single.asn_path, tmp_path / "m.zarr", params=roman_params(), outliers=outliers,
-                                   scheduler="serial")
+            dask_resample.resample(
+                single.asn_path, tmp_path / "m.zarr", params=roman_params(), outliers=outliers, scheduler="serial"
+            )
         assert not (tmp_path / "m.zarr").exists()
 
 
@@ -280,16 +309,18 @@ def test_median_on_association_skycell(tmp_path, where):
     skycells.use_skymap(skymap)  # romancal's step reads the same global skymap
     grid = skycells.skycell_output_wcs(SKYCELL, skymap)["wcs"]
     centre = (63.435, 89.3043) if where == "inside" else tuple(float(v) for v in grid(0.0, 2500.0))
-    ds = synthetic_roman.write_roman_dataset(tmp_path / "in", n_exposures=2, detectors=(7,), shape=(48, 48),
-                                             centre_on=centre, seed=25, target=SKYCELL)
+    ds = synthetic_roman.write_roman_dataset(
+        tmp_path / "in", n_exposures=2, detectors=(7,), shape=(48, 48), centre_on=centre, seed=25, target=SKYCELL
+    )
     add_cosmic_rays(ds, per_image=10, seed=5)
     pars = {} if where == "inside" else {"fillval": "0"}
     found = skycell_median_wcs(ds.asn_path, outlier_step_params("roman"), skymap=skymap)
     assert found is not None and tuple(found["wcs"].array_shape) == (5000, 5000)
     assert skycell_median_wcs(ds.asn_path, outlier_step_params("roman", resample_on_skycell=False)) is None
     theirs = run_romancal(ds, tmp_path / "romancal", **pars)
-    ours = detect_outliers(ds.asn_path, tmp_path / "ours", scheduler="serial", skymap=skymap, tile_shape=(500, 500),
-                           **pars)
+    ours = detect_outliers(
+        ds.asn_path, tmp_path / "ours", scheduler="serial", skymap=skymap, tile_shape=(500, 500), **pars
+    )
     flagged = compare(ours, theirs, ds)
     assert flagged > (500 if where != "inside" else 0)  # off the skycell the data are compared with 0
 
@@ -303,8 +334,7 @@ def test_command_line(single, tmp_path, capsys, mission):
     code = main(["outliers", str(single.asn_path), "-o", str(out), "--serial", *mission])
     assert code == 0
     printed = [Path(line) for line in capsys.readouterr().out.split()]
-    assert [p.name for p in printed] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf")
-                                         for p in single.paths]
+    assert [p.name for p in printed] == [p.name.replace("_cal.asdf", "_outlier_detection.asdf") for p in single.paths]
     assert compare(printed, run_romancal(single, tmp_path / "romancal"), single) > 0
 
 
@@ -315,7 +345,12 @@ def test_command_line_mission_defaults(single, tmp_path, capsys):
 
     roman = outlier_for("roman").build({"pixfrac": 0.5})
     assert (roman.mission, roman.pixmap_stepsize, roman.pixmap_order, roman.fillval, roman.pixfrac) == (
-        "roman", 10.0, 3, "NaN", 0.5)
+        "roman",
+        10.0,
+        3,
+        "NaN",
+        0.5,
+    )
     assert outlier_for("jwst").build({}) == OutlierParams(mission="jwst")
     code = main(["outliers", str(single.asn_path), "-o", str(tmp_path / "o"), "--serial", "--mission", "jwst"])
     err = capsys.readouterr().err.strip()

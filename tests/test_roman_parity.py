@@ -35,8 +35,15 @@ pytest.importorskip("romancal")
 pytest.importorskip("romanisim")
 
 #: Our array -> the reference model's attribute.
-ARRAYS = {"data": "data", "wht": "weight", "err": "err", "var_rnoise": "var_rnoise",
-          "var_poisson": "var_poisson", "var_flat": "var_flat", "dq": "dq"}
+ARRAYS = {
+    "data": "data",
+    "wht": "weight",
+    "err": "err",
+    "var_rnoise": "var_rnoise",
+    "var_poisson": "var_poisson",
+    "var_flat": "var_flat",
+    "dq": "dq",
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,31 +56,52 @@ def quiet():
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, quiet):
     """3 exposures of one 48 x 48 sub-array of detector 7, native scale."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman1"), n_exposures=3, detectors=(7,),
-                                              shape=(48, 48), seed=11)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman1"), n_exposures=3, detectors=(7,), shape=(48, 48), seed=11
+    )
 
 
 @pytest.fixture(scope="module")
 def two_detectors(tmp_path_factory, quiet):
     """2 exposures x detectors 1 and 2, each whole detector binned to 32 x 32."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman2"), n_exposures=2, detectors=(1, 2),
-                                              shape=(32, 32), binning=127, dither_arcsec=40.0, seed=12)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman2"),
+        n_exposures=2,
+        detectors=(1, 2),
+        shape=(32, 32),
+        binning=127,
+        dither_arcsec=40.0,
+        seed=12,
+    )
 
 
 @pytest.fixture(scope="module")
 def eighteen(tmp_path_factory, quiet):
     """2 exposures x all 18 detectors, each binned to 24 x 24."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman18"), n_exposures=2,
-                                              detectors=tuple(range(1, 19)), shape=(24, 24), binning=170,
-                                              dither_arcsec=60.0, seed=13)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman18"),
+        n_exposures=2,
+        detectors=tuple(range(1, 19)),
+        shape=(24, 24),
+        binning=170,
+        dither_arcsec=60.0,
+        seed=13,
+    )
 
 
 @pytest.fixture(scope="module")
 def rebuilt_rnoise(tmp_path_factory, quiet):
     """2 exposures without var_rnoise (rebuilt from err) nor var_flat, background already subtracted."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman_rn"), n_exposures=2, detectors=(3,),
-                                              shape=(40, 40), seed=14, with_var_rnoise=False,
-                                              with_var_flat=False, subtracted=True)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman_rn"),
+        n_exposures=2,
+        detectors=(3,),
+        shape=(40, 40),
+        seed=14,
+        with_var_rnoise=False,
+        with_var_flat=False,
+        subtracted=True,
+    )
 
 
 def reference(inputs, *, wcs_kwargs=None, output_wcs=None, **pars):
@@ -91,9 +119,24 @@ def reference(inputs, *, wcs_kwargs=None, output_wcs=None, **pars):
         else:
             library = ModelLibrary(list(inputs) if isinstance(inputs, list) else str(inputs), on_disk=False)
         resampler = ResampleData(
-            library, output_wcs, p["pixfrac"], p["kernel"], str(p["fillval"]), p["weight_type"], p["good_bits"],
-            True, True, "from_var", True, False, False, wcs_kwargs=wcs_kwargs or {}, variance_array_names=names,
-            propagate_dq=p["propagate_dq"], pixmap_stepsize=p["pixmap_stepsize"], pixmap_order=p["pixmap_order"],
+            library,
+            output_wcs,
+            p["pixfrac"],
+            p["kernel"],
+            str(p["fillval"]),
+            p["weight_type"],
+            p["good_bits"],
+            True,
+            True,
+            "from_var",
+            True,
+            False,
+            False,
+            wcs_kwargs=wcs_kwargs or {},
+            variance_array_names=names,
+            propagate_dq=p["propagate_dq"],
+            pixmap_stepsize=p["pixmap_stepsize"],
+            pixmap_order=p["pixmap_order"],
         )
         return resampler.resample_group(range(len(library)))
 
@@ -150,8 +193,13 @@ CASES: dict[str, dict] = {
     "stepsize1": {"pixmap_stepsize": 1, "pixmap_order": 1},
     "propagate_dq": {"propagate_dq": True},
     "fillval0": {"fillval": "0"},
-    "combined": {"kernel": "turbo", "pixfrac": 0.7, "weight_type": "ivm-sky", "include_var_flat": True,
-                 "wcs_pars": {"pixel_scale_ratio": 1.3, "rotation": -35.0}},
+    "combined": {
+        "kernel": "turbo",
+        "pixfrac": 0.7,
+        "weight_type": "ivm-sky",
+        "include_var_flat": True,
+        "wcs_pars": {"pixel_scale_ratio": 1.3, "rotation": -35.0},
+    },
 }
 
 
@@ -161,8 +209,9 @@ def _run(inputs, tmp_path, pars: dict, **kwargs):
     ref = reference(inputs, wcs_kwargs=_wcs_kwargs(wcs_pars or {}), **pars)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = dask_resample.resample(inputs, tmp_path / "m.zarr", params=roman_params(**pars), wcs_pars=wcs_pars,
-                                      tile_shape=(32, 32), **kwargs)
+        ours = dask_resample.resample(
+            inputs, tmp_path / "m.zarr", params=roman_params(**pars), wcs_pars=wcs_pars, tile_shape=(32, 32), **kwargs
+        )
     assert ours["data"].shape == ref.data.shape
     return ours, ref, pars
 
@@ -177,8 +226,11 @@ def test_parity_with_romancal(case, single, tmp_path):
 
 @pytest.mark.parametrize("case", ["defaults", "exptime_lanczos3", "ivm-sky_psr0.8"])
 def test_parity_two_detectors(case, two_detectors, client, tmp_path):
-    pars = {"defaults": {}, "exptime_lanczos3": {"weight_type": "exptime", "kernel": "lanczos3"},
-            "ivm-sky_psr0.8": {"weight_type": "ivm-sky", "wcs_pars": {"pixel_scale_ratio": 0.8}}}[case]
+    pars = {
+        "defaults": {},
+        "exptime_lanczos3": {"weight_type": "exptime", "kernel": "lanczos3"},
+        "ivm-sky_psr0.8": {"weight_type": "ivm-sky", "wcs_pars": {"pixel_scale_ratio": 0.8}},
+    }[case]
     ours, ref, pars = _run(two_detectors.asn_path, tmp_path, pars, client=client)
     print(case, {k: f"{v:.1e}" for k, v in check(ours, ref, pars).items()})
 
@@ -269,8 +321,7 @@ def test_missing_extra_fails_in_one_line(single, monkeypatch):
         io.resolve_inputs([single.paths[0]])
     message = str(err.value)
     assert "\n" not in message
-    assert message == (f"{single.paths[0]}: Roman inputs need the 'roman' extra: "
-                       "pip install 'dask-resample[roman]'")
+    assert message == (f"{single.paths[0]}: Roman inputs need the 'roman' extra: pip install 'dask-resample[roman]'")
     with pytest.raises(io.InputError, match=r"roman_asn\.json: Roman inputs need the 'roman' extra"):
         io.resolve_inputs(single.asn_path)
 
@@ -281,8 +332,17 @@ def test_roman_step_defaults_are_romancal_s():
 
     step = ResampleStep()
     defaults = roman_step_defaults()
-    for name in ("pixfrac", "kernel", "fillval", "weight_type", "good_bits", "include_var_flat", "propagate_dq",
-                 "pixmap_stepsize", "pixmap_order"):
+    for name in (
+        "pixfrac",
+        "kernel",
+        "fillval",
+        "weight_type",
+        "good_bits",
+        "include_var_flat",
+        "propagate_dq",
+        "pixmap_stepsize",
+        "pixmap_order",
+    ):
         assert defaults[name] == getattr(step, name), name
     # what ResampleStep always asks of ResampleData
     assert defaults["enable_ctx"] and defaults["enable_var"] and defaults["compute_err"] == "from_var"
@@ -299,8 +359,10 @@ def test_roman_dq_flag_names_are_roman_datamodels_s():
     from dask_resample.dqflags import ROMAN_PIXEL
 
     assert dict(ROMAN_PIXEL) == {k: int(v) for k, v in dqflags.pixel.__members__.items()}
-    assert roman_params(good_bits="~DO_NOT_USE+OUTLIER").good_bits_mask != dask_resample.ResampleParams(
-        good_bits="~DO_NOT_USE+OUTLIER").good_bits_mask
+    assert (
+        roman_params(good_bits="~DO_NOT_USE+OUTLIER").good_bits_mask
+        != dask_resample.ResampleParams(good_bits="~DO_NOT_USE+OUTLIER").good_bits_mask
+    )
 
 
 # ----------------------------------------------------------------------------- skycells
@@ -323,8 +385,15 @@ SKYCELL = "135p90x47y41"
 @pytest.fixture(scope="module")
 def on_skycell(tmp_path_factory, quiet):
     """2 exposures of a sub-array of detector 7 centred in skycell 135p90x47y41 (the association's target)."""
-    return synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman_sky"), n_exposures=2, detectors=(7,),
-                                              shape=(48, 48), centre_on=(63.435, 89.3043), seed=15, target=SKYCELL)
+    return synthetic_roman.write_roman_dataset(
+        tmp_path_factory.mktemp("roman_sky"),
+        n_exposures=2,
+        detectors=(7,),
+        shape=(48, 48),
+        centre_on=(63.435, 89.3043),
+        seed=15,
+        target=SKYCELL,
+    )
 
 
 def _window_wcs(wcs, x0: int, y0: int, shape_yx: tuple[int, int]):
@@ -333,8 +402,9 @@ def _window_wcs(wcs, x0: int, y0: int, shape_yx: tuple[int, int]):
     from gwcs import wcs as gwcs_wcs
 
     ny, nx = shape_yx
-    out = gwcs_wcs.WCS([(wcs.input_frame, (models.Shift(x0) & models.Shift(y0)) | wcs.forward_transform),
-                        (wcs.output_frame, None)])
+    out = gwcs_wcs.WCS(
+        [(wcs.input_frame, (models.Shift(x0) & models.Shift(y0)) | wcs.forward_transform), (wcs.output_frame, None)]
+    )
     out.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
     out.array_shape = shape_yx
     return out
@@ -355,8 +425,14 @@ def test_skycell_mosaics(on_skycell, skymap_subset, tmp_path):
     assert SKYCELL in touched and touched[SKYCELL] == [0, 1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mosaics = resample_skycells(on_skycell.asn_path, tmp_path, skymap=skymap_subset, names=[SKYCELL],
-                                    scheduler="serial", tile_shape=(1000, 1000))
+        mosaics = resample_skycells(
+            on_skycell.asn_path,
+            tmp_path,
+            skymap=skymap_subset,
+            names=[SKYCELL],
+            scheduler="serial",
+            tile_shape=(1000, 1000),
+        )
     ours = mosaics[SKYCELL]
     assert ours["data"].shape == (5000, 5000)
     wcs = skycells.skycell_output_wcs(SKYCELL, skymap_subset)["wcs"]
@@ -364,8 +440,10 @@ def test_skycell_mosaics(on_skycell, skymap_subset, tmp_path):
     (y0, x0), (y1, x1) = covered.min(axis=0) - 20, covered.max(axis=0) + 21
     window = _window_wcs(wcs, int(x0), int(y0), (int(y1 - y0), int(x1 - x0)))
     # the output pixel scale of the whole skycell (stcal's mean pixel area over all of it), as on the skycell
-    ref = reference(on_skycell.asn_path, output_wcs={"wcs": window, "pixel_scale": ours.attrs["dask_resample"][
-        "grid"]["pixel_scale"]})
+    ref = reference(
+        on_skycell.asn_path,
+        output_wcs={"wcs": window, "pixel_scale": ours.attrs["dask_resample"]["grid"]["pixel_scale"]},
+    )
     cut = ours.isel(y=slice(y0, y1), x=slice(x0, x1))
     diffs = check(cut, ref, {})
     outside = ours["wht"].values.copy()
@@ -393,14 +471,25 @@ def test_mosaic_model_export(single, tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = dask_resample.resample(single.asn_path, tmp_path / "m.zarr", params=roman_params(include_var_flat=True),
-                                      scheduler="serial", tile_shape=(32, 32))
+        ours = dask_resample.resample(
+            single.asn_path,
+            tmp_path / "m.zarr",
+            params=roman_params(include_var_flat=True),
+            scheduler="serial",
+            tile_shape=(32, 32),
+        )
         to_mosaic_model(ours, tmp_path / "mosaic_i2d.asdf")
         with rdm.open(tmp_path / "mosaic_i2d.asdf") as model:
             assert type(model).__name__ == "MosaicModel"
             model.validate()
-            for ours_name, name in (("data", "data"), ("wht", "weight"), ("err", "err"), ("var_flat", "var_flat"),
-                                    ("var_rnoise", "var_rnoise"), ("var_poisson", "var_poisson")):
+            for ours_name, name in (
+                ("data", "data"),
+                ("wht", "weight"),
+                ("err", "err"),
+                ("var_flat", "var_flat"),
+                ("var_rnoise", "var_rnoise"),
+                ("var_poisson", "var_poisson"),
+            ):
                 np.testing.assert_array_equal(np.asarray(getattr(model, name)), ours[ours_name].values)
             np.testing.assert_array_equal(np.asarray(model.context), ours["con"].values.view(np.uint32))
             mean, peak = coadd_exposure_times(ours)

@@ -69,9 +69,15 @@ def on_corner(tmp_path_factory, romancal_skymap):
     ra, dec = sc.SkyCells.from_names([SKYCELL]).wcs[0].pixel_to_world_values(*CORNER_XY)
     logging.disable(logging.INFO)
     try:
-        yield synthetic_roman.write_roman_dataset(tmp_path_factory.mktemp("roman_region"), n_exposures=2,
-                                                  detectors=(7,), shape=(48, 48), centre_on=(float(ra), float(dec)),
-                                                  seed=21, target=SKYCELL)
+        yield synthetic_roman.write_roman_dataset(
+            tmp_path_factory.mktemp("roman_region"),
+            n_exposures=2,
+            detectors=(7,),
+            shape=(48, 48),
+            centre_on=(float(ra), float(dec)),
+            seed=21,
+            target=SKYCELL,
+        )
     finally:
         logging.disable(logging.NOTSET)
 
@@ -88,8 +94,10 @@ def test_skymap_lattice_as_read(romancal_skymap):
         assert set(np.unique(np.diff(np.unique(x0)))) == {4800} and set(np.unique(np.diff(np.unique(y0)))) == {4800}
         assert y0.min() == 0 and x0.min() == 0
         assert grid.shape_yx == (int(y0.max()) + 5000, int(x0.max()) + 5000)
-        assert len(grid.skycells) == int(romancal_skymap.model.projection_regions["skycell_end"][region]
-                                         - romancal_skymap.model.projection_regions["skycell_start"][region])
+        assert len(grid.skycells) == int(
+            romancal_skymap.model.projection_regions["skycell_end"][region]
+            - romancal_skymap.model.projection_regions["skycell_start"][region]
+        )
 
 
 @pytest.mark.parametrize("region", [0, 1])
@@ -138,12 +146,18 @@ def test_sub_box_origin_and_tiles_on_skycell_boundaries(romancal_skymap):
     whole = projection_region_grid(0)
     boxes = projection_region_skycell_boxes(0, skycells=names)
     assert projection_region_grid(0, skycells=names).shape_yx == (9800, 9800)
-    assert sorted(boxes.values()) == [(0, 0, 5000, 5000), (0, 4800, 5000, 9800),
-                                      (4800, 0, 9800, 5000), (4800, 4800, 9800, 9800)]
+    assert sorted(boxes.values()) == [
+        (0, 0, 5000, 5000),
+        (0, 4800, 5000, 9800),
+        (4800, 0, 9800, 5000),
+        (4800, 4800, 9800, 9800),
+    ]
     for name, (y0, x0, _, _) in boxes.items():
         big = whole.box(name)
-        assert (big.y0 - y0, big.x0 - x0) == (whole.box(names[0]).y0 - boxes[names[0]][0],
-                                              whole.box(names[0]).x0 - boxes[names[0]][1])
+        assert (big.y0 - y0, big.x0 - x0) == (
+            whole.box(names[0]).y0 - boxes[names[0]][0],
+            whole.box(names[0]).x0 - boxes[names[0]][1],
+        )
     assert skycell_tile_shape() == (960, 960) and skycell_tile_shape(1000) == (960, 960)
     assert skycell_tile_shape(2048) == (1600, 1600) and skycell_tile_shape(5000) == (4800, 4800)
     ty, tx = skycell_tile_shape()
@@ -153,8 +167,13 @@ def test_sub_box_origin_and_tiles_on_skycell_boundaries(romancal_skymap):
 def test_whole_region_is_refused_by_the_output_limit(on_corner, tmp_path):
     """The whole polar region (245,000 pixels square) exceeds the default max_output_pixels before anything runs."""
     with pytest.raises(ValueError, match="exceeds max_output_pixels"):
-        resample(on_corner.asn_path, tmp_path / "whole.zarr",
-                 output_wcs=projection_region_output_wcs(0, pixel_scale=0.055), scheduler="serial", progress=False)
+        resample(
+            on_corner.asn_path,
+            tmp_path / "whole.zarr",
+            output_wcs=projection_region_output_wcs(0, pixel_scale=0.055),
+            scheduler="serial",
+            progress=False,
+        )
     assert not (tmp_path / "whole.zarr").exists()
 
 
@@ -166,8 +185,10 @@ def test_bad_region_is_one_line_naming_the_parameter(case, romancal_skymap):
         "proj_name": (lambda: projection_region_output_wcs("proj12"), "region: 'proj12' is not"),
         "region_part": (lambda: projection_region_grid("999p99"), "region: '999p99' is not"),
         "negative": (lambda: projection_region_index(-1), "region: -1 is not"),
-        "skycell_elsewhere": (lambda: projection_region_output_wcs(1, skycells=[SKYCELL]),
-                              f"skycells: ['{SKYCELL}'] not in projection region 1"),
+        "skycell_elsewhere": (
+            lambda: projection_region_output_wcs(1, skycells=[SKYCELL]),
+            f"skycells: ['{SKYCELL}'] not in projection region 1",
+        ),
     }[case]
     with pytest.raises(InputError) as err:
         call()
@@ -186,8 +207,7 @@ def region_mosaic(on_corner, skymap_subset, tmp_path_factory):
     path = tmp_path_factory.mktemp("region") / "region.zarr"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return path, resample_region(on_corner.asn_path, path, skymap=skymap_subset, scheduler="serial",
-                                     progress=False)
+        return path, resample_region(on_corner.asn_path, path, skymap=skymap_subset, scheduler="serial", progress=False)
 
 
 def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(region_mosaic, on_corner, skymap_subset, tmp_path):
@@ -210,8 +230,14 @@ def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(region_mosaic, 
     tile = skycell_tile_shape()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cells = resample_skycells(on_corner.asn_path, tmp_path / "cells", skymap=skymap_subset, scheduler="serial",
-                                  tile_shape=tile, progress=False)
+        cells = resample_skycells(
+            on_corner.asn_path,
+            tmp_path / "cells",
+            skymap=skymap_subset,
+            scheduler="serial",
+            tile_shape=tile,
+            progress=False,
+        )
     assert len(cells) == 4 and SKYCELL in cells  # the inputs straddle the corner of four skycells
     assert [b.name for b in region.grid.skycells] == list(cells)
     assert region.grid.region == 0 and region.mosaic["data"].chunks[-2][0] == tile[0]
@@ -229,7 +255,7 @@ def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(region_mosaic, 
         y1, x1 = min(int(rows.max()) + 5, 5000 - EDGE), min(int(cols.max()) + 5, 5000 - EDGE)
         assert y0 < y1 and x0 < x1, name
         outside = np.zeros((5000, 5000), dtype=bool)  # inside the skycell, outside the window
-        outside[EDGE:5000 - EDGE, EDGE:5000 - EDGE] = True
+        outside[EDGE : 5000 - EDGE, EDGE : 5000 - EDGE] = True
         outside[y0:y1, x0:x1] = False
         assert not wht_a[outside].any() and not wht_b[outside].any(), name
         dims = cut["data"].dims
@@ -240,8 +266,14 @@ def test_region_mosaic_cut_at_each_skycell_is_its_skycell_mosaic(region_mosaic, 
             if a.dtype.kind == "f":
                 power = {"err": 1, "var_rnoise": 2, "var_poisson": 2, "var_flat": 2}.get(var, 0)
                 assert np.array_equal(np.isnan(a), np.isnan(b)), (name, var)
-                np.testing.assert_allclose(a * psr_region**power, b * psr_cell**power, rtol=1e-5, atol=0,
-                                           equal_nan=True, err_msg=f"{name} {var}")
+                np.testing.assert_allclose(
+                    a * psr_region**power,
+                    b * psr_cell**power,
+                    rtol=1e-5,
+                    atol=0,
+                    equal_nan=True,
+                    err_msg=f"{name} {var}",
+                )
             else:
                 assert np.array_equal(a, b), (name, var)
 
@@ -255,8 +287,23 @@ def test_cli_projection_region_equals_python_bit_for_bit(region_mosaic, on_corne
     from dask_resample import cli, open_mosaic
 
     out = tmp_path / "cli.zarr"
-    code = cli.main([str(a) for a in ["run", on_corner.asn_path, "-o", out, "--projection-region", "135p90",
-                                      "--skymap", skymap_subset, "--serial", "--quiet"]])
+    code = cli.main(
+        [
+            str(a)
+            for a in [
+                "run",
+                on_corner.asn_path,
+                "-o",
+                out,
+                "--projection-region",
+                "135p90",
+                "--skymap",
+                skymap_subset,
+                "--serial",
+                "--quiet",
+            ]
+        ]
+    )
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert stdout.split() == [str(out)]
@@ -266,17 +313,22 @@ def test_cli_projection_region_equals_python_bit_for_bit(region_mosaic, on_corne
     assert ours["data"].chunks == theirs["data"].chunks
     assert ours.attrs["dask_resample"]["wcs_asdf"] == theirs.attrs["dask_resample"]["wcs_asdf"]
     # every stored chunk (the arrays' bytes; tiles never written are fill) the same, byte for byte
-    chunks = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and not p.name.startswith(("zarr.",
-                                                                                                         ".z")))
-    assert chunks and chunks == sorted(p.relative_to(python_store) for p in python_store.rglob("*")
-                                       if p.is_file() and not p.name.startswith(("zarr.", ".z")))
+    chunks = sorted(
+        p.relative_to(out) for p in out.rglob("*") if p.is_file() and not p.name.startswith(("zarr.", ".z"))
+    )
+    assert chunks and chunks == sorted(
+        p.relative_to(python_store)
+        for p in python_store.rglob("*")
+        if p.is_file() and not p.name.startswith(("zarr.", ".z"))
+    )
     for rel in chunks:
         assert (out / rel).read_bytes() == (python_store / rel).read_bytes(), rel
 
 
 @pytest.mark.parametrize("case", ["unknown", "with_skycells", "grid_option", "no_output"])
-def test_cli_projection_region_errors_are_one_line_before_any_cluster(case, on_corner, skymap_subset, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_cli_projection_region_errors_are_one_line_before_any_cluster(
+    case, on_corner, skymap_subset, tmp_path, monkeypatch, capsys
+):
     from dask_resample import cli
     from dask_resample.cli import commands
 
@@ -286,8 +338,10 @@ def test_cli_projection_region_errors_are_one_line_before_any_cluster(case, on_c
     args, expected = {
         "unknown": ([*base, "7", "-o", tmp_path / "m.zarr"], "--projection-region: '7' is not a projection region"),
         "with_skycells": ([*base, "0", "--skycells", tmp_path / "cells"], "drop --skycells"),
-        "grid_option": ([*base, "0", "-o", tmp_path / "m.zarr", "--pixel-scale", "0.1"],
-                        "the region is the output grid; drop --pixel-scale"),
+        "grid_option": (
+            [*base, "0", "-o", tmp_path / "m.zarr", "--pixel-scale", "0.1"],
+            "the region is the output grid; drop --pixel-scale",
+        ),
         "no_output": ([*base, "0"], "give the mosaic path or URL with -o OUT.zarr"),
     }[case]
     code = cli.main([str(a) for a in args])
@@ -306,11 +360,14 @@ def test_resample_region_refusals_are_one_line(case, on_corner, skymap_subset, t
     kwargs, start = {
         "other_region": ({"region": 1}, "region: the inputs touch no skycell of projection region 1"),
         "untouched_names": ({"names": ["135p90x25y50"]}, "names: no input touches the skycells ['135p90x25y50']"),
-        "names_elsewhere": ({"region": "proj1", "names": [SKYCELL]}, f"skycells: ['{SKYCELL}'] not in projection "
-                                                                      "region 1"),
+        "names_elsewhere": (
+            {"region": "proj1", "names": [SKYCELL]},
+            f"skycells: ['{SKYCELL}'] not in projection region 1",
+        ),
     }[case]
     with pytest.raises(InputError) as err:
-        resample_region(on_corner.asn_path, tmp_path / "m.zarr", skymap=skymap_subset, scheduler="serial",
-                        progress=False, **kwargs)
+        resample_region(
+            on_corner.asn_path, tmp_path / "m.zarr", skymap=skymap_subset, scheduler="serial", progress=False, **kwargs
+        )
     assert str(err.value).startswith(start) and "\n" not in str(err.value), str(err.value)
     assert not (tmp_path / "m.zarr").exists()

@@ -107,6 +107,7 @@ def test_reading_one_tile_is_one_ranged_request(small_dataset, local_reference, 
     ref = open_mosaic(local_reference)
     ty, tx = (n // 2 // t for n, t in zip(ds["data"].shape, TILE, strict=True))  # a tile with data
     box = (slice(ty * TILE[0], (ty + 1) * TILE[0]), slice(tx * TILE[1], (tx + 1) * TILE[1]))
+
     def gets() -> int:  # the server counts a request just after answering it: wait until the count settles
         last = -1
         while (now := s3_server.request_counts(bucket).get("GET", 0)) != last:
@@ -140,8 +141,15 @@ def test_many_to_many_on_s3(small_dataset, tmp_path, s3_bucket, client):
 
     # the scratch on the store too, as on a cluster whose workers share no disk
     with dask.config.set({"resample.scratch-dir": _url(bucket, "scratch")}):
-        out = resample(small_dataset.asn_path, url, storage_options=opts, mode="many_to_many", tile_shape=TILE,
-                       client=client, progress=False)
+        out = resample(
+            small_dataset.asn_path,
+            url,
+            storage_options=opts,
+            mode="many_to_many",
+            tile_shape=TILE,
+            client=client,
+            progress=False,
+        )
     # removed after the run (SeaweedFS may keep an empty folder entry)
     scratch = _objects(as_location(url, opts).fs, f"{bucket}/scratch")
     assert [p for p in scratch if p.startswith(f"{bucket}/scratch/")] == []
@@ -167,8 +175,7 @@ def test_products_on_s3(small_dataset, local_reference, tmp_path, s3_bucket, cli
             if hb.data is not None:
                 assert np.array_equal(ha.data, hb.data, equal_nan=True), hb.name
     # ds.mosaic.to_fits to a URL: the same file as export_fits's plain FITS, uploaded whole
-    written = open_mosaic(url, storage_options=opts).mosaic.to_fits(_url(bucket, "acc_i2d.fits"),
-                                                                   storage_options=opts)
+    written = open_mosaic(url, storage_options=opts).mosaic.to_fits(_url(bucket, "acc_i2d.fits"), storage_options=opts)
     assert written == _url(bucket, "acc_i2d.fits")
     assert as_location(written, opts).read_bytes() == copy.read_bytes()
     with pytest.raises(FileExistsError, match="acc_i2d.fits: exists"):
@@ -185,10 +192,12 @@ def test_products_on_s3(small_dataset, local_reference, tmp_path, s3_bucket, cli
 
 def test_outlier_detection_on_s3(small_dataset, tmp_path, s3_bucket, client):
     bucket, opts = s3_bucket
-    local = detect_outliers(small_dataset.asn_path, tmp_path / "od", tile_shape=TILE, scheduler="serial",
-                            progress=False)
-    remote = detect_outliers(small_dataset.asn_path, _url(bucket, "od"), storage_options=opts, tile_shape=TILE,
-                             client=client, progress=False)
+    local = detect_outliers(
+        small_dataset.asn_path, tmp_path / "od", tile_shape=TILE, scheduler="serial", progress=False
+    )
+    remote = detect_outliers(
+        small_dataset.asn_path, _url(bucket, "od"), storage_options=opts, tile_shape=TILE, client=client, progress=False
+    )
     assert [as_location(u).name for u in remote] == [Path(p).name for p in local]
     for url, path in zip(remote, local, strict=True):
         copy = tmp_path / ("s3-" + Path(path).name)
@@ -219,8 +228,13 @@ def _run_and_kill(asn: Path, url: str, opts: dict, how: str, when: Any, tmp_path
     log = tmp_path / f"run-{time.monotonic_ns()}.log"
     env = {**os.environ, "DASK_RESAMPLE__SHARD_TILES": "[2, 2]"}
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(asn), url, json.dumps(opts), how],
-                                start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=fh)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUN_SCRIPT, str(asn), url, json.dumps(opts), how],
+            start_new_session=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+        )
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and not when():
@@ -269,10 +283,18 @@ def test_overwrite_never_leaves_no_mosaic(small_dataset, tmp_path, s3_bucket):
     # the "old" mosaic: other parameters (pixfrac) than the replacement
     resample(small_dataset.asn_path, old, tile_shape=TILE, scheduler="serial", progress=False, pixfrac=0.5)
     with dask.config.set({"resample.shard-tiles": [2, 2]}):
-        resample(small_dataset.asn_path, url, storage_options=opts, tile_shape=TILE, scheduler="serial",
-                 progress=False, pixfrac=0.5)
+        resample(
+            small_dataset.asn_path,
+            url,
+            storage_options=opts,
+            tile_shape=TILE,
+            scheduler="serial",
+            progress=False,
+            pixfrac=0.5,
+        )
         new = tmp_path / "new.zarr"
         resample(small_dataset.asn_path, new, tile_shape=TILE, scheduler="serial", progress=False)
+
     def siblings() -> list[str]:  # replacements holding objects (SeaweedFS may list empty folders)
         return [n for n in loc.parent.listdir() if ".replacing-" in n and _objects(loc.fs, f"{bucket}/{n}")]
 
@@ -325,8 +347,14 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     from dask_resample.planning.mosaic import create_plan_store
 
     arrays = tuple(output_arrays(plan.params))
-    create_plan_store(plan, store, mode="many_to_one", arrays=arrays,
-                      fill_values=empty_pixel_values(plan.params, plan.grid.pixel_scale_ratio), shard_tiles_yx=(4, 4))
+    create_plan_store(
+        plan,
+        store,
+        mode="many_to_one",
+        arrays=arrays,
+        fill_values=empty_pixel_values(plan.params, plan.grid.pixel_scale_ratio),
+        shard_tiles_yx=(4, 4),
+    )
     graph = build_graph(plan, store_path=store, arrays=arrays, token="t", scratch_root=scratch, shard_tiles_yx=(4, 4))
 
     def snapshot() -> dict[str, bytes]:
@@ -352,6 +380,7 @@ def test_a_retried_task_rewrites_identical_bytes(small_dataset, s3_bucket):
     # the whole graph, then the shard tasks again: identical objects, the marker is honoured
     with dask.config.set(scheduler="sync"):
         dask.get(graph.dsk, graph.tile_keys)
+
     def mosaic_objects() -> dict[str, bytes]:
         return {p: b for p, b in snapshot().items() if p.startswith(f"{bucket}/t.zarr/")}
 

@@ -25,8 +25,10 @@ def test_s3fs_put_get_list(s3_bucket, tmp_path):
     local.write_text("hello")
     fs.put(str(local), f"{bucket}/dir/small.txt")
 
-    assert sorted(fs.ls(f"{bucket}/dir", detail=False, refresh=True)) == [f"{bucket}/dir/blob.bin",
-                                                                          f"{bucket}/dir/small.txt"]
+    assert sorted(fs.ls(f"{bucket}/dir", detail=False, refresh=True)) == [
+        f"{bucket}/dir/blob.bin",
+        f"{bucket}/dir/small.txt",
+    ]
     assert fs.cat(f"{bucket}/dir/blob.bin") == payload
     assert fs.info(f"{bucket}/dir/blob.bin")["size"] == len(payload)
     fs.get(f"{bucket}/dir/small.txt", str(tmp_path / "back.txt"))
@@ -40,8 +42,9 @@ def test_zarr_v3_round_trip(s3_bucket):
     data = np.random.default_rng(1).normal(size=(300, 200)).astype(np.float32)
     data[::7, ::5] = np.nan
     url = f"s3://{bucket}/a.zarr"
-    out = zarr.open_array(url, mode="w", shape=data.shape, chunks=(64, 64), dtype=data.dtype,
-                          fill_value=np.nan, storage_options=options)
+    out = zarr.open_array(
+        url, mode="w", shape=data.shape, chunks=(64, 64), dtype=data.dtype, fill_value=np.nan, storage_options=options
+    )
     out[:] = data
 
     back = zarr.open_array(url, mode="r", storage_options=options)

@@ -38,8 +38,9 @@ def _asn(survey):
 
 def test_task_count_is_proportional_to_the_overlaps(survey):
     plan = plan_mosaic(_asn(survey), tile_shape=(32, 32), **PSR)
-    graph = build_graph(plan, store_path="unused.zarr", arrays=tuple(output_arrays(plan.params)), token="t",
-                        scratch_root="unused")
+    graph = build_graph(
+        plan, store_path="unused.zarr", arrays=tuple(output_arrays(plan.params)), token="t", scratch_root="unused"
+    )
     n_overlaps = sum(len(v) for v in plan.contributions.values())
     drizzles = [t for t in graph.dsk.values() if isinstance(t, tuple) and t[0] is drizzle_task]
     tiles = [t for t in graph.dsk.values() if isinstance(t, tuple) and t[0] is tile_task]
@@ -79,8 +80,9 @@ def test_context_by_local_depth_equals_the_reference(tmp_path_factory, tmp_path)
     local = [r["ctx_planes"] for r in records]
     assert [0] in local and [1] in local and [0, 1] in local  # most tiles hold one plane only
     # chunks are written only for the planes a tile holds (and not when all zero)
-    chunks = {p.relative_to(out / "con").parts[1:] for p in (out / "con").rglob("*")
-              if p.is_file() and p.name != "zarr.json"}
+    chunks = {
+        p.relative_to(out / "con").parts[1:] for p in (out / "con").rglob("*") if p.is_file() and p.name != "zarr.json"
+    }
     allowed = {(str(plane), str(r["tile"][0]), str(r["tile"][1])) for r in records for plane in r["ctx_planes"]}
     assert chunks <= allowed
     assert {c[0] for c in chunks} == {"0", "1"}
@@ -106,8 +108,7 @@ def test_nothing_large_waits_between_tasks(survey, tmp_path):
     with Callback(posttask=posttask), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with dask.config.set(scheduler="sync"):
-            dask_resample.resample(_asn(survey), tmp_path / "m.zarr", scheduler="serial", tile_shape=(32, 32),
-                                   **PSR)
+            dask_resample.resample(_asn(survey), tmp_path / "m.zarr", scheduler="serial", tile_shape=(32, 32), **PSR)
     task_sizes = [v for k, v in sizes.items() if isinstance(k, tuple)]
     assert len(task_sizes) == len(plan.refs) + len(plan.contributions)
     assert max(task_sizes) < 64 * 1024, max(task_sizes)  # records, not arrays

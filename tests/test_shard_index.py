@@ -50,8 +50,11 @@ def _content(version: int = 1) -> dict[str, tuple[np.ndarray, list[tuple[Any, ..
         # shard (0, 0) whole but one fill tile; shard (0, 1) a few tiles; edge shard (2, 2) a corner;
         # shards (1, *) and (2, 0), (2, 1), (0, 2) never written
         "data": [(slice(0, 32), slice(0, 40)), (slice(3, 13), slice(45, 57)), (slice(66, 75), slice(83, 90))],
-        "con": [(slice(0, 1), slice(0, 32), slice(0, 40)), (slice(0, 1), slice(40, 50), slice(80, 90)),
-                (slice(1, 2), slice(64, 75), slice(80, 90))],  # plane 2 never written
+        "con": [
+            (slice(0, 1), slice(0, 32), slice(0, 40)),
+            (slice(0, 1), slice(40, 50), slice(80, 90)),
+            (slice(1, 2), slice(64, 75), slice(80, 90)),
+        ],  # plane 2 never written
         "wht": [(slice(0, 40), slice(0, 50)), (slice(70, 75), slice(0, 5))],
     }
     full = {"data": data, "wht": wht, "con": con}
@@ -67,8 +70,9 @@ def _content(version: int = 1) -> dict[str, tuple[np.ndarray, list[tuple[Any, ..
     return expected
 
 
-def _write(location: Location, version: int = 1, recorder: si.ShardIndexRecorder | None = None
-           ) -> dict[str, np.ndarray]:
+def _write(
+    location: Location, version: int = 1, recorder: si.ShardIndexRecorder | None = None
+) -> dict[str, np.ndarray]:
     """Create (or rewrite) the arrays at ``location``; the expected values of each."""
     store = location.zarr_store() if recorder is None else recorder
     group = zarr.open_group(store, mode="a", zarr_format=3)
@@ -82,10 +86,17 @@ def _write(location: Location, version: int = 1, recorder: si.ShardIndexRecorder
                 shape, chunks, shards = SHAPE, (TY, TX), (4 * TY, 4 * TX)
             if name == "wht":
                 shards = {"shape": shards, "index_location": "start"}
-            group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=values.dtype,
-                               fill_value=FILL[name].item(), compressors=[zarr.codecs.BloscCodec(cname="lz4")],
-                               dimension_names=("plane", "y", "x") if name == "con" else ("y", "x"),
-                               config={"write_empty_chunks": False})
+            group.create_array(
+                name,
+                shape=shape,
+                chunks=chunks,
+                shards=shards,
+                dtype=values.dtype,
+                fill_value=FILL[name].item(),
+                compressors=[zarr.codecs.BloscCodec(cname="lz4")],
+                dimension_names=("plane", "y", "x") if name == "con" else ("y", "x"),
+                config={"write_empty_chunks": False},
+            )
         arr = group[name]
         if recorder is not None:
             recorder.watch(arr)
@@ -105,8 +116,14 @@ def _build_index(location: Location) -> str:
 def _windows(name: str) -> list[tuple[Any, ...]]:
     """Every tile, and windows inside a tile, across tiles, across shards, the whole array."""
     wins: list[tuple[Any, ...]] = [_tile_slice(ty, tx) for ty, tx in _tiles()]
-    wins += [(slice(2, 5), slice(3, 4)), (slice(5, 20), slice(7, 33)), (slice(20, 50), slice(30, 70)),
-             (slice(60, 75), slice(75, 90)), (slice(None), slice(None)), (slice(70, 71), slice(85, 86))]
+    wins += [
+        (slice(2, 5), slice(3, 4)),
+        (slice(5, 20), slice(7, 33)),
+        (slice(20, 50), slice(30, 70)),
+        (slice(60, 75), slice(75, 90)),
+        (slice(None), slice(None)),
+        (slice(70, 71), slice(85, 86)),
+    ]
     if name == "con":
         return [(slice(p, p + 1), *w) for p in range(N_PLANES) for w in wins] + [(slice(None),) * 3]
     return wins
@@ -116,8 +133,9 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def _assert_reads_match(store: Any, plain: Any, expected: dict[str, np.ndarray],
-                        names: tuple[str, ...] = ARRAYS) -> None:
+def _assert_reads_match(
+    store: Any, plain: Any, expected: dict[str, np.ndarray], names: tuple[str, ...] = ARRAYS
+) -> None:
     for name in names:
         ours = zarr.open_array(store, path=name, mode="r")
         ref = zarr.open_array(plain, path=name, mode="r")
@@ -151,8 +169,8 @@ def test_layout_and_index_bytes_from_zarr_codecs(local_mosaic):
     assert con.chunk_key((2, 1, 0)) == "c/2/1/0"
     assert si.read_shard_index(group["data"], (1, 1)) == b""  # never written
     raw = (location.join("data", "c", "0", "0").read_bytes(), location.join("wht", "c", "0", "0").read_bytes())
-    assert si.read_shard_index(group["data"], (0, 0)) == raw[0][-data.index_size:]
-    assert si.read_shard_index(group["wht"], (0, 0)) == raw[1][:wht.index_size]
+    assert si.read_shard_index(group["data"], (0, 0)) == raw[0][-data.index_size :]
+    assert si.read_shard_index(group["wht"], (0, 0)) == raw[1][: wht.index_size]
     with pytest.raises(ValueError, match="not sharded"):
         si.shard_layout(zarr.create_array({}, shape=(4,), chunks=(2,), dtype="i4"))
 
@@ -173,8 +191,9 @@ def test_index_object_is_deterministic_and_round_trips(local_mosaic):
     assert obj.store_entries("g")["g/con/c/1/2/2"][0] == indexes["con"][(1, 2, 2)]
     assert obj.store_entries()["data/c/1/1"][0] is None  # recorded as absent
     with np.load(location.join("_progress", "shard_index.npz").url) as z:  # what numpy reads
-        assert sorted(z.files) == sorted(["header", *(f"{k}.{m}" for k in range(3)
-                                                      for m in ("coords", "present", "index"))])
+        assert sorted(z.files) == sorted(
+            ["header", *(f"{k}.{m}" for k in range(3) for m in ("coords", "present", "index"))]
+        )
     with pytest.raises(ValueError, match="expected 260"):
         si.encode_index_object({"data": {(0, 0): b"short"}}, layouts)
     with pytest.raises(ValueError, match="outside the grid"):
@@ -299,12 +318,17 @@ def test_s3_one_get_per_tile(s3_server, s3_bucket):
                 assert n2 - n1 == int(has_chunk), (name, w, "indexed")
         assert (cost_plain, cost_ours) == (want_plain, want_ours)
         assert want_ours > 0 and want_plain > want_ours
-        print(f"{name}: {cost_ours} GETs through the index object for {len(_tiles()) * len(planes)} tiles, "
-              f"{cost_plain} without")
+        print(
+            f"{name}: {cost_ours} GETs through the index object for {len(_tiles()) * len(planes)} tiles, "
+            f"{cost_plain} without"
+        )
 
     # one written tile of each array: 1 GET through the index object, 2 without
-    for name, w in (("data", _tile_slice(0, 0)), ("con", (slice(0, 1), *_tile_slice(2, 3))),
-                    ("wht", _tile_slice(3, 2))):
+    for name, w in (
+        ("data", _tile_slice(0, 0)),
+        ("con", (slice(0, 1), *_tile_slice(2, 3))),
+        ("wht", _tile_slice(3, 2)),
+    ):
         plain = zarr.open_array(plain_store, path=name, mode="r")
         ours = zarr.open_array(store, path=name, mode="r")
         n0 = _gets(s3_server, bucket)

@@ -11,9 +11,15 @@ from dask_resample.store.shard_writer import ShardEncoder, encode_shard, shard_c
 
 
 def _arrays(tmp_path, name, shape, chunks, shards, dtype, fill):
-    kw = {"shape": shape, "chunks": chunks, "shards": shards, "dtype": dtype, "fill_value": fill,
-          "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
-          "config": {"write_empty_chunks": False}}
+    kw = {
+        "shape": shape,
+        "chunks": chunks,
+        "shards": shards,
+        "dtype": dtype,
+        "fill_value": fill,
+        "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
+        "config": {"write_empty_chunks": False},
+    }
     group = zarr.open_group(tmp_path / "g.zarr", mode="a")
     return group.create_array(name, **kw), group.create_array(f"{name}_zarr", **kw)
 
@@ -31,9 +37,11 @@ def _blocks(values, chunks, shards, shard_coords):
 
 @pytest.mark.parametrize(
     ("name", "shape", "chunks", "shards", "dtype", "fill"),
-    [("data", (150, 170), (16, 20), (64, 80), "f4", np.nan),  # ragged edges, NaN fill
-     ("con", (3, 150, 170), (1, 16, 20), (3, 64, 80), "i4", 0),  # every plane in one shard
-     ("wht", (64, 80), (16, 20), (64, 80), "f4", 0.0)],  # one shard
+    [
+        ("data", (150, 170), (16, 20), (64, 80), "f4", np.nan),  # ragged edges, NaN fill
+        ("con", (3, 150, 170), (1, 16, 20), (3, 64, 80), "i4", 0),  # every plane in one shard
+        ("wht", (64, 80), (16, 20), (64, 80), "f4", 0.0),
+    ],  # one shard
 )
 def test_shards_match_zarr_byte_for_byte(tmp_path, name, shape, chunks, shards, dtype, fill):
     rng = np.random.default_rng(7)
@@ -84,4 +92,3 @@ def test_spilled_chunks_give_the_same_shard(tmp_path, memory_bytes):
             data = encoder.to_bytes()
             assert any(spill.iterdir()) is False  # an anonymous file: nothing visible, nothing left behind
         assert data == (tmp_path / "g.zarr" / "con_zarr" / shard_chunk_key(ref, coords)).read_bytes(), coords
-

@@ -45,8 +45,20 @@ def local_reference(small_dataset, tmp_path_factory) -> Path:
     """The mosaic made by ``dask-resample run`` on a two-worker LocalCluster."""
     d = tmp_path_factory.mktemp("slurm_ref")
     out = d / "local.zarr"
-    _cli("run", str(small_dataset.asn_path), "-o", str(out), *TILE, "--cluster", "local", "--workers", "2",
-         "--quiet", env=dict(os.environ), cwd=d)
+    _cli(
+        "run",
+        str(small_dataset.asn_path),
+        "-o",
+        str(out),
+        *TILE,
+        "--cluster",
+        "local",
+        "--workers",
+        "2",
+        "--quiet",
+        env=dict(os.environ),
+        cwd=d,
+    )
     return out
 
 
@@ -55,21 +67,30 @@ def _jobqueue_config(directory: Path, work: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (work / "worker-space").mkdir(parents=True, exist_ok=True)
     (work / "job-logs").mkdir(parents=True, exist_ok=True)
-    (directory / "jobqueue.yaml").write_text(yaml.safe_dump({"jobqueue": {"slurm": {
-        "name": "dask-resample-test",
-        "cores": 1,
-        "processes": 1,
-        "memory": "2GB",
-        "walltime": "00:15:00",
-        "python": sys.executable,
-        "interface": "lo",
-        "local-directory": str(work / "worker-space"),
-        "log-directory": str(work / "job-logs"),
-        "death-timeout": 60,
-    }}}))
+    (directory / "jobqueue.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "jobqueue": {
+                    "slurm": {
+                        "name": "dask-resample-test",
+                        "cores": 1,
+                        "processes": 1,
+                        "memory": "2GB",
+                        "walltime": "00:15:00",
+                        "python": sys.executable,
+                        "interface": "lo",
+                        "local-directory": str(work / "worker-space"),
+                        "log-directory": str(work / "job-logs"),
+                        "death-timeout": 60,
+                    }
+                }
+            }
+        )
+    )
     # wait for every worker, so that both jobs take part in the run
-    (directory / "resample.yaml").write_text(yaml.safe_dump({"resample": {"jobqueue": {
-        "wait-for-workers": None, "wait-timeout": 180}}}))
+    (directory / "resample.yaml").write_text(
+        yaml.safe_dump({"resample": {"jobqueue": {"wait-for-workers": None, "wait-timeout": 180}}})
+    )
     return directory
 
 
@@ -86,14 +107,27 @@ def test_slurm_node_is_up(slurm: SlurmInstance) -> None:
     print(f"SLURM fixture start: {slurm.startup_seconds:.1f} s (install {slurm.install_seconds:.1f} s)")
 
 
-def test_cli_cluster_slurm_two_jobs_matches_local(slurm: SlurmInstance, small_dataset, local_reference,
-                                                  tmp_path: Path) -> None:
+def test_cli_cluster_slurm_two_jobs_matches_local(
+    slurm: SlurmInstance, small_dataset, local_reference, tmp_path: Path
+) -> None:
     """``dask-resample run --cluster slurm --jobs 2`` (settings from the user's jobqueue.yaml)."""
     conf_dir = _jobqueue_config(tmp_path / "dask-config", tmp_path)
     env = {**slurm.env, "DASK_CONFIG": str(conf_dir)}
     out = tmp_path / "slurm.zarr"
-    _cli("run", str(small_dataset.asn_path), "-o", str(out), *TILE, "--cluster", "slurm", "--jobs", "2",
-         "--quiet", env=env, cwd=tmp_path)
+    _cli(
+        "run",
+        str(small_dataset.asn_path),
+        "-o",
+        str(out),
+        *TILE,
+        "--cluster",
+        "slurm",
+        "--jobs",
+        "2",
+        "--quiet",
+        env=env,
+        cwd=tmp_path,
+    )
     assert_same_mosaic(out, local_reference)
     # two batch jobs ran a worker each (dask-jobqueue names the logs dask-worker-<jobid>.err)
     logs = sorted((tmp_path / "job-logs").glob("*.err"))
@@ -106,14 +140,33 @@ def test_sbatch_driver_script(slurm: SlurmInstance, small_dataset, local_referen
     """deploy/sbatch_driver.sh submitted with sbatch: a driver job starting one worker job."""
     conf_dir = _jobqueue_config(tmp_path / "dask-config", tmp_path)
     out = tmp_path / "driver.zarr"
-    env = {**slurm.env, "DASK_CONFIG": str(conf_dir), "DASK_RESAMPLE_JOBS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **slurm.env,
+        "DASK_CONFIG": str(conf_dir),
+        "DASK_RESAMPLE_JOBS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     # the node has few CPUs: the driver takes one, the worker job another
     sub = subprocess.run(
-        ["sbatch", "--parsable", "--mem=2G", "--time=00:10:00", f"--chdir={tmp_path}",
-         f"--output={tmp_path}/driver-%j.out", str(REPO / "deploy" / "sbatch_driver.sh"),
-         str(small_dataset.asn_path), "-o", str(out), *TILE, "--quiet"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        [
+            "sbatch",
+            "--parsable",
+            "--mem=2G",
+            "--time=00:10:00",
+            f"--chdir={tmp_path}",
+            f"--output={tmp_path}/driver-%j.out",
+            str(REPO / "deploy" / "sbatch_driver.sh"),
+            str(small_dataset.asn_path),
+            "-o",
+            str(out),
+            *TILE,
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     job_id = sub.stdout.strip().split(";")[0]
     state = slurm.wait_for_job(job_id, timeout=300)
@@ -129,12 +182,28 @@ def test_in_allocation_runner(slurm: SlurmInstance, small_dataset, api_reference
     env = {**slurm.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     # 3 tasks (scheduler, client, worker) on a node with fewer CPUs: --overcommit
     sub = subprocess.run(
-        ["sbatch", "--parsable", "--ntasks=3", "--overcommit", "--mem-per-cpu=2G", "--time=00:10:00",
-         f"--chdir={REPO}", f"--output={tmp_path}/runner-%j.out",
-         str(REPO / "deploy" / "in_allocation" / "sbatch_runner.sh"),
-         str(small_dataset.asn_path), "-o", str(out), "--tile-shape", "32", "32"],
-        env={**env, "DASK_RESAMPLE_SCHEDULER_DIR": str(tmp_path)}, capture_output=True, text=True,
-        timeout=60, check=True,
+        [
+            "sbatch",
+            "--parsable",
+            "--ntasks=3",
+            "--overcommit",
+            "--mem-per-cpu=2G",
+            "--time=00:10:00",
+            f"--chdir={REPO}",
+            f"--output={tmp_path}/runner-%j.out",
+            str(REPO / "deploy" / "in_allocation" / "sbatch_runner.sh"),
+            str(small_dataset.asn_path),
+            "-o",
+            str(out),
+            "--tile-shape",
+            "32",
+            "32",
+        ],
+        env={**env, "DASK_RESAMPLE_SCHEDULER_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     job_id = sub.stdout.strip().split(";")[0]
     state = slurm.wait_for_job(job_id, timeout=300)
@@ -153,8 +222,16 @@ def test_jobs_that_never_start_time_out_and_are_cancelled(slurm: SlurmInstance, 
 
     with pytest.raises(TimeoutError, match=r"^cluster: 1 worker\(s\) of SLURMCluster did not start within 5 s"):
         start_jobqueue_cluster(
-            "slurm", jobs=1, cores=1, memory="1GB", walltime="00:05:00", python=sys.executable, interface="lo",
-            log_directory=str(tmp_path), job_extra_directives=["--begin=now+1hour"], timeout=5,
+            "slurm",
+            jobs=1,
+            cores=1,
+            memory="1GB",
+            walltime="00:05:00",
+            python=sys.executable,
+            interface="lo",
+            log_directory=str(tmp_path),
+            job_extra_directives=["--begin=now+1hour"],
+            timeout=5,
             job_name="never-starts",
         )
     deadline = time.monotonic() + 30
@@ -162,6 +239,9 @@ def test_jobs_that_never_start_time_out_and_are_cancelled(slurm: SlurmInstance, 
         time.sleep(0.5)
     assert not slurm.queue()
     # the job was submitted, held by its begin time, and cancelled on the way out
-    jobs = [line for line in slurm.run("scontrol", "-o", "show", "job").stdout.splitlines()
-            if "JobName=never-starts" in line]
+    jobs = [
+        line
+        for line in slurm.run("scontrol", "-o", "show", "job").stdout.splitlines()
+        if "JobName=never-starts" in line
+    ]
     assert len(jobs) == 1 and "JobState=CANCELLED" in jobs[0]

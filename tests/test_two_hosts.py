@@ -76,9 +76,11 @@ def _stage(args: dict[str, Any]) -> None:
 
     deadline = time.monotonic() + args["timeout"]
     while True:
-        probe = s3fs.S3FileSystem(skip_instance_cache=True, **args["storage_options"],
-                                  config_kwargs={"connect_timeout": 2, "read_timeout": 5,
-                                                 "retries": {"max_attempts": 1}})
+        probe = s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            **args["storage_options"],
+            config_kwargs={"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}},
+        )
         try:
             probe.mkdir(args["bucket"])
             break
@@ -89,8 +91,10 @@ def _stage(args: dict[str, Any]) -> None:
             if exists:
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"S3 API at {args['storage_options']['client_kwargs']['endpoint_url']} "
-                                   f"did not create bucket {args['bucket']!r}: {err}") from err
+                raise RuntimeError(
+                    f"S3 API at {args['storage_options']['client_kwargs']['endpoint_url']} "
+                    f"did not create bucket {args['bucket']!r}: {err}"
+                ) from err
             time.sleep(0.3)
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **args["storage_options"])
     for local, url in args["uploads"]:
@@ -110,11 +114,13 @@ def _client(args: dict[str, Any]) -> None:
             warnings.simplefilter("ignore")
             # a task stream's records arrive when its block ends
             with get_task_stream(client) as mosaic_stream:
-                dask_resample.resample(args["asn"], args["mosaic"], storage_options=so, client=client,
-                                       tile_shape=TILE, progress=False)
+                dask_resample.resample(
+                    args["asn"], args["mosaic"], storage_options=so, client=client, tile_shape=TILE, progress=False
+                )
             with get_task_stream(client) as outlier_stream:
-                crf = dask_resample.detect_outliers(args["asn"], args["od"], storage_options=so, client=client,
-                                                    tile_shape=TILE, progress=False)
+                crf = dask_resample.detect_outliers(
+                    args["asn"], args["od"], storage_options=so, client=client, tile_shape=TILE, progress=False
+                )
     mosaic_tasks = collections.Counter(t["worker"] for t in mosaic_stream.data)
     outlier_tasks = collections.Counter(t["worker"] for t in outlier_stream.data)
     ds = dask_resample.open_mosaic(args["mosaic"], storage_options=so)
@@ -125,9 +131,17 @@ def _client(args: dict[str, Any]) -> None:
         name = str(url).rsplit("/", 1)[-1]
         fs.get_file(str(url), str(out / name))
         names.append(name)
-    (out / "result.json").write_text(json.dumps({
-        "worker_pids": pids, "mosaic_tasks": mosaic_tasks, "outlier_tasks": outlier_tasks,
-        "crf_urls": [str(u) for u in crf], "crf_names": names}))
+    (out / "result.json").write_text(
+        json.dumps(
+            {
+                "worker_pids": pids,
+                "mosaic_tasks": mosaic_tasks,
+                "outlier_tasks": outlier_tasks,
+                "crf_urls": [str(u) for u in crf],
+                "crf_names": names,
+            }
+        )
+    )
 
 
 def _python_role(role: str, args_path: Path) -> list[str]:
@@ -207,19 +221,35 @@ open({str(other / "renamed")!r}).read()             # reading outside is no writ
         why = f"writes cannot be audited: {_one_line(err)}"
     if not prefix:
         pytest.fail(why, pytrace=False)
-    subprocess.run([*prefix, sys.executable, "-c", code], cwd=own / "cwd", check=True, timeout=60,
-                   env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}))
+    subprocess.run(
+        [*prefix, sys.executable, "-c", code],
+        cwd=own / "cwd",
+        check=True,
+        timeout=60,
+        env=clean_env({"PYTHONDONTWRITEBYTECODE": "1"}),
+    )
     ops = parse_strace(tmp_path / "control.strace", own / "cwd")
     bad = writes_outside(ops, [own])
     inside = {(op.syscall, op.path) for op in ops if op not in bad}
     outside = {(op.syscall, op.path) for op in bad}
     made = str(own / "cwd" / "made")
-    assert {("mkdir", made), ("openat", f"{made}/a"), ("rename", f"{made}/a"), ("rename", f"{made}/b"),
-            ("unlink", f"{made}/b"), ("rmdir", made), ("openat", "/dev/null"),
-            ("symlink", str(own / "cwd" / "link"))} <= inside
-    assert outside == {("openat", str(other / "written")), ("mkdirat", str(other / "sub")),
-                       ("rename", str(other / "old")), ("rename", str(other / "renamed")),
-                       ("openat", str(other / "from_thread"))}
+    assert {
+        ("mkdir", made),
+        ("openat", f"{made}/a"),
+        ("rename", f"{made}/a"),
+        ("rename", f"{made}/b"),
+        ("unlink", f"{made}/b"),
+        ("rmdir", made),
+        ("openat", "/dev/null"),
+        ("symlink", str(own / "cwd" / "link")),
+    } <= inside
+    assert outside == {
+        ("openat", str(other / "written")),
+        ("mkdirat", str(other / "sub")),
+        ("rename", str(other / "old")),
+        ("rename", str(other / "renamed")),
+        ("openat", str(other / "from_thread")),
+    }
 
 
 def test_two_hosts_cluster_on_s3_equals_local_serial_and_writes_only_its_own_dirs(tmp_path):
@@ -252,58 +282,123 @@ def test_two_hosts_cluster_on_s3_equals_local_serial_and_writes_only_its_own_dir
         d = traced["scheduler"] = TracedDirs.under(tmp_path, "scheduler")
         with open(d.log, "wb") as log:
             procs["scheduler"] = popen_in_netns(
-                pair.a, [*strace_prefix(d.trace), sys.executable, "-m", "distributed.cli.dask_scheduler",
-                         "--host", pair.addr_a, "--port", str(SCHEDULER_PORT), "--no-dashboard"],
-                cwd=d.cwd, env=d.env(py_env), log=log)
+                pair.a,
+                [
+                    *strace_prefix(d.trace),
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_scheduler",
+                    "--host",
+                    pair.addr_a,
+                    "--port",
+                    str(SCHEDULER_PORT),
+                    "--no-dashboard",
+                ],
+                cwd=d.cwd,
+                env=d.env(py_env),
+                log=log,
+            )
         for name, ns, host in (("workerA", pair.a, pair.addr_a), ("workerB", pair.b, pair.addr_b)):
             d = traced[name] = TracedDirs.under(tmp_path, name, "local")
             with open(d.log, "wb") as log:
                 procs[name] = popen_in_netns(
-                    ns, [*strace_prefix(d.trace), sys.executable, "-m", "distributed.cli.dask_worker", scheduler_url,
-                         "--nworkers", "1", "--nthreads", "1", "--host", host, "--no-dashboard",
-                         "--local-directory", str(d.extra["local"]), "--death-timeout", "120"],
-                    cwd=d.cwd, env=d.env(py_env), log=log)
+                    ns,
+                    [
+                        *strace_prefix(d.trace),
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        scheduler_url,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        host,
+                        "--no-dashboard",
+                        "--local-directory",
+                        str(d.extra["local"]),
+                        "--death-timeout",
+                        "120",
+                    ],
+                    cwd=d.cwd,
+                    env=d.env(py_env),
+                    log=log,
+                )
 
         # -- meanwhile: the inputs and the local serial reference -------------------------------------
-        data = synthetic.write_dataset(tmp_path / "inputs", n_dithers=3, n_detectors=2, shape=(96, 96), seed=3,
-                                       sky_level=0.25)
+        data = synthetic.write_dataset(
+            tmp_path / "inputs", n_dithers=3, n_detectors=2, shape=(96, 96), seed=3, sky_level=0.25
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dask_resample.resample(str(data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial",
-                                   tile_shape=TILE)
-            local_crf = dask_resample.detect_outliers(str(data.asn_path), str(tmp_path / "od"), scheduler="serial",
-                                                      tile_shape=TILE)
+            dask_resample.resample(
+                str(data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial", tile_shape=TILE
+            )
+            local_crf = dask_resample.detect_outliers(
+                str(data.asn_path), str(tmp_path / "od"), scheduler="serial", tile_shape=TILE
+            )
         t_local = time.monotonic()
 
         # -- upload the inputs to S3 (from A: the server is reachable nowhere else) ----------------------
         prefix = f"s3://{BUCKET}/visit"
         stage_args = tmp_path / "stage.json"
-        stage_args.write_text(json.dumps({
-            "storage_options": weed.storage_options, "bucket": BUCKET, "timeout": STAGE_TIMEOUT,
-            "uploads": [(str(p), f"{prefix}/{p.name}") for p in (*data.paths, data.asn_path)]}))
-        stage = subprocess.run(["ip", "netns", "exec", pair.a, *_python_role("stage", stage_args)], check=False,
-                               cwd=tmp_path,
-                               env=clean_env({"PYTHONDONTWRITEBYTECODE": "1", **py_env}), capture_output=True,
-                               text=True, timeout=STAGE_TIMEOUT + 60)
+        stage_args.write_text(
+            json.dumps(
+                {
+                    "storage_options": weed.storage_options,
+                    "bucket": BUCKET,
+                    "timeout": STAGE_TIMEOUT,
+                    "uploads": [(str(p), f"{prefix}/{p.name}") for p in (*data.paths, data.asn_path)],
+                }
+            )
+        )
+        stage = subprocess.run(
+            ["ip", "netns", "exec", pair.a, *_python_role("stage", stage_args)],
+            check=False,
+            cwd=tmp_path,
+            env=clean_env({"PYTHONDONTWRITEBYTECODE": "1", **py_env}),
+            capture_output=True,
+            text=True,
+            timeout=STAGE_TIMEOUT + 60,
+        )
         assert stage.returncode == 0, f"upload to S3 failed:\n{stage.stderr[-3000:]}\nweed: {weed.log_tail()}"
         t_stage = time.monotonic()
 
         # -- the client, in A --------------------------------------------------------------------------
         d = traced["client"] = TracedDirs.under(tmp_path, "client", "results")
         client_args = tmp_path / "client.json"
-        client_args.write_text(json.dumps({
-            "storage_options": weed.storage_options, "scheduler": scheduler_url,
-            "asn": f"{prefix}/{data.asn_path.name}", "mosaic": f"s3://{BUCKET}/m.zarr", "od": f"s3://{BUCKET}/od",
-            "out_dir": str(d.extra["results"])}))
+        client_args.write_text(
+            json.dumps(
+                {
+                    "storage_options": weed.storage_options,
+                    "scheduler": scheduler_url,
+                    "asn": f"{prefix}/{data.asn_path.name}",
+                    "mosaic": f"s3://{BUCKET}/m.zarr",
+                    "od": f"s3://{BUCKET}/od",
+                    "out_dir": str(d.extra["results"]),
+                }
+            )
+        )
         with open(d.log, "wb") as log:
-            procs["client"] = popen_in_netns(pair.a, [*strace_prefix(d.trace), *_python_role("client", client_args)],
-                                             cwd=d.cwd, env=d.env(py_env), log=log)
+            procs["client"] = popen_in_netns(
+                pair.a,
+                [*strace_prefix(d.trace), *_python_role("client", client_args)],
+                cwd=d.cwd,
+                env=d.env(py_env),
+                log=log,
+            )
         code = wait_exit(procs["client"], CLIENT_TIMEOUT)
         if code != 0:
-            crashed = [f"{n} exited {p.returncode}:\n{traced[n].log_tail(8)}" for n, p in procs.items()
-                       if n != "client" and p.poll() is not None]
-            pytest.fail(f"client {'timed out' if code is None else f'exited {code}'}:\n{d.log_tail(40)}\n"
-                        + "\n".join(crashed), pytrace=False)
+            crashed = [
+                f"{n} exited {p.returncode}:\n{traced[n].log_tail(8)}"
+                for n, p in procs.items()
+                if n != "client" and p.poll() is not None
+            ]
+            pytest.fail(
+                f"client {'timed out' if code is None else f'exited {code}'}:\n{d.log_tail(40)}\n" + "\n".join(crashed),
+                pytrace=False,
+            )
         t_client = time.monotonic()
         result = json.loads((d.extra["results"] / "result.json").read_text())
 
@@ -311,12 +406,13 @@ def test_two_hosts_cluster_on_s3_equals_local_serial_and_writes_only_its_own_dir
         pids = {addr: int(pid) for addr, pid in result["worker_pids"].items()}
         assert len(pids) == 2, f"expected 2 workers, the scheduler had {sorted(pids)}"
         for name, ns, host in (("workerA", pair.a, pair.addr_a), ("workerB", pair.b, pair.addr_b)):
-            (addr, pid), = [(a, p) for a, p in pids.items() if a.startswith(f"tcp://{host}:")]
+            ((addr, pid),) = [(a, p) for a, p in pids.items() if a.startswith(f"tcp://{host}:")]
             assert pid in _descendants(procs[name].pid), f"{addr}: pid {pid} is not a process of {name}"
             assert _net_inode(pid) == netns_inode(ns), f"{name} (pid {pid}) does not run in namespace {ns}"
             for stage_name in ("mosaic_tasks", "outlier_tasks"):
                 assert result[stage_name].get(addr, 0) > 0, (
-                    f"{name} ({addr}) ran no task of {stage_name.split('_')[0]}: {result[stage_name]}")
+                    f"{name} ({addr}) ran no task of {stage_name.split('_')[0]}: {result[stage_name]}"
+                )
         assert set(result["mosaic_tasks"]) | set(result["outlier_tasks"]) == set(pids), result
 
         # -- bit-identical to the local serial run -----------------------------------------------------
@@ -351,15 +447,19 @@ def test_two_hosts_cluster_on_s3_equals_local_serial_and_writes_only_its_own_dir
         for name, d in traced.items():
             ops = parse_strace(d.trace, d.cwd)
             assert any(op.path.startswith(str(d.root)) for op in ops) or name == "scheduler", (
-                f"{name}: the trace records no write at all, not even in its own directory")
+                f"{name}: the trace records no write at all, not even in its own directory"
+            )
             bad = writes_outside(ops, [d.root])
             violations += [f"{name} (tid {op.tid}) {op.syscall} {op.path}" for op in bad]
-        assert not violations, (f"{len(violations)} write(s) outside each process's own directory:\n"
-                                + "\n".join(violations[:40]))
+        assert not violations, f"{len(violations)} write(s) outside each process's own directory:\n" + "\n".join(
+            violations[:40]
+        )
         t_end = time.monotonic()
-        print(f"two hosts: local serial {t_local - t0:.1f} s, upload {t_stage - t_local:.1f} s, "
-              f"client {t_client - t_stage:.1f} s, stop+audit {t_end - t_client:.1f} s; tasks "
-              f"{result['mosaic_tasks']} / {result['outlier_tasks']}")
+        print(
+            f"two hosts: local serial {t_local - t0:.1f} s, upload {t_stage - t_local:.1f} s, "
+            f"client {t_client - t_stage:.1f} s, stop+audit {t_end - t_client:.1f} s; tasks "
+            f"{result['mosaic_tasks']} / {result['outlier_tasks']}"
+        )
     finally:
         for proc in procs.values():
             stop_group(proc)

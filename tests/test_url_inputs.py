@@ -74,8 +74,21 @@ def assert_same_refs(url_refs: list, local_refs: list) -> None:
     assert len(url_refs) == len(local_refs)
     for u, loc in zip(url_refs, local_refs, strict=True):
         assert u.source.startswith("memory://") and u.filename == Path(loc.source).name
-        for field in ("index", "kind", "filename", "group_id", "exposure_time", "measurement_time", "start_time",
-                      "end_time", "duration", "s_region", "pixelarea_steradians", "outline", "hdu"):
+        for field in (
+            "index",
+            "kind",
+            "filename",
+            "group_id",
+            "exposure_time",
+            "measurement_time",
+            "start_time",
+            "end_time",
+            "duration",
+            "s_region",
+            "pixelarea_steradians",
+            "outline",
+            "hdu",
+        ):
             assert getattr(u, field) == getattr(loc, field), field
 
 
@@ -90,15 +103,17 @@ def one_line_error(exc_info: pytest.ExceptionInfo, *names: str) -> str:
 @pytest.fixture(scope="module")
 def jwst_data(tmp_path_factory) -> synthetic.SyntheticDataset:
     """2 dithers x 2 detectors of JWST ``*_cal.fits`` files and their association."""
-    return synthetic.write_dataset(tmp_path_factory.mktemp("url_jwst"), n_dithers=2, n_detectors=2,
-                                   shape=(72, 80), seed=11, sky_level=0.25)
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("url_jwst"), n_dithers=2, n_detectors=2, shape=(72, 80), seed=11, sky_level=0.25
+    )
 
 
 @pytest.fixture(scope="module")
 def fits_data(tmp_path_factory) -> synthetic.SyntheticDataset:
     """3 plain FITS files (SCI/ERR/DQ/VAR_* layout, TAN-SIP WCS)."""
-    return synthetic.write_dataset(tmp_path_factory.mktemp("url_fits"), n_dithers=3, n_detectors=1,
-                                   shape=(72, 80), seed=21, fmt="fits")
+    return synthetic.write_dataset(
+        tmp_path_factory.mktemp("url_fits"), n_dithers=3, n_detectors=1, shape=(72, 80), seed=21, fmt="fits"
+    )
 
 
 def single_image_file(src: Path, target: Path) -> Path:
@@ -121,10 +136,10 @@ def single_image_file(src: Path, target: Path) -> Path:
 def test_jwst_urls_and_association_url_give_the_local_mosaic(jwst_data, bucket, tmp_path):
     urls = upload([*jwst_data.paths, jwst_data.asn_path], bucket)
     asn_url = urls[-1]
-    local = dask_resample.resample(str(jwst_data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial",
-                                   tile_shape=(48, 64))
-    from_list = dask_resample.resample(urls[:-1], str(tmp_path / "list.zarr"), scheduler="serial",
-                                       tile_shape=(48, 64))
+    local = dask_resample.resample(
+        str(jwst_data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial", tile_shape=(48, 64)
+    )
+    from_list = dask_resample.resample(urls[:-1], str(tmp_path / "list.zarr"), scheduler="serial", tile_shape=(48, 64))
     from_asn = dask_resample.resample(asn_url, str(tmp_path / "asn.zarr"), scheduler="serial", tile_shape=(48, 64))
     assert np.isfinite(local["data"].values).mean() > 0.5
     assert_same_mosaic(from_list, local)
@@ -222,10 +237,24 @@ class RangeCountingFileSystem(AbstractFileSystem):
         start, end = start or 0, size if end is None else min(end, size)
         return self._fetch(path, start, end)
 
-    def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
-              cache_options: dict | None = None, **kwargs: Any) -> Any:
-        return _CountingFile(self, path, mode, block_size=block_size or 2**22, cache_options=cache_options,
-                             size=os.path.getsize(path), **kwargs)
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return _CountingFile(
+            self,
+            path,
+            mode,
+            block_size=block_size or 2**22,
+            cache_options=cache_options,
+            size=os.path.getsize(path),
+            **kwargs,
+        )
 
     def _fetch(self, path: str, start: int, end: int) -> bytes:
         RangeCountingFileSystem.fetched.append((path, start, end))
@@ -302,8 +331,10 @@ def test_association_members_resolve_against_the_association_url(jwst_data, buck
     mem.put_file(str(b), f"/{bucket}/other/{b.name}")
     asn = json.loads(jwst_data.asn_path.read_text())
     members = asn["products"][0]["members"]
-    members[:] = [dict(members[0], expname=f"../data/{a.name}"),
-                  dict(members[1], expname=f"memory://{bucket}/other/{b.name}")]
+    members[:] = [
+        dict(members[0], expname=f"../data/{a.name}"),
+        dict(members[1], expname=f"memory://{bucket}/other/{b.name}"),
+    ]
     mem.pipe_file(f"/{bucket}/asn/x_asn.json", json.dumps(asn).encode())
     sources = resolve_inputs(f"memory://{bucket}/asn/x_asn.json")
     assert [s.path for s in sources] == [f"memory://{bucket}/data/{a.name}", f"memory://{bucket}/other/{b.name}"]
@@ -410,8 +441,11 @@ def test_missing_association_and_member_are_named(jwst_data, bucket):
     urls = upload([jwst_data.asn_path, jwst_data.paths[0]], bucket)  # the other members are missing
     with pytest.raises(InputError) as exc:
         resolve_inputs(urls[0])
-    one_line_error(exc, f"memory://{bucket}/{jwst_data.paths[1].name}",
-                   f"listed in association {jwst_data.asn_path.name} not found")
+    one_line_error(
+        exc,
+        f"memory://{bucket}/{jwst_data.paths[1].name}",
+        f"listed in association {jwst_data.asn_path.name} not found",
+    )
 
 
 def test_object_that_is_not_fits_is_named(bucket):
@@ -442,12 +476,19 @@ def test_cluster_reads_inputs_from_s3(jwst_data, s3_bucket, client, tmp_path):
         fs.put_file(str(p), f"{name}/visit/{p.name}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        remote = dask_resample.resample(f"s3://{name}/visit/{jwst_data.asn_path.name}", tmp_path / "s3.zarr",
-                                        client=client, storage_options=options, tile_shape=(48, 64))
-    local = dask_resample.resample(str(jwst_data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial",
-                                   tile_shape=(48, 64))
+        remote = dask_resample.resample(
+            f"s3://{name}/visit/{jwst_data.asn_path.name}",
+            tmp_path / "s3.zarr",
+            client=client,
+            storage_options=options,
+            tile_shape=(48, 64),
+        )
+    local = dask_resample.resample(
+        str(jwst_data.asn_path), str(tmp_path / "local.zarr"), scheduler="serial", tile_shape=(48, 64)
+    )
     assert_same_mosaic(remote, local)
     with pytest.raises(StorageError) as exc:
-        resolve_inputs([f"s3://{name}/visit/{jwst_data.paths[0].name}"],
-                       storage_options={**options, "secret": "wrong" * 8})
+        resolve_inputs(
+            [f"s3://{name}/visit/{jwst_data.paths[0].name}"], storage_options={**options, "secret": "wrong" * 8}
+        )
     one_line_error(exc, f"s3://{name}/visit/{jwst_data.paths[0].name}", "storage_options")

@@ -16,8 +16,21 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _mapped_by_a_large_array() -> int:
@@ -43,8 +56,10 @@ def test_a_user_cluster_gets_the_adaptive_thresholds_back():
     """distributed's nanny sets MALLOC_TRIM_THRESHOLD_ (large arrays mmapped each time); prepare_worker undoes it."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
         env, before, after = next(iter(client.run(_probe, True).values()))
     assert env is not None  # distributed's default: the situation of a cluster the user started
     assert before >= 8 * 2**20  # every large array mapped and unmapped by the kernel

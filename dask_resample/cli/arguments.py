@@ -126,8 +126,12 @@ def _resolve_drizzle(args: argparse.Namespace, options: Sequence[Option], positi
     ``--projection-region``, else ``jwst``) is
     resolved first, then every value over that mission's defaults.
     """
-    kwargs: dict[str, Any] = {"keys_of": _run_keys(args), "aliases": DRIZZLE.aliases,
-                              "config_path": getattr(args, "config", None), "positional": positional}
+    kwargs: dict[str, Any] = {
+        "keys_of": _run_keys(args),
+        "aliases": DRIZZLE.aliases,
+        "config_path": getattr(args, "config", None),
+        "positional": positional,
+    }
     v = resolve(args, options, defaults=RUN_DEFAULTS, **kwargs)
     mission = v.get("mission") or ("roman" if v.get("skycells") or v.get("projection_region") else "jwst")
     if mission != "jwst":
@@ -147,8 +151,14 @@ def _plan(v: Mapping[str, Any], inputs: Any, client: Any = None) -> Any:
     wcs_pars = check_wcs_pars(_wcs_pars(v)) or None
     output_wcs = grid.load_output_wcs(v["output_wcs"], v.get("output_shape")) if v.get("output_wcs") else None
     return api.plan_mosaic(
-        inputs, mode=v["mode"], params=params, output_wcs=output_wcs, wcs_pars=wcs_pars,
-        tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"], client=client,
+        inputs,
+        mode=v["mode"],
+        params=params,
+        output_wcs=output_wcs,
+        wcs_pars=wcs_pars,
+        tile_shape=v["tile_shape"],
+        max_output_pixels=v["max_output_pixels"],
+        client=client,
     )
 
 
@@ -166,10 +176,15 @@ def _connect(v: Mapping[str, Any]) -> Any:
         return None
     extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
     handle = cluster.connect(
-        cluster=v["cluster"], scheduler=v["scheduler"], n_workers=v["workers"],
-        threads_per_worker=v["threads_per_worker"], memory_limit=v["memory_limit"], jobs=v["jobs"], **extra,
+        cluster=v["cluster"],
+        scheduler=v["scheduler"],
+        n_workers=v["workers"],
+        threads_per_worker=v["threads_per_worker"],
+        memory_limit=v["memory_limit"],
+        jobs=v["jobs"],
+        **extra,
     )
-    if (link := handle.dashboard_link):
+    if link := handle.dashboard_link:
         log.info("Dask dashboard: %s", link)
     return handle
 
@@ -184,8 +199,15 @@ _OUTLIER_KEYS = f"options of '{PROG} outliers'"
 
 def _outlier_params(args: argparse.Namespace, config_path: Any) -> Any:
     """The :class:`~dask_resample.outliers.OutlierParams` of an option file (``run --outlier-config``)."""
-    values = resolve(args, OUTLIER_OPTIONS, keys_of=_OUTLIER_KEYS, defaults=OUTLIER.option_defaults,
-                      aliases=OUTLIER.aliases, config_path=config_path, from_args=False)
+    values = resolve(
+        args,
+        OUTLIER_OPTIONS,
+        keys_of=_OUTLIER_KEYS,
+        defaults=OUTLIER.option_defaults,
+        aliases=OUTLIER.aliases,
+        config_path=config_path,
+        from_args=False,
+    )
     return OUTLIER.build(values)
 
 

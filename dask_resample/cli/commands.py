@@ -64,8 +64,19 @@ from .options import (
     resolve,
 )
 
-__all__ = ["cmd_add", "cmd_demo", "cmd_export", "cmd_info", "cmd_log", "cmd_outliers", "cmd_plan", "cmd_preview",
-           "cmd_remove", "cmd_run", "parse_storage_options"]
+__all__ = [
+    "cmd_add",
+    "cmd_demo",
+    "cmd_export",
+    "cmd_info",
+    "cmd_log",
+    "cmd_outliers",
+    "cmd_plan",
+    "cmd_preview",
+    "cmd_remove",
+    "cmd_run",
+    "parse_storage_options",
+]
 
 
 # ----------------------------------------------------------------------------
@@ -107,9 +118,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         with _kernel_choice(v):
             plan = _plan(v, resolved, client=client)
             api.resample(
-                plan, output, client=client, scheduler="serial" if handle is None else "distributed",
-                overwrite=bool(v["overwrite"]), resume=bool(v["resume"]), progress=False if args.quiet else None,
-                fast_pixmap=False if v["no_fast_pixmap"] else None, outliers=outliers or False,
+                plan,
+                output,
+                client=client,
+                scheduler="serial" if handle is None else "distributed",
+                overwrite=bool(v["overwrite"]),
+                resume=bool(v["resume"]),
+                progress=False if args.quiet else None,
+                fast_pixmap=False if v["no_fast_pixmap"] else None,
+                outliers=outliers or False,
             )
         if v["pyramid"]:
             pyramid.write_pyramid(output, client=client)
@@ -133,8 +150,9 @@ def _skymap_of(v: Mapping[str, Any]) -> Path:
     except io.InputError as exc:
         if str(exc) != skycells.NO_SKYMAP_MESSAGE:
             raise
-        raise CLIError("--skymap: no skymap file; give --skymap FILE.asdf or set SKYMAP_PATH to the skycells "
-                       "reference file") from None
+        raise CLIError(
+            "--skymap: no skymap file; give --skymap FILE.asdf or set SKYMAP_PATH to the skycells reference file"
+        ) from None
     return Path(found.path)
 
 
@@ -147,8 +165,11 @@ def _check_skycells(v: Mapping[str, Any], storage_options: Mapping[str, Any] | N
         raise CLIError(f"--skycells: {directory}: exists and is not a directory")
     if directory.scheme in SCHEME_EXTRAS and "/" not in directory.path.strip("/"):
         raise CLIError(f"--skycells: {directory}: give a prefix inside the bucket ({directory}/skycells)")
-    grid_given = [opt.flag for opt in grid_options()
-                  if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None]
+    grid_given = [
+        opt.flag
+        for opt in grid_options()
+        if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None
+    ]
     if grid_given:
         raise CLIError(f"--skycells: each skycell is its own output grid; drop {', '.join(grid_given)}")
     if v["mode"] != "many_to_one":
@@ -174,17 +195,27 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     for r in resolved:
         if r.kind != roman_model.KIND:
-            raise CLIError(f"{r.filename}: not a Roman WFI input; --skycells takes Roman Level-2 "
-                           "files (*_cal.asdf) or their association")
+            raise CLIError(
+                f"{r.filename}: not a Roman WFI input; --skycells takes Roman Level-2 "
+                "files (*_cal.asdf) or their association"
+            )
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
         with _kernel_choice(v):
             mosaics = roman.resample_skycells(
-                resolved, directory, skymap=skymap, params=params, client=client, storage_options=storage_options,
-                scheduler="serial" if handle is None else "distributed", tile_shape=v["tile_shape"],
-                max_output_pixels=v["max_output_pixels"], overwrite=bool(v["overwrite"]),
-                resume=bool(v["resume"]), progress=False if args.quiet else None,
+                resolved,
+                directory,
+                skymap=skymap,
+                params=params,
+                client=client,
+                storage_options=storage_options,
+                scheduler="serial" if handle is None else "distributed",
+                tile_shape=v["tile_shape"],
+                max_output_pixels=v["max_output_pixels"],
+                overwrite=bool(v["overwrite"]),
+                resume=bool(v["resume"]),
+                progress=False if args.quiet else None,
                 fast_pixmap=False if v["no_fast_pixmap"] else None,
             )
         if not mosaics:
@@ -200,6 +231,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
         print(path)
     return 0
 
+
 def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence[str]) -> int:
     """``run -o OUT --projection-region REGION``: :func:`dask_resample.roman.resample_region`."""
     if v.get("skycells"):
@@ -208,8 +240,11 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
         raise CLIError("--projection-region: give the mosaic path or URL with -o OUT.zarr")
     storage_options = _storage_options(args, v.get("storage_options"))
     output = store.as_location(str(v["output"]), storage_options)
-    grid_given = [opt.flag for opt in grid_options()
-                  if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None]
+    grid_given = [
+        opt.flag
+        for opt in grid_options()
+        if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None
+    ]
     if grid_given:
         raise CLIError(f"--projection-region: the region is the output grid; drop {', '.join(grid_given)}")
     if v["mode"] != "many_to_one":
@@ -231,19 +266,30 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
     for r in resolved:
         if r.kind != roman_model.KIND:
-            raise CLIError(f"{r.filename}: not a Roman WFI input; --projection-region takes Roman Level-2 "
-                           "files (*_cal.asdf) or their association")
+            raise CLIError(
+                f"{r.filename}: not a Roman WFI input; --projection-region takes Roman Level-2 "
+                "files (*_cal.asdf) or their association"
+            )
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
         with _kernel_choice(v):
             try:
                 roman.resample_region(
-                    resolved, output, region=region, skymap=skymap, params=params, client=client,
-                    storage_options=storage_options, scheduler="serial" if handle is None else "distributed",
-                    tile_shape=v["tile_shape"], max_output_pixels=v["max_output_pixels"],
-                    overwrite=bool(v["overwrite"]), resume=bool(v["resume"]),
-                    progress=False if args.quiet else None, fast_pixmap=False if v["no_fast_pixmap"] else None,
+                    resolved,
+                    output,
+                    region=region,
+                    skymap=skymap,
+                    params=params,
+                    client=client,
+                    storage_options=storage_options,
+                    scheduler="serial" if handle is None else "distributed",
+                    tile_shape=v["tile_shape"],
+                    max_output_pixels=v["max_output_pixels"],
+                    overwrite=bool(v["overwrite"]),
+                    resume=bool(v["resume"]),
+                    progress=False if args.quiet else None,
+                    fast_pixmap=False if v["no_fast_pixmap"] else None,
                 )
             except io.InputError as exc:
                 if not str(exc).startswith("region:"):
@@ -258,13 +304,16 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
     return 0
 
 
-
 def cmd_outliers(args: argparse.Namespace) -> int:
     """``dask-resample outliers``: flag outliers, write ``*_crf.fits`` (``*_outlier_detection.asdf`` for Roman)."""
     where_options = cluster_options()
     options = (OUTLIER_MISSION, *OUTLIER_OPTIONS, *outlier_run_options(), *where_options)
-    kwargs: dict[str, Any] = {"keys_of": _OUTLIER_KEYS, "aliases": OUTLIER.aliases, "config_path": args.config,
-                              "positional": ("inputs", "output_dir", "storage_options")}
+    kwargs: dict[str, Any] = {
+        "keys_of": _OUTLIER_KEYS,
+        "aliases": OUTLIER.aliases,
+        "config_path": args.config,
+        "positional": ("inputs", "output_dir", "storage_options"),
+    }
     values = resolve(args, options, defaults=OUTLIER.option_defaults, **kwargs)
     where = {opt.dest: values.get(opt.dest) for opt in where_options}
     inputs = _inputs_of(values)
@@ -286,10 +335,15 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     try:
         with _kernel_choice(values):
             paths = outliers.detect_outliers(
-                resolved, output_dir, storage_options=storage_options,
-                client=None if handle is None else handle.client, params=params,
-                tile_shape=values.get("tile_shape"), overwrite=bool(values.get("overwrite")),
-                scheduler="serial" if handle is None else "distributed", progress=False if args.quiet else None,
+                resolved,
+                output_dir,
+                storage_options=storage_options,
+                client=None if handle is None else handle.client,
+                params=params,
+                tile_shape=values.get("tile_shape"),
+                overwrite=bool(values.get("overwrite")),
+                scheduler="serial" if handle is None else "distributed",
+                progress=False if args.quiet else None,
             )
     finally:
         if handle is not None:
@@ -319,8 +373,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """``dask-resample export``: a FITS ``*_i2d.fits`` file."""
     mosaic = _require_mosaic(args)
-    out = export.export_fits(mosaic, args.out, group=args.group, fmt=args.format, overwrite=bool(args.overwrite),
-                      storage_options=mosaic.storage_options)
+    out = export.export_fits(
+        mosaic,
+        args.out,
+        group=args.group,
+        fmt=args.format,
+        overwrite=bool(args.overwrite),
+        storage_options=mosaic.storage_options,
+    )
     print(out)
     return 0
 
@@ -337,5 +397,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``dask-resample demo``: a synthetic dataset and its mosaic."""
     demo.main(output_dir=args.output_dir, workers=args.workers, quiet=bool(args.quiet))
     return 0
-
-

@@ -59,16 +59,28 @@ def _living_grid(v: Mapping[str, Any]) -> dict[str, Any]:
     missing = [f"--{n.replace('_', '-')}" for n in ("crval", "pixel_scale", "output_shape") if v.get(n) is None]
     if missing:
         raise CLIError(f"a new living mosaic needs its fixed grid: give --output-wcs FILE, or {', '.join(missing)}")
-    return {"grid": living.GridSpec(crval=tuple(v["crval"]), pixel_scale=float(v["pixel_scale"]),
-                                    shape_yx=tuple(v["output_shape"]), rotation=float(v.get("rotation") or 0.0),
-                                    crpix=None if v.get("crpix") is None else tuple(v["crpix"]))}
+    return {
+        "grid": living.GridSpec(
+            crval=tuple(v["crval"]),
+            pixel_scale=float(v["pixel_scale"]),
+            shape_yx=tuple(v["output_shape"]),
+            rotation=float(v.get("rotation") or 0.0),
+            crpix=None if v.get("crpix") is None else tuple(v["crpix"]),
+        )
+    }
 
 
 def _run_update(args: argparse.Namespace, **kwargs: Any) -> int:
     """Run :func:`dask_resample.living.update` with the 'where to run' options; print the new version."""
     options = (*DRIZZLE_OPTIONS, *grid_options(), *cluster_options())
-    v = resolve(args, options, keys_of=_living_keys(args), defaults=RUN_DEFAULTS, aliases=DRIZZLE.aliases,
-                positional=("mosaic", "storage_options"))
+    v = resolve(
+        args,
+        options,
+        keys_of=_living_keys(args),
+        defaults=RUN_DEFAULTS,
+        aliases=DRIZZLE.aliases,
+        positional=("mosaic", "storage_options"),
+    )
     storage_options = _storage_options(args)
     mosaic = store.as_location(str(args.mosaic), storage_options)
     if kwargs.get("add") is not None:
@@ -82,9 +94,13 @@ def _run_update(args: argparse.Namespace, **kwargs: Any) -> int:
     _check_cluster_options(v)
     handle = _connect(v)
     try:
-        result = living.update(mosaic, client=None if handle is None else handle.client,
-                               scheduler="serial" if handle is None else "distributed",
-                               storage_options=storage_options, **kwargs)
+        result = living.update(
+            mosaic,
+            client=None if handle is None else handle.client,
+            scheduler="serial" if handle is None else "distributed",
+            storage_options=storage_options,
+            **kwargs,
+        )
     finally:
         if handle is not None:
             handle.close()

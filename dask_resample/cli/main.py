@@ -83,7 +83,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, raised instead of printed."""
 
     def error(self, message: str) -> None:  # type: ignore[override]  # raises instead of exiting
-        sub = self.prog[len(PROG):].strip()
+        sub = self.prog[len(PROG) :].strip()
         raise _ArgumentError(f"{sub}: {message}" if sub else message)
 
 
@@ -114,10 +114,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
-                        help="option of the URLs' file system (fsspec storage_options), repeatable: "
-                        "key=..., secret=..., endpoint_url=http://..., client_kwargs.region_name=...; "
-                        "also 'storage_options' in --config and resample.storage-options in the Dask config")
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option of the URLs' file system (fsspec storage_options), repeatable: "
+        "key=..., secret=..., endpoint_url=http://..., client_kwargs.region_name=...; "
+        "also 'storage_options' in --config and resample.storage-options in the Dask config",
+    )
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
 
 
@@ -154,13 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     run = sub.add_parser(
-        "run", help="make a mosaic", description="Drizzle INPUTS into a tiled Zarr mosaic.",
-        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run",
+        help="make a mosaic",
+        description="Drizzle INPUTS into a tiled Zarr mosaic.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("inputs", nargs="*", metavar="INPUTS",
-                     help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
-    run.add_argument("-o", "--output", metavar="OUT.zarr",
-                     help="mosaic to write: a Zarr directory or an object-store URL (s3://bucket/m.zarr, ...)")
+    run.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUTS",
+        help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.zarr",
+        help="mosaic to write: a Zarr directory or an object-store URL (s3://bucket/m.zarr, ...)",
+    )
     _add_storage(run)
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
     _add_group(run, "drizzle parameters", (MISSION, *DRIZZLE_OPTIONS))
@@ -172,17 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     outliers = sub.add_parser(
-        "outliers", help="flag outliers as jwst's (or romancal's) imaging OutlierDetectionStep",
+        "outliers",
+        help="flag outliers as jwst's (or romancal's) imaging OutlierDetectionStep",
         description="Drizzle each exposure group onto a common grid, take the median across groups tile by "
         "tile, blot it back onto every input and flag outliers (DQ DO_NOT_USE|OUTLIER, NaN in data, err "
         "and variances); write one <root>_crf.fits per input. Parameters and defaults are those of jwst's "
         "OutlierDetectionStep for imaging; with Roman WFI inputs (--mission roman) romancal's: DQ flags only, "
         "one <root>_outlier_detection.asdf per input.",
     )
-    outliers.add_argument("inputs", nargs="*", metavar="INPUTS",
-                          help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)")
-    outliers.add_argument("-o", "--output-dir", metavar="DIR",
-                          help="directory (or URL prefix) of the *_crf.fits files")
+    outliers.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUTS",
+        help="an association (*_asn.json) or input files (*_cal.fits or plain FITS)",
+    )
+    outliers.add_argument("-o", "--output-dir", metavar="DIR", help="directory (or URL prefix) of the *_crf.fits files")
     _add_storage(outliers)
     outliers.add_argument("--config", metavar="FILE", help="YAML or TOML file with option values")
     _add_group(outliers, "outlier-detection parameters", (OUTLIER_MISSION, *OUTLIER_OPTIONS))
@@ -192,10 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     outliers.set_defaults(func=cmd_outliers)
 
     plan = sub.add_parser(
-        "plan", help="plan a mosaic (grid, tiles, coverage) without reading pixels",
+        "plan",
+        help="plan a mosaic (grid, tiles, coverage) without reading pixels",
         description="Compute the output grid, the tiles and which inputs feed each tile, without reading "
         "any pixel; print a summary and optionally draw the coverage.",
-        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan.add_argument("inputs", nargs="*", metavar="INPUTS", help="an association or input files")
     plan.add_argument("--png", metavar="PLAN.png", help="draw the coverage figure to this PNG")
@@ -205,8 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(plan)
     plan.set_defaults(func=cmd_plan)
 
-    info = sub.add_parser("info", help="describe a mosaic",
-                          description="Grid, WCS, tiles written, parameters, totals and inputs of a mosaic.")
+    info = sub.add_parser(
+        "info",
+        help="describe a mosaic",
+        description="Grid, WCS, tiles written, parameters, totals and inputs of a mosaic.",
+    )
     info.add_argument("mosaic", metavar="OUT.zarr", help="the mosaic")
     info.add_argument("--json", action="store_true", help="print the stored metadata as JSON")
     _add_storage(info)
@@ -214,32 +238,46 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     export = _product_parser(
-        sub, "export", "export a mosaic to a FITS i2d file",
+        sub,
+        "export",
+        "export a mosaic to a FITS i2d file",
         "Write a FITS file that jwst's datamodels.open reads as an ImageModel (SCI, WHT, CON, "
         "ERR, VAR_* and the WCS); plain FITS with the same extensions when jwst is not installed.",
         ("OUT_i2d.fits", "FITS file to write"),
     )
-    export.add_argument("--format", choices=("auto", "jwst", "fits"), default="auto",
-                        help="jwst ImageModel or plain FITS (default auto: jwst when installed)")
+    export.add_argument(
+        "--format",
+        choices=("auto", "jwst", "fits"),
+        default="auto",
+        help="jwst ImageModel or plain FITS (default auto: jwst when installed)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing FITS file")
     _add_storage(export)
     _add_common(export)
     export.set_defaults(func=cmd_export)
 
     preview = _product_parser(
-        sub, "preview", "draw a PNG preview of a mosaic",
+        sub,
+        "preview",
+        "draw a PNG preview of a mosaic",
         "Draw an asinh-stretched image of the mosaic with RA/Dec axes; big mosaics are decimated while reading.",
         ("OUT.png", "PNG file to write"),
     )
     preview.add_argument("--variable", default="data", help="array to draw (default data)")
-    preview.add_argument("--max-size", type=argparse_type(parse_positive_int), default=PREVIEW_MAX_SIZE,
-                         metavar="PX", help=f"longest side of the drawn image (default {PREVIEW_MAX_SIZE})")
+    preview.add_argument(
+        "--max-size",
+        type=argparse_type(parse_positive_int),
+        default=PREVIEW_MAX_SIZE,
+        metavar="PX",
+        help=f"longest side of the drawn image (default {PREVIEW_MAX_SIZE})",
+    )
     _add_storage(preview)
     _add_common(preview)
     preview.set_defaults(func=cmd_preview)
 
     add = sub.add_parser(
-        "add", help="add inputs to a living mosaic (one new version; created on its fixed grid)",
+        "add",
+        help="add inputs to a living mosaic (one new version; created on its fixed grid)",
         description="Add INPUTS at the end of a living mosaic's input order and recompute only the tiles they "
         "touch, in one new version; the result equals a run from scratch over all inputs. A new mosaic needs "
         "its fixed grid: --output-wcs FILE, or --crval, --pixel-scale and --output-shape (may be much larger "
@@ -255,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_add)
 
     remove = sub.add_parser(
-        "remove", help="remove inputs from a living mosaic (one new version)",
+        "remove",
+        help="remove inputs from a living mosaic (one new version)",
         description="Remove inputs (file name, source path or content fingerprint) from a living mosaic and "
         "recompute only the tiles they touched; the result equals a run from scratch without them.",
     )
@@ -266,23 +305,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(remove)
     remove.set_defaults(func=cmd_remove)
 
-    log = sub.add_parser("log", help="list the versions of a living mosaic",
-                         description="One line per version, newest first: number, snapshot id, time, inputs "
-                         "added (+) and removed (-), tiles recomputed, package version.")
+    log = sub.add_parser(
+        "log",
+        help="list the versions of a living mosaic",
+        description="One line per version, newest first: number, snapshot id, time, inputs "
+        "added (+) and removed (-), tiles recomputed, package version.",
+    )
     log.add_argument("mosaic", metavar="MOSAIC", help="the living mosaic")
     _add_storage(log)
     _add_common(log)
     log.set_defaults(func=cmd_log)
 
     demo = sub.add_parser(
-        "demo", help="write a synthetic dataset and mosaic it (what 'make demo' runs)",
+        "demo",
+        help="write a synthetic dataset and mosaic it (what 'make demo' runs)",
         description="Write a synthetic NIRCam-like dataset, drizzle it on a LocalCluster into a Zarr mosaic "
         "and draw a PNG preview.",
     )
-    demo.add_argument("--output-dir", default="demo_output", metavar="DIR",
-                      help="where to write the data, the mosaic and the preview (default demo_output)")
-    demo.add_argument("--workers", type=argparse_type(parse_positive_int), default=None, metavar="N",
-                      help="LocalCluster workers (default 2)")
+    demo.add_argument(
+        "--output-dir",
+        default="demo_output",
+        metavar="DIR",
+        help="where to write the data, the mosaic and the preview (default demo_output)",
+    )
+    demo.add_argument(
+        "--workers",
+        type=argparse_type(parse_positive_int),
+        default=None,
+        metavar="N",
+        help="LocalCluster workers (default 2)",
+    )
     _add_common(demo)
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -107,8 +107,9 @@ class Option:
         A value that reads as ``None`` (``--good-bits none``) is thus told apart from no value.
         """
         if self.convert is None:
-            parser.add_argument(self.flag, dest=self.dest, action="store_true", default=argparse.SUPPRESS,
-                                help=self.help)
+            parser.add_argument(
+                self.flag, dest=self.dest, action="store_true", default=argparse.SUPPRESS, help=self.help
+            )
             return
         kwargs: dict[str, Any] = {"dest": self.dest, "default": argparse.SUPPRESS, "help": self.help}
         kwargs["type"] = argparse_type(self.convert)
@@ -174,8 +175,9 @@ class RecordOptions:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def _forms(self) -> list[tuple[str, CommandLineForm, Any]]:
-        return [(f.name, f.metadata["cli"], self.defaults.get(f.name, field_default(f)))
-                for f in record_fields(self.record)]
+        return [
+            (f.name, f.metadata["cli"], self.defaults.get(f.name, field_default(f))) for f in record_fields(self.record)
+        ]
 
     @property
     def options(self) -> tuple[Option, ...]:
@@ -187,8 +189,15 @@ class RecordOptions:
             if form.parse is not None:
                 default = self.defaults.get(f.name, field_default(f))
                 help_text = f"{help_text} (default {_default_text(default)}{self.origin.get(f.name, '')})"
-            out.append(Option(form.flag, help_text, form.parse, metavar=form.metavar,
-                              choices=f.metadata["choices"] if form.parse is not None else None))
+            out.append(
+                Option(
+                    form.flag,
+                    help_text,
+                    form.parse,
+                    metavar=form.metavar,
+                    choices=f.metadata["choices"] if form.parse is not None else None,
+                )
+            )
         return tuple(out)
 
     @property

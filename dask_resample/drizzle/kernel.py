@@ -222,8 +222,9 @@ def drizzle_exposure(
     need_err = params.compute_err == "driz_err"
     # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
     flagged = ref.outlier_mask is not None
-    model = load_model_dict(ref, need_var=need_var or flagged, need_err=need_err or flagged,
-                            need_var_sky=params.weight_type == "ivm-sky")
+    model = load_model_dict(
+        ref, need_var=need_var or flagged, need_err=need_err or flagged, need_var_sky=params.weight_type == "ivm-sky"
+    )
     if ref.outlier_mask is not None:
         _apply_outliers(model, ref.outlier_mask)
     data = np.asarray(model["data"])
@@ -231,10 +232,14 @@ def drizzle_exposure(
     if data.ndim != 2:
         raise RuntimeError(f"{ref.filename}: input is not a 2D image")
 
-    pixmap = compute_pixmap(wcs, spec.out_wcs, data.shape, stepsize=params.pixmap_stepsize,
-                            order=params.pixmap_order,
-                            fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS
-                            and data.size >= FAST_PIXMAP_MIN_PIXELS)
+    pixmap = compute_pixmap(
+        wcs,
+        spec.out_wcs,
+        data.shape,
+        stepsize=params.pixmap_stepsize,
+        order=params.pixmap_order,
+        fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS and data.size >= FAST_PIXMAP_MIN_PIXELS,
+    )
     if spec.pixmap_dir is not None:
         save_pixmap32(pixmap_path(spec.pixmap_dir, ref.index), pixmap)
     weight = build_driz_weight(
@@ -275,14 +280,22 @@ def drizzle_exposure(
     if not boxes:
         return out
     if spec.crop_input:
-        cropped = input_crop(pixmap, rng, [tiles.tile(*key) for key in boxes], params=params,
-                             pixel_scale_ratio=spec.pixel_scale_ratio, halo=spec.halo, shape_yx=spec.shape_yx)
+        cropped = input_crop(
+            pixmap,
+            rng,
+            [tiles.tile(*key) for key in boxes],
+            params=params,
+            pixel_scale_ratio=spec.pixel_scale_ratio,
+            halo=spec.halo,
+            shape_yx=spec.shape_yx,
+        )
         if cropped is None:
             return out  # no input pixel reaches the requested tiles
         rng = cropped
     try:
-        arrays = _drizzle_frame(data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes,
-                                exptime_image)
+        arrays = _drizzle_frame(
+            data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes, exptime_image
+        )
     except ValueError as exc:
         if "valid pixels" not in str(exc):
             raise
@@ -309,8 +322,12 @@ def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.nd
     if value is None:
         value = model["exposure_time"]
     image = np.full(np.shape(data), value)
-    weight = build_driz_weight({"data": data, "dq": model["dq"]}, weight_type=None,
-                               good_bits=params.good_bits, flag_name_map=params.flag_name_map)
+    weight = build_driz_weight(
+        {"data": data, "dq": model["dq"]},
+        weight_type=None,
+        good_bits=params.good_bits,
+        flag_name_map=params.flag_name_map,
+    )
     return image, weight
 
 

@@ -86,8 +86,12 @@ def _c_passes(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         driz = Drizzle(
-            kernel=params.kernel, fillval="0", out_shape=shape,
-            disable_ctx=not params.enable_ctx, begin_ctx_id=0, max_ctx_id=0,
+            kernel=params.kernel,
+            fillval="0",
+            out_shape=shape,
+            disable_ctx=not params.enable_ctx,
+            begin_ctx_id=0,
+            max_ctx_id=0,
         )
         if dq is not None:
             driz.add_image(data, dq=dq, **kwargs)
@@ -143,9 +147,16 @@ def _fused_passes(
         rooted = {n: np.sqrt(v) for n, v in variances.items() if n not in exact}
     planes.update({f"sqrt {n}": v for n, v in rooted.items()})
     driz = FusedDrizzle(
-        shape, kernel=params.kernel, fillval=0.0, begin_ctx_id=0, max_ctx_id=0,
-        disable_ctx=not params.enable_ctx, plane_names=tuple(planes), plane_fillval=0.0,
-        variance_names=tuple(exact), accumulate_variances=False,
+        shape,
+        kernel=params.kernel,
+        fillval=0.0,
+        begin_ctx_id=0,
+        max_ctx_id=0,
+        disable_ctx=not params.enable_ctx,
+        plane_names=tuple(planes),
+        plane_fillval=0.0,
+        variance_names=tuple(exact),
+        accumulate_variances=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,8 +174,14 @@ def _fused_passes(
             m[driz.out_wht == 0] = np.nan
             var_all[name] = m
     for key, (_, _, sl) in boxes.items():
-        parts[key] = [_cut(driz.out_img, sl), _cut(driz.out_wht, sl), _cut(ctx_all, sl), _cut(driz.out_dq, sl),
-                      _cut(err_all, sl), {name: _cut(v, sl) for name, v in var_all.items()}]
+        parts[key] = [
+            _cut(driz.out_img, sl),
+            _cut(driz.out_wht, sl),
+            _cut(ctx_all, sl),
+            _cut(driz.out_dq, sl),
+            _cut(err_all, sl),
+            {name: _cut(v, sl) for name, v in var_all.items()},
+        ]
 
 
 def _exptime_pass(
@@ -184,8 +201,9 @@ def _exptime_pass(
         parts[key][6] = _cut(dt.out_img, sl)
 
 
-def _unclipped_frame_box(pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int
-                         ) -> tuple[int, int, int, int] | None:
+def _unclipped_frame_box(
+    pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int
+) -> tuple[int, int, int, int] | None:
     """``drizzle.kernel._frame_box`` before it is clipped to the mosaic (``None``: nothing of the input maps)."""
     xmin, xmax, ymin, ymax = rng
     sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
@@ -195,17 +213,28 @@ def _unclipped_frame_box(pixmap: np.ndarray, rng: tuple[int, int, int, int], pad
         py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
     if not np.isfinite([px0, px1, py0, py1]).all():
         return None
-    return (int(np.floor(py0)) - pad, int(np.ceil(py1)) + pad + 1,
-            int(np.floor(px0)) - pad, int(np.ceil(px1)) + pad + 1)
+    return (
+        int(np.floor(py0)) - pad,
+        int(np.ceil(py1)) + pad + 1,
+        int(np.floor(px0)) - pad,
+        int(np.ceil(px1)) + pad + 1,
+    )
 
 
 #: Input pixels kept around a crop (:func:`input_crop`) beyond those that can reach its tiles.
 CROP_MARGIN_PX = 2
 
 
-def input_crop(pixmap: np.ndarray, rng: tuple[int, int, int, int], tiles: Sequence[Any], *,
-               params: ResampleParams, pixel_scale_ratio: float, halo: int,
-               shape_yx: tuple[int, int]) -> tuple[int, int, int, int] | None:
+def input_crop(
+    pixmap: np.ndarray,
+    rng: tuple[int, int, int, int],
+    tiles: Sequence[Any],
+    *,
+    params: ResampleParams,
+    pixel_scale_ratio: float,
+    halo: int,
+    shape_yx: tuple[int, int],
+) -> tuple[int, int, int, int] | None:
     """The part of the input range whose pixels can land on ``tiles``: ``(xmin, xmax, ymin, ymax)``.
 
     Drizzling an input pixel changes only the output pixels its kernel footprint
@@ -266,14 +295,22 @@ def input_crop(pixmap: np.ndarray, rng: tuple[int, int, int, int], tiles: Sequen
     hit = np.zeros(x.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
         for tile in tiles:
-            hit |= ((x > tile.x0 - 0.5 - reach) & (x < tile.x1 - 0.5 + reach)
-                    & (y > tile.y0 - 0.5 - reach) & (y < tile.y1 - 0.5 + reach))
+            hit |= (
+                (x > tile.x0 - 0.5 - reach)
+                & (x < tile.x1 - 0.5 + reach)
+                & (y > tile.y0 - 0.5 - reach)
+                & (y < tile.y1 - 0.5 + reach)
+            )
     rows = np.flatnonzero(hit.any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(hit.any(axis=0))
-    crop = (max(xmin, xmin + int(cols[0]) - CROP_MARGIN_PX), min(xmax, xmin + int(cols[-1]) + CROP_MARGIN_PX),
-            max(ymin, ymin + int(rows[0]) - CROP_MARGIN_PX), min(ymax, ymin + int(rows[-1]) + CROP_MARGIN_PX))
+    crop = (
+        max(xmin, xmin + int(cols[0]) - CROP_MARGIN_PX),
+        min(xmax, xmin + int(cols[-1]) + CROP_MARGIN_PX),
+        max(ymin, ymin + int(rows[0]) - CROP_MARGIN_PX),
+        min(ymax, ymin + int(rows[-1]) + CROP_MARGIN_PX),
+    )
     if crop == tuple(rng):
         return rng
     unclipped = _unclipped_frame_box(pixmap, rng, halo)
@@ -284,7 +321,11 @@ def input_crop(pixmap: np.ndarray, rng: tuple[int, int, int, int], tiles: Sequen
     margin = 2.0 * step + 2.0
     uy0, uy1, ux0, ux1 = unclipped
     cy0, cy1, cx0, cx1 = inner  # the crop's mapped centres: [cy0, cy1 - 1] x [cx0, cx1 - 1], rounded outwards
-    if ((uy0 < 0 and cy0 - margin < -0.5) or (ux0 < 0 and cx0 - margin < -0.5)
-            or (uy1 > ny and cy1 - 1 + margin > ny - 0.5) or (ux1 > nx and cx1 - 1 + margin > nx - 0.5)):
+    if (
+        (uy0 < 0 and cy0 - margin < -0.5)
+        or (ux0 < 0 and cx0 - margin < -0.5)
+        or (uy1 > ny and cy1 - 1 + margin > ny - 0.5)
+        or (ux1 > nx and cx1 - 1 + margin > nx - 0.5)
+    ):
         return rng  # the crop comes near an edge where the mosaic clips the frame: the whole range
     return crop

@@ -105,13 +105,21 @@ class TileAccumulator:
 
     def copy(self) -> TileAccumulator:
         """A deep copy."""
+
         def c(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a.copy()
 
         return TileAccumulator(
-            self.spec, self.s_wd.copy(), self.s_w.copy(), c(self.s_err), c(self.ctx), c(self.dq),
-            {k: v.copy() for k, v in self.var_s.items()}, {k: v.copy() for k, v in self.var_w.items()},
-            self.n_inputs, c(self.exptime),
+            self.spec,
+            self.s_wd.copy(),
+            self.s_w.copy(),
+            c(self.s_err),
+            c(self.ctx),
+            c(self.dq),
+            {k: v.copy() for k, v in self.var_s.items()},
+            {k: v.copy() for k, v in self.var_w.items()},
+            self.n_inputs,
+            c(self.exptime),
         )
 
 
@@ -291,8 +299,7 @@ def empty_pixel_values(params: ResampleParams, pixel_scale_ratio: float | None) 
     dict
         Array name -> scalar of the array's dtype.
     """
-    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), ctx_bit={}, params=params,
-                           pixel_scale_ratio=pixel_scale_ratio)
+    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), ctx_bit={}, params=params, pixel_scale_ratio=pixel_scale_ratio)
     arrays = finalize_tile(TileAccumulator.empty(spec))
     return {name: a.reshape(-1)[0] for name, a in arrays.items()}
 

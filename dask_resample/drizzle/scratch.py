@@ -90,8 +90,9 @@ def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: T
             arrays[name] = a
     for name, v in partial.var.items():
         arrays[f"var.{name}"] = v
-    meta = np.array([partial.index, partial.y0, partial.x0,
-                     np.nan if partial.tmeasure is None else partial.tmeasure], np.float64)
+    meta = np.array(
+        [partial.index, partial.y0, partial.x0, np.nan if partial.tmeasure is None else partial.tmeasure], np.float64
+    )
     target = directory.join(f"{partial.index}.npz").write_bytes(npz_bytes({"meta": meta, **arrays}))
     return PartialFile(target.url, partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
 

@@ -68,7 +68,8 @@ def tune_allocator(trim_threshold: int | None = None) -> bool:
         return False
     if trim_threshold is None:
         ok = libc.mallopt(_M_MMAP_THRESHOLD, ADAPTIVE_MMAP_THRESHOLD) and libc.mallopt(
-            _M_TRIM_THRESHOLD, ADAPTIVE_TRIM_THRESHOLD)
+            _M_TRIM_THRESHOLD, ADAPTIVE_TRIM_THRESHOLD
+        )
     else:
         ok = libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold))
     return bool(ok)

@@ -243,8 +243,15 @@ def build_graph(
     refs = {r.index: r for r in plan.refs}
     for i in sorted(needed):
         after = () if not exposure_after or i not in exposure_after else (exposure_after[i],)
-        dsk[k.exposure(i)] = (drizzle_task, refs[i], k.drizzle_spec, group_of[i], tuple(sorted(needed[i])),
-                              k.scratch, *after)
+        dsk[k.exposure(i)] = (
+            drizzle_task,
+            refs[i],
+            k.drizzle_spec,
+            group_of[i],
+            tuple(sorted(needed[i])),
+            k.scratch,
+            *after,
+        )
     tile_keys: list = []
     tile_tasks: list[TileTask] = []
     for (group, key), indices in todo.items():
@@ -273,12 +280,19 @@ def build_graph(
         tile_keys.append(tk)
     if sharded:
         tile_keys = _shard_tasks(dsk, tile_tasks, k, store, arrays, shard_tiles_yx)
-    return MosaicGraph(dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch,
-                       names={r.index: r.filename for r in plan.refs})
+    return MosaicGraph(
+        dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch, names={r.index: r.filename for r in plan.refs}
+    )
 
 
-def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], k: GraphKeys, store: Location,
-                 arrays: tuple[str, ...], shard_tiles_yx: tuple[int, int]) -> list:
+def _shard_tasks(
+    dsk: dict,
+    tiles: Sequence[TileTask],
+    k: GraphKeys,
+    store: Location,
+    arrays: tuple[str, ...],
+    shard_tiles_yx: tuple[int, int],
+) -> list:
     """Add a task per tile (reduce and encode) and one per shard (write), fed by its tiles; return the shard keys.
 
     Each tile is finished as soon as its own exposures are drizzled, as on an
@@ -295,10 +309,20 @@ def _shard_tasks(dsk: dict, tiles: Sequence[TileTask], k: GraphKeys, store: Loca
     for (group, (sy, sx)), shard_tiles in members.items():
         shard_tiles = sorted(shard_tiles, key=lambda t: (t.ty, t.tx))
         for t in shard_tiles:
-            dsk[k.tile(group, (t.ty, t.tx))] = (encode_tile_task, [k.exposure(i) for i in t.order], t, k.scratch,
-                                               k.codecs(group))
-        task = ShardTask(group=group, sy=sy, sx=sx, store=StoreSpec(location=store, group=group, arrays=arrays),
-                         tiles=tuple(shard_tiles))
+            dsk[k.tile(group, (t.ty, t.tx))] = (
+                encode_tile_task,
+                [k.exposure(i) for i in t.order],
+                t,
+                k.scratch,
+                k.codecs(group),
+            )
+        task = ShardTask(
+            group=group,
+            sy=sy,
+            sx=sx,
+            store=StoreSpec(location=store, group=group, arrays=arrays),
+            tiles=tuple(shard_tiles),
+        )
         sk = k.shard(group, (sy, sx))
         dsk[sk] = (shard_task, [k.tile(group, (t.ty, t.tx)) for t in shard_tiles], task, k.scratch, k.codecs(group))
         shard_keys.append(sk)
@@ -314,8 +338,9 @@ class GraphOutcome:
     seconds: dict[Any, float]
 
 
-def run_graph(graph: MosaicGraph, *, client: Any = None,
-              on_tile: Callable[[Any, Any], None] | None = None) -> GraphOutcome:
+def run_graph(
+    graph: MosaicGraph, *, client: Any = None, on_tile: Callable[[Any, Any], None] | None = None
+) -> GraphOutcome:
     """Run a graph on ``client``, or on Dask's synchronous scheduler when ``client`` is ``None``.
 
     Parameters

@@ -92,7 +92,8 @@ def _job_parameters(cls: type[Any]) -> set[str]:
     params: set[str] = set()
     for func in (cls.__init__, cls.job_cls.__init__, Job.__init__):
         params |= {
-            p.name for p in inspect.signature(func).parameters.values()
+            p.name
+            for p in inspect.signature(func).parameters.values()
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         }
     return params - {"self", "scheduler", "job_cls", "config_name", "base_class_kwargs", "job_kwargs"}
@@ -168,8 +169,7 @@ def jobqueue_kwargs(
     for key in ("cores", "memory"):
         if key not in out and _configured(config_name, key) is None:
             raise ValueError(
-                f"{key}: no value for {cls.__name__}; pass {key}= or set jobqueue.{config_name}.{key} "
-                "in jobqueue.yaml"
+                f"{key}: no value for {cls.__name__}; pass {key}= or set jobqueue.{config_name}.{key} in jobqueue.yaml"
             )
     return cls, out
 
@@ -253,8 +253,15 @@ def start_jobqueue_cluster(
     if jobs < 1:
         raise ValueError(f"jobs: expected a positive number of batch jobs, got {jobs}")
     cluster = make_jobqueue_cluster(
-        name, cores=cores, memory=memory, walltime=walltime, processes=processes, queue=queue,
-        account=account, job_extra_directives=job_extra_directives, **kw,
+        name,
+        cores=cores,
+        memory=memory,
+        walltime=walltime,
+        processes=processes,
+        queue=queue,
+        account=account,
+        job_extra_directives=job_extra_directives,
+        **kw,
     )
     client = None
     try:
@@ -270,7 +277,12 @@ def start_jobqueue_cluster(
         timeout = float(timeout if timeout is not None else config.get("jobqueue.wait-timeout"))
         log.info(
             "%s: %d job(s) submitted (%d worker(s)); waiting up to %.0f s for %d worker(s); dashboard %s",
-            type(cluster).__name__, jobs, n_total, timeout, n_wait, client.dashboard_link,
+            type(cluster).__name__,
+            jobs,
+            n_total,
+            timeout,
+            n_wait,
+            client.dashboard_link,
         )
         try:
             client.wait_for_workers(n_wait, timeout=timeout)

@@ -20,8 +20,9 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
-def run_with_progress(graph: MosaicGraph, *, client: Any, progress: bool | None, desc: str = "tiles",
-                      unit: str = "tile") -> GraphOutcome:
+def run_with_progress(
+    graph: MosaicGraph, *, client: Any, progress: bool | None, desc: str = "tiles", unit: str = "tile"
+) -> GraphOutcome:
     """Run the graph; a failing tile does not stop the others.
 
     Each distinct failure is logged once, when it first occurs.

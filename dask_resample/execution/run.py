@@ -85,8 +85,11 @@ def as_outlier_params(outliers: Any) -> Any:
     if isinstance(outliers, (OutlierParams, Mapping)):
         params = OutlierParams.from_kwargs(outliers)
         if params.save_intermediate_results:
-            warnings.warn("outliers: save_intermediate_results is for detect_outliers(); resample(outliers=...) "
-                          "keeps no intermediate product", stacklevel=3)
+            warnings.warn(
+                "outliers: save_intermediate_results is for detect_outliers(); resample(outliers=...) "
+                "keeps no intermediate product",
+                stacklevel=3,
+            )
         return params
     raise TypeError(f"outliers: expected a bool, OutlierParams or a mapping of its parameters, got {outliers!r}")
 
@@ -119,10 +122,12 @@ def execute_plan(
     arrays = tuple(output_arrays(params))
     grid_rec = grid_record(plan.grid, plan.tiles.tile_shape_yx, plan.halo)
     input_options = next((dict(o) for r in plan.refs if (o := getattr(r, "storage_options", None))), None)
-    fingerprint = input_fingerprint([r.to_record() for r in plan.refs],
-                                    params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
-                                    {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)},
-                                    storage_options=input_options)
+    fingerprint = input_fingerprint(
+        [r.to_record() for r in plan.refs],
+        params.to_dict() | ({"outliers": outliers.to_dict()} if outliers else {}),
+        {**grid_rec, "wcs": wcs_to_fits_header(plan.grid.wcs)},
+        storage_options=input_options,
+    )
     target = output
     if output.exists() and is_mosaic(output) and (overwrite or resume):
         if finish_interrupted_swap(output, fingerprint):
@@ -141,16 +146,27 @@ def execute_plan(
     if outliers is not None and not with_outliers:
         log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(plan.refs))
     if with_outliers:  # plan the median grid before touching the output: what can fail there fails now
-        outlier_plan = plan_stage(list(plan.refs), outliers, client=client, tile_shape=plan.tiles.tile_shape_yx,
-                                  max_output_pixels=max_output_pixels)
+        outlier_plan = plan_stage(
+            list(plan.refs),
+            outliers,
+            client=client,
+            tile_shape=plan.tiles.tile_shape_yx,
+            max_output_pixels=max_output_pixels,
+        )
     shard_tiles = shard_tiles_for(output)
     if skip is None:
         if output.exists():
             output.remove()  # a store of this package left half-created, or an old replacement
-        create_plan_store(plan, output, mode=mode, arrays=arrays, fingerprint=fingerprint,
-                          fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
-                          extra_attrs={"outliers": outliers.to_dict()} if outliers is not None else None,
-                          shard_tiles_yx=shard_tiles)
+        create_plan_store(
+            plan,
+            output,
+            mode=mode,
+            arrays=arrays,
+            fingerprint=fingerprint,
+            fill_values=empty_pixel_values(params, plan.grid.pixel_scale_ratio),
+            extra_attrs={"outliers": outliers.to_dict()} if outliers is not None else None,
+            shard_tiles_yx=shard_tiles,
+        )
         skip = set()
     else:
         shard_tiles = tuple(read_metadata(output).get("grid", {}).get("shard_tiles", (1, 1)))
@@ -162,19 +178,43 @@ def execute_plan(
         if with_outliers:
             # flag first, in the same graph: each exposure is drizzled after its flagging, with its mask applied
             work = OutlierWork.under(scratch_root.join("outliers"))
-            stage = prepare_stage(list(plan.refs), outliers, work, token=f"{token}-od", client=client,
-                                  tile_shape=plan.tiles.tile_shape_yx, plan=outlier_plan)
+            stage = prepare_stage(
+                list(plan.refs),
+                outliers,
+                work,
+                token=f"{token}-od",
+                client=client,
+                tile_shape=plan.tiles.tile_shape_yx,
+                plan=outlier_plan,
+            )
             plan = replace(plan, refs=tuple(replace(r, outlier_mask=work.mask(r.index)) for r in plan.refs))
-        graph = build_graph(plan, store_path=output, arrays=arrays, token=token, scratch_root=scratch_root,
-                            skip_tiles=skip, fast_pixmap=fast_pixmap,
-                            exposure_after=None if stage is None else stage.graph.flag_keys,
-                            shard_tiles_yx=shard_tiles)
+        graph = build_graph(
+            plan,
+            store_path=output,
+            arrays=arrays,
+            token=token,
+            scratch_root=scratch_root,
+            skip_tiles=skip,
+            fast_pixmap=fast_pixmap,
+            exposure_after=None if stage is None else stage.graph.flag_keys,
+            shard_tiles_yx=shard_tiles,
+        )
         if stage is not None:
             graph = replace(graph, dsk={**stage.graph.dsk, **graph.dsk})
-        log.info("%s: %d %s to compute from %d inputs (%d tasks)", target, len(graph.tile_keys),
-                 "shards" if shard_tiles != (1, 1) else "tiles", len(plan.refs) - len(plan.skipped), len(graph.dsk))
-        outcome = run_with_progress(graph, client=client, progress=progress,
-                                    **({"desc": "shards", "unit": "shard"} if shard_tiles != (1, 1) else {}))
+        log.info(
+            "%s: %d %s to compute from %d inputs (%d tasks)",
+            target,
+            len(graph.tile_keys),
+            "shards" if shard_tiles != (1, 1) else "tiles",
+            len(plan.refs) - len(plan.skipped),
+            len(graph.dsk),
+        )
+        outcome = run_with_progress(
+            graph,
+            client=client,
+            progress=progress,
+            **({"desc": "shards", "unit": "shard"} if shard_tiles != (1, 1) else {}),
+        )
     finally:
         remove_all(ScratchSpec(root=scratch_root))
     summary = _summary(plan, outcome, n_skipped=len(skip), graph=graph)
@@ -184,8 +224,7 @@ def execute_plan(
         raise IncompleteMosaicError.from_failures(target, outcome.failures, graph, summary)
     complete: dict[str, Any] = {"fingerprint": fingerprint, "software": f"dask-resample {__version__}"}
     if shard_tiles != (1, 1):  # readers then fetch one tile in one ranged request
-        complete["shard_index"] = index_shards(output, list(plan.groups) if mode == "many_to_many" else [""],
-                                               arrays)
+        complete["shard_index"] = index_shards(output, list(plan.groups) if mode == "many_to_many" else [""], arrays)
     mark_complete(output, complete)
     finalize_store(output)
     if output != target:
@@ -199,8 +238,11 @@ def _same_run(output: Location, fingerprint: str, mode: str, arrays: tuple[str, 
         meta = read_metadata(output)
     except (OSError, ValueError):
         return False
-    return (meta.get("fingerprint") == fingerprint and meta.get("mode") == mode
-            and list(meta.get("arrays", [])) == list(arrays))
+    return (
+        meta.get("fingerprint") == fingerprint
+        and meta.get("mode") == mode
+        and list(meta.get("arrays", [])) == list(arrays)
+    )
 
 
 def shard_tiles_for(output: Location) -> tuple[int, int]:
@@ -214,11 +256,12 @@ def shard_tiles_for(output: Location) -> tuple[int, int]:
     return ny, nx
 
 
-def _summary(plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int,
-             graph: MosaicGraph | None) -> RunSummary:
+def _summary(
+    plan: MosaicPlan, outcome: GraphOutcome | None, *, n_skipped: int, graph: MosaicGraph | None
+) -> RunSummary:
     """The run's summary; shard records count their tiles."""
     records: list[dict[str, Any]] = []
-    for rec in (outcome.records.values() if outcome is not None else ()):
+    for rec in outcome.records.values() if outcome is not None else ():
         records.extend(rec["tiles"] if "tiles" in rec else [rec])
     failures = outcome.failures if outcome is not None else {}
     return RunSummary(
@@ -251,8 +294,11 @@ def _resume_state(
         meta = read_metadata(output)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{output}: cannot resume: unreadable mosaic metadata ({exc})") from None
-    if (meta.get("fingerprint") != fingerprint or meta.get("mode") != mode
-            or list(meta.get("arrays", [])) != list(arrays)):
+    if (
+        meta.get("fingerprint") != fingerprint
+        or meta.get("mode") != mode
+        or list(meta.get("arrays", [])) != list(arrays)
+    ):
         raise ValueError(
             f"{output}: cannot resume: inputs, parameters or grid differ from those of the existing mosaic "
             "(use overwrite=True to start over)"

@@ -60,8 +60,9 @@ class ShardTask:
 
 
 @worker_task(lambda ref, *args: f"{ref.filename}: drizzling failed")
-def drizzle_task(ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...],
-                 scratch: ScratchSpec, *after: Any) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
+def drizzle_task(
+    ref: Any, spec: DrizzleSpec, group: str, tiles: tuple[tuple[int, int], ...], scratch: ScratchSpec, *after: Any
+) -> dict[tuple[int, int], PartialFile | None] | TaskFailure:
     """Drizzle one exposure and write its tile partials to scratch (a worker task).
 
     ``after`` are the results of tasks that must finish first (the exposure's
@@ -91,13 +92,15 @@ def tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec
     return record
 
 
-def reduce_tile(task: TileTask, contributions: Sequence[Any],
-                scratch: ScratchSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def reduce_tile(
+    task: TileTask, contributions: Sequence[Any], scratch: ScratchSpec
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
     key = (task.ty, task.tx)
     files = [c.get(key) for c in contributions]
-    acc = reduce_partials(task.accumulator,
-                          (None if f is None else read_partial(scratch.location(f.path)) for f in files))
+    acc = reduce_partials(
+        task.accumulator, (None if f is None else read_partial(scratch.location(f.path)) for f in files)
+    )
     arrays = finalize_tile(acc)
     spec = task.accumulator
     record = {
@@ -113,8 +116,9 @@ def reduce_tile(task: TileTask, contributions: Sequence[Any],
 
 
 @worker_task(lambda contributions, task, scratch, codecs: f"tile {task.ty},{task.tx}")
-def encode_tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec,
-                     codecs: Mapping[str, Any]) -> dict[str, Any] | TaskFailure:
+def encode_tile_task(
+    contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec, codecs: Mapping[str, Any]
+) -> dict[str, Any] | TaskFailure:
     """Sum a tile's partials in input order, finalise it and encode it for its shard (a worker task).
 
     The tile of a sharded store: its chunks, encoded with the arrays' own
@@ -138,8 +142,9 @@ def encode_tile_task(contributions: Sequence[Any], task: TileTask, scratch: Scra
 
 
 @worker_task(lambda tiles, task, scratch, codecs: f"shard {task.sy},{task.sx}")
-def shard_task(tiles: Sequence[dict[str, Any]], task: ShardTask, scratch: ScratchSpec,
-               codecs: Mapping[str, Any]) -> dict[str, Any] | TaskFailure:
+def shard_task(
+    tiles: Sequence[dict[str, Any]], task: ShardTask, scratch: ScratchSpec, codecs: Mapping[str, Any]
+) -> dict[str, Any] | TaskFailure:
     """Write every array's whole shard from its finished tiles, then its marker (a worker task).
 
     ``tiles`` are the records of the shard's :func:`encode_tile_task` tasks,

@@ -68,7 +68,7 @@ def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
     if scheduler != "distributed":
         return None, None
     handle = connect(client)
-    if (link := handle.dashboard_link):
+    if link := handle.dashboard_link:
         log.info("Dask dashboard: %s", link)
     _prepare_workers(handle.client)
     return handle, handle.client
@@ -83,5 +83,12 @@ def _prepare_workers(client: Any) -> None:
     except Exception:  # pragma: no cover - a scheduler that does not answer now fails later, clearly
         return
     for address in workers:
-        fire_and_forget(client.submit(prepare_worker, workers=[address], allow_other_workers=True, pure=False,
-                                      key=f"prepare-worker-{uuid.uuid4().hex[:12]}"))
+        fire_and_forget(
+            client.submit(
+                prepare_worker,
+                workers=[address],
+                allow_other_workers=True,
+                pure=False,
+                key=f"prepare-worker-{uuid.uuid4().hex[:12]}",
+            )
+        )

@@ -24,6 +24,7 @@ from .grids import OutputGrid, s_region_from_wcs, split_sregions
 
 __all__ = ["OutputWCSError", "load_output_wcs", "make_output_grid"]
 
+
 def _s_regions(refs: Sequence[ExposureRef]) -> list[str]:
     """``S_REGION`` polygons of the inputs (from their metadata, else from their WCS)."""
     regions: list[str] = []

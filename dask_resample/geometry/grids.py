@@ -78,7 +78,6 @@ def without_bounding_box(wcs: Any) -> Iterator[Any]:
             wcs.bounding_box = saved
 
 
-
 # -- the output grid and its tiles ------------------------------------------------
 @dataclass(frozen=True)
 class OutputGrid:
@@ -134,7 +133,6 @@ class Tile:
         return (self.y1 - self.y0, self.x1 - self.x0)
 
 
-
 @dataclass(frozen=True)
 class TileGrid:
     """A regular partition of the output frame into tiles (= Zarr chunks)."""
@@ -158,8 +156,9 @@ class TileGrid:
     def tile(self, ty: int, tx: int) -> Tile:
         """Return tile (ty, tx)."""
         sy, sx = self.tile_shape_yx
-        return Tile(ty, tx, ty * sy, min((ty + 1) * sy, self.shape_yx[0]),
-                    tx * sx, min((tx + 1) * sx, self.shape_yx[1]))
+        return Tile(
+            ty, tx, ty * sy, min((ty + 1) * sy, self.shape_yx[0]), tx * sx, min((tx + 1) * sx, self.shape_yx[1])
+        )
 
     def __iter__(self) -> Iterator[Tile]:
         ny, nx = self.n_tiles_yx

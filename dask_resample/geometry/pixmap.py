@@ -176,8 +176,9 @@ def fast_pixmap(plan: FastPixmapPlan, shape_yx: tuple[int, int]) -> np.ndarray |
 
 
 # --------------------------------------------------------------------------- self-check
-def sample_pixels(shape_yx: tuple[int, int], bbox_xy: Any = None, n_edge: int = 17,
-                  n_grid: int = 9) -> tuple[np.ndarray, np.ndarray]:
+def sample_pixels(
+    shape_yx: tuple[int, int], bbox_xy: Any = None, n_edge: int = 17, n_grid: int = 9
+) -> tuple[np.ndarray, np.ndarray]:
     """Integer pixels ``(y, x)`` to check: corners, edges, bounding-box edges and a grid.
 
     Returns
@@ -208,8 +209,13 @@ def sample_pixels(shape_yx: tuple[int, int], bbox_xy: Any = None, n_edge: int = 
     return flat // nx, flat % nx
 
 
-def check_against_reference(pixmap: np.ndarray, reference_xy: tuple[np.ndarray, np.ndarray],
-                            y: np.ndarray, x: np.ndarray, tolerance: float = CHECK_TOLERANCE_PX) -> float | None:
+def check_against_reference(
+    pixmap: np.ndarray,
+    reference_xy: tuple[np.ndarray, np.ndarray],
+    y: np.ndarray,
+    x: np.ndarray,
+    tolerance: float = CHECK_TOLERANCE_PX,
+) -> float | None:
     """Compare a fast pixel map with the full evaluation at sample pixels.
 
     Parameters

@@ -128,8 +128,9 @@ def _horner2d(x: float, y: float, coeffs: np.ndarray, p: int, degree: int) -> fl
 
 
 @_jit_inline
-def _poly2d_unrolled(variant: int, coeffs: np.ndarray, p: int, x: np.ndarray, y: np.ndarray, out: np.ndarray,
-                     n: int) -> None:
+def _poly2d_unrolled(
+    variant: int, coeffs: np.ndarray, p: int, x: np.ndarray, y: np.ndarray, out: np.ndarray, n: int
+) -> None:
     """``out[i] = _horner2d(x[i], y[i], ...)`` with the degree ``variant`` (1..6) as a literal."""
     if variant == 1:
         for i in range(n):
@@ -235,8 +236,18 @@ def _run_program(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, regs: n
 
 
 @_jit
-def _head_points(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_registers: int, out_a: int,
-                 out_b: int, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+def _head_points(
+    ops: np.ndarray,
+    coeffs: np.ndarray,
+    flags: np.ndarray,
+    n_registers: int,
+    out_a: int,
+    out_b: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> None:
     regs = np.empty((n_registers + 2, CHUNK))
     for c0 in range(0, x.size, CHUNK):
         n = min(CHUNK, x.size - c0)
@@ -265,8 +276,18 @@ def evaluate_head(program: HeadProgram, x: np.ndarray, y: np.ndarray) -> tuple[n
     xb, yb = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
     xf, yf = np.ascontiguousarray(xb).ravel(), np.ascontiguousarray(yb).ravel()
     a, b = np.empty_like(xf), np.empty_like(xf)
-    _head_points(program.ops, program.coeffs, program.flags, program.n_registers, program.outputs[0],
-                 program.outputs[1], xf, yf, a, b)
+    _head_points(
+        program.ops,
+        program.coeffs,
+        program.flags,
+        program.n_registers,
+        program.outputs[0],
+        program.outputs[1],
+        xf,
+        yf,
+        a,
+        b,
+    )
     return a.reshape(xb.shape), b.reshape(xb.shape)
 
 
@@ -324,8 +345,7 @@ def _project(h: np.ndarray, n0: float, n1: float, n2: float) -> tuple[float, flo
 
 
 @_jit_inline
-def _sky_chunk(kind: int, small: bool, h: np.ndarray, a: np.ndarray, b: np.ndarray, n: int,
-               out: np.ndarray) -> int:
+def _sky_chunk(kind: int, small: bool, h: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, out: np.ndarray) -> int:
     """Sky part of ``n`` pixels: ``out[i] = (x, y)``; the number of pixels with ``w <= 0``.
 
     One loop per case, without branches or early exits inside, so that each
@@ -375,9 +395,19 @@ def _all_small(a: np.ndarray, b: np.ndarray, n: int) -> bool:
 
 
 @_jit
-def _fast_map(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_registers: int, out_a: int,
-              out_b: int, kind: int, h: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-              pixmap: np.ndarray) -> int:
+def _fast_map(
+    ops: np.ndarray,
+    coeffs: np.ndarray,
+    flags: np.ndarray,
+    n_registers: int,
+    out_a: int,
+    out_b: int,
+    kind: int,
+    h: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    pixmap: np.ndarray,
+) -> int:
     """Fill ``pixmap`` (``(ny, nx, 2)``); rows ``rows[0]..rows[1]`` and columns
     ``cols[0]..cols[1]`` (inclusive) are evaluated, the rest is NaN.
 
@@ -408,14 +438,18 @@ def _fast_map(ops: np.ndarray, coeffs: np.ndarray, flags: np.ndarray, n_register
             a = regs[out_a]
             b = regs[out_b]
             small = kind == 2 and _all_small(a, b, n)
-            if _sky_chunk(kind, small, h, a, b, n, pixmap[row, c0:c0 + n]) > 0:
+            if _sky_chunk(kind, small, h, a, b, n, pixmap[row, c0 : c0 + n]) > 0:
                 return _FAR_HEMISPHERE
     return _OK
 
 
-def fast_map(program: HeadProgram, kind: str, homography: np.ndarray,
-             bbox_xy: tuple[tuple[float, float], tuple[float, float]] | None,
-             shape_yx: tuple[int, int]) -> np.ndarray | None:
+def fast_map(
+    program: HeadProgram,
+    kind: str,
+    homography: np.ndarray,
+    bbox_xy: tuple[tuple[float, float], tuple[float, float]] | None,
+    shape_yx: tuple[int, int],
+) -> np.ndarray | None:
     """The fast pixel map of :func:`dask_resample.geometry.pixmap.fast_pixmap`, compiled.
 
     Parameters
@@ -444,9 +478,19 @@ def fast_map(program: HeadProgram, kind: str, homography: np.ndarray,
         (x0, x1), (y0, y1) = bbox_xy
         cols = _inside(x0, x1, nx)
         rows = _inside(y0, y1, ny)
-    status = _fast_map(program.ops, program.coeffs, program.flags, program.n_registers, program.outputs[0],
-                       program.outputs[1], KIND_CODES[kind], np.ascontiguousarray(homography, np.float64),
-                       rows, cols, pixmap)
+    status = _fast_map(
+        program.ops,
+        program.coeffs,
+        program.flags,
+        program.n_registers,
+        program.outputs[0],
+        program.outputs[1],
+        KIND_CODES[kind],
+        np.ascontiguousarray(homography, np.float64),
+        rows,
+        cols,
+        pixmap,
+    )
     return None if status == _FAR_HEMISPHERE else pixmap
 
 
@@ -469,7 +513,12 @@ def _inside(lo: float, hi: float, n: int) -> np.ndarray:
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the drivers, on a one-operation program."""
-    program = HeadProgram(ops=np.array([[OP_SHIFT, 2, -1, 0, -1, 0, 1, 0, 0]], np.int64),
-                          coeffs=np.zeros(1), flags=np.zeros(0, np.int64), n_registers=3, outputs=(2, 1))
+    program = HeadProgram(
+        ops=np.array([[OP_SHIFT, 2, -1, 0, -1, 0, 1, 0, 0]], np.int64),
+        coeffs=np.zeros(1),
+        flags=np.zeros(0, np.int64),
+        n_registers=3,
+        outputs=(2, 1),
+    )
     fast_map(program, "tan", np.eye(3), None, (2, 2))
     evaluate_head(program, np.zeros(1), np.zeros(1))

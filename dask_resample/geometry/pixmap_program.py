@@ -130,12 +130,28 @@ class _Builder:
         self.flags: list[int] = []
         self.n_registers = 2
 
-    def emit(self, op: int, ins: tuple[int, ...], n_out: int, coeffs: Sequence[float] = (),
-             flags: Sequence[int] = (), variant: int = 0) -> list[int]:
+    def emit(
+        self,
+        op: int,
+        ins: tuple[int, ...],
+        n_out: int,
+        coeffs: Sequence[float] = (),
+        flags: Sequence[int] = (),
+        variant: int = 0,
+    ) -> list[int]:
         outs = list(range(self.n_registers, self.n_registers + n_out))
         self.n_registers += n_out
-        row = [op, outs[0], outs[1] if n_out > 1 else -1, ins[0], ins[1] if len(ins) > 1 else -1,
-               len(self.coeffs), len(coeffs), len(self.flags), variant]
+        row = [
+            op,
+            outs[0],
+            outs[1] if n_out > 1 else -1,
+            ins[0],
+            ins[1] if len(ins) > 1 else -1,
+            len(self.coeffs),
+            len(coeffs),
+            len(self.flags),
+            variant,
+        ]
         self.coeffs.extend(float(c) for c in coeffs)
         self.flags.extend(int(f) for f in flags)
         self.ops.append(row)
@@ -162,8 +178,9 @@ def _matrix_of(model: Any) -> np.ndarray:
     """2x2 matrix of a linear 2-D model, probed exactly on the unit vectors (no rounding)."""
     ex = model(1.0, 0.0)
     ey = model(0.0, 1.0)
-    return np.array([[float(np.ravel(ex[0])[0]), float(np.ravel(ey[0])[0])],
-                     [float(np.ravel(ex[1])[0]), float(np.ravel(ey[1])[0])]])
+    return np.array(
+        [[float(np.ravel(ex[0])[0]), float(np.ravel(ey[0])[0])], [float(np.ravel(ex[1])[0]), float(np.ravel(ey[1])[0])]]
+    )
 
 
 def standard_steps(degree: int) -> list[int]:
@@ -294,6 +311,10 @@ def compile_head(models: list[Any]) -> HeadProgram | None:
     if len(regs) != 2:
         return None
     ops = np.array(b.ops, dtype=np.int64).reshape(-1, 9)
-    return HeadProgram(ops=ops, coeffs=np.array(b.coeffs, dtype=np.float64),
-                       flags=np.array(b.flags, dtype=np.int64), n_registers=b.n_registers,
-                       outputs=(int(regs[0]), int(regs[1])))
+    return HeadProgram(
+        ops=ops,
+        coeffs=np.array(b.coeffs, dtype=np.float64),
+        flags=np.array(b.flags, dtype=np.int64),
+        n_registers=b.n_registers,
+        outputs=(int(regs[0]), int(regs[1])),
+    )

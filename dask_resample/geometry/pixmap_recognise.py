@@ -147,8 +147,9 @@ def _sequence_matrix(rot: Any) -> np.ndarray:
 def _is_pair(model: Any, kind: type) -> bool:
     from astropy.modeling.core import CompoundModel
 
-    return (isinstance(model, CompoundModel) and model.op == "&" and type(model.left) is kind
-            and type(model.right) is kind)
+    return (
+        isinstance(model, CompoundModel) and model.op == "&" and type(model.left) is kind and type(model.right) is kind
+    )
 
 
 def _linear_2d(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -228,8 +229,9 @@ def recognise_input(wcs_in: Any) -> InputSky | None:
     def evaluate_head(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return head(x, y, with_bounding_box=False)
 
-    return InputSky(head=evaluate_head, kind=kind, to_celestial=matrix, bbox_xy=bbox_xy,
-                    program=compile_head(head_models))
+    return InputSky(
+        head=evaluate_head, kind=kind, to_celestial=matrix, bbox_xy=bbox_xy, program=compile_head(head_models)
+    )
 
 
 def _input_ending(chain: list[Any]) -> tuple[int, str, np.ndarray] | None:
@@ -250,8 +252,10 @@ def _input_ending(chain: list[Any]) -> tuple[int, str, np.ndarray] | None:
     if isinstance(last, CartesianToSpherical):
         matrix = np.eye(3)
         k = len(chain) - 2
-        while k >= 0 and isinstance(chain[k], m.RotationSequence3D) and not isinstance(
-            chain[k], m.SphericalRotationSequence
+        while (
+            k >= 0
+            and isinstance(chain[k], m.RotationSequence3D)
+            and not isinstance(chain[k], m.SphericalRotationSequence)
         ):
             matrix = matrix @ _sequence_matrix(chain[k])
             k -= 1

@@ -39,12 +39,23 @@ from .. import config
 from ..inputs.io import ExposureRef, InputError
 from .grids import sregion_polygons
 
-__all__ = ["NO_SKYMAP_MESSAGE", "RegionGrid", "SkycellBox", "projection_region_grid", "projection_region_index",
-           "projection_region_output_wcs", "projection_region_skycell_boxes", "skycell_from_association",
-           "skycell_output_wcs", "skycell_regions", "skycell_tile_shape", "skycells_touched", "use_skymap"]
+__all__ = [
+    "NO_SKYMAP_MESSAGE",
+    "RegionGrid",
+    "SkycellBox",
+    "projection_region_grid",
+    "projection_region_index",
+    "projection_region_output_wcs",
+    "projection_region_skycell_boxes",
+    "skycell_from_association",
+    "skycell_output_wcs",
+    "skycell_regions",
+    "skycell_tile_shape",
+    "skycells_touched",
+    "use_skymap",
+]
 
-NO_SKYMAP_MESSAGE = ("skycells: no skymap file; set SKYMAP_PATH to the skycells reference file "
-                     "(or pass skymap=PATH)")
+NO_SKYMAP_MESSAGE = "skycells: no skymap file; set SKYMAP_PATH to the skycells reference file (or pass skymap=PATH)"
 
 
 def use_skymap(path: str | os.PathLike | None = None) -> Any:
@@ -120,8 +131,10 @@ def skycell_from_association(asn: str | os.PathLike | Mapping[str, Any]) -> str:
     target = doc.get("target")
     if target and str(target).lower() != "none":
         return str(target)
-    raise InputError(f"{asn if not isinstance(asn, Mapping) else 'association'}: names no skycell "
-                     "(neither skycell_wcs_info nor target)")
+    raise InputError(
+        f"{asn if not isinstance(asn, Mapping) else 'association'}: names no skycell "
+        "(neither skycell_wcs_info nor target)"
+    )
 
 
 def skycells_touched(refs: Sequence[ExposureRef], skymap: str | os.PathLike | None = None) -> dict[str, list[int]]:
@@ -252,10 +265,15 @@ class RegionGrid:
 
         ny, nx = self.shape_yx
         wcs = _wcsinfo_to_wcs(
-            {"name": self.name, "pixel_scale": self.pixel_scale / 3600.0,
-             "ra_projection_center": self.crval[0], "dec_projection_center": self.crval[1],
-             "x0_projection": self.crpix_yx[1], "y0_projection": self.crpix_yx[0],
-             "orientat_projection_center": self.orientat},
+            {
+                "name": self.name,
+                "pixel_scale": self.pixel_scale / 3600.0,
+                "ra_projection_center": self.crval[0],
+                "dec_projection_center": self.crval[1],
+                "x0_projection": self.crpix_yx[1],
+                "y0_projection": self.crpix_yx[0],
+                "orientat_projection_center": self.orientat,
+            },
             bounding_box=((-0.5, nx - 0.5), (-0.5, ny - 0.5)),
         )
         wcs.array_shape = (ny, nx)
@@ -296,9 +314,11 @@ def projection_region_index(region: int | str, skymap: str | os.PathLike | None 
                 index = k
                 break
     if index is None or not 0 <= index < n or int(regions["index"][index]) != index:
-        raise InputError(f"region: {region!r} is not a projection region of the skymap {sm.path} "
-                         f"(an index 0..{n - 1}, 'proj<index>' or a skycell name's region part such as "
-                         f"{str(sm.model.skycells['name'][0])[:6]!r})")
+        raise InputError(
+            f"region: {region!r} is not a projection region of the skymap {sm.path} "
+            f"(an index 0..{n - 1}, 'proj<index>' or a skycell name's region part such as "
+            f"{str(sm.model.skycells['name'][0])[:6]!r})"
+        )
     return index
 
 
@@ -308,8 +328,9 @@ def _pitch(sm: Any) -> int:
     return int(meta["nxy_skycell"]) - 2 * int(meta["skycell_border_pixels"])
 
 
-def projection_region_grid(region: int | str, skymap: str | os.PathLike | None = None, *,
-                           skycells: Sequence[str] | None = None) -> RegionGrid:
+def projection_region_grid(
+    region: int | str, skymap: str | os.PathLike | None = None, *, skycells: Sequence[str] | None = None
+) -> RegionGrid:
     """The grid of a projection region, its pixel (0, 0) on a skycell's first pixel.
 
     The grid is romancal's tangent plane of the region (``ProjectionRegion.wcs``)
@@ -361,27 +382,39 @@ def projection_region_grid(region: int | str, skymap: str | os.PathLike | None =
     x0 = float(data["x_tangent"]) - np.asarray(cells["x_tangent"], dtype=np.float64)
     y0 = float(data["y_tangent"]) - np.asarray(cells["y_tangent"], dtype=np.float64)
     ix, iy = np.rint(x0).astype(np.int64), np.rint(y0).astype(np.int64)
-    if len(ix) and (np.any(ix != x0) or np.any(iy != y0) or np.any((ix - ix[0]) % pitch)
-                    or np.any((iy - iy[0]) % pitch)):
-        raise ValueError(f"projection region {index}: skycells are not on one lattice of {pitch} pixels "
-                         f"in {sm.path}")
+    if len(ix) and (
+        np.any(ix != x0) or np.any(iy != y0) or np.any((ix - ix[0]) % pitch) or np.any((iy - iy[0]) % pitch)
+    ):
+        raise ValueError(f"projection region {index}: skycells are not on one lattice of {pitch} pixels in {sm.path}")
     oy, ox = int(iy[keep].min()), int(ix[keep].min())
     ny, nx = int(iy[keep].max()) + side - oy, int(ix[keep].max()) + side - ox
-    boxes = tuple(SkycellBox(names[k], start + int(k), int(iy[k]) - oy, int(ix[k]) - ox,
-                             int(iy[k]) - oy + side, int(ix[k]) - ox + side)
-                  for k in np.flatnonzero(keep))
+    boxes = tuple(
+        SkycellBox(
+            names[k], start + int(k), int(iy[k]) - oy, int(ix[k]) - ox, int(iy[k]) - oy + side, int(ix[k]) - ox + side
+        )
+        for k in np.flatnonzero(keep)
+    )
     return RegionGrid(
-        region=index, name=f"proj{index}", origin_yx=(oy, ox), shape_yx=(ny, nx),
+        region=index,
+        name=f"proj{index}",
+        origin_yx=(oy, ox),
+        shape_yx=(ny, nx),
         crpix_yx=(float(data["y_tangent"]) - oy, float(data["x_tangent"]) - ox),
         crval=(float(data["ra_tangent"]), float(data["dec_tangent"])),
-        orientat=float(data["orientat"]), pixel_scale=float(sm.model.meta["pixel_scale"]),
-        pitch=pitch, skycells=boxes,
+        orientat=float(data["orientat"]),
+        pixel_scale=float(sm.model.meta["pixel_scale"]),
+        pitch=pitch,
+        skycells=boxes,
     )
 
 
-def projection_region_output_wcs(region: int | str, skymap: str | os.PathLike | None = None, *,
-                                 skycells: Sequence[str] | None = None,
-                                 pixel_scale: float | None = None) -> dict[str, Any]:
+def projection_region_output_wcs(
+    region: int | str,
+    skymap: str | os.PathLike | None = None,
+    *,
+    skycells: Sequence[str] | None = None,
+    pixel_scale: float | None = None,
+) -> dict[str, Any]:
     """The ``output_wcs`` of a projection region's grid, for :func:`dask_resample.resample`.
 
     The grid is :func:`projection_region_grid`'s: romancal's tangent plane of the
@@ -423,8 +456,9 @@ def projection_region_output_wcs(region: int | str, skymap: str | os.PathLike | 
     return out
 
 
-def projection_region_skycell_boxes(region: int | str, skymap: str | os.PathLike | None = None, *,
-                                    skycells: Sequence[str] | None = None) -> dict[str, tuple[int, int, int, int]]:
+def projection_region_skycell_boxes(
+    region: int | str, skymap: str | os.PathLike | None = None, *, skycells: Sequence[str] | None = None
+) -> dict[str, tuple[int, int, int, int]]:
     """Each skycell's pixel box ``(y0, x0, y1, x1)`` (half-open) in :func:`projection_region_output_wcs`'s grid.
 
     Parameters are those of :func:`projection_region_grid`.

@@ -23,8 +23,15 @@ from ..dqflags import PIXEL
 from ..store.location import Location
 from ._files import load_arrays, save_arrays
 
-__all__ = ["NAN_ARRAYS", "OUTLIER_BITS", "apply_outlier_mask", "flagged_arrays", "match_nans_and_flags", "read_mask",
-           "write_mask"]
+__all__ = [
+    "NAN_ARRAYS",
+    "OUTLIER_BITS",
+    "apply_outlier_mask",
+    "flagged_arrays",
+    "match_nans_and_flags",
+    "read_mask",
+    "write_mask",
+]
 
 #: DQ bits set on a flagged pixel.
 OUTLIER_BITS = np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["OUTLIER"])

@@ -99,8 +99,9 @@ def check_group_ids(refs: Sequence[ExposureRef]) -> None:
 # ----------------------------------------------------------------------------
 # client side: cheap resolution, before any cluster starts
 # ----------------------------------------------------------------------------
-def resolve_inputs(inputs: Any,
-                   storage_options: Mapping[str, Any] | None = None) -> Sequence[InputSource | ExposureRef]:
+def resolve_inputs(
+    inputs: Any, storage_options: Mapping[str, Any] | None = None
+) -> Sequence[InputSource | ExposureRef]:
     """Turn user inputs into sources to describe (files) or references (in memory), in input order.
 
     Only cheap checks are made (files exist and start like FITS, the needed
@@ -164,8 +165,9 @@ def _is_json(location: Location) -> bool:
     return location.name.lower().endswith(".json")
 
 
-def _sources_from_locations(locations: Sequence[Location], *, group_ids: Sequence[str | None] | None = None,
-                            asn: Location | None = None) -> list[InputSource]:
+def _sources_from_locations(
+    locations: Sequence[Location], *, group_ids: Sequence[str | None] | None = None, asn: Location | None = None
+) -> list[InputSource]:
     """Sources of files (association members if ``asn``), in order; URLs are checked in threads."""
     gids = list(group_ids) if group_ids is not None else [None] * len(locations)
 
@@ -175,8 +177,9 @@ def _sources_from_locations(locations: Sequence[Location], *, group_ids: Sequenc
     return map_inputs(source, list(range(len(locations))), remote=any(not loc.is_local for loc in locations))
 
 
-def _source_from_location(index: int, location: Location, *, group_id: str | None = None,
-                          asn: Location | None = None) -> InputSource:
+def _source_from_location(
+    index: int, location: Location, *, group_id: str | None = None, asn: Location | None = None
+) -> InputSource:
     """A JWST datamodel file (``DATAMODL`` in the primary header) or a plain FITS file."""
     missing = "input file not found" if asn is None else f"file listed in association {asn.name} not found"
     named = None if asn is None else asn.url
@@ -188,8 +191,14 @@ def _source_from_location(index: int, location: Location, *, group_id: str | Non
     if roman_model.is_asdf_start(head):
         return _roman_source(index, location, group_id=group_id, named=named)
     header = primary_header(location, missing=missing, head=head)
-    return InputSource(index=index, path=location.url, kind=_kind(header, named or location.url),
-                       filename=location.name, group_id=group_id, storage_options=location.storage_options)
+    return InputSource(
+        index=index,
+        path=location.url,
+        kind=_kind(header, named or location.url),
+        filename=location.name,
+        group_id=group_id,
+        storage_options=location.storage_options,
+    )
 
 
 def _kind(header: Any, named: str) -> str:
@@ -209,8 +218,14 @@ def _roman_source(index: int, location: Location, *, group_id: str | None, named
         roman_model.require_extra()
     except InputError as exc:
         raise InputError(f"{named or location.url}: {exc}") from None
-    return InputSource(index=index, path=location.url, kind=roman_model.KIND, filename=location.name,
-                       group_id=group_id, storage_options=location.storage_options)
+    return InputSource(
+        index=index,
+        path=location.url,
+        kind=roman_model.KIND,
+        filename=location.name,
+        group_id=group_id,
+        storage_options=location.storage_options,
+    )
 
 
 def _source_from_path(index: int, path: Path, *, group_id: str | None = None, named: str | None = None) -> InputSource:
@@ -219,12 +234,12 @@ def _source_from_path(index: int, path: Path, *, group_id: str | None = None, na
     if path.is_file():
         with open(path, "rb") as fh:
             if roman_model.is_asdf_start(fh.read(16)):
-                return _roman_source(index, Location(str(Path(os.path.abspath(path)))), group_id=group_id,
-                                     named=named)
+                return _roman_source(index, Location(str(Path(os.path.abspath(path)))), group_id=group_id, named=named)
     header = primary_header(path)
     kind = _kind(header, named or str(path))
-    return InputSource(index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name,
-                       group_id=group_id)
+    return InputSource(
+        index=index, path=str(Path(os.path.abspath(path))), kind=kind, filename=path.name, group_id=group_id
+    )
 
 
 def _sources_from_asn(location: Location) -> list[InputSource]:
@@ -296,8 +311,9 @@ DESCRIBE_BATCH = 16
 DESCRIBE_THREADS = 8
 
 
-def collect_exposures(inputs: Any, *, client: Any = None,
-                      storage_options: Mapping[str, Any] | None = None) -> list[ExposureRef]:
+def collect_exposures(
+    inputs: Any, *, client: Any = None, storage_options: Mapping[str, Any] | None = None
+) -> list[ExposureRef]:
     """Turn user inputs into exposure references, in input order.
 
     Parameters
@@ -327,8 +343,7 @@ def describe_resolved(resolved: Sequence[InputSource | ExposureRef], *, client: 
     todo = [r for r in resolved if isinstance(r, InputSource)]
     batches = [todo[k : k + DESCRIBE_BATCH] for k in range(0, len(todo), DESCRIBE_BATCH)]
     if client is not None and batches:
-        described = [ref for batch in client.gather(client.map(describe_sources, batches, pure=False))
-                     for ref in batch]
+        described = [ref for batch in client.gather(client.map(describe_sources, batches, pure=False)) for ref in batch]
     else:
         described = [ref for batch in batches for ref in describe_sources(batch)]
 
@@ -361,8 +376,7 @@ def load_wcs(ref: ExposureRef) -> tuple[Any, tuple[int, int], dict[str, Any]]:
     return driver_for(ref.kind).load_wcs(ref)
 
 
-def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool,
-                    need_var_sky: bool = False) -> dict[str, Any]:
+def load_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool, need_var_sky: bool = False) -> dict[str, Any]:
     """Read one exposure into the dictionary that ``stcal.resample`` expects.
 
     Parameters

@@ -211,8 +211,15 @@ def number(value: Any) -> float | None:
         return None
 
 
-_OBSERVATION_KEYS = ("program_number", "observation_number", "visit_number", "visit_group", "sequence_id",
-                     "activity_id", "exposure_number")
+_OBSERVATION_KEYS = (
+    "program_number",
+    "observation_number",
+    "visit_number",
+    "visit_group",
+    "sequence_id",
+    "activity_id",
+    "exposure_number",
+)
 
 
 def group_id_from_observation(obs: Mapping[str, Any]) -> str | None:
@@ -223,5 +230,7 @@ def group_id_from_observation(obs: Mapping[str, Any]) -> str | None:
     if any(obs.get(k) is None for k in _OBSERVATION_KEYS):
         return None
     o = {k: obs[k] for k in _OBSERVATION_KEYS}
-    return (f"jw{o['program_number']}{o['observation_number']}{o['visit_number']}"
-            f"_{o['visit_group']}{o['sequence_id']}{o['activity_id']}_{o['exposure_number']}")
+    return (
+        f"jw{o['program_number']}{o['observation_number']}{o['visit_number']}"
+        f"_{o['visit_group']}{o['sequence_id']}{o['activity_id']}_{o['exposure_number']}"
+    )

@@ -126,8 +126,9 @@ class LivingConflictError(RuntimeError):
     """An update could not be committed: other updates kept landing first (the message says how often)."""
 
 
-def living_output_wcs(mosaic: str | Location, storage_options: Mapping[str, Any] | None = None,
-                      version: int | str | None = None) -> dict[str, Any]:
+def living_output_wcs(
+    mosaic: str | Location, storage_options: Mapping[str, Any] | None = None, version: int | str | None = None
+) -> dict[str, Any]:
     """The ``output_wcs`` of a living mosaic: ``resample(inputs, out, output_wcs=...)`` makes the same grid.
 
     Includes the ``pixel_scale_ratio`` fixed when the mosaic was created (from
@@ -136,8 +137,11 @@ def living_output_wcs(mosaic: str | Location, storage_options: Mapping[str, Any]
     meta = read_living_metadata(as_location(mosaic, storage_options), version)
     wcs = gwcs_from_text(meta["wcs_asdf"])
     wcs.array_shape = tuple(meta["grid"]["shape_yx"])
-    return {"wcs": wcs, "pixel_scale": meta["grid"]["pixel_scale"],
-            "pixel_scale_ratio": meta["grid"]["pixel_scale_ratio"]}
+    return {
+        "wcs": wcs,
+        "pixel_scale": meta["grid"]["pixel_scale"],
+        "pixel_scale_ratio": meta["grid"]["pixel_scale_ratio"],
+    }
 
 
 def living_params(mosaic: str | Location, storage_options: Mapping[str, Any] | None = None) -> ResampleParams:
@@ -222,8 +226,10 @@ def update(
     """
     t0 = time.perf_counter()
     if outliers:
-        raise ValueError("outliers: updates of a living mosaic do not run outlier detection (its flags depend on "
-                         "every exposure of a group); flag the inputs first (detect_outliers) and add the *_crf files")
+        raise ValueError(
+            "outliers: updates of a living mosaic do not run outlier detection (its flags depend on "
+            "every exposure of a group); flag the inputs first (detect_outliers) and add the *_crf files"
+        )
     if scheduler not in ("distributed", "serial"):
         raise ValueError(f"scheduler: expected 'distributed' or 'serial', got {scheduler!r}")
     location = as_location(mosaic, storage_options)
@@ -237,8 +243,9 @@ def update(
         if add is None:
             raise ValueError(f"{location}: a new living mosaic needs inputs (add=...)")
         if grid is None and output_wcs is None:
-            raise ValueError(f"{location}: a new living mosaic needs its fixed grid "
-                             "(grid=GridSpec(...) or output_wcs=...)")
+            raise ValueError(
+                f"{location}: a new living mosaic needs its fixed grid (grid=GridSpec(...) or output_wcs=...)"
+            )
     else:
         fixed = (("grid", grid), ("output_wcs", output_wcs), ("tile_shape", tile_shape))
         given = [n for n, v in fixed if v is not None]
@@ -253,9 +260,18 @@ def update(
     try:
         for attempt in range(1, retries + 2):
             try:
-                result = _update_once(location, added_sources, remove, grid=grid, output_wcs=output_wcs,
-                                      tile_shape=tile_shape, params=given_params, storage_options=storage_options,
-                                      client=client, message=message)
+                result = _update_once(
+                    location,
+                    added_sources,
+                    remove,
+                    grid=grid,
+                    output_wcs=output_wcs,
+                    tile_shape=tile_shape,
+                    params=given_params,
+                    storage_options=storage_options,
+                    client=client,
+                    message=message,
+                )
             except _BaseMoved as moved:
                 log.info("%s: %s; planning the update again on the newest version", location, moved)
                 continue
@@ -263,8 +279,10 @@ def update(
     finally:
         if handle is not None:
             handle.close()
-    raise LivingConflictError(f"{location}: {retries + 1} attempts, and each time another update was committed "
-                              "first; nothing of this update was committed")
+    raise LivingConflictError(
+        f"{location}: {retries + 1} attempts, and each time another update was committed "
+        "first; nothing of this update was committed"
+    )
 
 
 class _BaseMoved(Exception):
@@ -278,16 +296,21 @@ def _check_params(location: Location, state: LivingState, given: ResampleParams 
     old, new = dumps(state.params.to_dict()), dumps(given.to_dict())
     for name in old:
         if old[name] != new.get(name):
-            raise ValueError(f"{name}: the living mosaic {location} was made with {name}={old[name]!r}, got "
-                             f"{new.get(name)!r}; its parameters are fixed (make a new mosaic for others)")
+            raise ValueError(
+                f"{name}: the living mosaic {location} was made with {name}={old[name]!r}, got "
+                f"{new.get(name)!r}; its parameters are fixed (make a new mosaic for others)"
+            )
 
 
 def _match_removed(location: Location, inputs: Sequence[InputRecord], remove: Sequence[str]) -> set[int]:
     """Positions in ``inputs`` of the inputs named by ``remove`` (file name, source or fingerprint prefix)."""
     out: set[int] = set()
     for name in remove:
-        hits = [k for k, inp in enumerate(inputs)
-                if name in (inp.filename, inp.source) or (len(name) >= 8 and inp.fingerprint.startswith(name))]
+        hits = [
+            k
+            for k, inp in enumerate(inputs)
+            if name in (inp.filename, inp.source) or (len(name) >= 8 and inp.fingerprint.startswith(name))
+        ]
         if not hits:
             raise ValueError(f"remove: {name!r} is not an input of the living mosaic {location}")
         if len(hits) > 1:
@@ -296,10 +319,19 @@ def _match_removed(location: Location, inputs: Sequence[InputRecord], remove: Se
     return out
 
 
-def _update_once(location: Location, added_sources: Sequence[str], remove: Sequence[str], *,
-                 grid: GridSpec | None, output_wcs: Mapping[str, Any] | None, tile_shape: Sequence[int] | None,
-                 params: ResampleParams | None, storage_options: Mapping[str, Any] | None, client: Any,
-                 message: str | None) -> LivingUpdate:
+def _update_once(
+    location: Location,
+    added_sources: Sequence[str],
+    remove: Sequence[str],
+    *,
+    grid: GridSpec | None,
+    output_wcs: Mapping[str, Any] | None,
+    tile_shape: Sequence[int] | None,
+    params: ResampleParams | None,
+    storage_options: Mapping[str, Any] | None,
+    client: Any,
+    message: str | None,
+) -> LivingUpdate:
     """Plan, compute and commit one update on the newest version (raises :class:`_BaseMoved` if it moved)."""
     import icechunk
     import zarr
@@ -318,23 +350,27 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     removed_at = _match_removed(location, old_inputs, remove)
 
     # the earlier inputs from the descriptions the mosaic keeps (checked against their files), the added ones read
-    checked = check_inputs(location, old_inputs, removed_at, added_sources, storage_options=storage_options,
-                           client=client)
+    checked = check_inputs(
+        location, old_inputs, removed_at, added_sources, storage_options=storage_options, client=client
+    )
     added, added_refs = checked.added, checked.added_refs
     kept_prints = {inp.fingerprint: inp for k, inp in enumerate(checked.current) if k not in removed_at}
     seen: set[str] = set()
     for inp in added:
         if inp.fingerprint in kept_prints or inp.fingerprint in seen:
-            raise ValueError(f"add: {inp.filename} is already an input of the living mosaic {location} "
-                             f"(fingerprint {inp.fingerprint[:12]})")
+            raise ValueError(
+                f"add: {inp.filename} is already an input of the living mosaic {location} "
+                f"(fingerprint {inp.fingerprint[:12]})"
+            )
         seen.add(inp.fingerprint)
 
     if state is not None:
         out_grid, tiles_yx = state.grid, state.tile_shape
     else:
         given_wcs = dict(output_wcs) if output_wcs is not None else None
-        out_grid = make_output_grid(added_refs, output_wcs=given_wcs,
-                                    wcs_pars=None if grid is None else grid.wcs_pars())
+        out_grid = make_output_grid(
+            added_refs, output_wcs=given_wcs, wcs_pars=None if grid is None else grid.wcs_pars()
+        )
         tile_values = tuple(int(v) for v in (tile_shape or config.get("tile-shape") or config.DEFAULT_TILE_SHAPE))
         if len(tile_values) != 2 or min(tile_values) < 1:
             raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_values}")
@@ -343,13 +379,14 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     # every footprint in one call: the previous version's inputs, then the changed ones as they are now, the added
     n_old = len(old_inputs)
     changed = checked.changed
-    footprints = compute_footprints([*checked.before, *(checked.current_refs[k] for k in changed), *added_refs],
-                                    out_grid.wcs)
+    footprints = compute_footprints(
+        [*checked.before, *(checked.current_refs[k] for k in changed), *added_refs], out_grid.wcs
+    )
     before_fps = footprints[:n_old]
     now_fps = list(before_fps)
     for j, k in enumerate(changed):
         now_fps[k] = footprints[n_old + j]
-    added_fps = footprints[n_old + len(changed):]
+    added_fps = footprints[n_old + len(changed) :]
     check_on_grid(location, out_grid, added_refs, added_fps)
     kept = [k for k in range(n_old) if k not in removed_at]
     new_refs = [*(checked.current_refs[k] for k in kept), *added_refs]
@@ -358,8 +395,11 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     new_fps = [replace(fp, index=j) for j, fp in enumerate(new_fps)]
     new_inputs = [*(checked.current[k] for k in kept), *added]
     plan_new = make_plan(new_refs, out_grid, run_params, tile_shape=tiles_yx, many_to_many=False, footprints=new_fps)
-    plan_old = (make_plan(checked.before, out_grid, run_params, tile_shape=tiles_yx, many_to_many=False,
-                          footprints=before_fps) if n_old else None)
+    plan_old = (
+        make_plan(checked.before, out_grid, run_params, tile_shape=tiles_yx, many_to_many=False, footprints=before_fps)
+        if n_old
+        else None
+    )
     old_ids = [inp.fingerprint for inp in old_inputs]
     new_ids = [inp.fingerprint for inp in new_inputs]
     recompute, relabel, cleared = sort_tiles(plan_old, plan_new, old_ids, new_ids)
@@ -367,19 +407,33 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     n_new_planes = plan_new.n_ctx_planes(SINGLE_GROUP)
     n_old_planes = state.n_planes if state is not None else 1
     n_write = max(n_new_planes, n_old_planes)
-    log.info("%s: %d tiles to recompute, %d to relabel, %d to clear", location, len(recompute), len(relabel),
-             len(cleared))
+    log.info(
+        "%s: %d tiles to recompute, %d to relabel, %d to clear", location, len(recompute), len(relabel), len(cleared)
+    )
 
     living = {"version": (state.number if state else 0) + 1, "inputs": [i.state_record() for i in new_inputs]}
-    root_attrs = dumps(plan_root_attrs(plan_new, mode="many_to_one", arrays=arrays,
-                                       fingerprint=hashlib.sha256("".join(new_ids).encode()).hexdigest(),
-                                       extra_attrs={LIVING_KEY: living}))
+    root_attrs = dumps(
+        plan_root_attrs(
+            plan_new,
+            mode="many_to_one",
+            arrays=arrays,
+            fingerprint=hashlib.sha256("".join(new_ids).encode()).hexdigest(),
+            extra_attrs={LIVING_KEY: living},
+        )
+    )
     if state is None:
         # the layout first, in a commit of its own (a session must be clean to fork): not a version
         layout_attrs = {**root_attrs, LIVING_KEY: {"version": 0, "inputs": []}}
-        create_layout(session.store, groups={SINGLE_GROUP: {"attrs": {}, "n_ctx_planes": n_new_planes}},
-                      root_attrs=layout_attrs, shape_yx=out_grid.shape_yx, tile_shape_yx=tiles_yx, arrays=arrays,
-                      fill_values=empty_pixel_values(run_params, out_grid.pixel_scale_ratio), many_to_many=False)
+        create_layout(
+            session.store,
+            groups={SINGLE_GROUP: {"attrs": {}, "n_ctx_planes": n_new_planes}},
+            root_attrs=layout_attrs,
+            shape_yx=out_grid.shape_yx,
+            tile_shape_yx=tiles_yx,
+            arrays=arrays,
+            fill_values=empty_pixel_values(run_params, out_grid.pixel_scale_ratio),
+            many_to_many=False,
+        )
         with commit_lock(location):
             session.commit("layout", metadata={LAYOUT_KEY: True})
         session = repo.writable_session(BRANCH)
@@ -391,13 +445,19 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     n_drizzled = 0
     if recompute:
         one_node = runs_on_one_node(client)
-        scratch_root = scratch_root_for(scratch_sibling(location, token), f"{location.name}-{token}",
-                                        one_node=one_node)
+        scratch_root = scratch_root_for(scratch_sibling(location, token), f"{location.name}-{token}", one_node=one_node)
         skip = {(SINGLE_GROUP, key) for (_, key) in plan_new.contributions if key not in recompute}
         try:
-            graph = build_graph(plan_new, store_path=location, arrays=arrays, token=token, scratch_root=scratch_root,
-                                skip_tiles=skip, tile_function=living_tile_task,
-                                tile_arguments=lambda group, key: (session.fork(), n_write))
+            graph = build_graph(
+                plan_new,
+                store_path=location,
+                arrays=arrays,
+                token=token,
+                scratch_root=scratch_root,
+                skip_tiles=skip,
+                tile_function=living_tile_task,
+                tile_arguments=lambda group, key: (session.fork(), n_write),
+            )
             # earlier inputs are drizzled only where they land on the recomputed tiles (drizzle.passes.input_crop)
             spec_key = graph.keys.drizzle_spec
             graph.dsk[spec_key] = replace(graph.dsk[spec_key], crop_input=True)
@@ -417,8 +477,16 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     assert con is None or isinstance(con, zarr.Array)  # the layout's context array
     if con is not None and con.shape[0] < n_write:
         con.resize((n_write, *out_grid.shape_yx))
-    write_relabelled_and_cleared(store, plan_new, arrays, empty_pixel_values(run_params, out_grid.pixel_scale_ratio),
-                                 relabel=relabel, cleared=cleared, n_old_planes=n_old_planes, n_write=n_write)
+    write_relabelled_and_cleared(
+        store,
+        plan_new,
+        arrays,
+        empty_pixel_values(run_params, out_grid.pixel_scale_ratio),
+        relabel=relabel,
+        cleared=cleared,
+        n_old_planes=n_old_planes,
+        n_write=n_write,
+    )
     if con is not None and con.shape[0] != n_new_planes:
         con.resize((n_new_planes, *out_grid.shape_yx))
     zroot.attrs.put({FORMAT_KEY: root_attrs})
@@ -428,11 +496,21 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     number = living["version"]
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     tiles = {"recomputed": len(recompute), "relabelled": len(relabel), "cleared": len(cleared)}
-    meta = {VERSION_KEY: dumps({
-        "version": number, "time": now, "added": [i.record() for i in added],
-        "removed": [i.record() for i in removed], "changed": changed_records, "params": run_params.to_dict(),
-        "software": f"dask-resample {__version__}", "n_inputs": len(new_inputs), "tiles": tiles,
-    })}
+    meta = {
+        VERSION_KEY: dumps(
+            {
+                "version": number,
+                "time": now,
+                "added": [i.record() for i in added],
+                "removed": [i.record() for i in removed],
+                "changed": changed_records,
+                "params": run_params.to_dict(),
+                "software": f"dask-resample {__version__}",
+                "n_inputs": len(new_inputs),
+                "tiles": tiles,
+            }
+        )
+    }
     text = message or _message(added, removed)
     _before_commit(location)
     with commit_lock(location):
@@ -446,9 +524,16 @@ def _update_once(location: Location, added_sources: Sequence[str], remove: Seque
     version = Version.from_snapshot(info)
     assert version is not None
     log.info("%s: version %d committed (%s)", location, number, snapshot)
-    return LivingUpdate(version=version, n_recomputed=len(recompute), n_relabelled=len(relabel),
-                        n_cleared=len(cleared), n_drizzled=n_drizzled, attempts=1, seconds=0.0,
-                        n_described=checked.n_described)
+    return LivingUpdate(
+        version=version,
+        n_recomputed=len(recompute),
+        n_relabelled=len(relabel),
+        n_cleared=len(cleared),
+        n_drizzled=n_drizzled,
+        attempts=1,
+        seconds=0.0,
+        n_described=checked.n_described,
+    )
 
 
 def _before_commit(location: Location) -> None:
@@ -458,11 +543,13 @@ def _before_commit(location: Location) -> None:
 def _message(added: Sequence[InputRecord], removed: Sequence[InputRecord]) -> str:
     parts = []
     if added:
-        parts.append(f"add {len(added)}: " + ", ".join(i.filename for i in added[:5])
-                     + (" ..." if len(added) > 5 else ""))
+        parts.append(
+            f"add {len(added)}: " + ", ".join(i.filename for i in added[:5]) + (" ..." if len(added) > 5 else "")
+        )
     if removed:
-        parts.append(f"remove {len(removed)}: " + ", ".join(i.filename for i in removed[:5])
-                     + (" ..." if len(removed) > 5 else ""))
+        parts.append(
+            f"remove {len(removed)}: "
+            + ", ".join(i.filename for i in removed[:5])
+            + (" ..." if len(removed) > 5 else "")
+        )
     return "; ".join(parts)
-
-

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 #: Files stat-ed at once on an object store (requests in flight).
 SIGNATURE_THREADS = 16
 
+
 @dataclass(frozen=True)
 class CheckedInputs:
     """The inputs of one update, described.
@@ -110,8 +111,15 @@ def _describe(sources: Sequence[str], storage_options: Mapping[str, Any] | None,
     return describe_resolved(resolve_inputs(list(sources), storage_options=storage_options), client=client)
 
 
-def check_inputs(location: Location, earlier: Sequence[InputRecord], removed: set[int], added_sources: Sequence[str],
-                 *, storage_options: Mapping[str, Any] | None, client: Any) -> CheckedInputs:
+def check_inputs(
+    location: Location,
+    earlier: Sequence[InputRecord],
+    removed: set[int],
+    added_sources: Sequence[str],
+    *,
+    storage_options: Mapping[str, Any] | None,
+    client: Any,
+) -> CheckedInputs:
     """Describe an update's inputs: the earlier ones from their kept descriptions where still valid, the added ones.
 
     Parameters
@@ -143,22 +151,30 @@ def check_inputs(location: Location, earlier: Sequence[InputRecord], removed: se
     now: dict[int, str] = {}
     for k, signature in zip(kept, signatures, strict=True):
         if signature is None:
-            raise InputError(f"{earlier[k].filename}: an input of the living mosaic {location} is missing "
-                             f"({earlier[k].source}); put it back, or remove it from the mosaic (remove=[...])")
+            raise InputError(
+                f"{earlier[k].filename}: an input of the living mosaic {location} is missing "
+                f"({earlier[k].source}); put it back, or remove it from the mosaic (remove=[...])"
+            )
         now[k] = signature
     stale = [k for k in kept if now[k] != earlier[k].signature or earlier[k].description is None]
     added_locations = [as_location(s, storage_options) for s in added_sources]
     added_signatures = [file_signature(loc) for loc in added_locations]
-    prints = _map(content_fingerprint, [as_location(earlier[k].source, storage_options) for k in stale]
-                  + added_locations, client)
-    stale_prints = dict(zip(stale, prints[:len(stale)], strict=True))
-    added_prints = prints[len(stale):]
+    prints = _map(
+        content_fingerprint, [as_location(earlier[k].source, storage_options) for k in stale] + added_locations, client
+    )
+    stale_prints = dict(zip(stale, prints[: len(stale)], strict=True))
+    added_prints = prints[len(stale) :]
 
     changed = [k for k in stale if stale_prints[k] != earlier[k].fingerprint]
-    to_describe = sorted({*changed, *(k for k in stale if earlier[k].description is None),
-                          *(k for k in removed if earlier[k].description is None)})
+    to_describe = sorted(
+        {
+            *changed,
+            *(k for k in stale if earlier[k].description is None),
+            *(k for k in removed if earlier[k].description is None),
+        }
+    )
     described = _describe([earlier[k].source for k in to_describe] + list(added_sources), storage_options, client)
-    fresh = dict(zip(to_describe, described[:len(to_describe)], strict=True))
+    fresh = dict(zip(to_describe, described[: len(to_describe)], strict=True))
 
     current: list[InputRecord] = []
     for k, rec in enumerate(earlier):
@@ -172,13 +188,29 @@ def check_inputs(location: Location, earlier: Sequence[InputRecord], removed: se
     current_refs = [rec.exposure_ref(k, storage_options) for k, rec in enumerate(current)]
     # the previous version's inputs as it was made: their kept descriptions (or, for a version that kept
     # none, what the file holds now)
-    before = [rec.exposure_ref(k, storage_options) if rec.description is not None else current_refs[k]
-              for k, rec in enumerate(earlier)]
-    added_refs = [ref.with_index(n_old + j) for j, ref in enumerate(described[len(to_describe):])]
-    added = [InputRecord.from_ref(ref, fp, sig)
-             for ref, fp, sig in zip(added_refs, added_prints, added_signatures, strict=True)]
+    before = [
+        rec.exposure_ref(k, storage_options) if rec.description is not None else current_refs[k]
+        for k, rec in enumerate(earlier)
+    ]
+    added_refs = [ref.with_index(n_old + j) for j, ref in enumerate(described[len(to_describe) :])]
+    added = [
+        InputRecord.from_ref(ref, fp, sig)
+        for ref, fp, sig in zip(added_refs, added_prints, added_signatures, strict=True)
+    ]
     for k in changed:
-        log.warning("%s: %s changed since it was added (fingerprint %s, was %s); the tiles it reaches are recomputed",
-                    location, earlier[k].filename, stale_prints[k][:12], earlier[k].fingerprint[:12])
-    return CheckedInputs(before=before, current=current, current_refs=current_refs, added=added,
-                         added_refs=added_refs, changed=changed, n_described=len(described))
+        log.warning(
+            "%s: %s changed since it was added (fingerprint %s, was %s); the tiles it reaches are recomputed",
+            location,
+            earlier[k].filename,
+            stale_prints[k][:12],
+            earlier[k].fingerprint[:12],
+        )
+    return CheckedInputs(
+        before=before,
+        current=current,
+        current_refs=current_refs,
+        added=added,
+        added_refs=added_refs,
+        changed=changed,
+        n_described=len(described),
+    )

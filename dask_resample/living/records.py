@@ -43,8 +43,17 @@ LIVING_KEY = "living"
 #: The :class:`~dask_resample.inputs.io.ExposureRef` fields an input's description keeps
 #: (besides its source and file name): what planning and drizzling read of it.
 DESCRIPTION_FIELDS: tuple[str, ...] = (
-    "kind", "group_id", "exposure_time", "measurement_time", "start_time", "end_time", "duration", "s_region",
-    "pixelarea_steradians", "outline", "hdu",
+    "kind",
+    "group_id",
+    "exposure_time",
+    "measurement_time",
+    "start_time",
+    "end_time",
+    "duration",
+    "s_region",
+    "pixelarea_steradians",
+    "outline",
+    "hdu",
 )
 
 
@@ -83,8 +92,13 @@ class GridSpec:
         """The grid as ``wcs_pars`` of :func:`dask_resample.resample`."""
         ny, nx = (int(v) for v in self.shape_yx)
         crpix = self.crpix if self.crpix is not None else ((nx - 1) / 2.0, (ny - 1) / 2.0)
-        return {"crval": [float(v) for v in self.crval], "pixel_scale": float(self.pixel_scale),
-                "rotation": float(self.rotation), "output_shape": [ny, nx], "crpix": [float(v) for v in crpix]}
+        return {
+            "crval": [float(v) for v in self.crval],
+            "pixel_scale": float(self.pixel_scale),
+            "rotation": float(self.rotation),
+            "output_shape": [ny, nx],
+            "crpix": [float(v) for v in crpix],
+        }
 
 
 @dataclass(frozen=True)
@@ -158,9 +172,13 @@ class InputRecord:
     def from_state(cls, doc: Mapping[str, Any]) -> InputRecord:
         """The record of :meth:`state_record` (or of a version without signatures or descriptions)."""
         description = doc.get("description")
-        return cls(source=str(doc["source"]), filename=str(doc["filename"]), fingerprint=str(doc["fingerprint"]),
-                   signature=str(doc.get("signature") or ""),
-                   description=dict(description) if description is not None else None)
+        return cls(
+            source=str(doc["source"]),
+            filename=str(doc["filename"]),
+            fingerprint=str(doc["fingerprint"]),
+            signature=str(doc.get("signature") or ""),
+            description=dict(description) if description is not None else None,
+        )
 
     @classmethod
     def from_ref(cls, ref: ExposureRef, fingerprint: str, signature: str) -> InputRecord:
@@ -171,8 +189,13 @@ class InputRecord:
             if name == "outline":
                 value = [[float(ra), float(dec)] for ra, dec in value]
             description[name] = value
-        return cls(source=ref.source, filename=ref.filename, fingerprint=fingerprint, signature=signature,
-                   description=description)
+        return cls(
+            source=ref.source,
+            filename=ref.filename,
+            fingerprint=fingerprint,
+            signature=signature,
+            description=description,
+        )
 
     def exposure_ref(self, index: int, storage_options: Mapping[str, Any] | None) -> ExposureRef:
         """The :class:`~dask_resample.inputs.io.ExposureRef` its description holds, as input ``index``."""
@@ -181,8 +204,14 @@ class InputRecord:
         d: dict[str, Any] = dict(self.description)
         outline = tuple((float(ra), float(dec)) for ra, dec in d.pop("outline", ()) or ())
         fields: dict[str, Any] = {n: d.get(n) for n in DESCRIPTION_FIELDS if n != "outline"}
-        return ExposureRef(index=index, source=self.source, filename=self.filename, outline=outline,
-                           storage_options=dict(as_location(self.source, storage_options).storage_options), **fields)
+        return ExposureRef(
+            index=index,
+            source=self.source,
+            filename=self.filename,
+            outline=outline,
+            storage_options=dict(as_location(self.source, storage_options).storage_options),
+            **fields,
+        )
 
 
 def content_fingerprint(ref: ExposureRef | Location) -> str:
@@ -206,8 +235,14 @@ def file_signature(location: Location) -> str:
         st = os.stat(location.url)
         return f"{st.st_size}:{st.st_mtime_ns}"
     info = location.fs.info(location.path)
-    stamp = next((info[k] for k in ("ETag", "etag", "LastModified", "mtime", "last_modified", "created")
-                  if info.get(k) is not None), "")
+    stamp = next(
+        (
+            info[k]
+            for k in ("ETag", "etag", "LastModified", "mtime", "last_modified", "created")
+            if info.get(k) is not None
+        ),
+        "",
+    )
     return f"{info.get('size')}:{stamp}"
 
 
@@ -237,5 +272,11 @@ class LivingState:
         wcs.array_shape = tuple(g["shape_yx"])
         grid = OutputGrid(wcs, tuple(g["shape_yx"]), float(g["pixel_scale"]), float(g["pixel_scale_ratio"]))
         n_planes = root["con"].shape[0] if "con" in root else 1
-        return cls(inputs=tuple(InputRecord.from_state(d) for d in living["inputs"]), params=params_of(meta["params"]),
-                   grid=grid, tile_shape=tuple(g["tile_shape_yx"]), number=int(living["version"]), n_planes=n_planes)
+        return cls(
+            inputs=tuple(InputRecord.from_state(d) for d in living["inputs"]),
+            params=params_of(meta["params"]),
+            grid=grid,
+            tile_shape=tuple(g["tile_shape_yx"]),
+            number=int(living["version"]),
+            n_planes=n_planes,
+        )

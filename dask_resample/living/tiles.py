@@ -31,8 +31,9 @@ __all__ = ["check_on_grid", "living_tile_task", "move_bits", "sort_tiles", "writ
 log = logging.getLogger(__name__)
 
 
-def check_on_grid(location: Location, grid: OutputGrid, refs: Sequence[ExposureRef],
-                   footprints: Sequence[Footprint]) -> None:
+def check_on_grid(
+    location: Location, grid: OutputGrid, refs: Sequence[ExposureRef], footprints: Sequence[Footprint]
+) -> None:
     """Refuse added inputs that land nowhere on the grid; warn about those partly off it (the documented rule)."""
     ny, nx = grid.shape_yx
     for ref, fp in zip(refs, footprints, strict=True):
@@ -49,8 +50,9 @@ def check_on_grid(location: Location, grid: OutputGrid, refs: Sequence[ExposureR
             log.warning("%s", msg)
 
 
-def sort_tiles(plan_old: MosaicPlan | None, plan_new: MosaicPlan, old_ids: Sequence[str], new_ids: Sequence[str]
-                ) -> tuple[set[tuple[int, int]], dict[tuple[int, int], dict[int, int]], set[tuple[int, int]]]:
+def sort_tiles(
+    plan_old: MosaicPlan | None, plan_new: MosaicPlan, old_ids: Sequence[str], new_ids: Sequence[str]
+) -> tuple[set[tuple[int, int]], dict[tuple[int, int], dict[int, int]], set[tuple[int, int]]]:
     """Tiles to recompute, to relabel (``tile -> {old bit: new bit}``) and to clear."""
     old = dict(plan_old.contributions) if plan_old is not None else {}
     new = dict(plan_new.contributions)
@@ -91,9 +93,17 @@ def move_bits(con: np.ndarray, moves: Mapping[int, int], n_planes: int) -> np.nd
     return out
 
 
-def write_relabelled_and_cleared(store: Any, plan: MosaicPlan, arrays: Sequence[str], fills: Mapping[str, Any], *,
-                                 relabel: Mapping[tuple[int, int], Mapping[int, int]],
-                                 cleared: set[tuple[int, int]], n_old_planes: int, n_write: int) -> None:
+def write_relabelled_and_cleared(
+    store: Any,
+    plan: MosaicPlan,
+    arrays: Sequence[str],
+    fills: Mapping[str, Any],
+    *,
+    relabel: Mapping[tuple[int, int], Mapping[int, int]],
+    cleared: set[tuple[int, int]],
+    n_old_planes: int,
+    n_write: int,
+) -> None:
     """Rewrite the cleared tiles (fill values) and the relabelled tiles' ``con`` (bits moved) in ``store``.
 
     ``con`` must already hold ``n_write`` planes; every plane up to ``n_write`` is written.
@@ -103,25 +113,44 @@ def write_relabelled_and_cleared(store: Any, plan: MosaicPlan, arrays: Sequence[
     root = zarr.open_group(store, mode="r+")
     for key in sorted(cleared):
         tile = plan.tiles.tile(*key)
-        blank = {n: np.full((n_write, *tile.shape_yx) if n == "con" else tile.shape_yx, fills[n],
-                            dtype=np.asarray(fills[n]).dtype) for n in arrays}
-        write_tile_arrays(store, y0=tile.y0, x0=tile.x0, arrays=blank, names=tuple(arrays),
-                          ctx_planes=tuple(range(n_write)), n_planes=n_write)
+        blank = {
+            n: np.full(
+                (n_write, *tile.shape_yx) if n == "con" else tile.shape_yx, fills[n], dtype=np.asarray(fills[n]).dtype
+            )
+            for n in arrays
+        }
+        write_tile_arrays(
+            store,
+            y0=tile.y0,
+            x0=tile.x0,
+            arrays=blank,
+            names=tuple(arrays),
+            ctx_planes=tuple(range(n_write)),
+            n_planes=n_write,
+        )
     if "con" not in arrays:
         return
     con = root["con"]
     assert isinstance(con, zarr.Array)  # the layout's context array
     for key, moves in sorted(relabel.items()):
         tile = plan.tiles.tile(*key)
-        old = np.asarray(con[:n_old_planes, tile.y0:tile.y1, tile.x0:tile.x1])
+        old = np.asarray(con[:n_old_planes, tile.y0 : tile.y1, tile.x0 : tile.x1])
         new = move_bits(old, moves, n_write)
-        write_tile_arrays(store, y0=tile.y0, x0=tile.x0, arrays={"con": new}, names=("con",),
-                          ctx_planes=tuple(range(n_write)), n_planes=n_write)
+        write_tile_arrays(
+            store,
+            y0=tile.y0,
+            x0=tile.x0,
+            arrays={"con": new},
+            names=("con",),
+            ctx_planes=tuple(range(n_write)),
+            n_planes=n_write,
+        )
 
 
 @worker_task(lambda contributions, task, *args: f"tile {task.ty},{task.tx}")
-def living_tile_task(contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec, fork: Any,
-                     n_planes: int) -> dict[str, Any] | TaskFailure:
+def living_tile_task(
+    contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec, fork: Any, n_planes: int
+) -> dict[str, Any] | TaskFailure:
     """Reduce one tile and write it into an icechunk fork session (a worker task); returns its record and the fork.
 
     Every plane of ``con`` up to ``n_planes`` is written (zero planes remove
@@ -129,11 +158,17 @@ def living_tile_task(contributions: Sequence[Any], task: TileTask, scratch: Scra
     """
     t0 = time.perf_counter()
     arrays, record = reduce_tile(task, contributions, scratch)
-    write_tile_arrays(fork.store, y0=task.accumulator.y0, x0=task.accumulator.x0, arrays=arrays,
-                      names=task.store.arrays, ctx_planes=task.accumulator.ctx_planes, n_planes=n_planes)
+    write_tile_arrays(
+        fork.store,
+        y0=task.accumulator.y0,
+        x0=task.accumulator.x0,
+        arrays=arrays,
+        names=task.store.arrays,
+        ctx_planes=task.accumulator.ctx_planes,
+        n_planes=n_planes,
+    )
     del arrays
     remove_tile(scratch, task.group, task.ty, task.tx)
     record["seconds"] = time.perf_counter() - t0
     record["fork"] = fork
     return record
-

@@ -26,8 +26,14 @@ from .params import OUTLIER_RULES, OutlierParams, outlier_step_params
 from .products import _atomic, output_name, planned_outputs, real_path, write_crf
 from .stage import OutlierStage, is_roman_input, prepare_stage
 
-__all__ = ["INTERMEDIATE_NAMES", "OutlierDetectionError", "detect_outliers", "mission_params", "run_stage",
-           "skycell_median_wcs"]
+__all__ = [
+    "INTERMEDIATE_NAMES",
+    "OutlierDetectionError",
+    "detect_outliers",
+    "mission_params",
+    "run_stage",
+    "skycell_median_wcs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +74,12 @@ def run_stage(stage: OutlierStage, *, client: Any, progress: bool | None) -> dic
     return {rec["index"]: rec for rec in outcome.records.values()}
 
 
-def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str, Any] | None,
-                   mission: str | None = None, **param_kwargs: Any) -> OutlierParams:
+def mission_params(
+    resolved: Sequence[Any],
+    params: OutlierParams | Mapping[str, Any] | None,
+    mission: str | None = None,
+    **param_kwargs: Any,
+) -> OutlierParams:
     """The parameters of a run under its mission's rules, the mission decided from the inputs if not given.
 
     The mission is ``mission``, else the record's (``params.mission``), else
@@ -94,15 +104,21 @@ def mission_params(resolved: Sequence[Any], params: OutlierParams | Mapping[str,
     if chosen == "roman":
         others = [r for r in resolved if not is_roman_input(r)]
         if others:
-            raise InputError(f"{others[0].filename}: not a Roman WFI image; romancal's outlier detection "
-                             "(mission 'roman') takes Roman Level-2 images only")
+            raise InputError(
+                f"{others[0].filename}: not a Roman WFI image; romancal's outlier detection "
+                "(mission 'roman') takes Roman Level-2 images only"
+            )
         held = [r for r in roman if r.kind != "roman"]
         if held:
-            raise InputError(f"{held[0].filename}: a Roman datamodel held in memory; outlier detection writes "
-                             "Roman files from files: save the models (or give the ModelLibrary on_disk) first")
+            raise InputError(
+                f"{held[0].filename}: a Roman datamodel held in memory; outlier detection writes "
+                "Roman files from files: save the models (or give the ModelLibrary on_disk) first"
+            )
     elif roman:
-        raise InputError(f"{roman[0].filename}: a Roman WFI image; outlier detection of Roman inputs follows "
-                         "romancal's OutlierDetectionStep (mission 'roman'), not jwst's")
+        raise InputError(
+            f"{roman[0].filename}: a Roman WFI image; outlier detection of Roman inputs follows "
+            "romancal's OutlierDetectionStep (mission 'roman'), not jwst's"
+        )
     if isinstance(params, OutlierParams):
         return OutlierParams.from_kwargs(params, **param_kwargs).with_mission(chosen)
     values = dict(params or {})
@@ -120,8 +136,13 @@ def _association(inputs: Any, storage_options: Mapping[str, Any] | None) -> dict
     return None
 
 
-def skycell_median_wcs(inputs: Any, params: OutlierParams, *, skymap: str | os.PathLike | None = None,
-                       storage_options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+def skycell_median_wcs(
+    inputs: Any,
+    params: OutlierParams,
+    *,
+    skymap: str | os.PathLike | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """The median grid romancal's ``resample_on_skycell`` gives, or ``None`` (the inputs' footprints then).
 
     Under romancal's rules with ``resample_data`` and ``resample_on_skycell``, an association
@@ -251,8 +272,11 @@ def detect_outliers(
         # without resampling jwst keeps only the median (its "blot" is the median itself)
         names = INTERMEDIATE_NAMES.values() if params.resample_data else [INTERMEDIATE_NAMES["median_fits"]]
         extra = [output_dir.join(n) for n in names]
-        blots = ({r.index: output_dir.join(output_name(r.filename, "blot")) for r in resolved}
-                 if params.resample_data else {})
+        blots = (
+            {r.index: output_dir.join(output_name(r.filename, "blot")) for r in resolved}
+            if params.resample_data
+            else {}
+        )
         sources = {real_path(r.path if hasattr(r, "path") else r.source) for r in resolved}
         for p in [*extra, *blots.values()]:
             if real_path(p.url) in sources:
@@ -265,25 +289,36 @@ def detect_outliers(
     handle, client = connect_for_run(client, scheduler)
     token = uuid.uuid4().hex[:12]
     # intermediate products: beside the outputs, or on this machine when every process runs on it
-    root = scratch_root(output_dir.join(f".dask-resample-outliers-{token}"), f"outliers-{token}",
-                        one_node=runs_on_one_node(client))
+    root = scratch_root(
+        output_dir.join(f".dask-resample-outliers-{token}"), f"outliers-{token}", one_node=runs_on_one_node(client)
+    )
     try:
         refs = describe_resolved(resolved, client=client)
         if len(refs) < 2:
             # as jwst 3.0: the step is skipped and records its status as FAILED
             log.warning("outlier detection needs at least 2 inputs, got %d: skipped", len(refs))
-            return _as_paths([write_crf(r, None, crf[r.index], status=rules.skipped_status, overwrite=overwrite)
-                              for r in refs], output_dir)
+            return _as_paths(
+                [write_crf(r, None, crf[r.index], status=rules.skipped_status, overwrite=overwrite) for r in refs],
+                output_dir,
+            )
         work = OutlierWork.under(
             root,
             groups_store=output_dir.join(INTERMEDIATE_NAMES["groups"]) if keep and params.resample_data else None,
             median_store=output_dir.join(INTERMEDIATE_NAMES["median"]) if keep and params.resample_data else None,
         )
-        stage = prepare_stage(refs, params, work, token=token, client=client, tile_shape=tile_shape,
-                              max_output_pixels=max_output_pixels, output_wcs=median_wcs,
-                              crf_paths=dict(enumerate(crf)),
-                              blot_paths=None if not blots else dict(blots),
-                              overwrite=overwrite)
+        stage = prepare_stage(
+            refs,
+            params,
+            work,
+            token=token,
+            client=client,
+            tile_shape=tile_shape,
+            max_output_pixels=max_output_pixels,
+            output_wcs=median_wcs,
+            crf_paths=dict(enumerate(crf)),
+            blot_paths=None if not blots else dict(blots),
+            overwrite=overwrite,
+        )
         records = run_stage(stage, client=client, progress=progress)
         if keep:
             _save_median_fits(stage, output_dir.join(INTERMEDIATE_NAMES["median_fits"]), overwrite=overwrite)
@@ -292,8 +327,9 @@ def detect_outliers(
             handle.close()
         root.remove()
     n_flagged = sum(r["n_flagged"] for r in records.values())
-    log.info("outlier detection: %d pixels flagged in %d inputs in %.1f s", n_flagged, len(refs),
-             time.perf_counter() - t0)
+    log.info(
+        "outlier detection: %d pixels flagged in %d inputs in %.1f s", n_flagged, len(refs), time.perf_counter() - t0
+    )
     return _as_paths([records[r.index]["crf"] for r in refs], output_dir)
 
 

@@ -108,8 +108,10 @@ def blot_median(
     if tiles is not None and allowed_tiles is not None:
         needed = {t.key for t in tiles.overlapping(y0, y1, x0, x1)}
         if not needed <= set(allowed_tiles):
-            raise BlotWindowError(f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
-                                  "outside the planned footprint")
+            raise BlotWindowError(
+                f"blot window {window} reaches median tiles {sorted(needed - set(allowed_tiles))} "
+                "outside the planned footprint"
+            )
     median = zarr.open_array(median_store.zarr_store(read_only=True), path="data", mode="r")
     sub = np.ascontiguousarray(median[y0:y1, x0:x1])
     # each output pixel depends on its own position only: blot a band of rows at a time (bounded temporaries)
@@ -118,6 +120,5 @@ def blot_median(
         shifted = pixmap32[r0:r1].astype(np.float64)
         shifted[..., 0] -= x0
         shifted[..., 1] -= y0
-        blot_image(data=sub, pixmap=shifted, out_img=out[r0:r1], fillval=fillval, iscale=1.0,
-                   interp="linear")
+        blot_image(data=sub, pixmap=shifted, out_img=out[r0:r1], fillval=fillval, iscale=1.0, interp="linear")
     return out

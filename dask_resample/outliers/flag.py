@@ -48,8 +48,10 @@ def _error_array(model: dict[str, Any], filename: str) -> np.ndarray:
     err = model.get("err")
     data = model["data"]
     if err is None or np.shape(err) != np.shape(data):
-        raise InputError(f"{filename}: no error array (ERR) of the data's shape; outlier detection compares "
-                         "each pixel with its error")
+        raise InputError(
+            f"{filename}: no error array (ERR) of the data's shape; outlier detection compares "
+            "each pixel with its error"
+        )
     return np.asarray(err)
 
 
@@ -57,8 +59,17 @@ def _error_array(model: dict[str, Any], filename: str) -> np.ndarray:
 FLAG_BAND_ROWS = 256
 
 
-def flag_resampled_banded(data: np.ndarray, err: np.ndarray, blot: np.ndarray, snr1: float, snr2: float,
-                          scale1: float, scale2: float, backg: float, rows: int = FLAG_BAND_ROWS) -> np.ndarray:
+def flag_resampled_banded(
+    data: np.ndarray,
+    err: np.ndarray,
+    blot: np.ndarray,
+    snr1: float,
+    snr2: float,
+    scale1: float,
+    scale2: float,
+    backg: float,
+    rows: int = FLAG_BAND_ROWS,
+) -> np.ndarray:
     """stcal's ``flag_resampled_crs``, a band of rows at a time, with the same result.
 
     A pixel's flag depends on the blot's derivative at its 3x3 neighbours, which
@@ -125,13 +136,23 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
         pixmap32 = None
         if task.pixmap_path is not None and file_exists(task.pixmap_path):
             (pixmap32,) = load_arrays(task.pixmap_path)
-        blot = blot_median(spec.median_store, spec.median_wcs, spec.median_shape_yx, model["wcs"], data.shape,
-                           stepsize=p.pixmap_stepsize, order=p.pixmap_order,
-                           tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
-                           allowed_tiles=task.allowed_tiles, pixmap32=pixmap32, fillval=p.blot_fill)
+        blot = blot_median(
+            spec.median_store,
+            spec.median_wcs,
+            spec.median_shape_yx,
+            model["wcs"],
+            data.shape,
+            stepsize=p.pixmap_stepsize,
+            order=p.pixmap_order,
+            tiles=TileGrid(spec.median_shape_yx, spec.tile_shape_yx),
+            allowed_tiles=task.allowed_tiles,
+            pixmap32=pixmap32,
+            fillval=p.blot_fill,
+        )
         del pixmap32
-        mask = flag_resampled_banded(data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2,
-                                     effective_backg(model, p.backg))
+        mask = flag_resampled_banded(
+            data, err, blot, p.snr1, p.snr2, p.scale1, p.scale2, effective_backg(model, p.backg)
+        )
     else:
         blot = np.concatenate([load_arrays(b)[0] for b in spec.band_paths])
         if blot.shape != data.shape:
@@ -141,8 +162,12 @@ def flag_task(ref: ExposureRef, upstream: Any, task: FlagTask, spec: FlagSpec) -
     write_mask(task.mask_path, mask)
     if task.pixmap_path is not None:
         remove_file(task.pixmap_path)
-    record: dict[str, Any] = {"index": ref.index, "filename": ref.filename, "n_flagged": int(mask.sum()),
-                              "mask": task.mask_path.url}
+    record: dict[str, Any] = {
+        "index": ref.index,
+        "filename": ref.filename,
+        "n_flagged": int(mask.sum()),
+        "mask": task.mask_path.url,
+    }
     if task.blot_path is not None:
         # the client refused existing files unless ``overwrite``; what exists now is this run's (a retry)
         record["blot"] = write_blot(ref, blot, task.blot_path, overwrite=True)
@@ -173,10 +198,16 @@ def mask_input_task(ref: ExposureRef, task: MaskInputTask) -> dict[str, Any] | T
     data = np.array(model["data"], dtype=np.float32)
     if task.params.rules.stored_variance_weights and model.get("var_rnoise_stored") is False:
         model["var_rnoise"] = None  # as the reference reads the file: no var_rnoise, unit weights
-    weight = build_driz_weight(model, weight_type=rp.weight_type, good_bits=rp.good_bits,
-                               flag_name_map=rp.flag_name_map)
+    weight = build_driz_weight(
+        model, weight_type=rp.weight_type, good_bits=rp.good_bits, flag_name_map=rp.flag_name_map
+    )
     threshold = compute_weight_threshold(weight, task.params.maskpt)
     data[weight < threshold] = np.nan
     save_arrays(task.path, data)
-    return {"index": ref.index, "filename": ref.filename, "path": task.path, "shape": list(data.shape),
-            "threshold": float(threshold)}
+    return {
+        "index": ref.index,
+        "filename": ref.filename,
+        "path": task.path,
+        "shape": list(data.shape),
+        "threshold": float(threshold),
+    }

@@ -53,11 +53,15 @@ class OutlierWork:
     median_store: Location
 
     @classmethod
-    def under(cls, root: Location, *, groups_store: Location | None = None,
-              median_store: Location | None = None) -> OutlierWork:
+    def under(
+        cls, root: Location, *, groups_store: Location | None = None, median_store: Location | None = None
+    ) -> OutlierWork:
         """The layout under ``root``; the two stores may live elsewhere (``save_intermediate_results``)."""
-        return cls(root=root, groups_store=groups_store or root.join("groups.zarr"),
-                   median_store=median_store or root.join("median.zarr"))
+        return cls(
+            root=root,
+            groups_store=groups_store or root.join("groups.zarr"),
+            median_store=median_store or root.join("median.zarr"),
+        )
 
     @property
     def scratch(self) -> Location:
@@ -94,8 +98,13 @@ class OutlierGraph:
 
     def as_mosaic_graph(self, scratch: Any) -> MosaicGraph:
         """The graph whose outputs are the flag tasks (for :func:`dask_resample.execution.graph.run_graph`)."""
-        return MosaicGraph(dsk=self.dsk, tile_keys=[self.flag_keys[i] for i in sorted(self.flag_keys)],
-                           keys=GraphKeys(self.token), scratch=scratch, names=self.names)
+        return MosaicGraph(
+            dsk=self.dsk,
+            tile_keys=[self.flag_keys[i] for i in sorted(self.flag_keys)],
+            keys=GraphKeys(self.token),
+            scratch=scratch,
+            names=self.names,
+        )
 
 
 def _ring(keys: Sequence[tuple[int, int]], n_tiles_yx: tuple[int, int]) -> tuple[tuple[int, int], ...]:
@@ -135,9 +144,15 @@ def build_outlier_graph(
         ``input index -> path`` of the files to write (checked beforehand by the caller).
     """
     reuse = bool(config.get("outliers.reuse-pixmap"))
-    groups = build_graph(plan, store_path=work.groups_store, arrays=("data", "wht"), token=token,
-                         scratch_root=work.scratch, fast_pixmap=False,
-                         pixmap_dir=work.pixmaps if reuse else None)
+    groups = build_graph(
+        plan,
+        store_path=work.groups_store,
+        arrays=("data", "wht"),
+        token=token,
+        scratch_root=work.scratch,
+        fast_pixmap=False,
+        pixmap_dir=work.pixmaps if reuse else None,
+    )
     k = groups.keys
     dsk = dict(groups.dsk)
     tiles_of: dict[str, list[tuple[int, int]]] = {}
@@ -148,16 +163,24 @@ def build_outlier_graph(
     threshold_key = {g: (f"threshold-{token}", g) for g in plan.groups}
     for g in plan.groups:
         keys = tuple(tiles_of.get(g, ()))
-        dsk[threshold_key[g]] = (threshold_task, [k.tile(g, key) for key in keys],
-                                 ThresholdTask(store=work.groups_store, group=g, tile_keys=keys,
-                                               tile_shape_yx=tile_shape, shape_yx=shape, maskpt=params.maskpt))
+        dsk[threshold_key[g]] = (
+            threshold_task,
+            [k.tile(g, key) for key in keys],
+            ThresholdTask(
+                store=work.groups_store,
+                group=g,
+                tile_keys=keys,
+                tile_shape_yx=tile_shape,
+                shape_yx=shape,
+                maskpt=params.maskpt,
+            ),
+        )
     fill = float(plan.params.fill_value)
     every_tile = not math.isnan(fill)  # groups may then give non-NaN values where they have no input
     reached: dict[tuple[int, int], list[str]] = {}
     for g, key in plan.contributions:
         reached.setdefault(key, []).append(g)
-    tile_list = ([t.key for t in plan.tiles.overlapping(0, shape[0], 0, shape[1])] if every_tile
-                 else sorted(reached))
+    tile_list = [t.key for t in plan.tiles.overlapping(0, shape[0], 0, shape[1])] if every_tile else sorted(reached)
     median_key = {}
     median_store = StoreSpec(location=work.median_store, group="", arrays=("data",))
     all_thresholds = (f"thresholds-{token}",)
@@ -170,29 +193,57 @@ def build_outlier_graph(
         needed = plan.groups if every_tile else gs
         mk = (f"median-{token}", *key)
         median_key[key] = mk
-        dsk[mk] = (median_tile_task, [k.tile(g, key) for g in gs],
-                   all_thresholds if every_tile else [threshold_key[g] for g in needed],
-                   MedianTile(groups_store=work.groups_store, groups=gs,
-                              all_groups=tuple(plan.groups) if every_tile else gs,
-                              threshold_groups=tuple(needed), fill=fill,
-                              ty=key[0], tx=key[1], y0=tile.y0, x0=tile.x0, shape_yx=tile.shape_yx,
-                              store=median_store))
+        dsk[mk] = (
+            median_tile_task,
+            [k.tile(g, key) for g in gs],
+            all_thresholds if every_tile else [threshold_key[g] for g in needed],
+            MedianTile(
+                groups_store=work.groups_store,
+                groups=gs,
+                all_groups=tuple(plan.groups) if every_tile else gs,
+                threshold_groups=tuple(needed),
+                fill=fill,
+                ty=key[0],
+                tx=key[1],
+                y0=tile.y0,
+                x0=tile.x0,
+                shape_yx=tile.shape_yx,
+                store=median_store,
+            ),
+        )
     flag_keys = {}
     spec_key = f"flag-spec-{token}"
-    dsk[spec_key] = FlagSpec(params=params, median_store=work.median_store, median_wcs=plan.grid.wcs,
-                             median_shape_yx=shape, tile_shape_yx=tile_shape)
+    dsk[spec_key] = FlagSpec(
+        params=params,
+        median_store=work.median_store,
+        median_wcs=plan.grid.wcs,
+        median_shape_yx=shape,
+        tile_shape_yx=tile_shape,
+    )
     for ref in plan.refs:
         allowed = _ring(plan.exposure_tiles.get(ref.index, ()), plan.tiles.n_tiles_yx)
         fk = (f"flag-{token}", ref.index)
         flag_keys[ref.index] = fk
-        dsk[fk] = (flag_task, ref, [median_key[t] for t in allowed if t in median_key],
-                   FlagTask(mask_path=work.mask(ref.index), allowed_tiles=allowed,
-                            pixmap_path=pixmap_path(work.pixmaps, ref.index) if reuse else None,
-                            crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)),
-                   spec_key)
-    return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in plan.refs},
-                        n_median_tasks=len(median_key))
+        dsk[fk] = (
+            flag_task,
+            ref,
+            [median_key[t] for t in allowed if t in median_key],
+            FlagTask(
+                mask_path=work.mask(ref.index),
+                allowed_tiles=allowed,
+                pixmap_path=pixmap_path(work.pixmaps, ref.index) if reuse else None,
+                crf_path=None if crf_paths is None else crf_paths[ref.index],
+                blot_path=None if blot_paths is None else blot_paths.get(ref.index),
+            ),
+            spec_key,
+        )
+    return OutlierGraph(
+        dsk=dsk,
+        flag_keys=flag_keys,
+        token=token,
+        names={r.index: r.filename for r in plan.refs},
+        n_median_tasks=len(median_key),
+    )
 
 
 def build_direct_graph(
@@ -230,10 +281,21 @@ def build_direct_graph(
     for ref in refs:
         fk = (f"flag-{token}", ref.index)
         flag_keys[ref.index] = fk
-        dsk[fk] = (flag_task, ref, band_keys,
-                   FlagTask(mask_path=work.mask(ref.index),
-                            crf_path=None if crf_paths is None else crf_paths[ref.index],
-                            blot_path=None if blot_paths is None else blot_paths.get(ref.index)),
-                   spec_key)
-    return OutlierGraph(dsk=dsk, flag_keys=flag_keys, token=token, names={r.index: r.filename for r in refs},
-                        n_median_tasks=len(band_keys))
+        dsk[fk] = (
+            flag_task,
+            ref,
+            band_keys,
+            FlagTask(
+                mask_path=work.mask(ref.index),
+                crf_path=None if crf_paths is None else crf_paths[ref.index],
+                blot_path=None if blot_paths is None else blot_paths.get(ref.index),
+            ),
+            spec_key,
+        )
+    return OutlierGraph(
+        dsk=dsk,
+        flag_keys=flag_keys,
+        token=token,
+        names={r.index: r.filename for r in refs},
+        n_median_tasks=len(band_keys),
+    )

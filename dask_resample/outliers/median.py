@@ -57,8 +57,9 @@ class MedianTile:
 
 
 @worker_task(lambda tile_records, threshold_values, task: f"median tile {task.ty},{task.tx}")
-def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any],
-                     task: MedianTile) -> dict | TaskFailure:
+def median_tile_task(
+    tile_records: Sequence[Any], threshold_values: Sequence[Any], task: MedianTile
+) -> dict | TaskFailure:
     """Median of one tile across groups, written to the median store (a worker task).
 
     ``threshold_values`` are the thresholds of ``task.threshold_groups``, in that order.
@@ -83,9 +84,12 @@ def median_tile_task(tile_records: Sequence[Any], threshold_values: Sequence[Any
     arrays = {}
     for g in task.groups:
         gpath = _group_path(g)
-        arrays[g] = tuple(zarr.open_array(task.groups_store.zarr_store(read_only=True),
-                                          path=f"{gpath}/{name}" if gpath else name, mode="r")
-                          for name in ("data", "wht"))
+        arrays[g] = tuple(
+            zarr.open_array(
+                task.groups_store.zarr_store(read_only=True), path=f"{gpath}/{name}" if gpath else name, mode="r"
+            )
+            for name in ("data", "wht")
+        )
     # rows at a time, so that the stack stays within MEDIAN_STACK_BYTES however many groups overlap
     rows = max(1, min(ny, MEDIAN_STACK_BYTES // max(1, n * nx * 4)))
     for r0 in range(0, ny if n else 0, rows):
@@ -123,4 +127,3 @@ def median_band_task(masked: Sequence[Any], rows: tuple[int, int], out_path: Loc
     for k, r in enumerate(masked):
         cube[k] = load_arrays(r["path"], mmap=True)[0][r0:r1]
     return save_arrays(out_path, nanmedian3D(cube))
-

@@ -108,22 +108,38 @@ class OutlierParams:
     pixfrac: float = PIXFRAC.field(1.0, help="pixel shrink factor of the group drizzle, in (0, 1]")
     kernel: str = KERNEL.field("square", help="drizzle kernel of the group drizzle", choices=OUTLIER_KERNELS)
     fillval: float | str | None = FILLVAL.field("NAN", help="value of group-image pixels without input")
-    maskpt: float = Parameter("fraction of each group's mean weight below which its pixels are left out of the "
-                              "median", CommandLineForm("--maskpt", parse_number, "F"), check_finite).field(0.7)
-    snr: str = Parameter("signal-to-noise thresholds before and after smoothing",
-                         CommandLineForm("--snr", _pair_text, "'S1 S2'"), _check_pair).field("5.0 4.0")
-    scale: str = Parameter("scales of the blot derivative before and after smoothing",
-                           CommandLineForm("--scale", _pair_text, "'F1 F2'"), _check_pair).field("1.2 0.7")
-    backg: float = Parameter("background level added to the blotted median",
-                             CommandLineForm("--backg", parse_number, "LEVEL"), check_finite).field(0.0)
-    resample_data: bool = switch(True, "take the median of the inputs on their own pixel grid (all inputs of one "
-                                 "shape), without drizzling", "--no-resample-data", negate=True)
+    maskpt: float = Parameter(
+        "fraction of each group's mean weight below which its pixels are left out of the median",
+        CommandLineForm("--maskpt", parse_number, "F"),
+        check_finite,
+    ).field(0.7)
+    snr: str = Parameter(
+        "signal-to-noise thresholds before and after smoothing",
+        CommandLineForm("--snr", _pair_text, "'S1 S2'"),
+        _check_pair,
+    ).field("5.0 4.0")
+    scale: str = Parameter(
+        "scales of the blot derivative before and after smoothing",
+        CommandLineForm("--scale", _pair_text, "'F1 F2'"),
+        _check_pair,
+    ).field("1.2 0.7")
+    backg: float = Parameter(
+        "background level added to the blotted median", CommandLineForm("--backg", parse_number, "LEVEL"), check_finite
+    ).field(0.0)
+    resample_data: bool = switch(
+        True,
+        "take the median of the inputs on their own pixel grid (all inputs of one shape), without drizzling",
+        "--no-resample-data",
+        negate=True,
+    )
     good_bits: int | str | None = GOOD_BITS.field("~DO_NOT_USE", help="DQ flags treated as good")
     pixmap_stepsize: float = PIXMAP_STEPSIZE.field(1.0, help="pixel-map sampling step (1: every pixel)")
     pixmap_order: int = PIXMAP_ORDER.field(1)
     save_intermediate_results: bool = switch(
-        False, "also write the group images and the median (Zarr and FITS) and the blotted images (FITS)",
-        "--save-intermediate-results")
+        False,
+        "also write the group images and the median (Zarr and FITS) and the blotted images (FITS)",
+        "--save-intermediate-results",
+    )
     #: Whose step's rules apply (:data:`OUTLIER_RULES`); ``None``: decided from the inputs
     #: (``"roman"`` for Roman WFI inputs, else ``"jwst"``). Not a parameter of the step.
     mission: str | None = field(default=None, compare=True)
@@ -284,20 +300,32 @@ ROMAN_OUTLIER_DEFAULTS: Mapping[str, Any] = {
 
 #: Mission -> the rules of its ``OutlierDetectionStep`` (jwst 3.0, romancal 1.1).
 OUTLIER_RULES: Mapping[str, OutlierRules] = {
-    "jwst": OutlierRules(defaults={}, weight_type=None, blot_with_fillval=False, stored_variance_weights=False,
-                         skipped_status="FAILED", suffix="crf"),
+    "jwst": OutlierRules(
+        defaults={},
+        weight_type=None,
+        blot_with_fillval=False,
+        stored_variance_weights=False,
+        skipped_status="FAILED",
+        suffix="crf",
+    ),
     # romancal's step gives ResampleData and build_driz_weight "ivm" whatever weight_type is (the latter the
     # datamodel itself), hands fillval to gwcs_blot; its MosaicPipeline saves the step's outputs with the
     # suffix "outlier_detection"
-    "roman": OutlierRules(defaults=ROMAN_OUTLIER_DEFAULTS, weight_type="ivm", blot_with_fillval=True,
-                          stored_variance_weights=True, skipped_status="SKIPPED",
-                          suffix="outlier_detection"),
+    "roman": OutlierRules(
+        defaults=ROMAN_OUTLIER_DEFAULTS,
+        weight_type="ivm",
+        blot_with_fillval=True,
+        stored_variance_weights=True,
+        skipped_status="SKIPPED",
+        suffix="outlier_detection",
+    ),
 }
 assert set(OUTLIER_RULES) == set(MISSIONS)
 
 
-def outlier_step_params(mission: str, params: OutlierParams | Mapping[str, Any] | None = None,
-                        **kwargs: Any) -> OutlierParams:
+def outlier_step_params(
+    mission: str, params: OutlierParams | Mapping[str, Any] | None = None, **kwargs: Any
+) -> OutlierParams:
     """A record under ``mission``'s rules, with its step's defaults below ``params`` and ``kwargs``.
 
     Parameters

@@ -21,15 +21,32 @@ from ..inputs.drivers import driver_for
 from ..inputs.records import ExposureRef, InputError, InputSource
 from ..store.location import Location, as_location
 
-__all__ = ["CRF_SUFFIX", "KNOWN_SUFFIXES", "OUTPUT_EXTENSIONS", "output_name", "planned_outputs", "write_blot",
-           "write_crf"]
+__all__ = [
+    "CRF_SUFFIX",
+    "KNOWN_SUFFIXES",
+    "OUTPUT_EXTENSIONS",
+    "output_name",
+    "planned_outputs",
+    "write_blot",
+    "write_crf",
+]
 
 #: Suffix of the step's output files.
 CRF_SUFFIX = "crf"
 
 #: Pipeline suffixes replaced by the output suffix (``jw..._cal.fits`` -> ``jw..._crf.fits``).
-KNOWN_SUFFIXES: tuple[str, ...] = ("cal", "crf", "rate", "rateints", "calints", "i2d", "bsub", "skysub", "flat",
-                                   "outlier_detection")
+KNOWN_SUFFIXES: tuple[str, ...] = (
+    "cal",
+    "crf",
+    "rate",
+    "rateints",
+    "calints",
+    "i2d",
+    "bsub",
+    "skysub",
+    "flat",
+    "outlier_detection",
+)
 
 #: Input kind -> extension of its flagged file (the input's own format; FITS unless listed).
 OUTPUT_EXTENSIONS: dict[str, str] = {"roman": ".asdf"}
@@ -45,8 +62,9 @@ def output_name(filename: str, suffix: str = CRF_SUFFIX, ext: str = ".fits") -> 
     return f"{root}_{suffix}{ext}"
 
 
-def planned_outputs(refs: Sequence[InputSource | ExposureRef], output_dir: Location, *,
-                    overwrite: bool, suffix: str = CRF_SUFFIX) -> list[Location]:
+def planned_outputs(
+    refs: Sequence[InputSource | ExposureRef], output_dir: Location, *, overwrite: bool, suffix: str = CRF_SUFFIX
+) -> list[Location]:
     """Paths of the flagged files (``<root>_<suffix>`` in each input's format), checked before any work.
 
     Raises
@@ -80,15 +98,22 @@ def _atomic(path: Location, write: Any, overwrite: bool) -> str:
     return write_atomic(path, write)
 
 
-def write_crf(ref: ExposureRef, mask: np.ndarray | None, path: str | os.PathLike | Location, *, status: str,
-              overwrite: bool = False) -> str:
+def write_crf(
+    ref: ExposureRef,
+    mask: np.ndarray | None,
+    path: str | os.PathLike | Location,
+    *,
+    status: str,
+    overwrite: bool = False,
+) -> str:
     """Write one input with its outliers flagged (``mask`` ``None``: unchanged, e.g. a skipped step)."""
     driver = driver_for(ref.kind)
     return _atomic(as_location(path), lambda tmp: driver.write_flagged(ref, mask, tmp, status=status), overwrite)
 
 
-def write_blot(ref: ExposureRef, blot: np.ndarray, path: str | os.PathLike | Location, *,
-               overwrite: bool = False) -> str:
+def write_blot(
+    ref: ExposureRef, blot: np.ndarray, path: str | os.PathLike | Location, *, overwrite: bool = False
+) -> str:
     """Write the median blotted onto one input as a FITS image (``*_blot.fits``)."""
     from astropy.io import fits
 

@@ -52,12 +52,15 @@ def check_mission(refs: Sequence[Any], params: OutlierParams, *, writes_files: b
     if not roman:
         return
     if not writes_files:
-        raise InputError(f"{roman[0].filename}: resample(..., outliers=...) takes JWST inputs only; flag Roman "
-                         "inputs with detect_outliers() (romancal's rules) or 'dask-resample outliers', then "
-                         "resample the *_outlier_detection.asdf files")
+        raise InputError(
+            f"{roman[0].filename}: resample(..., outliers=...) takes JWST inputs only; flag Roman "
+            "inputs with detect_outliers() (romancal's rules) or 'dask-resample outliers', then "
+            "resample the *_outlier_detection.asdf files"
+        )
     if params.mission != "roman":
-        raise InputError(f"{roman[0].filename}: outlier detection of Roman inputs follows romancal's rules "
-                         "(mission 'roman')")
+        raise InputError(
+            f"{roman[0].filename}: outlier detection of Roman inputs follows romancal's rules (mission 'roman')"
+        )
 
 
 def plan_stage(
@@ -82,8 +85,15 @@ def plan_stage(
     check_mission(refs, params, writes_files=writes_files)
     if not params.resample_data:
         return None
-    return plan_mosaic(list(refs), mode="many_to_many", params=params.resample_params(), tile_shape=tile_shape,
-                       client=client, max_output_pixels=max_output_pixels, output_wcs=output_wcs)
+    return plan_mosaic(
+        list(refs),
+        mode="many_to_many",
+        params=params.resample_params(),
+        tile_shape=tile_shape,
+        client=client,
+        max_output_pixels=max_output_pixels,
+        output_wcs=output_wcs,
+    )
 
 
 def prepare_stage(
@@ -133,24 +143,47 @@ def prepare_stage(
             shape = client.submit(load_wcs, refs[0], pure=False).result()[1]
         else:
             shape = load_wcs(refs[0])[1]
-        graph = build_direct_graph(refs, params, work, token=token, shape_yx=tuple(shape), crf_paths=crf_paths,
-                                   blot_paths=blot_paths)
+        graph = build_direct_graph(
+            refs, params, work, token=token, shape_yx=tuple(shape), crf_paths=crf_paths, blot_paths=blot_paths
+        )
         return OutlierStage(graph=graph, work=work, plan=None)
     rp = params.resample_params()
     if plan is None:
-        plan = plan_stage(refs, params, client=client, tile_shape=tile_shape, max_output_pixels=max_output_pixels,
-                          output_wcs=output_wcs, writes_files=crf_paths is not None)
+        plan = plan_stage(
+            refs,
+            params,
+            client=client,
+            tile_shape=tile_shape,
+            max_output_pixels=max_output_pixels,
+            output_wcs=output_wcs,
+            writes_files=crf_paths is not None,
+        )
     assert plan is not None  # resample_data: plan_stage gives a plan
     fills = empty_pixel_values(rp, plan.grid.pixel_scale_ratio)
     for store in (work.groups_store, work.median_store):
         prepare_output(store, overwrite=overwrite)
-    create_plan_store(plan, work.groups_store, mode="many_to_many", arrays=("data", "wht"),
-                      fill_values={"data": fills["data"], "wht": fills["wht"]},
-                      extra_attrs={"product": "outlier detection: group images", "outliers": params.to_dict()})
-    create_plan_store(plan, work.median_store, mode="many_to_one", arrays=("data",),
-                      fill_values={"data": fills["data"].dtype.type(math.nan)},
-                      extra_attrs={"product": "outlier detection: median", "outliers": params.to_dict()})
+    create_plan_store(
+        plan,
+        work.groups_store,
+        mode="many_to_many",
+        arrays=("data", "wht"),
+        fill_values={"data": fills["data"], "wht": fills["wht"]},
+        extra_attrs={"product": "outlier detection: group images", "outliers": params.to_dict()},
+    )
+    create_plan_store(
+        plan,
+        work.median_store,
+        mode="many_to_one",
+        arrays=("data",),
+        fill_values={"data": fills["data"].dtype.type(math.nan)},
+        extra_attrs={"product": "outlier detection: median", "outliers": params.to_dict()},
+    )
     graph = build_outlier_graph(plan, params, work, token=token, crf_paths=crf_paths, blot_paths=blot_paths)
-    log.info("outlier detection: %d groups on a %d x %d grid, %d median tiles, %d inputs", len(plan.groups),
-             *plan.grid.shape_yx, graph.n_median_tasks, len(refs))
+    log.info(
+        "outlier detection: %d groups on a %d x %d grid, %d median tiles, %d inputs",
+        len(plan.groups),
+        *plan.grid.shape_yx,
+        graph.n_median_tasks,
+        len(refs),
+    )
     return OutlierStage(graph=graph, work=work, plan=plan)

@@ -43,8 +43,9 @@ class ThresholdTask:
     maskpt: float
 
 
-def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[int, int]],
-                        tiles: TileGrid) -> np.ndarray:
+def group_weight_values(
+    store: Location, group: str, tile_keys: Sequence[tuple[int, int]], tiles: TileGrid
+) -> np.ndarray:
     """The group image's finite, non-zero weights in row-major order of the whole image.
 
     Reads one band of tile rows at a time (only the group's tiles hold weight;
@@ -60,7 +61,7 @@ def group_weight_values(store: Location, group: str, tile_keys: Sequence[tuple[i
     parts = []
     for ty in sorted(by_row):
         first, last = tiles.tile(ty, min(by_row[ty])), tiles.tile(ty, max(by_row[ty]))
-        band = np.asarray(wht[first.y0:first.y1, first.x0:last.x1])
+        band = np.asarray(wht[first.y0 : first.y1, first.x0 : last.x1])
         parts.append(band[np.isfinite(band) & (band != 0)])
         del band
     if not parts:
@@ -75,7 +76,5 @@ def threshold_task(tile_records: Sequence[Any], task: ThresholdTask) -> np.float
     """Weight threshold of one group (a worker task), after the group's tiles are written."""
     from stcal.outlier_detection.utils import compute_weight_threshold
 
-    values = group_weight_values(task.store, task.group, task.tile_keys,
-                                 TileGrid(task.shape_yx, task.tile_shape_yx))
+    values = group_weight_values(task.store, task.group, task.tile_keys, TileGrid(task.shape_yx, task.tile_shape_yx))
     return np.float64(compute_weight_threshold(values, task.maskpt))
-

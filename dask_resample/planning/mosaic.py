@@ -223,8 +223,9 @@ def create_plan_store(
     shard_tiles_yx : tuple of int
         Tiles per Zarr shard (``(1, 1)``: no sharding).
     """
-    root = plan_root_attrs(plan, mode=mode, arrays=arrays, fingerprint=fingerprint, extra_attrs=extra_attrs,
-                           shard_tiles_yx=shard_tiles_yx)
+    root = plan_root_attrs(
+        plan, mode=mode, arrays=arrays, fingerprint=fingerprint, extra_attrs=extra_attrs, shard_tiles_yx=shard_tiles_yx
+    )
     if mode == "many_to_many" or plan.mode == "many_to_one":
         groups = {
             g: {"attrs": _metadata(plan, mode, g) | {"group_id": g}, "n_ctx_planes": plan.n_ctx_planes(g)}
@@ -233,7 +234,13 @@ def create_plan_store(
     else:  # one output on the grid of a many-to-many plan (the outlier median)
         groups = {"": {"attrs": {}, "n_ctx_planes": 1}}
     create_store(
-        output, groups=groups, root_attrs=root, shape_yx=plan.grid.shape_yx,
-        tile_shape_yx=plan.tiles.tile_shape_yx, arrays=tuple(arrays), fill_values=fill_values,
-        many_to_many=(mode == "many_to_many"), shard_tiles_yx=shard_tiles_yx,
+        output,
+        groups=groups,
+        root_attrs=root,
+        shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=plan.tiles.tile_shape_yx,
+        arrays=tuple(arrays),
+        fill_values=fill_values,
+        many_to_many=(mode == "many_to_many"),
+        shard_tiles_yx=shard_tiles_yx,
     )

@@ -113,8 +113,11 @@ def compute_footprints(refs: Sequence[ExposureRef], out_wcs: Any) -> list[Footpr
         area = ref.pixelarea_steradians
         mag = math.sqrt(area / out_area) if area and out_area > 0 else 1.0
         pad = 0.02 * max(x.max() - x.min(), y.max() - y.min()) + 4.0
-        out.append(Footprint(ref.index, float(y.min() - pad), float(y.max() + pad), float(x.min() - pad),
-                             float(x.max() + pad), mag))
+        out.append(
+            Footprint(
+                ref.index, float(y.min() - pad), float(y.max() + pad), float(x.min() - pad), float(x.max() + pad), mag
+            )
+        )
     return out
 
 
@@ -122,12 +125,19 @@ def _pixel_area_sr(wcs: Any) -> float:
     """Area of the output pixel at the grid's centre, in steradians."""
     ny, nx = wcs.array_shape
     cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
-    ra, dec = (np.radians(np.asarray(v, float))
-               for v in wcs.pixel_to_world_values(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0])))
+    ra, dec = (
+        np.radians(np.asarray(v, float))
+        for v in wcs.pixel_to_world_values(np.array([cx, cx + 1.0, cx]), np.array([cy, cy, cy + 1.0]))
+    )
 
     def sep(i: int) -> float:
-        return float(np.arccos(np.clip(np.sin(dec[0]) * np.sin(dec[i])
-                                       + np.cos(dec[0]) * np.cos(dec[i]) * np.cos(ra[i] - ra[0]), -1.0, 1.0)))
+        return float(
+            np.arccos(
+                np.clip(
+                    np.sin(dec[0]) * np.sin(dec[i]) + np.cos(dec[0]) * np.cos(dec[i]) * np.cos(ra[i] - ra[0]), -1.0, 1.0
+                )
+            )
+        )
 
     return sep(1) * sep(2)
 
@@ -183,9 +193,11 @@ class MosaicPlan:
     def __repr__(self) -> str:
         ny, nx = self.grid.shape_yx
         nty, ntx = self.tiles.n_tiles_yx
-        return (f"<MosaicPlan {self.mode}: {len(self.refs)} inputs ({len(self.skipped)} skipped), "
-                f"grid {ny} x {nx} px, {len(self.contributions)} of {nty * ntx} tiles of "
-                f"{self.tiles.tile_shape_yx[0]} x {self.tiles.tile_shape_yx[1]} px, {len(self.groups)} group(s)>")
+        return (
+            f"<MosaicPlan {self.mode}: {len(self.refs)} inputs ({len(self.skipped)} skipped), "
+            f"grid {ny} x {nx} px, {len(self.contributions)} of {nty * ntx} tiles of "
+            f"{self.tiles.tile_shape_yx[0]} x {self.tiles.tile_shape_yx[1]} px, {len(self.groups)} group(s)>"
+        )
 
     def summary(self) -> str:
         """A few lines describing the plan (grid, tiles, inputs per tile, skipped inputs)."""

@@ -41,6 +41,7 @@ from .export import EXTENSION_NAMES, write_plain_fits
 
 __all__ = ["MosaicAccessor"]
 
+
 def _popcount(planes: np.ndarray) -> np.ndarray:
     """Number of set bits of int32 context planes, per element."""
     bits = np.ascontiguousarray(planes, dtype=np.int32).view(np.uint32)
@@ -280,8 +281,9 @@ class MosaicAccessor:
         return values[0], values[1]
 
     # -- products ----------------------------------------------------------
-    def to_fits(self, path: str | os.PathLike, *, overwrite: bool = False,
-                storage_options: Mapping[str, Any] | None = None) -> Path | str:
+    def to_fits(
+        self, path: str | os.PathLike, *, overwrite: bool = False, storage_options: Mapping[str, Any] | None = None
+    ) -> Path | str:
         """Write the Dataset as a FITS file with WCS.
 
         The plain-FITS layout of :func:`dask_resample.products.export.export_fits`

@@ -221,8 +221,21 @@ def _write_image_model(out: Path, arrays: Mapping[str, np.ndarray], meta: Mappin
 
 
 _WCSINFO_KEYS = (
-    "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CTYPE1", "CTYPE2",
-    "CUNIT1", "CUNIT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "RADESYS",
+    "CRPIX1",
+    "CRPIX2",
+    "CRVAL1",
+    "CRVAL2",
+    "CDELT1",
+    "CDELT2",
+    "CTYPE1",
+    "CTYPE2",
+    "CUNIT1",
+    "CUNIT2",
+    "PC1_1",
+    "PC1_2",
+    "PC2_1",
+    "PC2_2",
+    "RADESYS",
 )
 
 

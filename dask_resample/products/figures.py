@@ -190,8 +190,9 @@ def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label
         ax.plot([x, x], [y_edges[0], y_edges[-1]], color="0.15", linewidth=0.9, zorder=3)
     for y in y_edges:
         ax.plot([x_edges[0], x_edges[-1]], [y, y], color="0.15", linewidth=0.9, zorder=3)
-    ax.plot([-0.5, nx - 0.5, nx - 0.5, -0.5, -0.5], [-0.5, -0.5, ny - 0.5, ny - 0.5, -0.5], color="black",
-            linewidth=1.2)
+    ax.plot(
+        [-0.5, nx - 0.5, nx - 0.5, -0.5, -0.5], [-0.5, -0.5, ny - 0.5, ny - 0.5, -0.5], color="black", linewidth=1.2
+    )
 
     skipped = set(plan.skipped)
     if label_inputs is None:
@@ -210,8 +211,16 @@ def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label
             xs_all.extend(px.tolist())
             ys_all.extend(py.tolist())
             if label_inputs:
-                ax.text(float(np.mean(px[:-1])), float(np.mean(py[:-1])), str(ref.index), fontsize=7,
-                        ha="center", va="center", color="0.35" if is_skipped else "red", zorder=5)
+                ax.text(
+                    float(np.mean(px[:-1])),
+                    float(np.mean(py[:-1])),
+                    str(ref.index),
+                    fontsize=7,
+                    ha="center",
+                    va="center",
+                    color="0.35" if is_skipped else "red",
+                    zorder=5,
+                )
     pad_x = 0.03 * (max(xs_all) - min(xs_all))
     pad_y = 0.03 * (max(ys_all) - min(ys_all))
     ax.set_xlim(min(xs_all) - pad_x, max(xs_all) + pad_x)
@@ -222,8 +231,10 @@ def coverage_png(plan: Any, out_png: str | os.PathLike, *, dpi: int = 110, label
     ticks = _colorbar_ticks(top)
     fig.colorbar(mesh, ax=ax, label="inputs per tile", ticks=ticks, shrink=0.85)
     n_used = int(np.count_nonzero(counts))
-    title = (f"{len(plan.refs)} inputs ({len(skipped)} skipped), grid {ny} x {nx} px, "
-             f"{n_used}/{nty * ntx} tiles of {sy} x {sx} px")
+    title = (
+        f"{len(plan.refs)} inputs ({len(skipped)} skipped), grid {ny} x {nx} px, "
+        f"{n_used}/{nty * ntx} tiles of {sy} x {sx} px"
+    )
     ax.set_title(title, fontsize=10)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=dpi)

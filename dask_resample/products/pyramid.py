@@ -224,21 +224,22 @@ def multiscales_metadata(names: list[str], levels: list[int]) -> list[dict[str, 
             axes = [{"name": "plane", "type": "channel"}, *axes]
         datasets = [{"path": name, "coordinateTransformations": _transforms(0, n_lead)}]
         datasets += [
-            {"path": f"{LEVELS_GROUP}/{k}/{name}", "coordinateTransformations": _transforms(k, n_lead)}
-            for k in levels
+            {"path": f"{LEVELS_GROUP}/{k}/{name}", "coordinateTransformations": _transforms(k, n_lead)} for k in levels
         ]
-        entries.append({
-            "version": "0.4",
-            "name": name,
-            "axes": axes,
-            "datasets": datasets,
-            "type": METHOD,
-            "metadata": {
-                "description": "2x2 blocks: weighted mean (weights 'wht') for data, sum for wht, "
-                "propagated error/variance for err/var_*, bitwise OR for con/dq",
-                "units": "coordinateTransformations are in level-0 mosaic pixels",
-            },
-        })
+        entries.append(
+            {
+                "version": "0.4",
+                "name": name,
+                "axes": axes,
+                "datasets": datasets,
+                "type": METHOD,
+                "metadata": {
+                    "description": "2x2 blocks: weighted mean (weights 'wht') for data, sum for wht, "
+                    "propagated error/variance for err/var_*, bitwise OR for con/dq",
+                    "units": "coordinateTransformations are in level-0 mosaic pixels",
+                },
+            }
+        )
     return entries
 
 
@@ -284,8 +285,7 @@ def _write_group(path: Location, group: str, n_levels: int, client: Any) -> None
     wcs0 = gwcs_from_text(meta["wcs_asdf"])
     level_group = zg.require_group(LEVELS_GROUP)
     for k in range(1, n_levels + 1):
-        finer = {n: da.from_zarr(zarr.open_array(store, path=_component(group, k - 1, n), mode="r"))
-                 for n in names}
+        finer = {n: da.from_zarr(zarr.open_array(store, path=_component(group, k - 1, n), mode="r")) for n in names}
         coarse = downsample(finer, tile, fill)
         shape_k = level_shape(shape0, k)
         lg = level_group.create_group(str(k))

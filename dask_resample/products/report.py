@@ -47,8 +47,9 @@ def plan_summary(plan: Any) -> str:
         f"groups:          {len(plan.groups)}" + ("" if plan.groups != ("",) else " (one mosaic)"),
     ]
     if used.size:
-        lines.append(f"inputs per tile: min {int(used.min())}, median {float(np.median(used)):g}, "
-                     f"max {int(used.max())}")
+        lines.append(
+            f"inputs per tile: min {int(used.min())}, median {float(np.median(used)):g}, max {int(used.max())}"
+        )
         per_input = [len(plan.exposure_tiles.get(r.index, ())) for r in plan.refs if r.index not in plan.skipped]
         lines.append(f"tiles per input: min {min(per_input)}, max {max(per_input)}")
     for i in plan.skipped:

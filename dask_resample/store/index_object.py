@@ -81,7 +81,8 @@ class IndexObject:
     indexes: Mapping[str, Mapping[ShardCoords, bytes]]
     digest: str
     _entries: dict[str, dict[str, tuple[bytes | None, ShardLayout]]] = field(
-        default_factory=dict, repr=False, compare=False)
+        default_factory=dict, repr=False, compare=False
+    )
 
     def store_entries(self, prefix: str = "") -> dict[str, tuple[bytes | None, ShardLayout]]:
         """Store key -> (index bytes, or None for a missing shard; layout), keys below ``prefix``.
@@ -110,8 +111,9 @@ def _member(zf: zipfile.ZipFile, name: str, value: np.ndarray) -> None:
         np.lib.format.write_array(fh, np.ascontiguousarray(value), allow_pickle=False)
 
 
-def encode_index_object(indexes: Mapping[str, Mapping[ShardCoords, bytes]],
-                        layouts: Mapping[str, ShardLayout]) -> bytes:
+def encode_index_object(
+    indexes: Mapping[str, Mapping[ShardCoords, bytes]], layouts: Mapping[str, ShardLayout]
+) -> bytes:
     """The bytes of an index object (the format is in this module's description).
 
     Parameters
@@ -180,23 +182,30 @@ def decode_index_object(data: bytes) -> IndexObject:
             layouts: dict[str, ShardLayout] = {}
             indexes: dict[str, dict[ShardCoords, bytes]] = {}
             for k, info in enumerate(doc["arrays"]):
-                layout = ShardLayout(chunk_key_encoding=info["chunk_key_encoding"],
-                                     shard_grid=tuple(int(n) for n in info["shard_grid"]),
-                                     index_size=int(info["index_size"]), index_location=str(info["index_location"]))
+                layout = ShardLayout(
+                    chunk_key_encoding=info["chunk_key_encoding"],
+                    shard_grid=tuple(int(n) for n in info["shard_grid"]),
+                    index_size=int(info["index_size"]),
+                    index_location=str(info["index_location"]),
+                )
                 coords, present, table = z[f"{k}.coords"], z[f"{k}.present"], z[f"{k}.index"]
                 if not (len(coords) == len(present) == len(table) == int(info["count"])) or (
-                        table.shape[1:] != (layout.index_size,) or coords.shape[1:] != (len(layout.shard_grid),)):
+                    table.shape[1:] != (layout.index_size,) or coords.shape[1:] != (len(layout.shard_grid),)
+                ):
                     raise ValueError(f"array {info['path']!r}: members of inconsistent shapes")
                 layouts[info["path"]] = layout
-                indexes[info["path"]] = {tuple(int(v) for v in c): (row.tobytes() if p else b"")
-                                         for c, p, row in zip(coords, present, table, strict=True)}
+                indexes[info["path"]] = {
+                    tuple(int(v) for v in c): (row.tobytes() if p else b"")
+                    for c, p, row in zip(coords, present, table, strict=True)
+                }
     except (KeyError, TypeError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ValueError(f"not a readable shard index object ({type(exc).__name__}: {exc})") from None
     return IndexObject(layouts, indexes, hashlib.sha256(data).hexdigest())
 
 
-def write_index_object(location: Location, indexes: Mapping[str, Mapping[ShardCoords, bytes]],
-                       layouts: Mapping[str, ShardLayout]) -> str:
+def write_index_object(
+    location: Location, indexes: Mapping[str, Mapping[ShardCoords, bytes]], layouts: Mapping[str, ShardLayout]
+) -> str:
     """Write the index object of a mosaic group (whole, in one request).
 
     Parameters

@@ -143,8 +143,10 @@ class Version:
         if self.changed:
             parts.append("~" + ",".join(c["filename"] for c in self.changed))
         if self.tiles:
-            parts.append(f"tiles {self.tiles.get('recomputed', 0)} recomputed, {self.tiles.get('relabelled', 0)} "
-                         f"relabelled, {self.tiles.get('cleared', 0)} cleared")
+            parts.append(
+                f"tiles {self.tiles.get('recomputed', 0)} recomputed, {self.tiles.get('relabelled', 0)} "
+                f"relabelled, {self.tiles.get('cleared', 0)} cleared"
+            )
         parts.append(self.software)
         return "  ".join(parts)
 
@@ -253,7 +255,8 @@ def has_version(location: Location) -> bool:
     repo = open_repository(location)
     tip = repo.lookup_snapshot(repo.lookup_branch(BRANCH))
     return Version.from_snapshot(tip) is not None or any(
-        Version.from_snapshot(info) is not None for info in repo.ancestry(branch=BRANCH))
+        Version.from_snapshot(info) is not None for info in repo.ancestry(branch=BRANCH)
+    )
 
 
 def versions(location: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> list[Version]:
@@ -292,7 +295,6 @@ def read_living_metadata(location: Location, version: int | str | None = None) -
     """The ``dask_resample`` attributes of a living mosaic at ``version`` (default the newest)."""
     import zarr
 
-
     repo = open_repository(location)
     session = repo.readonly_session(snapshot_id=snapshot_of(location, repo, version))
     attrs = zarr.open_group(session.store, mode="r").attrs[FORMAT_KEY]
@@ -308,7 +310,6 @@ def open_living(location: Location, version: int | str | None = None) -> Any:
     """
     import xarray as xr
 
-
     repo = open_repository(location)
     snapshot = snapshot_of(location, repo, version)
     session = repo.readonly_session(snapshot_id=snapshot)
@@ -319,8 +320,16 @@ def open_living(location: Location, version: int | str | None = None) -> Any:
     return ds
 
 
-def write_tile_arrays(store: Any, *, y0: int, x0: int, arrays: Mapping[str, np.ndarray],
-                      names: Sequence[str], ctx_planes: Sequence[int], n_planes: int) -> None:
+def write_tile_arrays(
+    store: Any,
+    *,
+    y0: int,
+    x0: int,
+    arrays: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    ctx_planes: Sequence[int],
+    n_planes: int,
+) -> None:
     """Write one tile's finished arrays into a mosaic's Zarr ``store`` (a session's), every plane of ``con``.
 
     ``arrays["con"]`` holds the planes ``ctx_planes``; every other plane of the

@@ -54,7 +54,7 @@ def is_url(value: str | os.PathLike[str]) -> bool:
 def _normalise(value: str | os.PathLike[str]) -> str:
     text = os.fspath(value)
     if text.startswith("file://"):
-        return str(Path(text[len("file://"):]))
+        return str(Path(text[len("file://") :]))
     if "://" in text:
         scheme, rest = text.split("://", 1)
         return f"{scheme.lower()}://{rest.rstrip('/')}" if rest.rstrip("/") else f"{scheme.lower()}://"
@@ -282,8 +282,9 @@ class Location:
 
         if self.is_local:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
-        return zarr.storage.FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
-                                                 read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            self.url, storage_options=dict(self.storage_options), read_only=read_only
+        )
 
 
 def as_location(value: str | os.PathLike[str] | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
@@ -347,8 +348,10 @@ def check_output_location(location: Location, *, distributed: bool) -> None:
     if location.is_local:
         return
     if distributed and location.scheme == "memory":
-        raise StorageError(f"{location.url}: memory:// is private to each process; workers of a cluster cannot "
-                           "share it (use scheduler='serial', or a path or object-store URL)")
+        raise StorageError(
+            f"{location.url}: memory:// is private to each process; workers of a cluster cannot "
+            "share it (use scheduler='serial', or a path or object-store URL)"
+        )
     probe = location.sibling(f".{location.name}.probe-{uuid.uuid4().hex[:12]}")
     try:
         _check_bucket(location)
@@ -357,8 +360,10 @@ def check_output_location(location: Location, *, distributed: bool) -> None:
     except StorageError as exc:
         raise StorageError(str(exc) if str(exc).startswith(location.url) else f"{location.url}: {exc}") from None
     except Exception as exc:  # the file system's own errors: credentials, bucket, network
-        raise StorageError(f"{location.url}: cannot write there ({_describe(exc)}); check the URL, the bucket "
-                           "and storage_options (credentials, endpoint_url)") from None
+        raise StorageError(
+            f"{location.url}: cannot write there ({_describe(exc)}); check the URL, the bucket "
+            "and storage_options (credentials, endpoint_url)"
+        ) from None
 
 
 def _check_bucket(location: Location) -> None:

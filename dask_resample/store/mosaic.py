@@ -199,9 +199,18 @@ def create_store(
         # "creating" flag and rewritten with the mosaic's metadata last.
         target.remove()
         location = target
-    create_layout(location.zarr_store(), groups=groups, root_attrs=root_attrs, shape_yx=shape_yx,
-                  tile_shape_yx=tile_shape_yx, arrays=arrays, fill_values=fill_values, many_to_many=many_to_many,
-                  shard_tiles_yx=shard_tiles_yx, creating_flag=True)
+    create_layout(
+        location.zarr_store(),
+        groups=groups,
+        root_attrs=root_attrs,
+        shape_yx=shape_yx,
+        tile_shape_yx=tile_shape_yx,
+        arrays=arrays,
+        fill_values=fill_values,
+        many_to_many=many_to_many,
+        shard_tiles_yx=shard_tiles_yx,
+        creating_flag=True,
+    )
     if location != target:
         location.rename(target)
 
@@ -228,8 +237,7 @@ def create_layout(
     import zarr
     from zarr.codecs import BloscCodec
 
-    root = zarr.open_group(store, mode="w", zarr_format=3,
-                           attributes={CREATING_KEY: True} if creating_flag else {})
+    root = zarr.open_group(store, mode="w", zarr_format=3, attributes={CREATING_KEY: True} if creating_flag else {})
     compressors = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     sy, sx = (int(v) for v in shard_tiles_yx)
     for group, info in groups.items():
@@ -288,7 +296,7 @@ def remove_stale_siblings(
     for name in location.parent.listdir():
         if not name.startswith(prefix):
             continue
-        kind = name[len(prefix):].split("-", 1)[0]
+        kind = name[len(prefix) :].split("-", 1)[0]
         if kind not in kinds:
             continue
         stale = location.sibling(name)
@@ -338,8 +346,9 @@ def remove_partial_writes(path: str | os.PathLike | Location) -> int:
     n = 0
     for dirpath, _dirnames, filenames in os.walk(location.url):
         for fn in filenames:
-            if fn.endswith(".partial") or (fn.startswith(".") and ".tmp-" in fn
-                                           and os.path.basename(dirpath) == PROGRESS_DIR):
+            if fn.endswith(".partial") or (
+                fn.startswith(".") and ".tmp-" in fn and os.path.basename(dirpath) == PROGRESS_DIR
+            ):
                 try:
                     os.unlink(os.path.join(dirpath, fn))
                     n += 1
@@ -387,5 +396,3 @@ def read_metadata(path: str | os.PathLike | Location, group: str | None = None) 
         gdoc = location.join(group, "zarr.json").read_json()
         meta = {**meta, **gdoc.get("attributes", {}).get(FORMAT_KEY, {})}
     return meta
-
-

@@ -15,8 +15,14 @@ __all__ = [
 ]
 
 
-def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, level: int | None = None,
-                *, storage_options: Mapping[str, Any] | None = None, version: int | str | None = None) -> Any:
+def open_mosaic(
+    path: str | os.PathLike | Location,
+    group: str | None = None,
+    level: int | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    version: int | str | None = None,
+) -> Any:
     """Open a mosaic as a lazy :class:`xarray.Dataset`.
 
     Parameters
@@ -58,7 +64,8 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
             level_doc = location.join(zgroup, "zarr.json").read_json()
         except (OSError, ValueError):
             raise ValueError(
-                f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid") from None
+                f"{location}: no pyramid level {level}; write it with dask_resample.write_pyramid"
+            ) from None
         # the level's own WCS and grid replace those of level 0
         meta = {**meta, **level_doc.get("attributes", {}).get(FORMAT_KEY, {})}
     store = location.zarr_store(read_only=True)
@@ -67,8 +74,9 @@ def open_mosaic(path: str | os.PathLike | Location, group: str | None = None, le
     if digest and not level:  # one ranged request per tile (see store.shard_index)
         from .shard_index import open_indexed  # deferred: shard_index imports zarr at import
 
-        store = open_indexed(store, location.join(group) if group else location, prefix=group or "",
-                             expected_digest=digest)
+        store = open_indexed(
+            store, location.join(group) if group else location, prefix=group or "", expected_digest=digest
+        )
     ds = xr.open_zarr(store, group=zgroup, consolidated=False, chunks={})
     ds.attrs = {FORMAT_KEY: meta}
     return ds

@@ -94,7 +94,7 @@ def swap_in(new: Location, target: Location) -> None:
     objects = [obj for obj in new.walk_files() if obj.url != root_meta]
     # the root metadata last: until it is there, ``target`` is not a mosaic to any reader
     for obj in [*objects, new.join("zarr.json")]:
-        obj.fs.copy(obj.path, target.join(obj.url[len(new.url) + 1:]).path)
+        obj.fs.copy(obj.path, target.join(obj.url[len(new.url) + 1 :]).path)
     target.fs.invalidate_cache()
     new.remove()
 
@@ -114,8 +114,12 @@ def finish_interrupted_swap(target: Location, fingerprint: str) -> bool:
     return False
 
 
-def input_fingerprint(records: Sequence[Mapping[str, Any]], params: Mapping[str, Any], grid: Mapping[str, Any],
-                      storage_options: Mapping[str, Any] | None = None) -> str:
+def input_fingerprint(
+    records: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    grid: Mapping[str, Any],
+    storage_options: Mapping[str, Any] | None = None,
+) -> str:
     """A digest of inputs (names, sizes, mtimes or ETags), parameters and grid, used by resume.
 
     Parameters

@@ -138,14 +138,16 @@ class IndexedStore(WrapperStore[Store]):
         Requests answered from memory by this instance (not pickled).
     """
 
-    def __init__(self, store: Store, index: IndexObject | None = None, *, prefix: str = "",
-                 source: Location | None = None) -> None:
+    def __init__(
+        self, store: Store, index: IndexObject | None = None, *, prefix: str = "", source: Location | None = None
+    ) -> None:
         super().__init__(store)
         self._index = index
         self._prefix = prefix.strip("/")
         self._source = source if index is not None else None
         self._entries: dict[str, tuple[bytes | None, ShardLayout]] = (
-            dict(index.store_entries(self._prefix)) if index is not None else {})
+            dict(index.store_entries(self._prefix)) if index is not None else {}
+        )
         self.served = 0
 
     @property
@@ -161,14 +163,32 @@ class IndexedStore(WrapperStore[Store]):
     def __getstate__(self) -> dict[str, Any]:
         index = self._index if self._entries else None  # nothing left to answer: travel without it
         if index is None:
-            return {"store": self._store, "prefix": self._prefix, "source": None, "digest": None,
-                    "index": None, "forgotten": []}
+            return {
+                "store": self._store,
+                "prefix": self._prefix,
+                "source": None,
+                "digest": None,
+                "index": None,
+                "forgotten": [],
+            }
         forgotten = sorted(k for k in index.store_entries(self._prefix) if k not in self._entries)
         if self._source is not None:  # by reference: the location and digest, not the indexes
-            return {"store": self._store, "prefix": self._prefix, "source": self._source, "digest": index.digest,
-                    "index": None, "forgotten": forgotten}
-        return {"store": self._store, "prefix": self._prefix, "source": None, "digest": None, "index": index,
-                "forgotten": forgotten}
+            return {
+                "store": self._store,
+                "prefix": self._prefix,
+                "source": self._source,
+                "digest": index.digest,
+                "index": None,
+                "forgotten": forgotten,
+            }
+        return {
+            "store": self._store,
+            "prefix": self._prefix,
+            "source": None,
+            "digest": None,
+            "index": index,
+            "forgotten": forgotten,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         index, source = state["index"], state["source"]
@@ -206,16 +226,16 @@ class IndexedStore(WrapperStore[Store]):
         self.served += 1
         return data
 
-    async def get(self, key: str, prototype: BufferPrototype,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
+    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         """Get ``key`` (a shard index from memory, everything else from the wrapped store)."""
         found = self._answer(key, byte_range)
         if found is _MISS:
             return await self._store.get(key, prototype, byte_range)
         return None if found is None else prototype.buffer.from_bytes(found)
 
-    def get_sync(self, key: str, *, prototype: BufferPrototype | None = None,
-                 byte_range: ByteRequest | None = None) -> Buffer | None:
+    def get_sync(
+        self, key: str, *, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
         """Synchronous :meth:`get` (zarr's synchronous read path on stores that support it)."""
         found = self._answer(key, byte_range)
         if found is _MISS:
@@ -228,8 +248,9 @@ class IndexedStore(WrapperStore[Store]):
             prototype = default_buffer_prototype()
         return prototype.buffer.from_bytes(found)
 
-    async def get_partial_values(self, prototype: BufferPrototype,
-                                 key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
         """Several gets (indexes from memory, the rest in one call of the wrapped store)."""
         key_ranges = list(key_ranges)
         out: list[Buffer | None] = [None] * len(key_ranges)
@@ -246,8 +267,9 @@ class IndexedStore(WrapperStore[Store]):
                 out[i] = buf
         return out
 
-    async def _get_many(self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-                        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
         rest = []
         for key, prototype, byte_range in requests:
             found = self._answer(key, byte_range)
@@ -374,7 +396,7 @@ class ShardIndexRecorder(WrapperStore[Store]):
         data = b""
         if value is not None:
             n, size = len(value), layout.index_size
-            data = (value[:size] if layout.index_location == "start" else value[n - size:]).to_bytes()
+            data = (value[:size] if layout.index_location == "start" else value[n - size :]).to_bytes()
         self.recorded[path][coords] = data
 
     async def set(self, key: str, value: Buffer) -> None:
@@ -404,8 +426,14 @@ class ShardIndexRecorder(WrapperStore[Store]):
         self._record(key, None)
 
 
-def open_indexed(store: Store, group: Location, *, prefix: str = "", expected_digest: str | None = None,
-                 index: IndexObject | None = None) -> IndexedStore:
+def open_indexed(
+    store: Store,
+    group: Location,
+    *,
+    prefix: str = "",
+    expected_digest: str | None = None,
+    index: IndexObject | None = None,
+) -> IndexedStore:
     """Wrap the store of a finished mosaic so that reading one tile is one ranged request.
 
     Parameters

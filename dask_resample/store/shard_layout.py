@@ -66,9 +66,12 @@ class ShardLayout:
 
     def to_json(self) -> dict[str, Any]:
         """The layout as JSON-compatible values."""
-        return {"chunk_key_encoding": json.loads(json.dumps(dict(self.chunk_key_encoding))),
-                "shard_grid": [int(n) for n in self.shard_grid], "index_size": int(self.index_size),
-                "index_location": self.index_location}
+        return {
+            "chunk_key_encoding": json.loads(json.dumps(dict(self.chunk_key_encoding))),
+            "shard_grid": [int(n) for n in self.shard_grid],
+            "index_size": int(self.index_size),
+            "index_location": self.index_location,
+        }
 
 
 def _sharding_codec(array: Any) -> Any:
@@ -129,8 +132,10 @@ async def _fetch_indexes(store: Store, keys: Sequence[str], layout: ShardLayout)
             buf = await store.get(key, prototype, layout.byte_range())
         data = b"" if buf is None else buf.to_bytes()
         if data and len(data) != layout.index_size:
-            raise ValueError(f"{key}: shard index of {len(data)} bytes, expected {layout.index_size} "
-                             "(truncated or not a shard of this array)")
+            raise ValueError(
+                f"{key}: shard index of {len(data)} bytes, expected {layout.index_size} "
+                "(truncated or not a shard of this array)"
+            )
         return data
 
     return list(await asyncio.gather(*(one(k) for k in keys)))

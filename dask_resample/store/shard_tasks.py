@@ -80,8 +80,9 @@ def shard_codecs(spec: StoreSpec) -> dict[str, dict[str, Any]]:
     return {name: _open_array(spec, name, mode="r").metadata.to_dict() for name in spec.arrays}
 
 
-def encode_tile_chunks(codecs: Mapping[str, Any], ty: int, tx: int, arrays: Mapping[str, np.ndarray],
-                       ctx_planes: Sequence[int]) -> tuple[bytes, list[list[Any]]]:
+def encode_tile_chunks(
+    codecs: Mapping[str, Any], ty: int, tx: int, arrays: Mapping[str, np.ndarray], ctx_planes: Sequence[int]
+) -> tuple[bytes, list[list[Any]]]:
     """A finished tile's inner chunks, encoded for its shard, as one blob and its table of contents.
 
     Parameters
@@ -144,8 +145,15 @@ def read_encoded_tile(location: Location) -> tuple[dict[str, Any], memoryview]:
     return json.loads(bytes(data[_ENCODED_HEADER : _ENCODED_HEADER + n])), data[_ENCODED_HEADER + n :]
 
 
-def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, Any]],
-                codecs: Mapping[str, Any], *, spill_dir: str | None = None) -> dict[str, Any]:
+def write_shard(
+    spec: StoreSpec,
+    sy: int,
+    sx: int,
+    tiles: Iterable[Mapping[str, Any]],
+    codecs: Mapping[str, Any],
+    *,
+    spill_dir: str | None = None,
+) -> dict[str, Any]:
     """Write one whole shard of every array from its tiles' encoded chunks, then its marker.
 
     One task writes each shard object once, whole (zarr-python rewrites a
@@ -195,8 +203,9 @@ def write_shard(spec: StoreSpec, sy: int, sx: int, tiles: Iterable[Mapping[str, 
             data = encoder.to_bytes()
             encoder.close()
             coords = (0, sy, sx) if name == "con" else (sy, sx)
-            target = spec.location.join(*[p for p in (_group_path(spec.group), name) if p],
-                                        *encoder.codec.shard_key(coords).split("/"))
+            target = spec.location.join(
+                *[p for p in (_group_path(spec.group), name) if p], *encoder.codec.shard_key(coords).split("/")
+            )
             if data is None:
                 target.remove()  # every tile holds the fill value: no object, as zarr writes none
             else:

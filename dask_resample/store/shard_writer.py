@@ -78,15 +78,22 @@ def _split_codecs(codecs: Iterable[Any]) -> dict[str, Any]:
 class _OneChunkEncoder:
     """Encodes arrays of one shape with a codec chain, through a one-chunk in-memory Zarr array."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: Any, fill_value: Any, codecs: Iterable[Any],
-                 write_empty: bool) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], dtype: Any, fill_value: Any, codecs: Iterable[Any], write_empty: bool
+    ) -> None:
         import zarr
         from zarr.storage import MemoryStore
 
         self._data: dict[str, Any] = {}
         self._array = zarr.create_array(
-            MemoryStore(self._data), shape=shape, chunks=shape, dtype=dtype, fill_value=fill_value,
-            zarr_format=3, config={"write_empty_chunks": write_empty}, **_split_codecs(codecs),
+            MemoryStore(self._data),
+            shape=shape,
+            chunks=shape,
+            dtype=dtype,
+            fill_value=fill_value,
+            zarr_format=3,
+            config={"write_empty_chunks": write_empty},
+            **_split_codecs(codecs),
         )
         self._key = self._array.metadata.encode_chunk_key((0,) * len(shape))
 
@@ -120,8 +127,11 @@ class ChunkCodec:
         self.inner = tuple(int(v) for v in self.sharding.chunk_shape)
         shard_shape = tuple(int(v) for v in metadata.chunk_grid.chunk_shape)
         self.per_shard = tuple(s // c for s, c in zip(shard_shape, self.inner, strict=True))
-        self.dtype = np.dtype(metadata.dtype.to_native_dtype()) if hasattr(metadata.dtype, "to_native_dtype") \
+        self.dtype = (
+            np.dtype(metadata.dtype.to_native_dtype())
+            if hasattr(metadata.dtype, "to_native_dtype")
             else np.dtype(metadata.dtype)
+        )
         self.fill = metadata.fill_value
         self._metadata = metadata
         self._encoder = _OneChunkEncoder(self.inner, self.dtype, self.fill, self.sharding.codecs, write_empty)
@@ -228,10 +238,16 @@ class ShardEncoder:
         Directory of the temporary file (default: the system's).
     """
 
-    def __init__(self, array: Any, shard_coords: tuple[int, ...], *, memory_bytes: int = 2**62,
-                 spill_dir: str | None = None) -> None:
-        self.codec = array if isinstance(array, ChunkCodec) else ChunkCodec(
-            array, write_empty=bool(getattr(getattr(array, "config", None), "write_empty_chunks", False)))
+    def __init__(
+        self, array: Any, shard_coords: tuple[int, ...], *, memory_bytes: int = 2**62, spill_dir: str | None = None
+    ) -> None:
+        self.codec = (
+            array
+            if isinstance(array, ChunkCodec)
+            else ChunkCodec(
+                array, write_empty=bool(getattr(getattr(array, "config", None), "write_empty_chunks", False))
+            )
+        )
         self._shard_coords = tuple(int(v) for v in shard_coords)
         self._origin = tuple(v * n for v, n in zip(self._shard_coords, self.codec.per_shard, strict=True))
         self._chunks = _EncodedChunks(memory_bytes, spill_dir)
@@ -300,8 +316,9 @@ class ShardEncoder:
         self.close()
 
 
-def encode_shard(array: Any, shard_coords: tuple[int, ...],
-                 blocks: Iterable[tuple[tuple[int, ...], np.ndarray]]) -> bytes | None:
+def encode_shard(
+    array: Any, shard_coords: tuple[int, ...], blocks: Iterable[tuple[tuple[int, ...], np.ndarray]]
+) -> bytes | None:
     """Encode one whole shard of ``array`` from its inner chunks, one at a time.
 
     Parameters

@@ -27,8 +27,9 @@ def _open_array(spec: StoreSpec, name: str, mode: str = "r+") -> Any:
     import zarr
 
     gpath = _group_path(spec.group)
-    return zarr.open_array(spec.location.zarr_store(read_only=mode == "r"),
-                           path=f"{gpath}/{name}" if gpath else name, mode=mode)
+    return zarr.open_array(
+        spec.location.zarr_store(read_only=mode == "r"), path=f"{gpath}/{name}" if gpath else name, mode=mode
+    )
 
 
 def _write_marker(spec: StoreSpec, name: str, record: Mapping[str, Any]) -> None:

@@ -86,10 +86,18 @@ def main(
         raise FileExistsError(f"{mosaic}: exists and is not a dask-resample mosaic; refusing to touch it")
 
     ny, nx = shape
-    _say(f"[1/4] Writing {n_dithers} dithers x {n_detectors} detectors of {ny} x {nx} pixels "
-         f"(synthetic NIRCam-like *_cal.fits) to {data_dir}", quiet)
+    _say(
+        f"[1/4] Writing {n_dithers} dithers x {n_detectors} detectors of {ny} x {nx} pixels "
+        f"(synthetic NIRCam-like *_cal.fits) to {data_dir}",
+        quiet,
+    )
     dataset = synthetic.write_dataset(
-        data_dir, n_dithers=n_dithers, n_detectors=n_detectors, shape=(ny, nx), seed=42, sky_level=0.1,
+        data_dir,
+        n_dithers=n_dithers,
+        n_detectors=n_detectors,
+        shape=(ny, nx),
+        seed=42,
+        sky_level=0.1,
     )
 
     n_workers = workers or 2
@@ -132,8 +140,7 @@ def main(
             f"  {sys.executable} -c \"import dask_resample as dr; print(dr.open_mosaic('{mosaic}'))\"",
             flush=True,
         )
-    return DemoResult(data_dir=data_dir, asn_path=Path(dataset.asn_path), mosaic=mosaic, preview=png,
-                      seconds=seconds)
+    return DemoResult(data_dir=data_dir, asn_path=Path(dataset.asn_path), mosaic=mosaic, preview=png, seconds=seconds)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,8 +55,14 @@ from .synthetic_scene import (
 )
 from .synthetic_siaf import write_siaf_dataset
 
-__all__ = ["DETECTOR_NAMES", "SyntheticDataset", "add_cosmic_rays", "make_detector_wcs", "write_dataset",
-           "write_siaf_dataset"]
+__all__ = [
+    "DETECTOR_NAMES",
+    "SyntheticDataset",
+    "add_cosmic_rays",
+    "make_detector_wcs",
+    "write_dataset",
+    "write_siaf_dataset",
+]
 
 
 #: Detector names used for the detectors of one exposure, in order.

@@ -65,8 +65,16 @@ class RomanDataset:
     group_ids: tuple[str, ...]
 
 
-def detector_wcs(ra: float, dec: float, pa_deg: float, sca: int, shape_yx: tuple[int, int], *,
-                 origin: tuple[float, float] = (0.0, 0.0), binning: int = 1) -> Any:
+def detector_wcs(
+    ra: float,
+    dec: float,
+    pa_deg: float,
+    sca: int,
+    shape_yx: tuple[int, int],
+    *,
+    origin: tuple[float, float] = (0.0, 0.0),
+    binning: int = 1,
+) -> Any:
     """The gwcs of (part of) WFI detector ``sca`` with the boresight at ``(ra, dec)`` and position angle ``pa_deg``.
 
     Parameters
@@ -95,12 +103,17 @@ def detector_wcs(ra: float, dec: float, pa_deg: float, sca: int, shape_yx: tuple
         warnings.simplefilter("ignore")
         from romanisim.models.wcs_utils import getWCS
 
-        wcs_dict = getWCS(world_pos=galsim.CelestialCoord(ra * galsim.degrees, dec * galsim.degrees),
-                          SCAs=[sca], date=astropy.time.Time(_DATE).datetime, PA=pa_deg * galsim.degrees)
+        wcs_dict = getWCS(
+            world_pos=galsim.CelestialCoord(ra * galsim.degrees, dec * galsim.degrees),
+            SCAs=[sca],
+            date=astropy.time.Time(_DATE).datetime,
+            PA=pa_deg * galsim.degrees,
+        )
     b = float(binning)
     centre = (b - 1.0) / 2.0
-    to_detector = ((models.Scale(b) | models.Shift(origin[0] + centre))
-                   & (models.Scale(b) | models.Shift(origin[1] + centre)))
+    to_detector = (models.Scale(b) | models.Shift(origin[0] + centre)) & (
+        models.Scale(b) | models.Shift(origin[1] + centre)
+    )
     return _sip_gwcs(wcs_dict[sca].header.header, to_detector, shape_yx)
 
 
@@ -149,14 +162,22 @@ def _sip_gwcs(header: Any, prefix: Any, shape_yx: tuple[int, int]) -> Any:
         warnings.simplefilter("ignore")  # "poorly conditioned": the inverse is checked to 0.01 pixel below
         inv_x = fitter(models.Polynomial2D(_INVERSE_DEGREE), xi / scale, eta / scale, uu)
         inv_y = fitter(models.Polynomial2D(_INVERSE_DEGREE), xi / scale, eta / scale, vv)
-    residual = max(float(np.max(np.abs(inv_x(xi / scale, eta / scale) - uu))),
-                   float(np.max(np.abs(inv_y(xi / scale, eta / scale) - vv))))
+    residual = max(
+        float(np.max(np.abs(inv_x(xi / scale, eta / scale) - uu))),
+        float(np.max(np.abs(inv_y(xi / scale, eta / scale) - vv))),
+    )
     if residual > 1e-2:  # the inverse places the fiducial (compute_scale) and nothing else
         raise ValueError(f"detector WCS: the fitted inverse distortion is off by {residual:.2g} pixel")
-    distortion.inverse = ((models.Scale(1.0 / scale) & models.Scale(1.0 / scale)) | models.Mapping((0, 1, 0, 1))
-                          | (inv_x & inv_y))
-    det2sky = (prefix | (models.Shift(-x0) & models.Shift(-y0)) | distortion | models.Pix2Sky_TAN()
-               | models.RotateNative2Celestial(*w.wcs.crval, 180.0))
+    distortion.inverse = (
+        (models.Scale(1.0 / scale) & models.Scale(1.0 / scale)) | models.Mapping((0, 1, 0, 1)) | (inv_x & inv_y)
+    )
+    det2sky = (
+        prefix
+        | (models.Shift(-x0) & models.Shift(-y0))
+        | distortion
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(*w.wcs.crval, 180.0)
+    )
     detector = cf.Frame2D(name="detector", axes_names=("x", "y"), unit=(u.pix, u.pix))
     sky = cf.CelestialFrame(reference_frame=coordinates.ICRS(), name="world", unit=(u.deg, u.deg))
     wcs = gwcs_wcs.WCS([(detector, det2sky), (sky, None)])
@@ -180,13 +201,27 @@ def _render(sources: np.ndarray, ra: np.ndarray, dec: np.ndarray, ra0: float, de
     return image
 
 
-def make_image_model(wcs: Any, shape_yx: tuple[int, int], *, rng: np.random.Generator, sources: np.ndarray,
-                     centre: tuple[float, float], pixel_scale_arcsec: float, exposure_time: float = 139.8,
-                     sky_level: float = 0.3, subtracted: bool = False, with_var_rnoise: bool = True,
-                     with_var_flat: bool = True, dq_fraction: float = 0.03, group_id: str | None = None,
-                     observation_id: str = "r0000101001001001001", filename: str = "image_cal.asdf",
-                     start_mjd: float = 61557.0, sca: int = 1, ra_dec_pa: tuple[float, float, float] = (0, 0, 0)
-                     ) -> Any:
+def make_image_model(
+    wcs: Any,
+    shape_yx: tuple[int, int],
+    *,
+    rng: np.random.Generator,
+    sources: np.ndarray,
+    centre: tuple[float, float],
+    pixel_scale_arcsec: float,
+    exposure_time: float = 139.8,
+    sky_level: float = 0.3,
+    subtracted: bool = False,
+    with_var_rnoise: bool = True,
+    with_var_flat: bool = True,
+    dq_fraction: float = 0.03,
+    group_id: str | None = None,
+    observation_id: str = "r0000101001001001001",
+    filename: str = "image_cal.asdf",
+    start_mjd: float = 61557.0,
+    sca: int = 1,
+    ra_dec_pa: tuple[float, float, float] = (0, 0, 0),
+) -> Any:
     """A Roman ``ImageModel`` with the arrays, WCS and metadata romancal's resampling reads.
 
     Returns
@@ -323,25 +358,42 @@ def write_roman_dataset(
     first = [detector_wcs(ra, dec, pa_deg, sca, shape, origin=origin, binning=binning) for sca in detectors]
     corners = np.vstack([w.footprint() for w in first])
     ra_c, dec_c = float(np.mean(corners[:, 0])), float(np.mean(corners[:, 1]))
-    src = np.column_stack([
-        rng.uniform(corners[:, 0].min(), corners[:, 0].max(), n_sources),
-        rng.uniform(corners[:, 1].min(), corners[:, 1].max(), n_sources),
-        10 ** rng.uniform(-0.5, 1.0, n_sources),
-        rng.uniform(0.8, 2.5, n_sources) * pixel_scale,
-    ])
+    src = np.column_stack(
+        [
+            rng.uniform(corners[:, 0].min(), corners[:, 0].max(), n_sources),
+            rng.uniform(corners[:, 1].min(), corners[:, 1].max(), n_sources),
+            10 ** rng.uniform(-0.5, 1.0, n_sources),
+            rng.uniform(0.8, 2.5, n_sources) * pixel_scale,
+        ]
+    )
     paths, gids = [], []
     for e, (dx, dy) in enumerate(offsets):
         e_ra, e_dec = ra + dx / 3600.0 / cosd, dec + dy / 3600.0
         gid = f"r0000101001001001001_{e + 1:04d}"
         for sca in detectors:
-            wcs = first[detectors.index(sca)] if e == 0 else detector_wcs(
-                e_ra, e_dec, pa_deg, sca, shape, origin=origin, binning=binning)
+            wcs = (
+                first[detectors.index(sca)]
+                if e == 0
+                else detector_wcs(e_ra, e_dec, pa_deg, sca, shape, origin=origin, binning=binning)
+            )
             name = f"r0000101001001001001_{e + 1:04d}_wfi{sca:02d}_cal.asdf"
             model = make_image_model(
-                wcs, shape, rng=rng, sources=src, centre=(ra_c, dec_c), pixel_scale_arcsec=pixel_scale,
-                exposure_time=139.8 + 10.0 * e, sky_level=0.3 + 0.05 * e, subtracted=subtracted,
-                with_var_rnoise=with_var_rnoise, with_var_flat=with_var_flat, group_id=gid,
-                observation_id=gid, filename=name, start_mjd=61557.0 + e * 0.01, sca=sca,
+                wcs,
+                shape,
+                rng=rng,
+                sources=src,
+                centre=(ra_c, dec_c),
+                pixel_scale_arcsec=pixel_scale,
+                exposure_time=139.8 + 10.0 * e,
+                sky_level=0.3 + 0.05 * e,
+                subtracted=subtracted,
+                with_var_rnoise=with_var_rnoise,
+                with_var_flat=with_var_flat,
+                group_id=gid,
+                observation_id=gid,
+                filename=name,
+                start_mjd=61557.0 + e * 0.01,
+                sca=sca,
                 ra_dec_pa=(e_ra, e_dec, pa_deg),
             )
             with warnings.catch_warnings():
@@ -353,8 +405,14 @@ def write_roman_dataset(
     return RomanDataset(directory, asn_path, tuple(paths), tuple(gids))
 
 
-def _boresight_for(target: tuple[float, float], pa_deg: float, sca: int, shape: tuple[int, int],
-                   origin: tuple[float, float], binning: int) -> tuple[float, float]:
+def _boresight_for(
+    target: tuple[float, float],
+    pa_deg: float,
+    sca: int,
+    shape: tuple[int, int],
+    origin: tuple[float, float],
+    binning: int,
+) -> tuple[float, float]:
     """The boresight that puts the centre of detector ``sca``'s image at ``target`` (a few fixed-point steps)."""
     ra, dec = target
     ny, nx = shape
@@ -366,8 +424,9 @@ def _boresight_for(target: tuple[float, float], pa_deg: float, sca: int, shape: 
     return ra, dec
 
 
-def write_association(directory: Path, names: list[str], *, target: str | None = None,
-                      name: str = "roman_asn.json") -> Path:
+def write_association(
+    directory: Path, names: list[str], *, target: str | None = None, name: str = "roman_asn.json"
+) -> Path:
     """Write a Level-3 association listing ``names`` as science members (``target``: a skycell name)."""
     asn = {
         "asn_type": "image",

@@ -266,9 +266,7 @@ def _write_association(directory: Path, names: list[str]) -> Path:
             "asn_id": "a3001",
             "target": "none",
             "asn_pool": "synthetic_pool",
-            "products": [
-                {"name": "synthetic_mosaic", "members": [{"expname": n, "exptype": t} for n, t in members]}
-            ],
+            "products": [{"name": "synthetic_mosaic", "members": [{"expname": n, "exptype": t} for n, t in members]}],
         }
         asn_path.write_text(json.dumps(asn, indent=4))
         return asn_path

@@ -112,8 +112,11 @@ def _placements(
                 ap = _aperture(setup.instrument, f"{prefix}_{subarray}")
                 name = subarray
                 xs, ys = (int(v) for v in ap.dms_corner())
-            out.append(_Placement(setup, det, name, xs, ys, int(ap.XSciSize), int(ap.YSciSize),
-                                  float(ap.V2Ref), float(ap.V3Ref)))
+            out.append(
+                _Placement(
+                    setup, det, name, xs, ys, int(ap.XSciSize), int(ap.YSciSize), float(ap.V2Ref), float(ap.V3Ref)
+                )
+            )
         return out
     ny, nx = (int(s) for s in subarray)
     v2c = float(np.mean([a.V2Ref for a in full_aps]))
@@ -169,29 +172,31 @@ def _build_model(
     model = ImageModel(np.zeros((placement.ysize, placement.xsize), np.float32))
     ra_ref, dec_ref, roll_ref = _sky_of(attitude, placement.v2_ref, placement.v3_ref)
     meta = dict(meta)
-    meta.update({
-        "instrument.name": setup.instrument,
-        "instrument.detector": placement.detector.detector,
-        "instrument.filter": setup.filter,
-        "exposure.type": setup.exp_type,
-        "subarray.name": placement.subarray,
-        "subarray.xstart": placement.xstart,
-        "subarray.ystart": placement.ystart,
-        "subarray.xsize": placement.xsize,
-        "subarray.ysize": placement.ysize,
-        "subarray.fastaxis": 1,
-        "subarray.slowaxis": 2,
-        "aperture.name": _aperture_name(placement),
-        "wcsinfo.ra_ref": ra_ref,
-        "wcsinfo.dec_ref": dec_ref,
-        "wcsinfo.roll_ref": roll_ref,
-        "wcsinfo.v2_ref": placement.v2_ref,
-        "wcsinfo.v3_ref": placement.v3_ref,
-        "wcsinfo.v3yangle": float(_aperture(setup.instrument, placement.detector.aperture).V3IdlYAngle),
-        "wcsinfo.vparity": int(_aperture(setup.instrument, placement.detector.aperture).VIdlParity),
-        "wcsinfo.wcsaxes": 2,
-        "velocity_aberration.scale_factor": float(va_scale),
-    })
+    meta.update(
+        {
+            "instrument.name": setup.instrument,
+            "instrument.detector": placement.detector.detector,
+            "instrument.filter": setup.filter,
+            "exposure.type": setup.exp_type,
+            "subarray.name": placement.subarray,
+            "subarray.xstart": placement.xstart,
+            "subarray.ystart": placement.ystart,
+            "subarray.xsize": placement.xsize,
+            "subarray.ysize": placement.ysize,
+            "subarray.fastaxis": 1,
+            "subarray.slowaxis": 2,
+            "aperture.name": _aperture_name(placement),
+            "wcsinfo.ra_ref": ra_ref,
+            "wcsinfo.dec_ref": dec_ref,
+            "wcsinfo.roll_ref": roll_ref,
+            "wcsinfo.v2_ref": placement.v2_ref,
+            "wcsinfo.v3_ref": placement.v3_ref,
+            "wcsinfo.v3yangle": float(_aperture(setup.instrument, placement.detector.aperture).V3IdlYAngle),
+            "wcsinfo.vparity": int(_aperture(setup.instrument, placement.detector.aperture).VIdlParity),
+            "wcsinfo.wcsaxes": 2,
+            "velocity_aberration.scale_factor": float(va_scale),
+        }
+    )
     if setup.pupil is not None:
         meta["instrument.pupil"] = setup.pupil
     if setup.channel is not None:
@@ -337,8 +342,9 @@ def write_siaf_dataset(
             shape = model.data.shape
             scale = math.sqrt(_pixel_area_arcsec2(wcs, (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0))
             signal = _render(scene, wcs, shape, scale)
-            arrays = _exposure_arrays(np.random.default_rng([seed, 1, k]), signal, sky_level, dq_fraction,
-                                      exposure_time)
+            arrays = _exposure_arrays(
+                np.random.default_rng([seed, 1, k]), signal, sky_level, dq_fraction, exposure_time
+            )
             if cosmic_rays > 0:
                 add_cosmic_rays(arrays, cosmic_rays, np.random.default_rng([seed, 2, k]))
             for name, value in arrays.items():

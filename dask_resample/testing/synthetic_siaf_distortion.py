@@ -172,9 +172,7 @@ def siaf_distortion(instrument: str, aperture: str, illuminated_aperture: str | 
     to_ref = models.Shift(1.0 - x_ref, name="x_to_sciref") & models.Shift(1.0 - y_ref, name="y_to_sciref")
     from_ref = models.Shift(x_ref - 1.0, name="x_from_sciref") & models.Shift(y_ref - 1.0, name="y_from_sciref")
     forward = to_ref | models.Mapping((0, 1, 0, 1)) | sci2idl | _ideal_to_v2v3(angle, parity, v2_ref, v3_ref)
-    inverse = (
-        _v2v3_to_ideal(angle, parity, v2_ref, v3_ref) | models.Mapping((0, 1, 0, 1)) | idl2sci | from_ref
-    )
+    inverse = _v2v3_to_ideal(angle, parity, v2_ref, v3_ref) | models.Mapping((0, 1, 0, 1)) | idl2sci | from_ref
     forward.inverse = inverse
     forward.name = f"{aperture}_distortion"
     if illuminated_aperture is not None:

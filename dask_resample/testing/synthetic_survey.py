@@ -280,8 +280,14 @@ def _write_one(args: tuple[Path, SurveyLayout, SurveyExposure, np.ndarray, int, 
     )  # fmt: skip
     # exact detector positions of the sources near the field, through the WCS
     if len(near):
-        sky = make_detector_wcs(layout.ra_deg, layout.dec_deg, roll_deg=layout.roll_deg, shape=(1, 1),
-                                pixel_scale_arcsec=layout.pixel_scale_arcsec, distortion=0.0)
+        sky = make_detector_wcs(
+            layout.ra_deg,
+            layout.dec_deg,
+            roll_deg=layout.roll_deg,
+            shape=(1, 1),
+            pixel_scale_arcsec=layout.pixel_scale_arcsec,
+            distortion=0.0,
+        )
         ra, dec = sky(near[:, 0], near[:, 1], with_bounding_box=False)
         xs, ys = wcs.invert(ra, dec, with_bounding_box=False)
         signal = _render(near, np.atleast_1d(xs), np.atleast_1d(ys), (ny, nx))

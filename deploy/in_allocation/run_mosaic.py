@@ -23,8 +23,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help="an association or input files")
     parser.add_argument("-o", "--output", required=True, help="mosaic to write (a Zarr directory)")
-    parser.add_argument("--scheduler-file", default="scheduler-{job_id}.json",
-                        help="shared path of the scheduler file ({job_id} is replaced)")
+    parser.add_argument(
+        "--scheduler-file",
+        default="scheduler-{job_id}.json",
+        help="shared path of the scheduler file ({job_id} is replaced)",
+    )
     parser.add_argument("--tile-shape", type=int, nargs=2, default=None, metavar=("NY", "NX"))
     parser.add_argument("--resume", action="store_true", help="finish an interrupted mosaic")
     args = parser.parse_args()

@@ -240,13 +240,32 @@ class FusedDrizzle:
                 self._exp_wht = np.zeros((ny, nx), np.float32)
             exp_wht = self._exp_wht
         nmiss, nskip, box = drizzle_once(
-            self.kernel, pixmap, data, self.out_img, self.out_wht,
-            exptime=exptime, weight_map=weight_map, wht_scale=wht_scale, pixfrac=pixfrac,
-            in_units=in_units, iscale=iscale, pixel_scale_ratio=pixel_scale_ratio,
-            xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax,
-            out_ctx=ctx_plane, ctx_id=ctx_id, dq=dq, out_dq=self.out_dq,
-            extra=extra, extra_sqrt=sqrt_flags, extra_own_weight=own, extra_out=extra_out,
-            exp_wht=exp_wht, fill_value=self._fill,
+            self.kernel,
+            pixmap,
+            data,
+            self.out_img,
+            self.out_wht,
+            exptime=exptime,
+            weight_map=weight_map,
+            wht_scale=wht_scale,
+            pixfrac=pixfrac,
+            in_units=in_units,
+            iscale=iscale,
+            pixel_scale_ratio=pixel_scale_ratio,
+            xmin=xmin,
+            xmax=xmax,
+            ymin=ymin,
+            ymax=ymax,
+            out_ctx=ctx_plane,
+            ctx_id=ctx_id,
+            dq=dq,
+            out_dq=self.out_dq,
+            extra=extra,
+            extra_sqrt=sqrt_flags,
+            extra_own_weight=own,
+            extra_out=extra_out,
+            exp_wht=exp_wht,
+            fill_value=self._fill,
         )
         if extra_out is not None and extra_out is not self._extra_out:
             self._extra_out[idx] = extra_out
@@ -263,8 +282,11 @@ class FusedDrizzle:
         return nmiss, nskip
 
     def _add_variances(
-        self, var_in: Mapping[int, np.ndarray], box: tuple[int, int, int, int],
-        counts: np.ndarray, tmeasure: float | None,
+        self,
+        var_in: Mapping[int, np.ndarray],
+        box: tuple[int, int, int, int],
+        counts: np.ndarray,
+        tmeasure: float | None,
     ) -> None:
         """stcal's per-input variance step over ``box``; clears the per-input planes."""
         n_p = len(self.plane_names)
@@ -297,8 +319,9 @@ class FusedDrizzle:
                 counts[y0:y1, x0:x1] = 0
             return
         reset = counts is not self.out_wht
-        _variances_stcal(np.array(box, np.int64), counts, planes, len(used), k_rn, tm,
-                         self.var_wsum, self.var_wt, reset)
+        _variances_stcal(
+            np.array(box, np.int64), counts, planes, len(used), k_rn, tm, self.var_wsum, self.var_wt, reset
+        )
         if not reset:
             y0, y1, x0, x1 = box
             planes[:, y0:y1, x0:x1] = np.nan
@@ -355,7 +378,12 @@ def warm_up() -> None:
         for fresh in (True, False):
             d = FusedDrizzle((ny, nx), kernel=kernel, fillval=0.0, variance_names=("var_rnoise", "var_flat"))
             if not fresh:
-                d.add_image(data, 1.0, pixmap, weight_map=data,
-                            variances={"var_rnoise": data, "var_flat": data})
-            d.add_image(data, 1.0, pixmap, weight_map=data, dq=np.zeros((ny, nx), np.uint32),
-                        variances={"var_rnoise": data, "var_flat": data})
+                d.add_image(data, 1.0, pixmap, weight_map=data, variances={"var_rnoise": data, "var_flat": data})
+            d.add_image(
+                data,
+                1.0,
+                pixmap,
+                weight_map=data,
+                dq=np.zeros((ny, nx), np.uint32),
+                variances={"var_rnoise": data, "var_flat": data},
+            )

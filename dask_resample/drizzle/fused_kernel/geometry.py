@@ -115,8 +115,14 @@ def _square_corners(
         x3 = f00 + f10 + f01 + f11
         y3 = g00 + g10 + g01 + g11
         ok = not (
-            math.isnan(x0) or math.isnan(y0) or math.isnan(x1) or math.isnan(y1)
-            or math.isnan(x2) or math.isnan(y2) or math.isnan(x3) or math.isnan(y3)
+            math.isnan(x0)
+            or math.isnan(y0)
+            or math.isnan(x1)
+            or math.isnan(y1)
+            or math.isnan(x2)
+            or math.isnan(y2)
+            or math.isnan(x3)
+            or math.isnan(y3)
         )
         return ok, x0, x1, x2, x3, y0, y1, y2, y3
     xl = i - h
@@ -180,9 +186,16 @@ def _sgarea(x1: float, y1: float, x2: float, y2: float) -> float:
 
 @_jit_inline
 def _boxer(
-    ii: float, jj: float,
-    x0: float, x1: float, x2: float, x3: float,
-    y0: float, y1: float, y2: float, y3: float,
+    ii: float,
+    jj: float,
+    x0: float,
+    x1: float,
+    x2: float,
+    x3: float,
+    y0: float,
+    y1: float,
+    y2: float,
+    y3: float,
 ) -> float:
     """Signed overlap of quadrilateral ``(x, y)`` with output pixel ``(jj, ii)`` (``boxer``)."""
     is_ = ii - 0.5

@@ -204,15 +204,30 @@ def drizzle_once(
             raise ValueError("'exp_wht' is needed for planes with their own weight")
         exp_w = exp_wht
     box = np.zeros(4, np.int64)
-    common = (out_img, out_wht, out_ctx, ctx_bit, dq_in, out_dq,
-              extra_in, n_extra, sqrt_flags, own_flags, extra_out, exp_w, box)
+    common = (
+        out_img,
+        out_wht,
+        out_ctx,
+        ctx_bit,
+        dq_in,
+        out_dq,
+        extra_in,
+        n_extra,
+        sqrt_flags,
+        own_flags,
+        extra_out,
+        exp_w,
+        box,
+    )
     pix = float(pixfrac)
     if kernel == "square":
-        status, nmiss, nskip = _square_pass(pixmap, data, weights, np.float32(wht_scale),
-                                            iscale32, pix, x0, x1, y0, y1, *common)
+        status, nmiss, nskip = _square_pass(
+            pixmap, data, weights, np.float32(wht_scale), iscale32, pix, x0, x1, y0, y1, *common
+        )
     else:
-        status, nmiss, nskip = _turbo_pass(pixmap, data, weights, np.float32(wht_scale),
-                                           iscale32, pix, psr, x0, x1, y0, y1, *common)
+        status, nmiss, nskip = _turbo_pass(
+            pixmap, data, weights, np.float32(wht_scale), iscale32, pix, psr, x0, x1, y0, y1, *common
+        )
     if status == _NO_PSCALE:
         raise ValueError("Unable to estimate pscale_ratio")
     if box[0] > box[1]:

@@ -46,12 +46,29 @@ def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.floa
 
 @_jit
 def _square_pass(
-    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
-    iscale: np.float32, pixfrac: float, xmin: int, xmax: int, ymin: int, ymax: int,
-    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
-    dq: np.ndarray | None, out_dq: np.ndarray | None,
-    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
-    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
+    pixmap: np.ndarray,
+    data: np.ndarray,
+    weights: np.ndarray | None,
+    wscale: np.float32,
+    iscale: np.float32,
+    pixfrac: float,
+    xmin: int,
+    xmax: int,
+    ymin: int,
+    ymax: int,
+    out_img: np.ndarray,
+    out_wht: np.ndarray,
+    ctx: np.ndarray | None,
+    ctx_bit: np.int32,
+    dq: np.ndarray | None,
+    out_dq: np.ndarray | None,
+    extra_in: tuple | None,
+    n_extra: int,
+    extra_sqrt: np.ndarray,
+    extra_own: np.ndarray,
+    extra_out: np.ndarray | None,
+    exp_wht: np.ndarray | None,
+    box: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_square``: one pass over the input; ``box`` receives the touched output box.
 
@@ -145,10 +162,12 @@ def _square_pass(
                                     for k in range(n_extra):
                                         if extra_own[k]:
                                             extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved
+                                            )
                                         else:
                                             extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd
+                                            )
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
@@ -160,12 +179,30 @@ def _square_pass(
 
 @_jit
 def _turbo_pass(
-    pixmap: np.ndarray, data: np.ndarray, weights: np.ndarray | None, wscale: np.float32,
-    iscale: np.float32, pixfrac: float, pscale_ratio: np.float32, xmin: int, xmax: int, ymin: int, ymax: int,
-    out_img: np.ndarray, out_wht: np.ndarray, ctx: np.ndarray | None, ctx_bit: np.int32,
-    dq: np.ndarray | None, out_dq: np.ndarray | None,
-    extra_in: tuple | None, n_extra: int, extra_sqrt: np.ndarray, extra_own: np.ndarray,
-    extra_out: np.ndarray | None, exp_wht: np.ndarray | None, box: np.ndarray,
+    pixmap: np.ndarray,
+    data: np.ndarray,
+    weights: np.ndarray | None,
+    wscale: np.float32,
+    iscale: np.float32,
+    pixfrac: float,
+    pscale_ratio: np.float32,
+    xmin: int,
+    xmax: int,
+    ymin: int,
+    ymax: int,
+    out_img: np.ndarray,
+    out_wht: np.ndarray,
+    ctx: np.ndarray | None,
+    ctx_bit: np.int32,
+    dq: np.ndarray | None,
+    out_dq: np.ndarray | None,
+    extra_in: tuple | None,
+    n_extra: int,
+    extra_sqrt: np.ndarray,
+    extra_own: np.ndarray,
+    extra_out: np.ndarray | None,
+    exp_wht: np.ndarray | None,
+    box: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_turbo``: one pass over the input; ``box`` receives the touched output box.
 
@@ -270,10 +307,12 @@ def _turbo_pass(
                                     for k in range(n_extra):
                                         if extra_own[k]:
                                             extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved)
+                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved
+                                            )
                                         else:
                                             extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd)
+                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd
+                                            )
             if nhit == 0:
                 nmiss += 1
     box[0] = by0
@@ -297,8 +336,15 @@ def _put_fill(out_img: np.ndarray, out_wht: np.ndarray, fill: np.float32, box: n
 
 @_jit
 def _variances_stcal(
-    box: np.ndarray, counts: np.ndarray, planes: np.ndarray, n_var: int, rn_index: int, tmeasure: float,
-    wsum: np.ndarray, wt: np.ndarray, reset: bool,
+    box: np.ndarray,
+    counts: np.ndarray,
+    planes: np.ndarray,
+    n_var: int,
+    rn_index: int,
+    tmeasure: float,
+    wsum: np.ndarray,
+    wt: np.ndarray,
+    reset: bool,
 ) -> None:
     """Add one input's drizzled variances, as ``Resample.resample_variance_arrays``.
 

@@ -30,9 +30,7 @@ def _init_edge(e: np.ndarray, k: int, v1x: float, v1y: float, v2x: float, v2y: f
 
 
 @_jit
-def _init_scanner(
-    v: np.ndarray, n: int, left: np.ndarray, right: np.ndarray
-) -> tuple[bool, int, int, float, float]:
+def _init_scanner(v: np.ndarray, n: int, left: np.ndarray, right: np.ndarray) -> tuple[bool, int, int, float, float]:
     """Split polygon ``v[:n]`` into left and right edge chains (``init_scanner``).
 
     Returns
@@ -151,8 +149,16 @@ def _init_image_scanner(
 
 @_jit
 def _scanline_limits(
-    y: int, left: np.ndarray, right: np.ndarray, state: np.ndarray,
-    min_y: float, max_y: float, xmin: int, xmax: int, ymin: int, ymax: int,
+    y: int,
+    left: np.ndarray,
+    right: np.ndarray,
+    state: np.ndarray,
+    min_y: float,
+    max_y: float,
+    xmin: int,
+    xmax: int,
+    ymin: int,
+    ymax: int,
 ) -> tuple[int, int, int]:
     """Columns of input row ``y`` inside the scanner's polygon (``get_scanline_limits``).
 
@@ -267,8 +273,7 @@ def _compute_pscale_ratio(pixmap: np.ndarray, poly: np.ndarray, n: int) -> tuple
     oy1 = pixmap[jy, i + 1, 1]
     ox2 = pixmap[jy + 1, i, 0]
     oy2 = pixmap[jy + 1, i, 1]
-    if (math.isnan(ox) or math.isnan(oy) or math.isnan(ox1) or math.isnan(oy1)
-            or math.isnan(ox2) or math.isnan(oy2)):
+    if math.isnan(ox) or math.isnan(oy) or math.isnan(ox1) or math.isnan(oy1) or math.isnan(ox2) or math.isnan(oy2):
         return False, np.float32(0.0)
     cd11 = ox1 - ox
     cd12 = oy1 - oy

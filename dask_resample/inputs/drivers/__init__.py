@@ -48,8 +48,7 @@ class InputDriver(Protocol):
     def load_arrays(self, ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str, Any]:
         """Return the ``stcal.resample`` model dictionary."""
 
-    def write_flagged(self, ref: ExposureRef, mask: Any, path: Any, *, status: str,
-                      storage_options: Any = None) -> str:
+    def write_flagged(self, ref: ExposureRef, mask: Any, path: Any, *, status: str, storage_options: Any = None) -> str:
         """Write the input with outliers ``mask`` flagged (its ``*_crf.fits`` file); return the path or URL."""
 
 

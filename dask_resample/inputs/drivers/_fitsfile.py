@@ -155,8 +155,10 @@ def fetch(location: Location, *, end: int | None = None, missing: str = "input f
     except IsADirectoryError:
         raise InputError(f"{location.url}: input is not a file") from None
     except Exception as exc:  # the file system's own errors: credentials, permission, network
-        raise StorageError(f"{location.url}: cannot read it ({type(exc).__name__}: {one_line(exc)}); check the "
-                           "URL and storage_options (credentials, endpoint_url)") from None
+        raise StorageError(
+            f"{location.url}: cannot read it ({type(exc).__name__}: {one_line(exc)}); check the "
+            "URL and storage_options (credentials, endpoint_url)"
+        ) from None
 
 
 def map_inputs[T, R](check: Callable[[T], R], items: list[T], *, remote: bool) -> list[R]:
@@ -265,7 +267,8 @@ def _check_fits_size(hdul: Any, fh: Any, name: str) -> None:
             tail = fh.read(BLOCK)
             if tail.strip(b"\0 "):
                 raise InputError(
-                    f"{name}: truncated or corrupt FITS file ({size - end} unreadable bytes after the last HDU)")
+                    f"{name}: truncated or corrupt FITS file ({size - end} unreadable bytes after the last HDU)"
+                )
     finally:
         fh.seek(here)
 
@@ -273,8 +276,9 @@ def _check_fits_size(hdul: Any, fh: Any, name: str) -> None:
 # ----------------------------------------------------------------------------
 # writing (outlier detection's *_crf.fits files)
 # ----------------------------------------------------------------------------
-def write_file(target: str | Path | Location, write: Callable[[Path], None],
-               storage_options: Mapping[str, Any] | None = None) -> str:
+def write_file(
+    target: str | Path | Location, write: Callable[[Path], None], storage_options: Mapping[str, Any] | None = None
+) -> str:
     """Let ``write(path)`` make the file ``target``: a local path directly, a URL uploaded whole.
 
     Parameters
@@ -301,6 +305,8 @@ def write_file(target: str | Path | Location, write: Callable[[Path], None],
     except (StorageError, InputError):
         raise
     except Exception as exc:
-        raise StorageError(f"{location.url}: cannot write there ({one_line(exc)}); check the URL, the bucket "
-                           "and storage_options (credentials, endpoint_url)") from None
+        raise StorageError(
+            f"{location.url}: cannot write there ({one_line(exc)}); check the URL, the bucket "
+            "and storage_options (credentials, endpoint_url)"
+        ) from None
     return location.url

@@ -109,8 +109,12 @@ def _parity(wcs: Any, ra: float, dec: float, source: str | None = None) -> int:
 
 
 def _assume_parity(source: str | None, reason: str) -> None:
-    log.warning("%s: cannot tell the image's parity from its WCS (%s); assuming -1 (East to the left "
-                "of North, as JWST imagers)", source or "an input", reason)
+    log.warning(
+        "%s: cannot tell the image's parity from its WCS (%s); assuming -1 (East to the left "
+        "of North, as JWST imagers)",
+        source or "an input",
+        reason,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -163,5 +167,6 @@ def mean_pixel_area(wcs: Any, shape_yx: tuple[int, int], source: str | None = No
 
 
 def _no_area(source: str | None, reason: str) -> None:
-    log.warning("%s: no mean pixel area from the WCS (%s); the exposure has no pixel area",
-                source or "an input", reason)
+    log.warning(
+        "%s: no mean pixel area from the WCS (%s); the exposure has no pixel area", source or "an input", reason
+    )

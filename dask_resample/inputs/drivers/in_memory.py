@@ -28,8 +28,9 @@ def _gwcs_like(wcs: Any, shape_yx: tuple[int, int]) -> Any:
     return wcs if hasattr(wcs, "output_frame") else FitsImagingWCS(wcs, shape_yx)
 
 
-def ref_from_model_dict(index: int, model: dict[str, Any], *, filename: str, group_id: str,
-                        s_region: str | None = None) -> ExposureRef:
+def ref_from_model_dict(
+    index: int, model: dict[str, Any], *, filename: str, group_id: str, s_region: str | None = None
+) -> ExposureRef:
     """Reference holding a ``stcal.resample`` model dictionary."""
     shape = tuple(np.shape(model["data"]))
     wcs = _gwcs_like(model["wcs"], shape)
@@ -108,8 +109,9 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     return model
 
 
-def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
-                  storage_options: Mapping[str, Any] | None = None) -> str:
+def write_flagged(
+    ref: ExposureRef, mask: Any, path: Any, *, status: str, storage_options: Mapping[str, Any] | None = None
+) -> str:
     """Write an in-memory exposure with its outliers flagged.
 
     An exposure with a gwcs becomes a JWST ``ImageModel`` file (arrays, WCS,
@@ -136,12 +138,12 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
     """
     model = load_arrays(ref, need_var=True, need_err=True)
     arrays = flagged_arrays(model, mask)
-    return write_file(path, lambda target: _write_flagged_file(ref, model, arrays, target, status),
-                      storage_options)
+    return write_file(path, lambda target: _write_flagged_file(ref, model, arrays, target, status), storage_options)
 
 
-def _write_flagged_file(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path,
-                        status: str) -> None:
+def _write_flagged_file(
+    ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path, status: str
+) -> None:
     """The flagged exposure as an ``ImageModel`` file, else a FITS file in the ``SCI`` layout."""
     from astropy.io import fits
 
@@ -167,8 +169,9 @@ def _write_flagged_file(ref: ExposureRef, model: dict[str, Any], arrays: dict[st
     fits.HDUList(hdus).writeto(path)
 
 
-def _write_image_model(ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path,
-                       status: str) -> bool:
+def _write_image_model(
+    ref: ExposureRef, model: dict[str, Any], arrays: dict[str, Any], path: Path, status: str
+) -> bool:
     """Write a JWST ``ImageModel``; ``False`` if stdatamodels is not installed."""
     try:
         from stdatamodels.jwst import datamodels
@@ -181,8 +184,13 @@ def _write_image_model(ref: ExposureRef, model: dict[str, Any], arrays: dict[str
     out.meta.wcs = model["wcs"]
     out.meta.filename = path.name
     out.meta.group_id = ref.group_id
-    for key, attr in (("exposure_time", "exposure_time"), ("measurement_time", "measurement_time"),
-                      ("start_time", "start_time"), ("end_time", "end_time"), ("duration", "duration")):
+    for key, attr in (
+        ("exposure_time", "exposure_time"),
+        ("measurement_time", "measurement_time"),
+        ("start_time", "start_time"),
+        ("end_time", "end_time"),
+        ("duration", "duration"),
+    ):
         if model.get(key) is not None:
             setattr(out.meta.exposure, attr, model[key])
     if model.get("level") is not None:

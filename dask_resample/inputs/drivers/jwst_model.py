@@ -161,7 +161,10 @@ def ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> E
     d["wcsinfo"] = dict(model.meta.wcsinfo.instance)
     d["group_id"] = group_id
     return in_memory.ref_from_model_dict(
-        index, d, filename=str(model.meta.filename or f"model_{index}"), group_id=str(group_id),
+        index,
+        d,
+        filename=str(model.meta.filename or f"model_{index}"),
+        group_id=str(group_id),
         s_region=getattr(model.meta.wcsinfo, "s_region", None),
     )
 
@@ -182,8 +185,12 @@ def describe(source: InputSource) -> ExposureRef:
         return _ref_from_meta(source, location.url, meta, lambda: _hdulist_wcs(hdul, location))
 
 
-def _ref_from_meta(source: InputSource, name: str, meta: Mapping[str, Any],
-                   wcs_of: Callable[[], tuple[Any, tuple[int, int], dict[str, Any]]]) -> ExposureRef:
+def _ref_from_meta(
+    source: InputSource,
+    name: str,
+    meta: Mapping[str, Any],
+    wcs_of: Callable[[], tuple[Any, tuple[int, int], dict[str, Any]]],
+) -> ExposureRef:
     """The reference of one file from its metadata tree (``wcs_of`` reads its WCS when needed)."""
     group_id = source.group_id or meta.get("group_id")
     if not group_id:
@@ -254,8 +261,7 @@ def _hdulist_metadata(hdul: Any, location: Location) -> dict[str, Any]:
         schema = schema_of(hdul[0].header["DATAMODL"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            load(hdul, schema, tree, _NoValidation(), skip_fits_update=False, ignore_arrays=True,
-                 keep_unknown=False)
+            load(hdul, schema, tree, _NoValidation(), skip_fits_update=False, ignore_arrays=True, keep_unknown=False)
         flatten_logs(tree)
         return tree["meta"]
     except Exception as exc:  # any failure of the reader: one line naming the file and the cause
@@ -295,8 +301,12 @@ def _outline_from_s_region(s_region: str, name: str) -> tuple[tuple[float, float
     try:  # stcal reads the numbers with numpy: malformed text is a ValueError
         verts = np.vstack([sregion_to_footprint(s) for s in geometry.split_sregions(s_region)])
     except ValueError as exc:
-        log.warning("%s: cannot read S_REGION %r (%s); its footprint is sampled from the WCS instead",
-                    name, s_region, one_line(exc))
+        log.warning(
+            "%s: cannot read S_REGION %r (%s); its footprint is sampled from the WCS instead",
+            name,
+            s_region,
+            one_line(exc),
+        )
         return ()
     return tuple((float(ra), float(dec)) for ra, dec in verts)
 
@@ -432,8 +442,9 @@ def _direct_model_dict(ref: ExposureRef, *, need_var: bool, need_err: bool) -> d
     return out
 
 
-def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
-                  storage_options: Mapping[str, Any] | None = None) -> str:
+def write_flagged(
+    ref: ExposureRef, mask: Any, path: str | Path, *, status: str, storage_options: Mapping[str, Any] | None = None
+) -> str:
     """Write the exposure with its outliers flagged, as jwst's outlier step leaves it (``*_crf.fits``).
 
     DQ gets ``DO_NOT_USE | OUTLIER`` where ``mask`` is set, then jwst's own

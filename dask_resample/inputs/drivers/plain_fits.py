@@ -71,8 +71,13 @@ _OBS_KEYS = {
     "activity_id": "ACT_ID",
     "exposure_number": "EXPOSURE",
 }
-_EXTRA_ARRAYS = {"dq": "DQ", "err": "ERR", "var_rnoise": "VAR_RNOISE", "var_poisson": "VAR_POISSON",
-                 "var_flat": "VAR_FLAT"}
+_EXTRA_ARRAYS = {
+    "dq": "DQ",
+    "err": "ERR",
+    "var_rnoise": "VAR_RNOISE",
+    "var_poisson": "VAR_POISSON",
+    "var_flat": "VAR_FLAT",
+}
 #: Arrays read only when asked for (``need_err``, ``need_var``); the others are always read.
 _ERR_ARRAYS = ("err",)
 _VAR_ARRAYS = ("var_poisson", "var_flat")
@@ -239,8 +244,9 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool) -> dict[str
     }
 
 
-def write_flagged(ref: ExposureRef, mask: Any, path: str | Path, *, status: str,
-                  storage_options: Mapping[str, Any] | None = None) -> str:
+def write_flagged(
+    ref: ExposureRef, mask: Any, path: str | Path, *, status: str, storage_options: Mapping[str, Any] | None = None
+) -> str:
     """Write the file with its outliers flagged, in its own layout.
 
     The science image (float32) and any ``ERR``/``VAR_*`` extension get NaN and

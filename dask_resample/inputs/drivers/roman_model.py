@@ -82,8 +82,11 @@ def is_asdf_start(head: bytes) -> bool:
 
 def is_model_library(obj: Any) -> bool:
     """True for a :class:`romancal.datamodels.ModelLibrary`."""
-    return (type(obj).__name__ == "ModelLibrary" and type(obj).__module__.startswith("romancal")
-            and hasattr(obj, "group_indices"))
+    return (
+        type(obj).__name__ == "ModelLibrary"
+        and type(obj).__module__.startswith("romancal")
+        and hasattr(obj, "group_indices")
+    )
 
 
 def is_datamodel(obj: Any) -> bool:
@@ -207,8 +210,11 @@ def sources_from_library(library: Any) -> list[InputSource | ExposureRef]:
     for i in range(len(library)):
         path = _member_path(library, i)
         if path is not None:
-            out.append(InputSource(index=i, path=str(path), kind=KIND, filename=Path(members[i]["expname"]).name,
-                                   group_id=group_of[i]))
+            out.append(
+                InputSource(
+                    index=i, path=str(path), kind=KIND, filename=Path(members[i]["expname"]).name, group_id=group_of[i]
+                )
+            )
             continue
         with library:
             model = library.borrow(i)
@@ -347,8 +353,9 @@ def load_arrays(ref: ExposureRef, *, need_var: bool, need_err: bool, need_var_sk
     return out
 
 
-def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
-                  storage_options: Mapping[str, Any] | None = None) -> str:
+def write_flagged(
+    ref: ExposureRef, mask: Any, path: Any, *, status: str, storage_options: Mapping[str, Any] | None = None
+) -> str:
     """Write the image with its outliers flagged, as romancal's ``OutlierDetectionStep`` leaves it.
 
     DQ gains Roman's ``DO_NOT_USE | OUTLIER`` where ``mask`` is set and nothing
@@ -385,8 +392,7 @@ def write_flagged(ref: ExposureRef, mask: Any, path: Any, *, status: str,
             if mask is not None:
                 dq = np.array(model.dq, dtype=np.uint32)
                 if np.shape(mask) != dq.shape:
-                    raise InputError(f"{ref.source}: outlier mask of shape {np.shape(mask)} for DQ of shape "
-                                     f"{dq.shape}")
+                    raise InputError(f"{ref.source}: outlier mask of shape {np.shape(mask)} for DQ of shape {dq.shape}")
                 dq |= np.asarray(mask, dtype=np.uint32) * bits
                 model.dq = dq
             if "cal_step" in model.meta:
