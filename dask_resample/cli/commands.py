@@ -156,6 +156,35 @@ def _skymap_of(v: Mapping[str, Any]) -> Path:
     return Path(found.path)
 
 
+def _check_roman_grid_run(v: Mapping[str, Any], flag: str, grid_text: str, mosaics_text: str) -> None:
+    """Refuse the options a run on romancal's grids (``--skycells``, ``--projection-region``) cannot take."""
+    grid_given = [
+        opt.flag
+        for opt in grid_options()
+        if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None
+    ]
+    if grid_given:
+        raise CLIError(f"{flag}: {grid_text}; drop {', '.join(grid_given)}")
+    if v["mode"] != "many_to_one":
+        raise CLIError(f"--mode: {flag} makes {mosaics_text} (many_to_one)")
+    if v["outliers"] or v["outlier_config"]:
+        raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
+    if v["overwrite"] and v["resume"]:
+        raise CLIError("--overwrite and --resume exclude each other")
+
+
+def _roman_inputs(inputs: Sequence[str], storage_options: Mapping[str, Any] | None, flag: str) -> list[Any]:
+    """The inputs resolved, each a Roman WFI file (else one line naming it and ``flag``)."""
+    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
+    for r in resolved:
+        if r.kind != roman_model.KIND:
+            raise CLIError(
+                f"{r.filename}: not a Roman WFI input; {flag} takes Roman Level-2 "
+                "files (*_cal.asdf) or their association"
+            )
+    return list(resolved)
+
+
 def _check_skycells(v: Mapping[str, Any], storage_options: Mapping[str, Any] | None) -> store.Location:
     """Refuse what ``--skycells`` cannot take (before anything starts); return its directory or URL."""
     if v.get("output"):
@@ -165,19 +194,7 @@ def _check_skycells(v: Mapping[str, Any], storage_options: Mapping[str, Any] | N
         raise CLIError(f"--skycells: {directory}: exists and is not a directory")
     if directory.scheme in SCHEME_EXTRAS and "/" not in directory.path.strip("/"):
         raise CLIError(f"--skycells: {directory}: give a prefix inside the bucket ({directory}/skycells)")
-    grid_given = [
-        opt.flag
-        for opt in grid_options()
-        if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None
-    ]
-    if grid_given:
-        raise CLIError(f"--skycells: each skycell is its own output grid; drop {', '.join(grid_given)}")
-    if v["mode"] != "many_to_one":
-        raise CLIError("--mode: --skycells makes one mosaic per skycell (many_to_one)")
-    if v["outliers"] or v["outlier_config"]:
-        raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
-    if v["overwrite"] and v["resume"]:
-        raise CLIError("--overwrite and --resume exclude each other")
+    _check_roman_grid_run(v, "--skycells", "each skycell is its own output grid", "one mosaic per skycell")
     store.check_output_location(directory, distributed=not v["serial"])
     if not directory.is_local and directory.is_file():
         raise CLIError(f"--skycells: {directory}: an object is there; give a prefix for the skycell mosaics")
@@ -191,14 +208,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     params = _params(v)  # bad parameters fail before anything else
     _check_cluster_options(v)
     skymap = _skymap_of(v)
-    # cheap input checks, before any cluster starts
-    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
-    for r in resolved:
-        if r.kind != roman_model.KIND:
-            raise CLIError(
-                f"{r.filename}: not a Roman WFI input; --skycells takes Roman Level-2 "
-                "files (*_cal.asdf) or their association"
-            )
+    resolved = _roman_inputs(inputs, storage_options, "--skycells")  # cheap, before any cluster starts
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
@@ -240,19 +250,7 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
         raise CLIError("--projection-region: give the mosaic path or URL with -o OUT.zarr")
     storage_options = _storage_options(args, v.get("storage_options"))
     output = store.as_location(str(v["output"]), storage_options)
-    grid_given = [
-        opt.flag
-        for opt in grid_options()
-        if opt.dest not in ("tile_shape", "mode", "max_output_pixels") and v.get(opt.dest) is not None
-    ]
-    if grid_given:
-        raise CLIError(f"--projection-region: the region is the output grid; drop {', '.join(grid_given)}")
-    if v["mode"] != "many_to_one":
-        raise CLIError("--mode: --projection-region makes one mosaic (many_to_one)")
-    if v["outliers"] or v["outlier_config"]:
-        raise CLIError("--outliers: outlier detection of Roman inputs is not supported yet")
-    if v["overwrite"] and v["resume"]:
-        raise CLIError("--overwrite and --resume exclude each other")
+    _check_roman_grid_run(v, "--projection-region", "the region is the output grid", "one mosaic")
     params = _params(v)  # bad parameters fail before anything else
     _check_cluster_options(v)
     store.check_output_location(output, distributed=not v["serial"])
@@ -262,14 +260,7 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
         region = skycells.projection_region_index(str(v["projection_region"]), skymap)
     except io.InputError as exc:
         raise CLIError(f"--projection-{exc}") from None
-    # cheap input checks, before any cluster starts
-    resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
-    for r in resolved:
-        if r.kind != roman_model.KIND:
-            raise CLIError(
-                f"{r.filename}: not a Roman WFI input; --projection-region takes Roman Level-2 "
-                "files (*_cal.asdf) or their association"
-            )
+    resolved = _roman_inputs(inputs, storage_options, "--projection-region")  # cheap, before any cluster starts
     handle = _connect(v)
     client = None if handle is None else handle.client
     try:
