@@ -44,8 +44,8 @@ import numpy as np
 from stcal.alignment.util import wcs_from_sregions
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample.drizzle.kernel import compute_pixmap
 from dask_resample.geometry import pixmap
+from dask_resample.geometry.exposure_pixmap import compute_pixmap
 from dask_resample.testing.synthetic import make_detector_wcs
 
 RA, DEC, ROLL = 53.16, -27.78, 20.0

@@ -4,7 +4,7 @@ Plans a mosaic of an association (serially, on the client) and runs the drizzle
 task of one exposure in this process, timing its phases: reading, weights, the
 pixel map (fast and full), the drizzle passes (data, each variance) and cutting
 the frame into tile partials. The phases are timed by running the task's own
-steps in order (those of :func:`dask_resample.drizzle.kernel.drizzle_exposure`).
+steps in order (those of :func:`dask_resample.drizzle.kernel.exposure_partials`).
 
 Usage::
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from dask_resample.api import plan_mosaic
     from dask_resample.drizzle import kernel
+    from dask_resample.geometry.exposure_pixmap import compute_pixmap
     from dask_resample.inputs.io import load_model_dict
     from dask_resample.params import ResampleParams
 
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     model = timed("read (load_model_dict)", load_model_dict, ref, need_var=True, need_err=False)
     data = np.asarray(model["data"])
     wcs = model["wcs"]
-    timed("pixmap, full (calc_pixmap equivalent)", kernel.compute_pixmap, wcs, out_wcs, data.shape, fast=False)
-    pixmap = timed("pixmap, fast", kernel.compute_pixmap, wcs, out_wcs, data.shape, fast=True)
+    timed("pixmap, full (calc_pixmap equivalent)", compute_pixmap, wcs, out_wcs, data.shape, fast=False)
+    pixmap = timed("pixmap, fast", compute_pixmap, wcs, out_wcs, data.shape, fast=True)
     weight = timed(
         "weights (build_driz_weight)",
         build_driz_weight,

@@ -388,7 +388,7 @@ def test_per_input_variances_as_kernel_py(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_synthetic_gwcs_map(kernel: str) -> None:
     """A pixel map from the package's synthetic distorted gwcs onto a rotated, coarser grid."""
-    from dask_resample.drizzle.kernel import compute_pixmap
+    from dask_resample.geometry.exposure_pixmap import compute_pixmap
     from dask_resample.testing.synthetic import make_detector_wcs
 
     shape = (96, 96)

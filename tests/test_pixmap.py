@@ -14,8 +14,8 @@ from gwcs import wcs as gwcs_wcs
 from stcal.alignment.util import wcs_from_sregions
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample.drizzle.kernel import compute_pixmap
 from dask_resample.geometry import pixmap as fp
+from dask_resample.geometry.exposure_pixmap import compute_pixmap
 from dask_resample.geometry.wcs_adapter import FitsImagingWCS
 from dask_resample.testing.synthetic import make_detector_wcs
 
@@ -346,7 +346,7 @@ def test_resample_fast_on_and_off(tmp_path):
 def test_truncating_kernels_keep_the_reference_pixel_map(tmp_path_factory, tmp_path):
     """Kernels that truncate positions (point, gaussian, lanczos) use calc_pixmap's map: bit-identical either way."""
     import dask_resample
-    from dask_resample.drizzle.kernel import FAST_PIXMAP_KERNELS
+    from dask_resample.geometry.exposure_pixmap import FAST_PIXMAP_KERNELS
     from dask_resample.testing import synthetic
 
     assert set(FAST_PIXMAP_KERNELS) == {"square", "turbo"}

@@ -9,8 +9,8 @@ from astropy.modeling import models
 from gwcs import wcs as gwcs_wcs
 from stcal.resample.utils import calc_pixmap
 
-from dask_resample.drizzle.kernel import _full_values, compute_pixmap
 from dask_resample.geometry import pixmap as fp
+from dask_resample.geometry.exposure_pixmap import _full_values, compute_pixmap
 from dask_resample.geometry.pixmap_program import compile_head
 from dask_resample.testing.synthetic import make_detector_wcs
 

@@ -14,24 +14,27 @@ part is kept as a :class:`TilePartial`, cropped to the pixels it touched.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..geometry import TileGrid, without_bounding_box
-from ..geometry.pixmap import check_against_reference, fast_pixmap, plan_fast_pixmap, sample_pixels
+from ..geometry import TileGrid
+from ..geometry.exposure_pixmap import FAST_PIXMAP_KERNELS, FAST_PIXMAP_MIN_PIXELS, compute_pixmap
 from ..inputs._files import save_arrays
 from ..inputs.dqmask import flagged_arrays, read_mask
-from ..inputs.io import ExposureRef, load_model_dict
+from ..inputs.io import ExposureRef, load_model_dict, load_wcs
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
+from .exposure_inputs import drizzle_inputs
 from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, _unclipped_frame_box, fused_applies
 from .passes import fused_kernel_available as fused_kernel_available  # re-exported: api, tests
 from .passes import input_crop as input_crop  # re-exported: tests record the crops here
+from .windows import drizzle_windows
 from .worker_memory import release_free_memory
 
-__all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure"]
+__all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure", "exposure_partials"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ class DrizzleSpec:
     #: Drizzle only the input pixels that can land on the requested tiles (:func:`.passes.input_crop`);
     #: false (the default): the whole input range, as ``stcal`` drizzles it.
     crop_input: bool = False
+    #: Frames of more pixels are drizzled a block of tiles at a time (:mod:`.windows`, with the
+    #: fused kernel; ``resample.window-pixels`` on the client); 0: never.
+    window_pixels: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,96 +116,17 @@ class TilePartial:
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
-#: Rows of the input evaluated at once by :func:`compute_pixmap` (bounds WCS temporaries).
-PIXMAP_BLOCK_ROWS = 256
-
-#: Smallest input (pixels) drizzled with the fast pixel map: below it the full
-#: evaluation costs about as much as the fast path's recognition and self-check.
-FAST_PIXMAP_MIN_PIXELS = 256 * 256
-
-#: Kernels whose drizzled result is a continuous function of the pixel map (exact overlap
-#: areas), so the fast map's last-bit differences from ``calc_pixmap`` (below 1e-8 pixel)
-#: stay below 1e-7 of the output. The others select output pixels and kernel values by
-#: truncating positions (point: nearest pixel; gaussian, lanczos: support cut-off and
-#: tabulated values), where a position that differs in its last bit can move a whole
-#: contribution: they keep the reference's own pixel map.
-FAST_PIXMAP_KERNELS: tuple[str, ...] = ("square", "turbo")
-
-
-def compute_pixmap(
-    wcs_in: Any,
-    wcs_out: Any,
-    shape_yx: tuple[int, int],
-    *,
-    stepsize: float = 1,
-    order: int = 1,
-    fast: bool = False,
-) -> np.ndarray:
-    """Pixel map of an input onto the output frame, as ``stcal.resample.utils.calc_pixmap``.
-
-    For ``stepsize == 1`` the WCS is evaluated in blocks of rows: the transforms are
-    element-wise, so the result is identical to ``calc_pixmap`` while the peak memory
-    of the WCS temporaries is bounded. Otherwise ``calc_pixmap`` itself is used.
-
-    With ``fast=True`` (and ``stepsize == 1``) a recognised input/output pair is
-    mapped by :mod:`dask_resample.geometry.pixmap` (one composed sky rotation instead of
-    the WCS's spherical trigonometry), checked against this full evaluation on a
-    sample of pixels; anything not recognised or not agreeing to
-    :data:`~dask_resample.geometry.pixmap.CHECK_TOLERANCE_PX` uses the full evaluation.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(ny, nx, 2)``; ``[..., 0]`` is x and ``[..., 1]`` is y in the output frame.
-    """
-    from stcal.resample.utils import calc_pixmap
-
-    ny, nx = shape_yx
-    if stepsize != 1 and max(ny, nx) > 10:
-        return calc_pixmap(wcs_in, wcs_out, shape_yx, stepsize=stepsize, order=order)
-    if fast:
-        pixmap = _fast_pixmap_checked(wcs_in, wcs_out, (ny, nx))
-        if pixmap is not None:
-            return pixmap
-    pixmap = np.empty((ny, nx, 2), np.float64)
-    x_row = np.arange(nx, dtype=np.float64)
-    for r0 in range(0, ny, PIXMAP_BLOCK_ROWS):
-        r1 = min(ny, r0 + PIXMAP_BLOCK_ROWS)
-        y, x = np.meshgrid(np.arange(r0, r1, dtype=np.float64), x_row, indexing="ij")
-        pixmap[r0:r1, :, 0], pixmap[r0:r1, :, 1] = _full_values(wcs_in, wcs_out, x, y)
-    return pixmap
-
-
-def _full_values(wcs_in: Any, wcs_out: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Output ``(x, y)`` of input pixels through both WCSs (output bounding box disabled)."""
-    with without_bounding_box(wcs_out):
-        return wcs_out.world_to_pixel_values(*wcs_in.pixel_to_world_values(x, y))
-
-
-def _fast_pixmap_checked(wcs_in: Any, wcs_out: Any, shape_yx: tuple[int, int]) -> np.ndarray | None:
-    """The fast pixel map if the WCS pair is recognised and it agrees with the full evaluation on samples."""
-
-    plan = plan_fast_pixmap(wcs_in, wcs_out)
-    if plan is None:
-        log.debug("fast pixel map: WCS structure not recognised; full evaluation")
-        return None
-    pixmap = fast_pixmap(plan, shape_yx)
-    if pixmap is None:
-        log.debug("fast pixel map: input reaches the output's far hemisphere; full evaluation")
-        return None
-    y, x = sample_pixels(shape_yx, plan.source.bbox_xy)
-    reference = _full_values(wcs_in, wcs_out, x.astype(np.float64), y.astype(np.float64))
-    diff = check_against_reference(pixmap, reference, y, x)
-    if diff is None:
-        log.info("fast pixel map disagrees with the full WCS evaluation; full evaluation used")
-        return None
-    return pixmap
-
-
 def drizzle_exposure(
     ref: ExposureRef, spec: DrizzleSpec, tile_keys: tuple[tuple[int, int], ...]
 ) -> dict[tuple[int, int], TilePartial | None]:
-    """Drizzle one exposure into each of ``tile_keys`` (a worker task).
+    """Drizzle one exposure into each of ``tile_keys``: :func:`exposure_partials` as a dictionary."""
+    return dict(exposure_partials(ref, spec, tile_keys))
+
+
+def exposure_partials(
+    ref: ExposureRef, spec: DrizzleSpec, tile_keys: tuple[tuple[int, int], ...]
+) -> Iterator[tuple[tuple[int, int], TilePartial | None]]:
+    """Drizzle one exposure into each of ``tile_keys``, yielding each tile's partial when it is done.
 
     Parameters
     ----------
@@ -210,75 +137,77 @@ def drizzle_exposure(
     tile_keys : tuple of (ty, tx)
         Tiles the plan says the exposure overlaps.
 
-    Returns
-    -------
-    dict
-        ``(ty, tx) -> TilePartial`` (``None`` where nothing landed).
+    Yields
+    ------
+    (ty, tx), TilePartial or None
+        Every key of ``tile_keys`` once (``None`` where nothing landed). A frame of
+        more than ``spec.window_pixels`` pixels is drizzled a block of tiles at a time
+        (:mod:`dask_resample.drizzle.windows`), each block's partials yielded before
+        the next is drizzled.
     """
-    from stcal.resample.utils import build_driz_weight, get_tmeasure, resample_range
+    from stcal.resample.utils import get_tmeasure, resample_range
 
     params = spec.params
     need_var = params.enable_var
     need_err = params.compute_err == "driz_err"
-    # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
-    flagged = ref.outlier_mask is not None
-    model = load_model_dict(
-        ref, need_var=need_var or flagged, need_err=need_err or flagged, need_var_sky=params.weight_type == "ivm-sky"
-    )
-    if ref.outlier_mask is not None:
-        _apply_outliers(model, ref.outlier_mask)
-    data = np.asarray(model["data"])
-    wcs = model["wcs"]
-    if data.ndim != 2:
-        raise RuntimeError(f"{ref.filename}: input is not a 2D image")
+    tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
+    state: dict[str, Any] = {}
 
+    def load() -> dict[str, Any]:
+        # an outlier mask makes NaNs consistent across every array, as in the *_crf.fits file: read them all
+        flagged = ref.outlier_mask is not None
+        model = load_model_dict(
+            ref,
+            need_var=need_var or flagged,
+            need_err=need_err or flagged,
+            need_var_sky=params.weight_type == "ivm-sky",
+        )
+        if ref.outlier_mask is not None:
+            _apply_outliers(model, ref.outlier_mask)
+        state["tmeasure"] = get_tmeasure(model)[0]
+        return model
+
+    windowed = spec.window_pixels > 0 and spec.fused_kernel and fused_applies(params.kernel, params.pixfrac)
+    model: dict[str, Any] | None = None
+    if windowed and _tiles_pixels(tiles, tile_keys) > spec.window_pixels:
+        # a frame that may be drizzled in windows: its pixel map first, the arrays once the map is
+        # out of memory (drizzle.windows), so that the two are never held together
+        wcs, shape_yx, _ = load_wcs(ref)
+    else:
+        model = load()
+        wcs, shape_yx = model["wcs"], np.shape(model["data"])
+    if len(shape_yx) != 2:
+        raise RuntimeError(f"{ref.filename}: input is not a 2D image")
+    ny, nx = shape_yx
     pixmap = compute_pixmap(
         wcs,
         spec.out_wcs,
-        data.shape,
+        (ny, nx),
         stepsize=params.pixmap_stepsize,
         order=params.pixmap_order,
-        fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS and data.size >= FAST_PIXMAP_MIN_PIXELS,
+        fast=spec.fast_pixmap and params.kernel in FAST_PIXMAP_KERNELS and ny * nx >= FAST_PIXMAP_MIN_PIXELS,
     )
     if spec.pixmap_dir is not None:
         save_pixmap32(pixmap_path(spec.pixmap_dir, ref.index), pixmap)
-    weight = build_driz_weight(
-        model, weight_type=params.weight_type, good_bits=params.good_bits, flag_name_map=params.flag_name_map
-    )
-    level = model.get("level")
-    if not model.get("subtracted") and level is not None:
-        data = data - level
-    bbox = getattr(wcs, "bounding_box", None)
-    rng = resample_range(data.shape, bbox)
-    tmeasure = get_tmeasure(model)[0]
-    exptime = model["exposure_time"]
-    variances = {}
-    if need_var:
-        for name in params.variance_names:
-            var = model.get(name)
-            if var is None or np.size(var) == 0 or np.shape(var) != data.shape:
-                continue
-            variances[name] = var  # drizzled as sqrt(var), taken one array at a time
-    err = model.get("err") if need_err else None
-    dq = model.get("dq") if params.propagate_dq else None
-    exptime_image = _exptime_image(model, params) if params.compute_exptime else None
+    rng = resample_range((ny, nx), getattr(wcs, "bounding_box", None))
 
-    tiles = TileGrid(spec.shape_yx, spec.tile_shape_yx)
     frame = _frame_box(pixmap, rng, spec.halo, spec.shape_yx)
-    out: dict[tuple[int, int], TilePartial | None] = {key: None for key in tile_keys}
-    if frame is None:
-        return out
-    fy0, fy1, fx0, fx1 = frame
     # the part of each tile inside the frame, in frame coordinates
     boxes = {}
+    if frame is not None:
+        fy0, fy1, fx0, fx1 = frame
+        for key in tile_keys:
+            tile = tiles.tile(*key)
+            y0, y1 = max(tile.y0, fy0), min(tile.y1, fy1)
+            x0, x1 = max(tile.x0, fx0), min(tile.x1, fx1)
+            if y0 < y1 and x0 < x1:
+                boxes[key] = (y0, x0, (slice(y0 - fy0, y1 - fy0), slice(x0 - fx0, x1 - fx0)))
     for key in tile_keys:
-        tile = tiles.tile(*key)
-        y0, y1 = max(tile.y0, fy0), min(tile.y1, fy1)
-        x0, x1 = max(tile.x0, fx0), min(tile.x1, fx1)
-        if y0 < y1 and x0 < x1:
-            boxes[key] = (y0, x0, (slice(y0 - fy0, y1 - fy0), slice(x0 - fx0, x1 - fx0)))
+        if key not in boxes:
+            yield key, None
     if not boxes:
-        return out
+        return
+    assert frame is not None  # boxes exist only inside a frame
     if spec.crop_input:
         cropped = input_crop(
             pixmap,
@@ -290,45 +219,72 @@ def drizzle_exposure(
             shape_yx=spec.shape_yx,
         )
         if cropped is None:
-            return out  # no input pixel reaches the requested tiles
+            for key in boxes:
+                yield key, None  # no input pixel reaches the requested tiles
+            return
         rng = cropped
+
+    def partial(key: tuple[int, int], planes: tuple) -> TilePartial | None:
+        img, wht, ctx, tile_dq, err_img, var_imgs, exp_img = planes
+        y0, x0, _ = boxes[key]
+        return _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, state["tmeasure"], exp_img)
+
+    fy0, fy1, fx0, fx1 = frame
+    if windowed and (fy1 - fy0) * (fx1 - fx0) > spec.window_pixels:
+        parts = drizzle_windows(
+            model if model is not None else load,
+            pixmap,
+            rng,
+            frame,
+            boxes,
+            params=params,
+            tile_shape_yx=spec.tile_shape_yx,
+            max_pixels=spec.window_pixels,
+            pixel_scale_ratio=spec.pixel_scale_ratio,
+            inputs_of=lambda m: drizzle_inputs(m, params, need_var=need_var, need_err=need_err),
+            cut=partial,
+        )
+        del pixmap, model  # the windows keep the pixel map in a file, not in memory
+        yield from parts
+        del parts
+        release_free_memory()
+        return
+
+    if model is None:
+        model = load()
+    inputs = drizzle_inputs(model, params, need_var=need_var, need_err=need_err)
     try:
         arrays = _drizzle_frame(
-            data, weight, pixmap, dq, err, variances, rng, frame, spec, exptime, boxes, exptime_image
+            inputs["data"],
+            inputs["weight"],
+            pixmap,
+            inputs["dq"],
+            inputs["err"],
+            inputs["variances"],
+            rng,
+            frame,
+            spec,
+            inputs["exptime"],
+            boxes,
+            inputs["exptime_image"],
         )
     except ValueError as exc:
         if "valid pixels" not in str(exc):
             raise
-        return out  # nothing of this exposure lands on the frame
-    for key, (y0, x0, _) in boxes.items():
-        img, wht, ctx, tile_dq, err_img, var_imgs, exp_img = arrays.pop(key)
-        out[key] = _cropped(ref.index, y0, x0, img, wht, ctx, tile_dq, err_img, var_imgs, tmeasure, exp_img)
-    del model, data, weight, pixmap, variances, err, dq, arrays, exptime_image
+        arrays = None  # nothing of this exposure lands on the frame
+    del model, pixmap, inputs
+    for key in boxes:
+        yield key, None if arrays is None else partial(key, arrays.pop(key))
+    del arrays
     release_free_memory()
-    return out
 
 
-def _exptime_image(model: dict[str, Any], params: ResampleParams) -> tuple[np.ndarray, np.ndarray]:
-    """What romancal's ``ExptimeResampler`` drizzles for one input: (constant image, unit weights).
-
-    The image holds the input's ``effective_exposure_time`` everywhere (its
-    ``exposure_time`` when it has none); the weights are 1 on pixels whose DQ
-    ``good_bits`` accept, else 0.
-    """
-    from stcal.resample.utils import build_driz_weight
-
-    data = model["data"]
-    value = model.get("effective_exposure_time")
-    if value is None:
-        value = model["exposure_time"]
-    image = np.full(np.shape(data), value)
-    weight = build_driz_weight(
-        {"data": data, "dq": model["dq"]},
-        weight_type=None,
-        good_bits=params.good_bits,
-        flag_name_map=params.flag_name_map,
-    )
-    return image, weight
+def _tiles_pixels(tiles: TileGrid, keys: tuple[tuple[int, int], ...]) -> int:
+    """Pixels of the bounding box of the tiles ``keys`` (at least the frame an exposure drizzled onto them has)."""
+    if not keys:
+        return 0
+    boxes = [tiles.tile(*key) for key in keys]
+    return (max(t.y1 for t in boxes) - min(t.y0 for t in boxes)) * (max(t.x1 for t in boxes) - min(t.x0 for t in boxes))
 
 
 def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:

@@ -129,8 +129,17 @@ def _fused_passes(
     err: np.ndarray | None,
     variances: dict[str, np.ndarray],
     frame: Frame,
+    *,
+    visit: tuple[int, int, int, int] | None = None,
+    window: tuple[int, int, int, int] | None = None,
+    shrunk: bool = False,
 ) -> None:
     """One pass of :class:`~dask_resample.drizzle.fused_kernel.FusedDrizzle` for every plane.
+
+    ``visit`` and ``window`` (:mod:`dask_resample.drizzle.windows`): the input arrays hold
+    only that box of input pixels, and the planes only that window of the frame (the
+    boxes of ``frame`` are then slices of the window); ``shrunk``: the input range of
+    ``frame.kwargs`` is already shrunk to a finite map.
 
     The frame is fresh, so each plane's weight is the data's: the drizzled error
     and every ``(drizzled sqrt(var))**2`` equal what the separate C passes of
@@ -157,10 +166,11 @@ def _fused_passes(
         plane_fillval=0.0,
         variance_names=tuple(exact),
         accumulate_variances=False,
+        window=window,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        driz.add_image(data, planes=planes, variances=exact, dq=dq, **kwargs)
+        driz.add_image(data, planes=planes, variances=exact, dq=dq, visit=visit, shrunk=shrunk, **kwargs)
     del rooted
     ctx_all = (driz.out_ctx[0] != 0) if driz.out_ctx is not None else None  # None: not params.enable_ctx
     err_all = driz.out_planes.get("err")

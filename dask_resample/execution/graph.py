@@ -228,6 +228,7 @@ def build_graph(
         fast_pixmap=bool(config.get("fast-pixmap") if fast_pixmap is None else fast_pixmap),
         fused_kernel=bool(config.get("fused-kernel")),
         pixmap_dir=pixmap_dir,
+        window_pixels=int(config.get("window-pixels") or 0),
     )
     scratch = ScratchSpec(root=as_location(scratch_root))
     store = as_location(store_path)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..drizzle.kernel import DrizzleSpec, drizzle_exposure
+from ..drizzle.kernel import DrizzleSpec, exposure_partials
 from ..drizzle.reduce import AccumulatorSpec, finalize_tile, reduce_partials
 from ..drizzle.scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
 from ..inputs.failures import TaskFailure, worker_task
@@ -68,8 +68,12 @@ def drizzle_task(
     ``after`` are the results of tasks that must finish first (the exposure's
     outlier flagging); a failure among them is passed on.
     """
-    partials = drizzle_exposure(ref, spec, tiles)
-    return {key: None if p is None else write_partial(scratch, group, *key, p) for key, p in partials.items()}
+    # each partial is written as soon as it is made: a large exposure drizzled a block of tiles at
+    # a time (drizzle.windows) never holds all of its partials at once
+    return {
+        key: None if p is None else write_partial(scratch, group, *key, p)
+        for key, p in exposure_partials(ref, spec, tiles)
+    }
 
 
 @worker_task(lambda contributions, task, scratch: f"tile {task.ty},{task.tx}")

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..drizzle.kernel import compute_pixmap
 from ..geometry import TileGrid
+from ..geometry.exposure_pixmap import compute_pixmap
 from ..store.location import Location
 
 __all__ = ["BLOT_ROWS", "BlotWindowError", "blot_median", "blot_window"]

@@ -162,12 +162,13 @@ from __future__ import annotations
 
 from .common import KERNELS
 from .driver import FusedDrizzle, finalize_variances, warm_up
-from .once import drizzle_once
+from .once import drizzle_once, shrunk_range
 
 __all__ = [
     "KERNELS",
     "FusedDrizzle",
     "drizzle_once",
     "finalize_variances",
+    "shrunk_range",
     "warm_up",
 ]

@@ -46,6 +46,10 @@ class FusedDrizzle:
     accumulate_variances : bool
         False keeps only the last input's drizzled variances
         (:meth:`input_variance`), for callers that combine inputs themselves.
+    window : (y0, y1, x0, x1), optional
+        Hold only this box of the output frame: every array has the window's shape
+        and receives, bit for bit, what the same box of the whole frame would
+        (see ``drizzle_once``'s ``window``). Default: the whole frame.
     """
 
     def __init__(
@@ -62,14 +66,22 @@ class FusedDrizzle:
         variance_weight: str = "ivm",
         rnoise_name: str = "var_rnoise",
         accumulate_variances: bool = True,
+        window: tuple[int, int, int, int] | None = None,
     ) -> None:
         if kernel not in _KERNEL_CODE:
             raise NotImplementedError(f"kernel {kernel!r} is not fused (only {', '.join(KERNELS)})")
         if variance_weight not in ("ivm", "exptime"):
             raise ValueError(f"unknown variance weight {variance_weight!r}")
-        ny, nx = (int(s) for s in out_shape)
+        frame_ny, frame_nx = (int(s) for s in out_shape)
+        wy0, wy1, wx0, wx1 = (0, frame_ny, 0, frame_nx) if window is None else (int(v) for v in window)
+        if not (0 <= wy0 < wy1 <= frame_ny and 0 <= wx0 < wx1 <= frame_nx):
+            raise ValueError(f"window {window} is not inside the frame {out_shape}")
+        ny, nx = wy1 - wy0, wx1 - wx0
         self.kernel = kernel
-        self.out_shape = (ny, nx)
+        self.out_shape = (frame_ny, frame_nx)
+        #: (y0, x0, frame_ny, frame_nx): where the arrays sit in the frame
+        self._window = (wy0, wx0, frame_ny, frame_nx)
+        self.window_shape = (ny, nx)
         self._fill = _fill_value(fillval)[1]
         self._plane_fill = _fill_value(plane_fillval)[1]
         self.out_img = np.full((ny, nx), self._fill, np.float32)
@@ -157,6 +169,8 @@ class FusedDrizzle:
         ymin: int | None = None,
         ymax: int | None = None,
         tmeasure: float | None = None,
+        visit: tuple[int, int, int, int] | None = None,
+        shrunk: bool = False,
     ) -> tuple[int, int]:
         """Drizzle one input (data, weight, context, DQ, planes and variances) in one pass.
 
@@ -174,13 +188,18 @@ class FusedDrizzle:
         tmeasure : float, optional
             The variance weight for ``variance_weight="exptime"`` (stcal's
             ``get_tmeasure``: measurement time, else exposure time).
+        visit : (y0, y1, x0, x1), optional
+            Drizzle only this box of input pixels; the input arrays (not ``pixmap``)
+            hold exactly it (``drizzle_once``'s ``visit``).
+        shrunk : bool
+            The input range is already shrunk to a finite map (``drizzle_once``'s ``shrunk``).
 
         Returns
         -------
         nmiss, nskip : int
             As ``Drizzle.add_image``.
         """
-        ny, nx = self.out_shape
+        ny, nx = self.window_shape
         n_p = len(self.plane_names)
         if not self.accumulate_variances and self._last_box[0] < self._last_box[1]:
             # the previous input's variance planes and weight: cleared for this one
@@ -266,6 +285,9 @@ class FusedDrizzle:
             extra_out=extra_out,
             exp_wht=exp_wht,
             fill_value=self._fill,
+            visit=visit,
+            window=self._window,
+            shrunk=shrunk,
         )
         if extra_out is not None and extra_out is not self._extra_out:
             self._extra_out[idx] = extra_out

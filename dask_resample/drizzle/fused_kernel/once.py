@@ -53,6 +53,28 @@ def _float_plane(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def shrunk_range(
+    pixmap: np.ndarray, xmin: int | None, xmax: int | None, ymin: int | None, ymax: int | None
+) -> tuple[int, int, int, int]:
+    """The input range a drizzle call covers: ``add_image``'s box, shrunk to rows and columns with a finite map.
+
+    Returns
+    -------
+    xmin, xmax, ymin, ymax : int
+        Inclusive.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two valid rows or columns, as drizzle.
+    """
+    x0, x1, y0, y1 = _input_range((int(pixmap.shape[0]), int(pixmap.shape[1])), xmin, xmax, ymin, ymax)
+    ok, x0, x1, y0, y1 = _shrink_image_section(pixmap, x0, x1, y0, y1)
+    if not ok:
+        raise ValueError("No or too few valid pixels in the pixel map.")
+    return x0, x1, y0, y1
+
+
 #: Extra input planes are passed in tuples of a multiple of this length.
 _EXTRA_BLOCK = 4
 
@@ -85,6 +107,9 @@ def drizzle_once(
     extra_out: np.ndarray | None = None,
     exp_wht: np.ndarray | None = None,
     fill_value: float | None = None,
+    visit: tuple[int, int, int, int] | None = None,
+    window: tuple[int, int, int, int] | None = None,
+    shrunk: bool = False,
 ) -> tuple[int, int, tuple[int, int, int, int]]:
     """Drizzle one input onto existing output arrays in one pass (the low-level call).
 
@@ -121,6 +146,21 @@ def drizzle_once(
         any ``extra_own_weight``), updated in place.
     fill_value : float, optional
         Written where ``out_wht == 0`` in the touched box after the pass.
+    visit : (y0, y1, x0, x1), optional
+        Drizzle only the input pixels of this box (half-open, input pixels); ``data``,
+        ``weight_map``, ``dq`` and ``extra`` then hold exactly this box, while ``pixmap``
+        is the whole input's and the scan (input range, outline, clipping) is the whole
+        range's. Default: the whole input, ``data`` of the pixel map's shape.
+    window : (y0, x0, frame_ny, frame_nx), optional
+        The outputs are the window of a ``(frame_ny, frame_nx)`` frame starting at
+        frame pixel ``(y0, x0)``: the pixel map is on the frame, and each window pixel
+        receives exactly what the same frame pixel receives from the same input pixels.
+        Default: the outputs are the frame.
+    shrunk : bool
+        ``xmin, xmax, ymin, ymax`` are already what drizzle's ``shrink_image_section``
+        makes of the input range (:func:`shrunk_range`): the scan of the map's rows
+        for finite values is skipped, so a pixel map that is a file mapped into
+        memory is read only where the pass needs it.
 
     Returns
     -------
@@ -148,15 +188,25 @@ def drizzle_once(
         raise ValueError("weight scale must be > 0")
     data = _float_plane(data)
     pixmap = np.ascontiguousarray(pixmap, dtype=np.float64)
-    if pixmap.shape[:2] != data.shape or pixmap.ndim != 3 or pixmap.shape[2] != 2:
+    if pixmap.ndim != 3 or pixmap.shape[2] != 2:
+        raise ValueError("'pixmap' must have shape (ny, nx, 2)")
+    in_shape = (int(pixmap.shape[0]), int(pixmap.shape[1]))
+    vy0, vy1, vx0, vx1 = (0, in_shape[0], 0, in_shape[1]) if visit is None else (int(v) for v in visit)
+    if not (0 <= vy0 < vy1 <= in_shape[0] and 0 <= vx0 < vx1 <= in_shape[1]):
+        raise ValueError(f"'visit' box {visit} is not inside the input {in_shape}")
+    if data.shape != (vy1 - vy0, vx1 - vx0):
         raise ValueError("'pixmap' shape is not consistent with 'data' shape.")
     for a in (out_img, out_wht):
         if a.dtype != np.float32 or not a.flags.c_contiguous or a.ndim != 2:
             raise ValueError("outputs must be C-contiguous 2D float32 arrays")
-    x0, x1, y0, y1 = _input_range(data.shape, xmin, xmax, ymin, ymax)
-    ok, x0, x1, y0, y1 = _shrink_image_section(pixmap, x0, x1, y0, y1)
-    if not ok:
-        raise ValueError("No or too few valid pixels in the pixel map.")
+    wy0, wx0, frame_ny, frame_nx = (0, 0, *out_img.shape) if window is None else (int(v) for v in window)
+    if not (0 <= wy0 and 0 <= wx0 and wy0 + out_img.shape[0] <= frame_ny and wx0 + out_img.shape[1] <= frame_nx):
+        raise ValueError(f"output window {window} of shape {out_img.shape} is not inside its frame")
+    place = np.array([vy0, vy1 - 1, vx0, vx1 - 1, wy0, wx0, frame_ny, frame_nx], np.int64)
+    if shrunk:
+        x0, x1, y0, y1 = int(xmin or 0), int(xmax or 0), int(ymin or 0), int(ymax or 0)
+    else:
+        x0, x1, y0, y1 = shrunk_range(pixmap, xmin, xmax, ymin, ymax)
     iscale32 = np.float32(iscale)
     if not (iscale32 > 0 and np.isfinite(iscale32)):
         raise ValueError("Argument 'iscale' must be positive and finite.")
@@ -218,6 +268,7 @@ def drizzle_once(
         extra_out,
         exp_w,
         box,
+        place,
     )
     pix = float(pixfrac)
     if kernel == "square":

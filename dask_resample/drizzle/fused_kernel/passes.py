@@ -36,6 +36,15 @@ def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.floa
 # Optional outputs and inputs are passed as None: numba compiles one specialisation
 # per combination actually used (and caches it), with the unused branches removed.
 #
+# ``place`` (int64) = (vy0, vy1, vx0, vx1, wy0, wx0, frame_ny, frame_nx) places the arrays:
+# only input pixels of rows vy0..vy1 and columns vx0..vx1 are drizzled, and the input
+# arrays (data, weights, DQ, extra planes) hold exactly that box (their [0, 0] is input
+# pixel (vy0, vx0)); the output arrays are the window of the (frame_ny, frame_nx) frame
+# whose [0, 0] is frame pixel (wy0, wx0). Everything geometric (the pixel map, the
+# scanner, the overlaps) stays in whole-input and whole-frame coordinates, so the values
+# in the window are those of the whole frame bit for bit, and an input pixel outside the
+# box contributes nothing else: the caller's box holds every pixel that reaches the window.
+#
 # The two passes repeat their accumulation block (every plane at one output pixel) on
 # purpose. Moved into one shared function taking the output arrays, the 2048² square
 # pass of benchmarks/bench_fused_kernel.py went from 1.08 s to 2.57 s with numba IR
@@ -69,6 +78,7 @@ def _square_pass(
     extra_out: np.ndarray | None,
     exp_wht: np.ndarray | None,
     box: np.ndarray,
+    place: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_square``: one pass over the input; ``box`` receives the touched output box.
 
@@ -76,7 +86,17 @@ def _square_pass(
     -------
     status, nmiss, nskip
     """
-    out_ny, out_nx = out_img.shape
+    vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
+        place[0],
+        place[1],
+        place[2],
+        place[3],
+        place[4],
+        place[5],
+        place[6],
+        place[7],
+    )
+    win_ny, win_nx = out_img.shape
     dh = 0.5 * pixfrac
     ok, y_first, y_last, left, right, state, min_y, max_y, _poly, _npoly = _init_image_scanner(
         pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
@@ -87,9 +107,9 @@ def _square_pass(
     nmiss = nskip * (xmax - xmin)
     d_extra = np.zeros(max(n_extra, 1), np.float32)
     dq_val = np.uint32(0)
-    by0 = out_ny
+    by0 = win_ny
     by1 = -1
-    bx0 = out_nx
+    bx0 = win_nx
     bx1 = -1
     for j in range(y_first, y_last + 1):
         code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
@@ -102,16 +122,20 @@ def _square_pass(
             nskip += 1
             continue
         nmiss += (xmax - xmin) - (x_last + 1 - x_first)
-        for i in range(x_first, x_last + 1):
+        if j < vy0 or j > vy1:
+            continue  # outside the visited box (after the scanner's step: its state follows every row)
+        jd = j - vy0
+        for i in range(_imax(x_first, vx0), _imin(x_last, vx1) + 1):
+            id_ = i - vx0
             nhit = 0
             # geometry: the pixel's footprint, once
             ok, x0, x1, x2, x3, y0, y1, y2, y3 = _square_corners(pixmap, i, j, dh)
             if ok:
                 jaco = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
-                d = np.float32(data[j, i]) * iscale
+                d = np.float32(data[jd, id_]) * iscale
                 if extra_in is not None:
                     for k in range(n_extra):
-                        v = extra_in[k][j, i]
+                        v = extra_in[k][jd, id_]
                         if extra_sqrt[k]:
                             d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
                         else:
@@ -119,14 +143,14 @@ def _square_pass(
                 if weights is None:
                     wpix = np.float32(1.0) * wscale
                 else:
-                    wpix = np.float32(weights[j, i]) * wscale
+                    wpix = np.float32(weights[jd, id_]) * wscale
                 w = wpix / jaco
                 if dq is not None:
-                    dq_val = np.uint32(dq[j, i])
-                jj0 = _imax(_nintd(min(min(y0, y1), min(y2, y3))), 0)
-                jj1 = _imin(_nintd(max(max(y0, y1), max(y2, y3))), out_ny - 1)
-                ii0 = _imax(_nintd(min(min(x0, x1), min(x2, x3))), 0)
-                ii1 = _imin(_nintd(max(max(x0, x1), max(x2, x3))), out_nx - 1)
+                    dq_val = np.uint32(dq[jd, id_])
+                jj0 = _imax(_imax(_nintd(min(min(y0, y1), min(y2, y3))), 0), wy0)
+                jj1 = _imin(_imin(_nintd(max(max(y0, y1), max(y2, y3))), out_ny - 1), wy0 + win_ny - 1)
+                ii0 = _imax(_imax(_nintd(min(min(x0, x1), min(x2, x3))), 0), wx0)
+                ii1 = _imin(_imin(_nintd(max(max(x0, x1), max(x2, x3))), out_nx - 1), wx0 + win_nx - 1)
                 for jj in range(jj0, jj1 + 1):
                     for ii in range(ii0, ii1 + 1):
                         # geometry: its overlap with one output pixel, once for every plane
@@ -135,38 +159,40 @@ def _square_pass(
                             dow = np.float32(dover * w)
                             nhit += 1
                             # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            wj = jj - wy0
+                            wi = ii - wx0
                             if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
                                 if dow > 0.0:
-                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
+                                    ctx[wj, wi] = ctx[wj, wi] | ctx_bit
                             if dow != 0.0:
-                                by0 = min(by0, jj)
-                                by1 = max(by1, jj)
-                                bx0 = min(bx0, ii)
-                                bx1 = max(bx1, ii)
-                                vc = out_wht[jj, ii]
+                                by0 = min(by0, wj)
+                                by1 = max(by1, wj)
+                                bx0 = min(bx0, wi)
+                                bx1 = max(bx1, wi)
+                                vc = out_wht[wj, wi]
                                 vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
-                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
-                                out_wht[jj, ii] = vcd
+                                out_img[wj, wi] = _mean_update(out_img[wj, wi], vc, d, dow, vcd)
+                                out_wht[wj, wi] = vcd
                                 if out_dq is not None:
                                     if vc == 0.0:
-                                        out_dq[jj, ii] = dq_val
+                                        out_dq[wj, wi] = dq_val
                                     else:
-                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                        out_dq[wj, wi] = out_dq[wj, wi] | dq_val
                                 if extra_out is not None:
                                     ve = vc
                                     ved = vcd
                                     if exp_wht is not None:
-                                        ve = exp_wht[jj, ii]
+                                        ve = exp_wht[wj, wi]
                                         ved = np.float64(ve + dow)
-                                        exp_wht[jj, ii] = ved
+                                        exp_wht[wj, wi] = ved
                                     for k in range(n_extra):
                                         if extra_own[k]:
-                                            extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved
+                                            extra_out[k, wj, wi] = _mean_update(
+                                                extra_out[k, wj, wi], ve, d_extra[k], dow, ved
                                             )
                                         else:
-                                            extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd
+                                            extra_out[k, wj, wi] = _mean_update(
+                                                extra_out[k, wj, wi], vc, d_extra[k], dow, vcd
                                             )
             if nhit == 0:
                 nmiss += 1
@@ -203,6 +229,7 @@ def _turbo_pass(
     extra_out: np.ndarray | None,
     exp_wht: np.ndarray | None,
     box: np.ndarray,
+    place: np.ndarray,
 ) -> tuple[int, int, int]:
     """``do_kernel_turbo``: one pass over the input; ``box`` receives the touched output box.
 
@@ -213,7 +240,17 @@ def _turbo_pass(
     -------
     status, nmiss, nskip
     """
-    out_ny, out_nx = out_img.shape
+    vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
+        place[0],
+        place[1],
+        place[2],
+        place[3],
+        place[4],
+        place[5],
+        place[6],
+        place[7],
+    )
+    win_ny, win_nx = out_img.shape
     ac = 1.0 / (pixfrac * pixfrac)
     ok, y_first, y_last, left, right, state, min_y, max_y, poly, npoly = _init_image_scanner(
         pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
@@ -230,9 +267,9 @@ def _turbo_pass(
     nmiss = nskip * (xmax - xmin)
     d_extra = np.zeros(max(n_extra, 1), np.float32)
     dq_val = np.uint32(0)
-    by0 = out_ny
+    by0 = win_ny
     by1 = -1
-    bx0 = out_nx
+    bx0 = win_nx
     bx1 = -1
     for j in range(y_first, y_last + 1):
         code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
@@ -245,21 +282,25 @@ def _turbo_pass(
             nskip += 1
             continue
         nmiss += (xmax - xmin) - (x_last + 1 - x_first)
-        for i in range(x_first, x_last + 1):
+        if j < vy0 or j > vy1:
+            continue  # outside the visited box (after the scanner's step: its state follows every row)
+        jd = j - vy0
+        for i in range(_imax(x_first, vx0), _imin(x_last, vx1) + 1):
+            id_ = i - vx0
             nhit = 0
             ox = pixmap[j, i, 0]
             oy = pixmap[j, i, 1]
             if not (math.isnan(ox) or math.isnan(oy)):
                 # geometry: the pixel's box, once
                 xxi, xxa, yyi, yya = _turbo_box(ox, oy, pfo)
-                ii0 = _imax(_nintd(xxi), 0)
-                ii1 = _imin(_nintd(xxa), out_nx - 1)
-                jj0 = _imax(_nintd(yyi), 0)
-                jj1 = _imin(_nintd(yya), out_ny - 1)
-                d = np.float32(data[j, i]) * iscale
+                ii0 = _imax(_imax(_nintd(xxi), 0), wx0)
+                ii1 = _imin(_imin(_nintd(xxa), out_nx - 1), wx0 + win_nx - 1)
+                jj0 = _imax(_imax(_nintd(yyi), 0), wy0)
+                jj1 = _imin(_imin(_nintd(yya), out_ny - 1), wy0 + win_ny - 1)
+                d = np.float32(data[jd, id_]) * iscale
                 if extra_in is not None:
                     for k in range(n_extra):
-                        v = extra_in[k][j, i]
+                        v = extra_in[k][jd, id_]
                         if extra_sqrt[k]:
                             d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
                         else:
@@ -267,10 +308,10 @@ def _turbo_pass(
                 if weights is None:
                     wpix = np.float32(1.0) * wscale
                 else:
-                    wpix = np.float32(weights[j, i]) * wscale
+                    wpix = np.float32(weights[jd, id_]) * wscale
                 w = np.float64(wpix)
                 if dq is not None:
-                    dq_val = np.uint32(dq[j, i])
+                    dq_val = np.uint32(dq[jd, id_])
                 for jj in range(jj0, jj1 + 1):
                     for ii in range(ii0, ii1 + 1):
                         # geometry: its overlap with one output pixel, once for every plane
@@ -280,38 +321,40 @@ def _turbo_pass(
                             nhit += 1
                             dow = np.float32(dover * w)
                             # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                            wj = jj - wy0
+                            wi = ii - wx0
                             if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
                                 if dow > 0.0:
-                                    ctx[jj, ii] = ctx[jj, ii] | ctx_bit
+                                    ctx[wj, wi] = ctx[wj, wi] | ctx_bit
                             if dow != 0.0:
-                                by0 = min(by0, jj)
-                                by1 = max(by1, jj)
-                                bx0 = min(bx0, ii)
-                                bx1 = max(bx1, ii)
-                                vc = out_wht[jj, ii]
+                                by0 = min(by0, wj)
+                                by1 = max(by1, wj)
+                                bx0 = min(bx0, wi)
+                                bx1 = max(bx1, wi)
+                                vc = out_wht[wj, wi]
                                 vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
-                                out_img[jj, ii] = _mean_update(out_img[jj, ii], vc, d, dow, vcd)
-                                out_wht[jj, ii] = vcd
+                                out_img[wj, wi] = _mean_update(out_img[wj, wi], vc, d, dow, vcd)
+                                out_wht[wj, wi] = vcd
                                 if out_dq is not None:
                                     if vc == 0.0:
-                                        out_dq[jj, ii] = dq_val
+                                        out_dq[wj, wi] = dq_val
                                     else:
-                                        out_dq[jj, ii] = out_dq[jj, ii] | dq_val
+                                        out_dq[wj, wi] = out_dq[wj, wi] | dq_val
                                 if extra_out is not None:
                                     ve = vc
                                     ved = vcd
                                     if exp_wht is not None:
-                                        ve = exp_wht[jj, ii]
+                                        ve = exp_wht[wj, wi]
                                         ved = np.float64(ve + dow)
-                                        exp_wht[jj, ii] = ved
+                                        exp_wht[wj, wi] = ved
                                     for k in range(n_extra):
                                         if extra_own[k]:
-                                            extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], ve, d_extra[k], dow, ved
+                                            extra_out[k, wj, wi] = _mean_update(
+                                                extra_out[k, wj, wi], ve, d_extra[k], dow, ved
                                             )
                                         else:
-                                            extra_out[k, jj, ii] = _mean_update(
-                                                extra_out[k, jj, ii], vc, d_extra[k], dow, vcd
+                                            extra_out[k, wj, wi] = _mean_update(
+                                                extra_out[k, wj, wi], vc, d_extra[k], dow, vcd
                                             )
             if nhit == 0:
                 nmiss += 1

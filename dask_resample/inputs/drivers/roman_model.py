@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import mmap
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -128,7 +129,7 @@ def model_dict(model: Any, *, group_id: str, var_sky: bool) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         d = ResampleData._input_model_to_dict(_Reader("ivm-sky" if var_sky else "ivm", group_id), model)
     # the arrays read into memory (asdf's lazy arrays are not numpy arrays), in their stored types
-    out = {k: (np.array(v) if k in _ARRAYS and v is not None else v) for k, v in d.items()}
+    out = {k: (_in_memory(v) if k in _ARRAYS and v is not None else v) for k, v in d.items()}
     out["wcs"] = _detached(out["wcs"])
     for key in ("start_time", "end_time"):
         out[key] = _mjd(out.get(key))
@@ -138,6 +139,20 @@ def model_dict(model: Any, *, group_id: str, var_sky: bool) -> dict[str, Any]:
     # resampling weights by the datamodel's own arrays, where a missing var_rnoise means unit weights
     out["var_rnoise_stored"] = "var_rnoise" in model
     return out
+
+
+def _in_memory(array: Any) -> np.ndarray:
+    """An array read into memory: asdf's own buffer when it holds one (no second copy), else a copy.
+
+    A memory-mapped block (or a view of one) is copied: it would not outlive the file.
+    """
+    a = np.asarray(array)
+    base: Any = a
+    while base is not None:
+        if isinstance(base, np.memmap | mmap.mmap):
+            return np.array(a)
+        base = getattr(base, "base", None)
+    return a
 
 
 def _detached(wcs: Any) -> Any:
