@@ -192,6 +192,7 @@ LAYERS: dict[str, int] = {
     "geometry.pixmap_recognise": 3,
     "geometry.pixmap_program": 3,
     "geometry.pixmap_compiled": 3,
+    "geometry.exposure_pixmap": 3,
     "planning": 3,
     "drizzle": 3,
     "store": 3,

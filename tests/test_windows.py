@@ -82,11 +82,12 @@ def test_windows_give_each_tile_the_bits_of_the_whole_frame(frames, case, where,
             tiles = plan.exposure_tiles[index]
             whole = drizzle_exposure(ref, spec, tiles)
             assert any(p is not None for p in whole.values())
-            split = drizzle_exposure(ref, replace(spec, window_pixels=window_pixels), tiles)
-            assert sorted(split) == sorted(tiles)
-            for key in tiles:
-                assert _same_partial(split[key], whole[key]), (ref.filename, key, params)
-    assert calls == [window_pixels] * len(plan.refs)
+            for first in (frozenset(), frozenset({ref.index})):  # arrays read first, or the pixel map first
+                split = drizzle_exposure(ref, replace(spec, window_pixels=window_pixels, map_first=first), tiles)
+                assert sorted(split) == sorted(tiles)
+                for key in tiles:
+                    assert _same_partial(split[key], whole[key]), (ref.filename, key, params, first)
+    assert calls == [window_pixels] * 2 * len(plan.refs)
 
 
 def test_windows_are_blocks_of_whole_tiles():
@@ -164,11 +165,12 @@ def _same_drizzles(paths: list[str], window_pixels: int, **plan_kwargs: Any) -> 
         for index, ref in enumerate(plan.refs):
             tiles = plan.exposure_tiles[index]
             whole = drizzle_exposure(ref, spec, tiles)
-            split = drizzle_exposure(ref, replace(spec, window_pixels=window_pixels), tiles)
-            assert sorted(split) == sorted(whole)
-            for key in tiles:
-                assert _same_partial(split[key], whole[key]), (ref.filename, key)
-    return len(calls)
+            for first in (frozenset(), frozenset({ref.index})):
+                split = drizzle_exposure(ref, replace(spec, window_pixels=window_pixels, map_first=first), tiles)
+                assert sorted(split) == sorted(whole)
+                for key in tiles:
+                    assert _same_partial(split[key], whole[key]), (ref.filename, key, first)
+    return len(calls) // 2
 
 
 @pytest.mark.parametrize("weight_type", ["ivm", "exptime", "ivm-sky"])
@@ -210,3 +212,17 @@ def test_a_windowed_run_on_a_cluster_writes_the_same_mosaic(frames, client, tmp_
         va, vb = a[name].values, b[name].values
         assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), name
     assert np.isfinite(a["data"].values).mean() > 0.3
+
+
+def test_the_plan_names_the_exposures_whose_map_comes_first(frames):
+    """``map_first``: the exposures whose planned footprint exceeds ``window-pixels`` (none when it is 0)."""
+    from dask_resample.execution.graph import _large_frames
+
+    plan = plan_mosaic(frames, tile_shape=TILE, wcs_pars={"pixel_scale_ratio": 0.5})
+    indices = {r.index for r in plan.refs}
+    assert _large_frames(plan, 1) == indices
+    assert _large_frames(plan, 0) == frozenset()
+    assert _large_frames(plan, 10**9) == frozenset()
+    # a footprint of about 190 x 190 output pixels (96 x 96 inputs at half their scale)
+    assert _large_frames(plan, 150 * 150) == indices
+    assert _large_frames(plan, 260 * 260) == frozenset()

@@ -62,6 +62,9 @@ class DrizzleSpec:
     #: Frames of more pixels are drizzled a block of tiles at a time (:mod:`.windows`, with the
     #: fused kernel; ``resample.window-pixels`` on the client); 0: never.
     window_pixels: int = 0
+    #: Exposures whose frame the plan expects above ``window_pixels``: their pixel map is computed
+    #: before their arrays are read, so the two are never held at once.
+    map_first: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ def exposure_partials(
 
     windowed = spec.window_pixels > 0 and spec.fused_kernel and fused_applies(params.kernel, params.pixfrac)
     model: dict[str, Any] | None = None
-    if windowed and _tiles_pixels(tiles, tile_keys) > spec.window_pixels:
+    if windowed and ref.index in spec.map_first:
         # a frame that may be drizzled in windows: its pixel map first, the arrays once the map is
         # out of memory (drizzle.windows), so that the two are never held together
         wcs, shape_yx, _ = load_wcs(ref)
@@ -277,14 +280,6 @@ def exposure_partials(
         yield key, None if arrays is None else partial(key, arrays.pop(key))
     del arrays
     release_free_memory()
-
-
-def _tiles_pixels(tiles: TileGrid, keys: tuple[tuple[int, int], ...]) -> int:
-    """Pixels of the bounding box of the tiles ``keys`` (at least the frame an exposure drizzled onto them has)."""
-    if not keys:
-        return 0
-    boxes = [tiles.tile(*key) for key in keys]
-    return (max(t.y1 for t in boxes) - min(t.y0 for t in boxes)) * (max(t.x1 for t in boxes) - min(t.x0 for t in boxes))
 
 
 def _apply_outliers(model: dict[str, Any], mask_path: str | Location) -> None:

@@ -30,6 +30,7 @@ the client reports each failure once. The same graph runs on any
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from ..drizzle.kernel import DrizzleSpec
 from ..drizzle.reduce import AccumulatorSpec
 from ..drizzle.scratch import ScratchSpec
 from ..inputs.failures import TaskFailure, TileTaskError
-from ..planning.plan import MosaicPlan
+from ..planning.plan import MosaicPlan, compute_footprints
 from ..store import Location, StoreSpec, as_location, shard_codecs
 from .tasks import (
     ShardTask,
@@ -218,6 +219,7 @@ def build_graph(
         raise ValueError("build_graph: tile_function applies to unsharded stores only")
     skip_tiles = skip_tiles or set()
     k = GraphKeys(token)
+    window_pixels = int(config.get("window-pixels") or 0)
     spec = DrizzleSpec(
         out_wcs=plan.grid.wcs,
         shape_yx=plan.grid.shape_yx,
@@ -228,7 +230,8 @@ def build_graph(
         fast_pixmap=bool(config.get("fast-pixmap") if fast_pixmap is None else fast_pixmap),
         fused_kernel=bool(config.get("fused-kernel")),
         pixmap_dir=pixmap_dir,
-        window_pixels=int(config.get("window-pixels") or 0),
+        window_pixels=window_pixels,
+        map_first=_large_frames(plan, window_pixels),
     )
     scratch = ScratchSpec(root=as_location(scratch_root))
     store = as_location(store_path)
@@ -284,6 +287,22 @@ def build_graph(
     return MosaicGraph(
         dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch, names={r.index: r.filename for r in plan.refs}
     )
+
+
+def _large_frames(plan: MosaicPlan, window_pixels: int) -> frozenset[int]:
+    """Exposures whose footprint on the grid (the planning's padded box, clipped to it) exceeds ``window_pixels``."""
+    if window_pixels <= 0:
+        return frozenset()
+    ny, nx = plan.grid.shape_yx
+    out = set()
+    for fp in compute_footprints(plan.refs, plan.grid.wcs):
+        if not math.isfinite(fp.y0 + fp.y1 + fp.x0 + fp.x1):
+            continue
+        height = min(fp.y1, ny) - max(fp.y0, 0.0)
+        width = min(fp.x1, nx) - max(fp.x0, 0.0)
+        if height > 0 and width > 0 and height * width > window_pixels:
+            out.add(fp.index)
+    return frozenset(out)
 
 
 def _shard_tasks(
