@@ -39,6 +39,13 @@ __all__ = ["VARIANCE_NAMES", "DrizzleSpec", "TilePartial", "drizzle_exposure", "
 log = logging.getLogger(__name__)
 
 
+#: A frame drizzled in windows (above ``DrizzleSpec.window_pixels``) is cut into blocks of at most
+#: this fraction of that limit: a frame just above it still comes in several blocks, and frames
+#: below it (a 2048² JWST exposure on a grid of its own scale), which one pass drizzles fastest,
+#: are not cut at all.
+WINDOWS_PER_FRAME_LIMIT = 4
+
+
 @dataclass(frozen=True)
 class DrizzleSpec:
     """What a drizzle task needs besides the exposure reference (small, picklable)."""
@@ -60,7 +67,8 @@ class DrizzleSpec:
     #: false (the default): the whole input range, as ``stcal`` drizzles it.
     crop_input: bool = False
     #: Frames of more pixels are drizzled a block of tiles at a time (:mod:`.windows`, with the
-    #: fused kernel; ``resample.window-pixels`` on the client); 0: never.
+    #: fused kernel; ``resample.window-pixels`` on the client), in blocks of at most
+    #: ``window_pixels // WINDOWS_PER_FRAME_LIMIT`` pixels; 0: never.
     window_pixels: int = 0
     #: Exposures whose frame the plan expects above ``window_pixels``: their pixel map is computed
     #: before their arrays are read, so the two are never held at once.
@@ -242,7 +250,7 @@ def exposure_partials(
             boxes,
             params=params,
             tile_shape_yx=spec.tile_shape_yx,
-            max_pixels=spec.window_pixels,
+            max_pixels=spec.window_pixels // WINDOWS_PER_FRAME_LIMIT,
             pixel_scale_ratio=spec.pixel_scale_ratio,
             inputs_of=lambda m: drizzle_inputs(m, params, need_var=need_var, need_err=need_err),
             cut=partial,
