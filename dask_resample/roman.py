@@ -27,15 +27,14 @@ import numpy as np
 
 from .api import resample
 from .geometry import gwcs_from_text
-from .geometry.skycells import (
+from .geometry.projection_regions import (
     RegionGrid,
     projection_region_grid,
     projection_region_index,
-    skycell_output_wcs,
     skycell_regions,
     skycell_tile_shape,
-    skycells_touched,
 )
+from .geometry.skycells import skycell_output_wcs, skycells_touched
 from .inputs.io import InputError, collect_exposures
 from .params import ResampleParams, step_defaults, step_params
 from .store import Location, as_location
@@ -214,13 +213,13 @@ def resample_region(
 ) -> RegionMosaic:
     """One mosaic on a projection region's grid, its pixels those of the region's skycells.
 
-    The grid is :func:`~dask_resample.geometry.skycells.projection_region_grid`'s
+    The grid is :func:`~dask_resample.geometry.projection_regions.projection_region_grid`'s
     over the skycells of ``region`` the inputs touch (romancal's
     ``find_skycell_matches``), so it is only as large as the data need; the
     skycell ``name``'s pixels are the mosaic's pixels inside its box
     (``RegionMosaic.grid.box(name)``; ``RegionMosaic.skycell(name)`` cuts it
     out), and its tiles start on skycell boundaries (tile side dividing
-    the skycell pitch, :func:`~dask_resample.geometry.skycells.skycell_tile_shape`).
+    the skycell pitch, :func:`~dask_resample.geometry.projection_regions.skycell_tile_shape`).
     The inputs touching those skycells are drizzled, in input order.
 
     Parameters
@@ -240,7 +239,7 @@ def resample_region(
     params : ResampleParams, optional
         Default :func:`roman_params`.
     tile_shape : (int, int), optional
-        Default :func:`~dask_resample.geometry.skycells.skycell_tile_shape` (960 x 960
+        Default :func:`~dask_resample.geometry.projection_regions.skycell_tile_shape` (960 x 960
         for the default 1024); a side not dividing the pitch is allowed but then
         skycells no longer start on tile corners.
     client : distributed.Client, optional

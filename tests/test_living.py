@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dask_resample import GridSpec, InputError, history, living, living_output_wcs, open_mosaic, resample, update
+from dask_resample.living import attempt
 from dask_resample.store.living import LivingStoreError, is_living
 from dask_resample.testing import synthetic
 
@@ -262,7 +263,7 @@ def test_a_reader_during_an_update_sees_the_old_or_the_new_version_never_a_mix(s
     update(mosaic, add=six[:3], grid=GRID, tile_shape=TILE, scheduler="serial")
     old = _snapshot(mosaic)
     new = _snapshot(scratch_run(six, mosaic, tmp_path / "new.zarr"))
-    monkeypatch.setattr(living, "_before_commit", lambda location: time.sleep(1.5))
+    monkeypatch.setattr(attempt, "before_commit", lambda location: time.sleep(1.5))
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -285,8 +286,9 @@ def test_a_reader_during_an_update_sees_the_old_or_the_new_version_never_a_mix(s
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from dask_resample import living, update
-    living._before_commit = lambda location: os.kill(os.getpid(), signal.SIGKILL)
+    from dask_resample import update
+    from dask_resample.living import attempt
+    attempt.before_commit = lambda location: os.kill(os.getpid(), signal.SIGKILL)
     update(sys.argv[1], add=sys.argv[2:], scheduler="serial")
 """)
 
@@ -329,7 +331,7 @@ def _race(monkeypatch, jobs: list[dict[str, Any]], mosaic: Path | str) -> list[A
             first_pass.done = True
             barrier.wait()
 
-    monkeypatch.setattr(living, "_before_commit", wait_for_the_others)
+    monkeypatch.setattr(attempt, "before_commit", wait_for_the_others)
     out: list[Any] = [None] * len(jobs)
 
     def run(k: int) -> None:
@@ -378,14 +380,14 @@ def test_concurrent_updates_on_disjoint_and_overlapping_tiles_both_land(six, tmp
 def test_an_update_that_keeps_losing_the_race_fails_clearly(six, tmp_path, monkeypatch):
     mosaic = tmp_path / "live"
     update(mosaic, add=six[:2], grid=GRID, tile_shape=TILE, scheduler="serial")
-    real_before_commit = living._before_commit
+    real_before_commit = attempt.before_commit
 
     def another_update_lands_first(location: Any) -> None:
-        monkeypatch.setattr(living, "_before_commit", real_before_commit)
+        monkeypatch.setattr(attempt, "before_commit", real_before_commit)
         update(mosaic, add=[six[len(history(mosaic)) + 1]], scheduler="serial")
-        monkeypatch.setattr(living, "_before_commit", another_update_lands_first)
+        monkeypatch.setattr(attempt, "before_commit", another_update_lands_first)
 
-    monkeypatch.setattr(living, "_before_commit", another_update_lands_first)
+    monkeypatch.setattr(attempt, "before_commit", another_update_lands_first)
     with pytest.raises(living.LivingConflictError, match="2 attempts"):
         update(mosaic, remove=[Path(six[0]).name], scheduler="serial", retries=1)
     assert [len(v.removed) for v in history(mosaic)] == [0, 0, 0]

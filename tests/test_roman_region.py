@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from dask_resample import resample
-from dask_resample.geometry.skycells import (
+from dask_resample.geometry.projection_regions import (
     projection_region_grid,
     projection_region_index,
     projection_region_output_wcs,

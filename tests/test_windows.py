@@ -40,6 +40,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "turbo-exptime": {"kernel": "turbo", "pixfrac": 0.8, "weight_type": "exptime"},
     "square-pixfrac0.9-stepsize4": {"kernel": "square", "pixfrac": 0.9, "pixmap_stepsize": 4},
     "square-exptime-image": {"kernel": "square", "compute_exptime": True, "good_bits": "~DO_NOT_USE"},
+    "turbo-exptime-image": {"kernel": "turbo", "compute_exptime": True, "pixfrac": 0.7},
 }
 
 

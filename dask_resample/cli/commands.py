@@ -22,7 +22,7 @@ from .. import (
     roman,
     store,
 )
-from ..geometry import grid, skycells
+from ..geometry import grid, projection_regions, skycells
 from ..inputs import io
 from ..inputs.drivers import roman_model
 from ..outliers.api import mission_params
@@ -257,7 +257,7 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
     _check_output(output, bool(v["overwrite"]), bool(v["resume"]))
     skymap = _skymap_of(v)
     try:
-        region = skycells.projection_region_index(str(v["projection_region"]), skymap)
+        region = projection_regions.projection_region_index(str(v["projection_region"]), skymap)
     except io.InputError as exc:
         raise CLIError(f"--projection-{exc}") from None
     resolved = _roman_inputs(inputs, storage_options, "--projection-region")  # cheap, before any cluster starts

@@ -12,7 +12,8 @@ How
 ---
 Above ``resample.window-pixels`` frame pixels (when the fused kernel drizzles,
 :mod:`dask_resample.drizzle.fused_kernel`), the frame's tiles are taken in square
-blocks (*windows*) of at most that many pixels. For each window:
+blocks (*windows*) of at most a quarter of that many pixels (``WINDOWS_PER_FRAME_LIMIT``
+in :mod:`dask_resample.drizzle.kernel`; one tile at least). For each window:
 
 1. the input pixels that can reach it (their mapped centres within the kernel's
    reach of the window, as :func:`~dask_resample.drizzle.passes.input_crop` decides
@@ -32,13 +33,17 @@ blocks (*windows*) of at most that many pixels. For each window:
 4. each of the window's tiles is cut, cropped and handed on before the next
    window is drizzled.
 
-What a task holds is then the input's arrays as read, its pixel map
-(``ny * nx * 16`` bytes), one window's planes and one visited box of drizzle
-inputs, whatever the frame's size.
+What a task holds is then the input's arrays as read, one window's planes, one
+visited box of drizzle inputs and the pixel map's rows that box needs, whatever the
+frame's size: the map (``ny * nx * 16`` bytes) is written to a file of the worker's
+local directory and mapped one window at a time; for the exposures the plan expects
+above the limit it is computed before the arrays are read, so the two are not held
+together.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -52,6 +57,8 @@ from ..params import ResampleParams
 from .passes import CROP_MARGIN_PX
 
 __all__ = ["Window", "drizzle_windows", "plan_windows", "window_visits"]
+
+log = logging.getLogger(__name__)
 
 #: Rows of the pixel map examined at once by :func:`window_visits` (bounds its temporaries).
 VISIT_BLOCK_ROWS = 256
@@ -224,8 +231,20 @@ def window_visits(
 
 
 def _box_of(model: Mapping[str, Any], shape_yx: tuple[int, int], sl: tuple[slice, slice]) -> dict[str, Any]:
-    """The model dictionary with every input-shaped array cut to ``sl`` (views; metadata unchanged)."""
-    return {k: (v[sl] if isinstance(v, np.ndarray) and v.shape == shape_yx else v) for k, v in model.items()}
+    """The model dictionary with every input-shaped array cut to ``sl`` (metadata unchanged).
+
+    numpy arrays are cut as views; other array-likes of the input's shape (an in-memory
+    exposure may hold a dask or zarr array) are read as numpy arrays first.
+    """
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            return v[sl] if v.shape == shape_yx else v
+        if not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "shape") and tuple(np.shape(v)) == shape_yx:
+            return np.asarray(v)[sl]
+        return v
+
+    return {k: cut(v) for k, v in model.items()}
 
 
 def drizzle_windows(
@@ -287,19 +306,24 @@ def drizzle_windows(
             yield key, None  # no valid pixel in the map: nothing lands (as the unwindowed drizzle)
         return
     pixmap -= np.array([fx0, fy0], dtype=np.float64)  # in place: the caller is done with it
-    import dask
-
-    base = dask.config.get("temporary-directory", None) or None
-    # The map moves to a file of this machine's temporary directory, mapped anew for each window:
-    # a window reads the rows it visits (and a few at the scan's corners), and unmapping the file
-    # after it keeps only those pages in the process (the map itself is 16 * ny * nx bytes).
-    with tempfile.TemporaryDirectory(prefix="dask-resample-pixmap-", dir=base) as tmp:
+    # The map moves to a file of this process's local directory, mapped anew for each window: a
+    # window reads the rows it visits (and a few at the scan's corners), and unmapping the file
+    # after it keeps only those pages in the process (the map itself is 16 * ny * nx bytes). Where
+    # the file cannot be written (no space), the map stays in memory.
+    with tempfile.TemporaryDirectory(prefix="dask-resample-pixmap-", dir=_local_directory()) as tmp:
         path = os.path.join(tmp, "pixmap.npy")
-        np.save(path, pixmap)
-        del pixmap  # the caller passed its last reference: only the file holds the map now
+        kept: np.ndarray | None
+        try:
+            np.save(path, pixmap)
+        except OSError as exc:
+            log.warning("pixel map kept in memory: %s cannot hold it (%s)", tmp, exc)
+            kept = pixmap
+        else:
+            kept = None
+        del pixmap  # the caller passed its last reference: only the file (or `kept`) holds the map now
         yield from _drizzle_windows(
             model() if callable(model) else model,
-            lambda: np.load(path, mmap_mode="r"),
+            (lambda: np.load(path, mmap_mode="r")) if kept is None else (lambda: kept),
             scan,
             frame_shape,
             boxes,
@@ -310,6 +334,19 @@ def drizzle_windows(
             inputs_of,
             cut,
         )
+
+
+def _local_directory() -> str | None:
+    """Where a task keeps a large temporary file: the Dask worker's local directory (purged by Dask),
+    else Dask's ``temporary-directory``, else the system's."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().local_directory)
+    except (ImportError, ValueError):  # not in a worker (the serial scheduler, a test)
+        import dask
+
+        return dask.config.get("temporary-directory", None) or None
 
 
 def _drizzle_windows(
@@ -368,13 +405,22 @@ def _drizzle_windows(
             for sl in (boxes[key][2],)
         }
         parts: dict[tuple[int, int], list] = {}
-        place = {"visit": visit, "window": (window.y0, window.y1, window.x0, window.x1), "shrunk": True}
+        box = (window.y0, window.y1, window.x0, window.x1)
         frame_pass = Frame(kwargs, frame_shape, params, local, parts)
-        _fused_passes(inputs["data"], inputs["dq"], inputs["err"], inputs["variances"], frame_pass, **place)
+        _fused_passes(
+            inputs["data"],
+            inputs["dq"],
+            inputs["err"],
+            inputs["variances"],
+            frame_pass,
+            visit=visit,
+            window=box,
+            shrunk=True,
+        )
         for key in window.keys:
             parts[key].append(None)
         if inputs["exptime_image"] is not None:
-            _fused_exptime_pass(inputs["exptime_image"], frame_pass, **place)
+            _fused_exptime_pass(inputs["exptime_image"], frame_pass, visit=visit, window=box, shrunk=True)
         del inputs, kwargs, frame_pass  # the window's inputs, and its mapping of the pixel map
         for key in window.keys:
             yield key, cut(key, tuple(parts.pop(key)))

@@ -197,7 +197,7 @@ class FusedDrizzle:
         Returns
         -------
         nmiss, nskip : int
-            As ``Drizzle.add_image``.
+            As ``Drizzle.add_image`` (see ``drizzle_once`` with ``visit`` or a window).
         """
         ny, nx = self.window_shape
         n_p = len(self.plane_names)

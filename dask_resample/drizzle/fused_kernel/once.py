@@ -165,7 +165,9 @@ def drizzle_once(
     Returns
     -------
     nmiss, nskip : int
-        drizzle's counts of input pixels and rows that contributed nothing.
+        drizzle's counts of input pixels and rows that contributed nothing (with ``visit``
+        or ``window``, counted over the scan as drizzle counts them, except that pixels
+        outside the visited box are not counted and hits outside the window count as misses).
     box_yx : tuple of int
         ``(y0, y1, x0, x1)``: the output box that received contributions
         (empty when ``y0 >= y1``).

@@ -265,6 +265,8 @@ def ref_from_datamodel(index: int, model: Any, group_id: str | None = None) -> E
     require_extra()
     gid = _group_id(model, index, group_id)
     d = model_dict(model, group_id=gid, var_sky=True)
+    # copies: the reference must not change when the caller later changes its model's arrays
+    d.update({k: np.array(v) for k, v in d.items() if k in _ARRAYS and v is not None})
     d["wcsinfo"]["pixelarea_steradians"] = d.get("pixelarea_steradians")
     d["mission"] = "roman"  # a Roman exposure held in memory (outlier detection refuses to write it as JWST)
     name = str(model.meta.filename or f"model_{index}")
