@@ -218,15 +218,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
                 directory,
                 skymap=skymap,
                 params=params,
-                client=client,
-                storage_options=storage_options,
-                scheduler="serial" if handle is None else "distributed",
-                tile_shape=v["tile_shape"],
-                max_output_pixels=v["max_output_pixels"],
-                overwrite=bool(v["overwrite"]),
-                resume=bool(v["resume"]),
-                progress=False if args.quiet else None,
-                fast_pixmap=False if v["no_fast_pixmap"] else None,
+                **_grid_run_arguments(args, v, handle, storage_options),
             )
         if not mosaics:
             raise CLIError(f"--skycells: no skycell of the skymap {skymap} touches the inputs")
@@ -240,6 +232,23 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     for path in written:
         print(path)
     return 0
+
+
+def _grid_run_arguments(
+    args: argparse.Namespace, v: Mapping[str, Any], handle: Any, storage_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The keyword arguments ``run --skycells`` and ``--projection-region`` both pass to :mod:`~dask_resample.roman`."""
+    return {
+        "client": None if handle is None else handle.client,
+        "storage_options": storage_options,
+        "scheduler": "serial" if handle is None else "distributed",
+        "tile_shape": v["tile_shape"],
+        "max_output_pixels": v["max_output_pixels"],
+        "overwrite": bool(v["overwrite"]),
+        "resume": bool(v["resume"]),
+        "progress": False if args.quiet else None,
+        "fast_pixmap": False if v["no_fast_pixmap"] else None,
+    }
 
 
 def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence[str]) -> int:
@@ -272,15 +281,7 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
                     region=region,
                     skymap=skymap,
                     params=params,
-                    client=client,
-                    storage_options=storage_options,
-                    scheduler="serial" if handle is None else "distributed",
-                    tile_shape=v["tile_shape"],
-                    max_output_pixels=v["max_output_pixels"],
-                    overwrite=bool(v["overwrite"]),
-                    resume=bool(v["resume"]),
-                    progress=False if args.quiet else None,
-                    fast_pixmap=False if v["no_fast_pixmap"] else None,
+                    **_grid_run_arguments(args, v, handle, storage_options),
                 )
             except io.InputError as exc:
                 if not str(exc).startswith("region:"):
