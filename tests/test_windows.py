@@ -20,6 +20,18 @@ TILE = (24, 24)
 GRID = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(384, 384))
 
 
+def _spec(plan: Any) -> DrizzleSpec:
+    """The drizzle spec a graph of ``plan`` gives its tasks (whole frames: no windows)."""
+    return DrizzleSpec(
+        out_wcs=plan.grid.wcs,
+        shape_yx=plan.grid.shape_yx,
+        tile_shape_yx=TILE,
+        halo=plan.halo,
+        params=plan.params,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
+    )
+
+
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory) -> list[str]:
     """2 dithers x 2 detectors of 96 x 96 pixels (JWST files: gwcs, variances, DQ)."""
@@ -61,14 +73,7 @@ def test_windows_give_each_tile_the_bits_of_the_whole_frame(frames, case, where,
     elif where == "finer":
         grid = {"wcs_pars": {"pixel_scale_ratio": 0.5}}
     plan = plan_mosaic(frames, tile_shape=TILE, **grid, **params)
-    spec = DrizzleSpec(
-        out_wcs=plan.grid.wcs,
-        shape_yx=plan.grid.shape_yx,
-        tile_shape_yx=TILE,
-        halo=plan.halo,
-        params=plan.params,
-        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-    )
+    spec = _spec(plan)
     calls = []
     real = windows.drizzle_windows
 
@@ -146,14 +151,7 @@ def test_window_visits_hold_every_pixel_that_reaches_the_window():
 def _same_drizzles(paths: list[str], window_pixels: int, **plan_kwargs: Any) -> int:
     """Drizzle every input whole and in windows; assert the partials are identical; return how many were windowed."""
     plan = plan_mosaic(paths, tile_shape=TILE, **plan_kwargs)
-    spec = DrizzleSpec(
-        out_wcs=plan.grid.wcs,
-        shape_yx=plan.grid.shape_yx,
-        tile_shape_yx=TILE,
-        halo=plan.halo,
-        params=plan.params,
-        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-    )
+    spec = _spec(plan)
     calls = []
     real = windows.drizzle_windows
 

@@ -28,7 +28,15 @@ from ..inputs.io import ExposureRef, load_model_dict, load_wcs
 from ..params import VARIANCE_NAMES, ResampleParams
 from ..store.location import Location
 from .exposure_inputs import drizzle_inputs
-from .passes import Frame, _c_passes, _exptime_pass, _fused_passes, _unclipped_frame_box, fused_applies
+from .passes import (
+    Frame,
+    _c_passes,
+    _exptime_pass,
+    _fused_passes,
+    _unclipped_frame_box,
+    add_image_kwargs,
+    fused_applies,
+)
 from .passes import fused_kernel_available as fused_kernel_available  # re-exported: api, tests
 from .passes import input_crop as input_crop  # re-exported: tests record the crops here
 from .windows import drizzle_windows
@@ -352,23 +360,11 @@ def _drizzle_frame(
     ``iscale`` and exposure time, 0 where not covered.
     """
     params = spec.params
-    xmin, xmax, ymin, ymax = rng
     fy0, fy1, fx0, fx1 = frame
     pixmap -= np.array([fx0, fy0], dtype=np.float64)  # in place: the caller is done with it
-    kwargs = {
-        "exptime": exptime,
-        "pixmap": pixmap,
-        "pixel_scale_ratio": spec.pixel_scale_ratio,
-        "iscale": 1.0,
-        "weight_map": weight,
-        "wht_scale": 1.0,
-        "pixfrac": params.pixfrac,
-        "in_units": "cps",
-        "xmin": xmin,
-        "xmax": xmax,
-        "ymin": ymin,
-        "ymax": ymax,
-    }
+    kwargs = add_image_kwargs(
+        pixmap, weight, rng, exptime=exptime, pixel_scale_ratio=spec.pixel_scale_ratio, pixfrac=params.pixfrac
+    )
     shape = (fy1 - fy0, fx1 - fx0)
     parts: dict[tuple[int, int], list] = {}
     frame_pass = Frame(kwargs, shape, params, boxes, parts)

@@ -34,6 +34,33 @@ class Frame(NamedTuple):
     parts: dict[tuple[int, int], list]
 
 
+def add_image_kwargs(
+    pixmap: np.ndarray,
+    weight: np.ndarray,
+    rng: tuple[int, int, int, int],
+    *,
+    exptime: float,
+    pixel_scale_ratio: float,
+    pixfrac: float,
+) -> dict[str, Any]:
+    """``Drizzle.add_image``'s keyword arguments as ``stcal.resample.Resample.add_model`` passes them."""
+    xmin, xmax, ymin, ymax = rng
+    return {
+        "exptime": exptime,
+        "pixmap": pixmap,
+        "pixel_scale_ratio": pixel_scale_ratio,
+        "iscale": 1.0,
+        "weight_map": weight,
+        "wht_scale": 1.0,
+        "pixfrac": pixfrac,
+        "in_units": "cps",
+        "xmin": xmin,
+        "xmax": xmax,
+        "ymin": ymin,
+        "ymax": ymax,
+    }
+
+
 def _cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
     """A copy of ``a[sl]`` (``None`` stays ``None``)."""
     return None if a is None else a[sl].copy()

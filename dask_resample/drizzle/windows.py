@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from ..params import ResampleParams
-from .passes import CROP_MARGIN_PX
+from .passes import CROP_MARGIN_PX, Frame, _fused_passes, add_image_kwargs
 
 __all__ = ["Window", "drizzle_windows", "plan_windows", "window_visits"]
 
@@ -366,9 +366,7 @@ def _drizzle_windows(
 
     ``mapped()`` maps the frame's pixel map; ``rng`` is the input range already shrunk to a finite map.
     """
-    from .passes import Frame, _fused_passes  # the fused kernel's passes (numba, imported by the caller already)
 
-    xmin, xmax, ymin, ymax = rng
     shape_yx = np.shape(model["data"])
     for window, visit in zip(windows, visits, strict=True):
         if visit is None:
@@ -377,20 +375,14 @@ def _drizzle_windows(
             continue
         vy0, vy1, vx0, vx1 = visit
         inputs = inputs_of(_box_of(model, shape_yx, (slice(vy0, vy1), slice(vx0, vx1))))
-        kwargs = {
-            "exptime": inputs["exptime"],
-            "pixmap": mapped(),
-            "pixel_scale_ratio": pixel_scale_ratio,
-            "iscale": 1.0,
-            "weight_map": inputs["weight"],
-            "wht_scale": 1.0,
-            "pixfrac": params.pixfrac,
-            "in_units": "cps",
-            "xmin": xmin,
-            "xmax": xmax,
-            "ymin": ymin,
-            "ymax": ymax,
-        }
+        kwargs = add_image_kwargs(
+            mapped(),
+            inputs["weight"],
+            rng,
+            exptime=inputs["exptime"],
+            pixel_scale_ratio=pixel_scale_ratio,
+            pixfrac=params.pixfrac,
+        )
         # each tile's slice of the window
         local = {
             key: (
