@@ -130,7 +130,7 @@ The work is split into
 2. **accumulation**, per output pixel hit: :func:`_mean_update`, the running
    weighted mean of one plane (scalars in, the new value out), applied to the
    data and each extra plane, with the weight, context and DQ updates beside it;
-3. a **driver** (:func:`_square_pass`, :func:`_turbo_pass`) that walks the input
+3. a **driver** (:func:`_kernel_pass`, one body for both kernels) that walks the input
    rows the scanner (:func:`_init_image_scanner`, :func:`_scanline_limits`: per
    call, on the host) allows, calls 1, and does the loads and stores of 2 (the
    accumulation block is the same in both drivers). Arrays stay in the driver:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .common import _KERNEL_CODE, _NO_PSCALE, CTX_PLANE_BITS, KERNELS
 from .geometry import _shrink_image_section
-from .passes import _put_fill, _square_pass, _turbo_pass
+from .passes import KERNEL_PASSES, _put_fill
 
 # --------------------------------------------------------------------------- Python interface
 
@@ -256,31 +256,12 @@ def drizzle_once(
             raise ValueError("'exp_wht' is needed for planes with their own weight")
         exp_w = exp_wht
     box = np.zeros(4, np.int64)
-    common = (
-        out_img,
-        out_wht,
-        out_ctx,
-        ctx_bit,
-        dq_in,
-        out_dq,
-        extra_in,
-        n_extra,
-        sqrt_flags,
-        own_flags,
-        extra_out,
-        exp_w,
-        box,
-        place,
-    )
     pix = float(pixfrac)
-    if kernel == "square":
-        status, nmiss, nskip = _square_pass(
-            pixmap, data, weights, np.float32(wht_scale), iscale32, pix, x0, x1, y0, y1, *common
-        )
-    else:
-        status, nmiss, nskip = _turbo_pass(
-            pixmap, data, weights, np.float32(wht_scale), iscale32, pix, psr, x0, x1, y0, y1, *common
-        )
+    arrays = (pixmap, data, out_img, out_wht, sqrt_flags, own_flags, box, place)
+    scalars = (np.float32(wht_scale), iscale32, pix, psr, x0, x1, y0, y1, ctx_bit, n_extra)
+    status, nmiss, nskip = KERNEL_PASSES[kernel](
+        arrays, scalars, weights, out_ctx, dq_in, out_dq, extra_in, extra_out, exp_w
+    )
     if status == _NO_PSCALE:
         raise ValueError("Unable to estimate pscale_ratio")
     if box[0] > box[1]:

@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from .common import _NO_PSCALE, _OK, _imax, _imin, _jit, _jit_inline, _nintd
-from .geometry import _boxer, _over, _square_corners, _turbo_box
-from .scanner import _compute_pscale_ratio, _init_image_scanner, _scanline_limits
+from .common import _KERNEL_CODE, _OK, _imax, _imin, _jit, _jit_inline, _nintd
+from .footprints import SquareKernel, TurboKernel, bounds, footprint, overlap, setup, weight
+from .scanner import _init_image_scanner, _scanline_limits
+
+_SQUARE = _KERNEL_CODE["square"]
 
 # --------------------------------------------------------------------------- accumulation (per output pixel hit)
 
@@ -45,324 +48,183 @@ def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.floa
 # in the window are those of the whole frame bit for bit, and an input pixel outside the
 # box contributes nothing else: the caller's box holds every pixel that reaches the window.
 #
-# The two passes repeat their accumulation block (every plane at one output pixel) on
-# purpose. Moved into one shared function taking the output arrays, the 2048² square
-# pass of benchmarks/bench_fused_kernel.py went from 1.08 s to 2.57 s with numba IR
-# inlining (inline="always") and to 3.15 s as a plain call: each array argument then
-# costs reference counting per output pixel. The tests compare both passes against
-# drizzle's C bit for bit, so the two copies cannot drift apart unnoticed.
+# One driver body (:func:`_kernel_pass`) serves both kernels: the kernel's scalar geometry
+# (set-up, footprint, its bounds and weight, the overlap with one output pixel) comes
+# from :mod:`.footprints`, chosen by the type of a tag when each kernel's pass
+# (:func:`_kernel_pass`) is compiled: no branch per pixel. Only scalars cross
+# those calls; the arrays stay in the driver (an array passed to a shared accumulation
+# function cost reference counting per output pixel: the 2048² square pass of
+# benchmarks/bench_fused_kernel.py went from 1.08 s to 2.57 s that way).
 
 
-@_jit
-def _square_pass(
-    pixmap: np.ndarray,
-    data: np.ndarray,
-    weights: np.ndarray | None,
-    wscale: np.float32,
-    iscale: np.float32,
-    pixfrac: float,
-    xmin: int,
-    xmax: int,
-    ymin: int,
-    ymax: int,
-    out_img: np.ndarray,
-    out_wht: np.ndarray,
-    ctx: np.ndarray | None,
-    ctx_bit: np.int32,
-    dq: np.ndarray | None,
-    out_dq: np.ndarray | None,
-    extra_in: tuple | None,
-    n_extra: int,
-    extra_sqrt: np.ndarray,
-    extra_own: np.ndarray,
-    extra_out: np.ndarray | None,
-    exp_wht: np.ndarray | None,
-    box: np.ndarray,
-    place: np.ndarray,
-) -> tuple[int, int, int]:
-    """``do_kernel_square``: one pass over the input; ``box`` receives the touched output box.
+def _kernel_pass(kernel: str) -> Any:
+    """The compiled one-pass driver of ``kernel`` (``square`` or ``turbo``).
 
-    Returns
-    -------
-    status, nmiss, nskip
+    The kernel is a closure constant (an int: numba's cache keys on it) that numba
+    resolves before typing, so each kernel's pass compiles (and is cached) on its own,
+    with its kernel's geometry only (:mod:`.footprints`, chosen by the tag's type).
     """
-    vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
-        place[0],
-        place[1],
-        place[2],
-        place[3],
-        place[4],
-        place[5],
-        place[6],
-        place[7],
-    )
-    win_ny, win_nx = out_img.shape
-    dh = 0.5 * pixfrac
-    ok, y_first, y_last, left, right, state, min_y, max_y, _poly, _npoly = _init_image_scanner(
-        pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
-    )
-    if not ok:
-        return _OK, 0, 0
-    nskip = (ymax - ymin) - (y_last - y_first)
-    nmiss = nskip * (xmax - xmin)
-    d_extra = np.zeros(max(n_extra, 1), np.float32)
-    dq_val = np.uint32(0)
-    by0 = win_ny
-    by1 = -1
-    bx0 = win_nx
-    bx1 = -1
-    for j in range(y_first, y_last + 1):
-        code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
-        if code == 1:
-            nskip += y_last + 1 - j
-            nmiss += (y_last + 1 - j) * (xmax - xmin)
-            break
-        elif code == 2 or code == 3:
-            nmiss += xmax - xmin
-            nskip += 1
-            continue
-        nmiss += (xmax - xmin) - (x_last + 1 - x_first)
-        if j < vy0 or j > vy1:
-            continue  # outside the visited box (after the scanner's step: its state follows every row)
-        jd = j - vy0
-        for i in range(_imax(x_first, vx0), _imin(x_last, vx1) + 1):
-            id_ = i - vx0
-            nhit = 0
-            # geometry: the pixel's footprint, once
-            ok, x0, x1, x2, x3, y0, y1, y2, y3 = _square_corners(pixmap, i, j, dh)
-            if ok:
-                jaco = 0.5 * ((x1 - x3) * (y0 - y2) - (x0 - x2) * (y1 - y3))
-                d = np.float32(data[jd, id_]) * iscale
-                if extra_in is not None:
-                    for k in range(n_extra):
-                        v = extra_in[k][jd, id_]
-                        if extra_sqrt[k]:
-                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
-                        else:
-                            d_extra[k] = np.float32(v) * iscale
-                if weights is None:
-                    wpix = np.float32(1.0) * wscale
-                else:
-                    wpix = np.float32(weights[jd, id_]) * wscale
-                w = wpix / jaco
-                if dq is not None:
-                    dq_val = np.uint32(dq[jd, id_])
-                jj0 = _imax(_imax(_nintd(min(min(y0, y1), min(y2, y3))), 0), wy0)
-                jj1 = _imin(_imin(_nintd(max(max(y0, y1), max(y2, y3))), out_ny - 1), wy0 + win_ny - 1)
-                ii0 = _imax(_imax(_nintd(min(min(x0, x1), min(x2, x3))), 0), wx0)
-                ii1 = _imin(_imin(_nintd(max(max(x0, x1), max(x2, x3))), out_nx - 1), wx0 + win_nx - 1)
-                for jj in range(jj0, jj1 + 1):
-                    for ii in range(ii0, ii1 + 1):
-                        # geometry: its overlap with one output pixel, once for every plane
-                        dover = _boxer(float(ii), float(jj), x0, x1, x2, x3, y0, y1, y2, y3)
-                        if dover != 0.0:
-                            dow = np.float32(dover * w)
-                            nhit += 1
-                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
-                            wj = jj - wy0
-                            wi = ii - wx0
-                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
-                                if dow > 0.0:
-                                    ctx[wj, wi] = ctx[wj, wi] | ctx_bit
-                            if dow != 0.0:
-                                by0 = min(by0, wj)
-                                by1 = max(by1, wj)
-                                bx0 = min(bx0, wi)
-                                bx1 = max(bx1, wi)
-                                vc = out_wht[wj, wi]
-                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
-                                out_img[wj, wi] = _mean_update(out_img[wj, wi], vc, d, dow, vcd)
-                                out_wht[wj, wi] = vcd
-                                if out_dq is not None:
-                                    if vc == 0.0:
-                                        out_dq[wj, wi] = dq_val
-                                    else:
-                                        out_dq[wj, wi] = out_dq[wj, wi] | dq_val
-                                if extra_out is not None:
-                                    ve = vc
-                                    ved = vcd
-                                    if exp_wht is not None:
-                                        ve = exp_wht[wj, wi]
-                                        ved = np.float64(ve + dow)
-                                        exp_wht[wj, wi] = ved
-                                    for k in range(n_extra):
-                                        if extra_own[k]:
-                                            extra_out[k, wj, wi] = _mean_update(
-                                                extra_out[k, wj, wi], ve, d_extra[k], dow, ved
-                                            )
-                                        else:
-                                            extra_out[k, wj, wi] = _mean_update(
-                                                extra_out[k, wj, wi], vc, d_extra[k], dow, vcd
-                                            )
-            if nhit == 0:
-                nmiss += 1
-    box[0] = by0
-    box[1] = by1 + 1
-    box[2] = bx0
-    box[3] = bx1 + 1
-    return _OK, nmiss, nskip
+    kernel_code = _KERNEL_CODE[kernel]
 
+    def one_pass(
+        arrays: tuple,
+        scalars: tuple,
+        weights: np.ndarray | None,
+        ctx: np.ndarray | None,
+        dq: np.ndarray | None,
+        out_dq: np.ndarray | None,
+        extra_in: tuple | None,
+        extra_out: np.ndarray | None,
+        exp_wht: np.ndarray | None,
+    ) -> tuple[int, int, int]:
+        """One pass of the kernel over the input.
 
-@_jit
-def _turbo_pass(
-    pixmap: np.ndarray,
-    data: np.ndarray,
-    weights: np.ndarray | None,
-    wscale: np.float32,
-    iscale: np.float32,
-    pixfrac: float,
-    pscale_ratio: np.float32,
-    xmin: int,
-    xmax: int,
-    ymin: int,
-    ymax: int,
-    out_img: np.ndarray,
-    out_wht: np.ndarray,
-    ctx: np.ndarray | None,
-    ctx_bit: np.int32,
-    dq: np.ndarray | None,
-    out_dq: np.ndarray | None,
-    extra_in: tuple | None,
-    n_extra: int,
-    extra_sqrt: np.ndarray,
-    extra_own: np.ndarray,
-    extra_out: np.ndarray | None,
-    exp_wht: np.ndarray | None,
-    box: np.ndarray,
-    place: np.ndarray,
-) -> tuple[int, int, int]:
-    """``do_kernel_turbo``: one pass over the input; ``box`` receives the touched output box.
+        Parameters
+        ----------
+        arrays : tuple
+            ``(pixmap, data, out_img, out_wht, extra_sqrt, extra_own, box, place)``; ``box``
+            receives the touched output box.
+        scalars : tuple
+            ``(wscale, iscale, pixfrac, pscale_ratio, xmin, xmax, ymin, ymax, ctx_bit, n_extra)``;
+            ``pscale_ratio`` is used by ``turbo`` only.
+        weights, ctx, dq, out_dq, extra_in, extra_out, exp_wht
+            The optional inputs and outputs (``None``: not used; numba compiles each
+            combination with the unused branches removed).
 
-    A NaN ``pscale_ratio`` is estimated from the map at the centroid of the
-    scanner's polygon, as drizzle does for ``pixel_scale_ratio=None``.
-
-    Returns
-    -------
-    status, nmiss, nskip
-    """
-    vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
-        place[0],
-        place[1],
-        place[2],
-        place[3],
-        place[4],
-        place[5],
-        place[6],
-        place[7],
-    )
-    win_ny, win_nx = out_img.shape
-    ac = 1.0 / (pixfrac * pixfrac)
-    ok, y_first, y_last, left, right, state, min_y, max_y, poly, npoly = _init_image_scanner(
-        pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
-    )
-    if not ok:
-        return _OK, 0, 0
-    if math.isnan(pscale_ratio):
-        ok, pscale_ratio = _compute_pscale_ratio(pixmap, poly, npoly)
+        Returns
+        -------
+        status, nmiss, nskip
+        """
+        if kernel_code == _SQUARE:  # a closure constant: numba drops the other branch before typing
+            tag: Any = SquareKernel()
+        else:
+            tag = TurboKernel()
+        pixmap, data, out_img, out_wht, extra_sqrt, extra_own, box, place = arrays
+        wscale, iscale, pixfrac, pscale_ratio, xmin, xmax, ymin, ymax, ctx_bit, n_extra = scalars
+        vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
+            place[0],
+            place[1],
+            place[2],
+            place[3],
+            place[4],
+            place[5],
+            place[6],
+            place[7],
+        )
+        win_ny, win_nx = out_img.shape
+        ok, y_first, y_last, left, right, state, min_y, max_y, poly, npoly = _init_image_scanner(
+            pixmap, xmin, xmax, ymin, ymax, out_ny, out_nx
+        )
         if not ok:
-            return _NO_PSCALE, 0, 0
-    pfo = pixfrac / np.float64(pscale_ratio) / 2.0
-    dover_scale = ac * np.float64(pscale_ratio) * np.float64(pscale_ratio)
-    nskip = (ymax - ymin) - (y_last - y_first)
-    nmiss = nskip * (xmax - xmin)
-    d_extra = np.zeros(max(n_extra, 1), np.float32)
-    dq_val = np.uint32(0)
-    by0 = win_ny
-    by1 = -1
-    bx0 = win_nx
-    bx1 = -1
-    for j in range(y_first, y_last + 1):
-        code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
-        if code == 1:
-            nskip += y_last + 1 - j
-            nmiss += (y_last + 1 - j) * (xmax - xmin)
-            break
-        elif code == 2 or code == 3:
-            nmiss += xmax - xmin
-            nskip += 1
-            continue
-        nmiss += (xmax - xmin) - (x_last + 1 - x_first)
-        if j < vy0 or j > vy1:
-            continue  # outside the visited box (after the scanner's step: its state follows every row)
-        jd = j - vy0
-        for i in range(_imax(x_first, vx0), _imin(x_last, vx1) + 1):
-            id_ = i - vx0
-            nhit = 0
-            ox = pixmap[j, i, 0]
-            oy = pixmap[j, i, 1]
-            if not (math.isnan(ox) or math.isnan(oy)):
-                # geometry: the pixel's box, once
-                xxi, xxa, yyi, yya = _turbo_box(ox, oy, pfo)
-                ii0 = _imax(_imax(_nintd(xxi), 0), wx0)
-                ii1 = _imin(_imin(_nintd(xxa), out_nx - 1), wx0 + win_nx - 1)
-                jj0 = _imax(_imax(_nintd(yyi), 0), wy0)
-                jj1 = _imin(_imin(_nintd(yya), out_ny - 1), wy0 + win_ny - 1)
-                d = np.float32(data[jd, id_]) * iscale
-                if extra_in is not None:
-                    for k in range(n_extra):
-                        v = extra_in[k][jd, id_]
-                        if extra_sqrt[k]:
-                            d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
-                        else:
-                            d_extra[k] = np.float32(v) * iscale
-                if weights is None:
-                    wpix = np.float32(1.0) * wscale
-                else:
-                    wpix = np.float32(weights[jd, id_]) * wscale
-                w = np.float64(wpix)
-                if dq is not None:
-                    dq_val = np.uint32(dq[jd, id_])
-                for jj in range(jj0, jj1 + 1):
-                    for ii in range(ii0, ii1 + 1):
-                        # geometry: its overlap with one output pixel, once for every plane
-                        dover = _over(ii, jj, xxi, xxa, yyi, yya)
-                        if dover > 0.0:
-                            dover *= dover_scale
-                            nhit += 1
-                            dow = np.float32(dover * w)
-                            # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
-                            wj = jj - wy0
-                            wi = ii - wx0
-                            if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
-                                if dow > 0.0:
-                                    ctx[wj, wi] = ctx[wj, wi] | ctx_bit
-                            if dow != 0.0:
-                                by0 = min(by0, wj)
-                                by1 = max(by1, wj)
-                                bx0 = min(bx0, wi)
-                                bx1 = max(bx1, wi)
-                                vc = out_wht[wj, wi]
-                                vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
-                                out_img[wj, wi] = _mean_update(out_img[wj, wi], vc, d, dow, vcd)
-                                out_wht[wj, wi] = vcd
-                                if out_dq is not None:
-                                    if vc == 0.0:
-                                        out_dq[wj, wi] = dq_val
-                                    else:
-                                        out_dq[wj, wi] = out_dq[wj, wi] | dq_val
-                                if extra_out is not None:
-                                    ve = vc
-                                    ved = vcd
-                                    if exp_wht is not None:
-                                        ve = exp_wht[wj, wi]
-                                        ved = np.float64(ve + dow)
-                                        exp_wht[wj, wi] = ved
-                                    for k in range(n_extra):
-                                        if extra_own[k]:
-                                            extra_out[k, wj, wi] = _mean_update(
-                                                extra_out[k, wj, wi], ve, d_extra[k], dow, ved
-                                            )
+            return _OK, 0, 0
+        status, p0, p1 = setup(tag, pixmap, poly, npoly, pixfrac, pscale_ratio)
+        if status != _OK:
+            return status, 0, 0
+        nskip = (ymax - ymin) - (y_last - y_first)
+        nmiss = nskip * (xmax - xmin)
+        d_extra = np.zeros(max(n_extra, 1), np.float32)
+        dq_val = np.uint32(0)
+        by0 = win_ny
+        by1 = -1
+        bx0 = win_nx
+        bx1 = -1
+        for j in range(y_first, y_last + 1):
+            code, x_first, x_last = _scanline_limits(j, left, right, state, min_y, max_y, xmin, xmax, ymin, ymax)
+            if code == 1:
+                nskip += y_last + 1 - j
+                nmiss += (y_last + 1 - j) * (xmax - xmin)
+                break
+            elif code == 2 or code == 3:
+                nmiss += xmax - xmin
+                nskip += 1
+                continue
+            nmiss += (xmax - xmin) - (x_last + 1 - x_first)
+            if j < vy0 or j > vy1:
+                continue  # outside the visited box (after the scanner's step: its state follows every row)
+            jd = j - vy0
+            for i in range(_imax(x_first, vx0), _imin(x_last, vx1) + 1):
+                id_ = i - vx0
+                nhit = 0
+                # geometry: the pixel's footprint, once
+                ok, g = footprint(tag, pixmap, i, j, p0)
+                if ok:
+                    d = np.float32(data[jd, id_]) * iscale
+                    if extra_in is not None:
+                        for k in range(n_extra):
+                            v = extra_in[k][jd, id_]
+                            if extra_sqrt[k]:
+                                d_extra[k] = np.float32(np.sqrt(np.float64(v))) * iscale
+                            else:
+                                d_extra[k] = np.float32(v) * iscale
+                    if weights is None:
+                        wpix = np.float32(1.0) * wscale
+                    else:
+                        wpix = np.float32(weights[jd, id_]) * wscale
+                    w = weight(tag, wpix, g)
+                    if dq is not None:
+                        dq_val = np.uint32(dq[jd, id_])
+                    ylo, yhi, xlo, xhi = bounds(tag, g)
+                    jj0 = _imax(_imax(_nintd(ylo), 0), wy0)
+                    jj1 = _imin(_imin(_nintd(yhi), out_ny - 1), wy0 + win_ny - 1)
+                    ii0 = _imax(_imax(_nintd(xlo), 0), wx0)
+                    ii1 = _imin(_imin(_nintd(xhi), out_nx - 1), wx0 + win_nx - 1)
+                    for jj in range(jj0, jj1 + 1):
+                        for ii in range(ii0, ii1 + 1):
+                            # geometry: its overlap with one output pixel, once for every plane
+                            hit, dover = overlap(tag, ii, jj, g, p1)
+                            if hit:
+                                dow = np.float32(dover * w)
+                                nhit += 1
+                                # accumulation: every plane at (jj, ii), drizzle's set_bit then update_data
+                                wj = jj - wy0
+                                wi = ii - wx0
+                                if ctx is not None:  # noqa: SIM102 (alone, numba prunes it at compile time)
+                                    if dow > 0.0:
+                                        ctx[wj, wi] = ctx[wj, wi] | ctx_bit
+                                if dow != 0.0:
+                                    by0 = min(by0, wj)
+                                    by1 = max(by1, wj)
+                                    bx0 = min(bx0, wi)
+                                    bx1 = max(bx1, wi)
+                                    vc = out_wht[wj, wi]
+                                    vcd = np.float64(vc + dow)  # the float32 sum, widened as the C keeps it
+                                    out_img[wj, wi] = _mean_update(out_img[wj, wi], vc, d, dow, vcd)
+                                    out_wht[wj, wi] = vcd
+                                    if out_dq is not None:
+                                        if vc == 0.0:
+                                            out_dq[wj, wi] = dq_val
                                         else:
-                                            extra_out[k, wj, wi] = _mean_update(
-                                                extra_out[k, wj, wi], vc, d_extra[k], dow, vcd
-                                            )
-            if nhit == 0:
-                nmiss += 1
-    box[0] = by0
-    box[1] = by1 + 1
-    box[2] = bx0
-    box[3] = bx1 + 1
-    return _OK, nmiss, nskip
+                                            out_dq[wj, wi] = out_dq[wj, wi] | dq_val
+                                    if extra_out is not None:
+                                        ve = vc
+                                        ved = vcd
+                                        if exp_wht is not None:
+                                            ve = exp_wht[wj, wi]
+                                            ved = np.float64(ve + dow)
+                                            exp_wht[wj, wi] = ved
+                                        for k in range(n_extra):
+                                            if extra_own[k]:
+                                                extra_out[k, wj, wi] = _mean_update(
+                                                    extra_out[k, wj, wi], ve, d_extra[k], dow, ved
+                                                )
+                                            else:
+                                                extra_out[k, wj, wi] = _mean_update(
+                                                    extra_out[k, wj, wi], vc, d_extra[k], dow, vcd
+                                                )
+                if nhit == 0:
+                    nmiss += 1
+        box[0] = by0
+        box[1] = by1 + 1
+        box[2] = bx0
+        box[3] = bx1 + 1
+        return _OK, nmiss, nskip
+
+    one_pass.__name__ = one_pass.__qualname__ = f"_{kernel}_pass"  # names its cache files and profiles
+    return _jit(one_pass)
+
+
+#: The pass of each fused kernel.
+KERNEL_PASSES = {kernel: _kernel_pass(kernel) for kernel in _KERNEL_CODE}
 
 
 # --------------------------------------------------------------------------- after the pass
