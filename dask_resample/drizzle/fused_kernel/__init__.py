@@ -132,8 +132,8 @@ The work is split into
    data and each extra plane, with the weight, context and DQ updates beside it;
 3. a **driver** (:func:`_kernel_pass`, one body for both kernels) that walks the input
    rows the scanner (:func:`_init_image_scanner`, :func:`_scanline_limits`: per
-   call, on the host) allows, calls 1, and does the loads and stores of 2 (the
-   accumulation block is the same in both drivers). Arrays stay in the driver:
+   call, on the host) allows, calls 1 (the kernel's functions of :mod:`.footprints`,
+   chosen when the driver compiles), and does the loads and stores of 2. Arrays stay in the driver:
    numba counts a reference for every array passed to an inlined function, which
    per output pixel hit cost as much as the whole C update.
 
