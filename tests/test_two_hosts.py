@@ -57,8 +57,10 @@ REPO = Path(__file__).resolve().parent.parent
 TILE = (32, 32)
 SCHEDULER_PORT = 8786
 BUCKET = "two-hosts"
-#: seconds the staging step and the client may take
-STAGE_TIMEOUT, CLIENT_TIMEOUT = 90.0, 150.0
+#: seconds the staging step and the client may take; each worker starts with an empty numba cache
+#: of its own and compiles, under strace, the fused kernel's passes for resampling and outlier
+#: detection before its first tasks finish (most of the client's time)
+STAGE_TIMEOUT, CLIENT_TIMEOUT = 90.0, 300.0
 
 
 # ----------------------------------------------------------------------------------------------
