@@ -224,13 +224,16 @@ def child_romancal(args: argparse.Namespace) -> None:
     )
 
 
-def child_dask(args: argparse.Namespace) -> None:
-    """Run ``dask_resample.resample`` with romancal's step parameters on a fresh LocalCluster."""
-    warnings.simplefilter("ignore")
-    import os
+def measure_on_cluster(args: argparse.Namespace, call: Any) -> tuple[Any, dict[str, Any]]:
+    """``call(client)`` on a fresh LocalCluster of ``args.workers`` x 1 thread, workers warmed first.
 
-    import dask_resample
-    from dask_resample.roman import roman_params
+    Returns
+    -------
+    result, dict
+        ``call``'s result and ``seconds`` (its wall time), ``cpu`` and ``rss`` (client and each
+        worker; the client's peak read after the cluster closed).
+    """
+    import os
 
     handle = start_cluster(SimpleNamespace(cluster="local", workers=args.workers, threads=1,
                                            memory_limit=args.memory_limit))  # fmt: skip
@@ -240,14 +243,10 @@ def child_dask(args: argparse.Namespace) -> None:
         client.run(warm_roman_worker)
         names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
         pids = client.run(os.getpid)
-        params = roman_params()
         cpu0 = client.run(worker_cpu)
         c0 = time.process_time()
         t0 = time.perf_counter()
-        dask_resample.resample(
-            args.asn, args.zarr_out, client=client, params=params, wcs_pars={"pixel_scale_ratio": float(args.psr)},
-            tile_shape=(args.tile, args.tile), overwrite=True, progress=False,
-        )  # fmt: skip
+        result = call(client)
         seconds = time.perf_counter() - t0
         client_cpu = time.process_time() - c0
         cpu1 = client.run(worker_cpu)
@@ -259,12 +258,30 @@ def child_dask(args: argparse.Namespace) -> None:
         worker_cpus = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
     finally:
         handle.close()
-    client_rss = maxrss_bytes()
-    ds = dask_resample.open_mosaic(args.zarr_out)
-    doc = {
+    return result, {
         "seconds": seconds,
         "cpu": {"client": client_cpu, **worker_cpus},
-        "rss": {"client": client_rss, **worker_rss},
+        "rss": {"client": maxrss_bytes(), **worker_rss},
+    }
+
+
+def child_dask(args: argparse.Namespace) -> None:
+    """Run ``dask_resample.resample`` with romancal's step parameters on a fresh LocalCluster."""
+    warnings.simplefilter("ignore")
+    import dask_resample
+    from dask_resample.roman import roman_params
+
+    params = roman_params()
+    _, measured = measure_on_cluster(
+        args,
+        lambda client: dask_resample.resample(
+            args.asn, args.zarr_out, client=client, params=params, wcs_pars={"pixel_scale_ratio": float(args.psr)},
+            tile_shape=(args.tile, args.tile), overwrite=True, progress=False,
+        ),
+    )  # fmt: skip
+    ds = dask_resample.open_mosaic(args.zarr_out)
+    doc = {
+        **measured,
         "shape_yx": [int(v) for v in ds["data"].shape],
         "n_ctx_planes": int(ds["con"].shape[0]) if "con" in ds else 0,
     }

@@ -53,19 +53,13 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from _common import (
     GIB,
     dataset_cached,
     mark_dataset,
-    maxrss_bytes,
     spawn,
-    start_cluster,
-    vmhwm_bytes,
-    worker_cpu,
-    worker_maxrss,
 )
 from bench_roman import (
     ALL_DETECTORS,
@@ -76,7 +70,7 @@ from bench_roman import (
     TARGET_RSS,
     _detectors,
     _mib,
-    warm_roman_worker,
+    measure_on_cluster,
 )
 
 #: Where the survey points: inside projection region 0 of romancal's skymap subset (Dec 88.2 to 90).
@@ -161,30 +155,11 @@ def child_dask(args: argparse.Namespace) -> None:
 
     from dask_resample.roman import resample_region
 
-    handle = start_cluster(SimpleNamespace(cluster="local", workers=args.workers, threads=1,
-                                           memory_limit=args.memory_limit))  # fmt: skip
-    client = handle.client
-    try:
-        client.wait_for_workers(args.workers)
-        client.run(warm_roman_worker)
-        names = {addr: info.get("name") for addr, info in client.scheduler_info()["workers"].items()}
-        pids = client.run(os.getpid)
-        cpu0 = client.run(worker_cpu)
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        made = resample_region(args.asn, args.zarr_out, region=args.region, skymap=args.skymap, client=client,
-                               overwrite=True, progress=False)  # fmt: skip
-        seconds = time.perf_counter() - t0
-        client_cpu = time.process_time() - c0
-        cpu1 = client.run(worker_cpu)
-        reported = client.run(worker_maxrss)
-        rss = {addr: vmhwm_bytes(int(pids[addr])) or reported[addr] for addr in reported}
-        order = sorted(rss, key=lambda addr: str(names.get(addr, addr)))
-        worker_rss = {f"worker-{names.get(addr, addr)}": rss[addr] for addr in order}
-        worker_cpus = {f"worker-{names.get(addr, addr)}": cpu1[addr] - cpu0.get(addr, 0.0) for addr in order}
-    finally:
-        handle.close()
-    client_rss = maxrss_bytes()
+    made, measured = measure_on_cluster(
+        args,
+        lambda client: resample_region(args.asn, args.zarr_out, region=args.region, skymap=args.skymap,
+                                       client=client, overwrite=True, progress=False),
+    )  # fmt: skip
     ds = made.mosaic
     grid = made.grid
     # tiles holding data and pixels with weight, read a tile at a time by the threaded scheduler
@@ -194,9 +169,7 @@ def child_dask(args: argparse.Namespace) -> None:
     written, covered = int(np.count_nonzero(counts)), int(counts.sum())
     files, size = _disk_bytes(Path(args.zarr_out))
     doc = {
-        "seconds": seconds,
-        "cpu": {"client": client_cpu, **worker_cpus},
-        "rss": {"client": client_rss, **worker_rss},
+        **measured,
         "shape_yx": [int(v) for v in ds["data"].shape],
         "n_skycells": len(grid.skycells),
         "tiles_total": int(math.prod(wht.numblocks)),
