@@ -210,7 +210,8 @@ def exposure_partials(
         save_pixmap32(pixmap_path(spec.pixmap_dir, ref.index), pixmap)
     rng = resample_range((ny, nx), getattr(wcs, "bounding_box", None))
 
-    frame = _frame_box(pixmap, rng, spec.halo, spec.shape_yx)
+    unclipped = _unclipped_frame_box(pixmap, rng, spec.halo)
+    frame = _clipped_frame_box(unclipped, spec.shape_yx)
     # the part of each tile inside the frame, in frame coordinates
     boxes = {}
     if frame is not None:
@@ -236,6 +237,7 @@ def exposure_partials(
             pixel_scale_ratio=spec.pixel_scale_ratio,
             halo=spec.halo,
             shape_yx=spec.shape_yx,
+            unclipped=unclipped,
         )
         if cropped is None:
             for key in boxes:
@@ -323,7 +325,13 @@ def _frame_box(
     own edges do: the drizzle kernel then selects exactly the input pixels it
     selects when drizzling onto the full mosaic frame.
     """
-    unclipped = _unclipped_frame_box(pixmap, rng, pad)
+    return _clipped_frame_box(_unclipped_frame_box(pixmap, rng, pad), shape_yx)
+
+
+def _clipped_frame_box(
+    unclipped: tuple[int, int, int, int] | None, shape_yx: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """:func:`_frame_box` from its unclipped box (``_unclipped_frame_box``)."""
     if unclipped is None:
         return None
     ny, nx = shape_yx

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..params import ResampleParams
+from .map_scan import map_bounds, map_step, reaching_boxes
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +243,10 @@ def _unclipped_frame_box(
     pixmap: np.ndarray, rng: tuple[int, int, int, int], pad: int
 ) -> tuple[int, int, int, int] | None:
     """``drizzle.kernel._frame_box`` before it is clipped to the mosaic (``None``: nothing of the input maps)."""
-    xmin, xmax, ymin, ymax = rng
-    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        px0, px1 = np.nanmin(sub[..., 0]), np.nanmax(sub[..., 0])
-        py0, py1 = np.nanmin(sub[..., 1]), np.nanmax(sub[..., 1])
-    if not np.isfinite([px0, px1, py0, py1]).all():
+    bounds = map_bounds(pixmap, rng)
+    if bounds is None:
         return None
+    px0, px1, py0, py1 = bounds
     return (
         int(np.floor(py0)) - pad,
         int(np.ceil(py1)) + pad + 1,
@@ -271,6 +268,7 @@ def input_crop(
     pixel_scale_ratio: float,
     halo: int,
     shape_yx: tuple[int, int],
+    unclipped: tuple[int, int, int, int] | None = None,
 ) -> tuple[int, int, int, int] | None:
     """The part of the input range whose pixels can land on ``tiles``: ``(xmin, xmax, ymin, ymax)``.
 
@@ -311,6 +309,8 @@ def input_crop(
         The frame's padding (:class:`~dask_resample.drizzle.kernel.DrizzleSpec` ``halo``).
     shape_yx : tuple of int
         The mosaic's shape.
+    unclipped : tuple of int, optional
+        ``_unclipped_frame_box(pixmap, rng, halo)``, when the caller has it.
 
     Returns
     -------
@@ -319,38 +319,28 @@ def input_crop(
         when no input pixel reaches ``tiles``.
     """
     xmin, xmax, ymin, ymax = rng
-    sub = pixmap[ymin : ymax + 1, xmin : xmax + 1]
+    step = map_step(pixmap, rng)
     psr = float(pixel_scale_ratio or 0.0)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        steps = [np.nanmax(np.abs(np.diff(sub, axis=axis))) if sub.shape[axis] > 1 else 0.0 for axis in (0, 1)]
-    step = float(max(steps))
     if not (np.isfinite(step) and psr > 0):
         return rng
     reach = params.kernel_reach * max(step, 1.0 / psr) + 2.0
-    x, y = sub[..., 0], sub[..., 1]
-    hit = np.zeros(x.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for tile in tiles:
-            hit |= (
-                (x > tile.x0 - 0.5 - reach)
-                & (x < tile.x1 - 0.5 + reach)
-                & (y > tile.y0 - 0.5 - reach)
-                & (y < tile.y1 - 0.5 + reach)
-            )
-    rows = np.flatnonzero(hit.any(axis=1))
-    if rows.size == 0:
+    limits = [
+        (tile.x0 - 0.5 - reach, tile.x1 - 0.5 + reach, tile.y0 - 0.5 - reach, tile.y1 - 0.5 + reach) for tile in tiles
+    ]
+    found = reaching_boxes(pixmap, rng, np.array(limits, dtype=np.float64))
+    found = found[found[:, 1] >= 0]
+    if len(found) == 0:
         return None
-    cols = np.flatnonzero(hit.any(axis=0))
     crop = (
-        max(xmin, xmin + int(cols[0]) - CROP_MARGIN_PX),
-        min(xmax, xmin + int(cols[-1]) + CROP_MARGIN_PX),
-        max(ymin, ymin + int(rows[0]) - CROP_MARGIN_PX),
-        min(ymax, ymin + int(rows[-1]) + CROP_MARGIN_PX),
+        max(xmin, int(found[:, 2].min()) - CROP_MARGIN_PX),
+        min(xmax, int(found[:, 3].max()) + CROP_MARGIN_PX),
+        max(ymin, int(found[:, 0].min()) - CROP_MARGIN_PX),
+        min(ymax, int(found[:, 1].max()) + CROP_MARGIN_PX),
     )
     if crop == tuple(rng):
         return rng
-    unclipped = _unclipped_frame_box(pixmap, rng, halo)
+    if unclipped is None:
+        unclipped = _unclipped_frame_box(pixmap, rng, halo)
     inner = _unclipped_frame_box(pixmap, crop, 0)
     if unclipped is None or inner is None:
         return rng

@@ -18,7 +18,7 @@ in :mod:`dask_resample.drizzle.kernel`; one tile at least). For each window:
 1. the input pixels that can reach it (their mapped centres within the kernel's
    reach of the window, as :func:`~dask_resample.drizzle.passes.input_crop` decides
    it for a tile, plus 2 pixels) form the *visited box* (:func:`window_visits`, one
-   pass over the pixel map in blocks of rows for all windows);
+   pass over the pixel map for all windows, :mod:`dask_resample.drizzle.map_scan`);
 2. only that box of the input arrays is turned into drizzle inputs (weights, the
    data less its background level, square roots of variances, the exposure-time
    image): every one of them is element-wise, so a box of it equals the same box
@@ -54,14 +54,12 @@ from typing import Any
 import numpy as np
 
 from ..params import ResampleParams
+from .map_scan import map_step, reaching_boxes
 from .passes import CROP_MARGIN_PX, Frame, _fused_passes, add_image_kwargs
 
 __all__ = ["Window", "drizzle_windows", "plan_windows", "window_visits"]
 
 log = logging.getLogger(__name__)
-
-#: Rows of the pixel map examined at once by :func:`window_visits` (bounds its temporaries).
-VISIT_BLOCK_ROWS = 256
 
 #: tile key -> (y0, x0, the tile's slice of the frame), as :func:`dask_resample.drizzle.kernel` keeps them.
 Boxes = Mapping[tuple[int, int], tuple[int, int, tuple[slice, slice]]]
@@ -129,25 +127,6 @@ def plan_windows(boxes: Boxes, tile_shape_yx: tuple[int, int], max_pixels: int) 
     return windows
 
 
-def _max_step(pixmap: np.ndarray, rng: tuple[int, int, int, int]) -> float:
-    """The map's largest step between neighbouring pixels over ``rng`` (NaN ignored), by blocks of rows.
-
-    The same value as :func:`~dask_resample.drizzle.passes.input_crop`'s, without a
-    whole-input temporary.
-    """
-    xmin, xmax, ymin, ymax = rng
-    step = -np.inf
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for r0 in range(ymin, ymax + 1, VISIT_BLOCK_ROWS):
-            r1 = min(ymax + 1, r0 + VISIT_BLOCK_ROWS + 1)  # one row more: the step to the next block
-            sub = pixmap[r0:r1, xmin : xmax + 1]
-            for axis in (0, 1):
-                if sub.shape[axis] > 1:
-                    step = np.fmax(step, np.nanmax(np.abs(np.diff(sub, axis=axis))))
-    return float(step)
-
-
 def window_visits(
     pixmap: np.ndarray,
     rng: tuple[int, int, int, int],
@@ -180,7 +159,7 @@ def window_visits(
     """
     xmin, xmax, ymin, ymax = rng
     whole = (ymin, ymax + 1, xmin, xmax + 1)
-    step = _max_step(pixmap, rng)
+    step = map_step(pixmap, rng)
     psr = float(pixel_scale_ratio or 0.0)
     if not (np.isfinite(step) and psr > 0):
         return [whole for _ in windows]
@@ -192,28 +171,8 @@ def window_visits(
             for w in windows
         ]
     )
-    lo = np.full((len(windows), 2), np.iinfo(np.int64).max)  # first row, first column hit
-    hi = np.full((len(windows), 2), -1)  # last row, last column hit
-    with np.errstate(invalid="ignore"):
-        for r0 in range(ymin, ymax + 1, VISIT_BLOCK_ROWS):
-            r1 = min(ymax + 1, r0 + VISIT_BLOCK_ROWS)
-            sub = pixmap[r0:r1, xmin : xmax + 1]
-            x, y = sub[..., 0], sub[..., 1]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                bx0, bx1, by0, by1 = np.nanmin(x), np.nanmax(x), np.nanmin(y), np.nanmax(y)
-            if not np.isfinite([bx0, bx1, by0, by1]).all():
-                continue  # no pixel of these rows maps
-            for k, (ax0, ax1, ay0, ay1) in enumerate(limits):
-                if bx1 <= ax0 or bx0 >= ax1 or by1 <= ay0 or by0 >= ay1:
-                    continue
-                hit = (x > ax0) & (x < ax1) & (y > ay0) & (y < ay1)
-                rows = np.flatnonzero(hit.any(axis=1))
-                if rows.size == 0:
-                    continue
-                cols = np.flatnonzero(hit.any(axis=0))
-                lo[k] = np.minimum(lo[k], (r0 + rows[0], xmin + cols[0]))
-                hi[k] = np.maximum(hi[k], (r0 + rows[-1], xmin + cols[-1]))
+    found = reaching_boxes(pixmap, rng, limits)
+    lo, hi = found[:, 0::2], found[:, 1::2]  # first row, first column; last row, last column
     visits: list[tuple[int, int, int, int] | None] = []
     for k in range(len(windows)):
         if hi[k, 0] < 0:
