@@ -174,6 +174,8 @@ def test_add_then_remove_is_bit_identical_to_runs_from_scratch(files, params, tm
     assert first.version.number == 1
     second = update(mosaic, add=six[3:], client=client, **params)
     assert second.version.number == 2 and 0 < second.n_recomputed
+    # every recomputed tile that held inputs is extended from its kept sums: only the added inputs are drizzled
+    assert second.n_extended > 0 and second.n_drizzled == len(six[3:])
     assert_identical(mosaic, scratch_run(six, mosaic, tmp_path / "all.zarr", **params))
     # remove an early input: later inputs' context bits move down (relabelled tiles)
     third = update(mosaic, remove=[Path(six[1]).name], client=client)
@@ -184,8 +186,31 @@ def test_add_then_remove_is_bit_identical_to_runs_from_scratch(files, params, tm
     fp = next(a for a in second.version.added if a["source"] == six[-1])["fingerprint"]
     update(mosaic, remove=[fp[:12]], client=client)
     assert_identical(mosaic, scratch_run(kept[:-1], mosaic, tmp_path / "kept2.zarr", **params))
+    # added back at the end: the sums the removals rewrote (and cleared) are extended again
+    back = update(mosaic, add=[six[1]], client=client)
+    assert back.n_extended > 0 and back.n_drizzled == 1
+    assert_identical(mosaic, scratch_run([*kept[:-1], six[1]], mosaic, tmp_path / "back.zarr", **params))
     # the earlier versions are still there, whole
     assert_identical(mosaic, tmp_path / "all.zarr", version=2)
+
+
+def test_without_kept_sums_updates_drizzle_earlier_inputs_again_with_the_same_bits(six, tmp_path, client):
+    import dask
+    import zarr
+
+    from dask_resample.living.sums import SUMS_GROUP
+    from dask_resample.store import as_location
+    from dask_resample.store.living import BRANCH, open_repository
+
+    mosaic = tmp_path / "live"
+    with dask.config.set({"resample.living.keep-sums": False}):
+        update(mosaic, add=six[:3], grid=GRID, tile_shape=TILE, client=client)
+    # the choice is the mosaic's: later updates follow it whatever the configuration says
+    second = update(mosaic, add=six[3:], client=client)
+    assert second.n_extended == 0 and second.n_drizzled > len(six[3:])
+    repo = open_repository(as_location(mosaic))
+    assert SUMS_GROUP not in zarr.open_group(repo.readonly_session(branch=BRANCH).store, mode="r")
+    assert_identical(mosaic, scratch_run(six, mosaic, tmp_path / "all.zarr"))
 
 
 def test_added_inputs_add_a_context_plane_and_removal_takes_it_away(many, tmp_path, client):
@@ -193,7 +218,8 @@ def test_added_inputs_add_a_context_plane_and_removal_takes_it_away(many, tmp_pa
     grid = GridSpec(crval=(53.16, -27.78), pixel_scale=0.031, shape_yx=(128, 128))
     update(mosaic, add=many[:30], grid=grid, tile_shape=TILE, client=client)
     assert open_mosaic(mosaic)["con"].shape[0] == 1
-    update(mosaic, add=many[30:], client=client)
+    added = update(mosaic, add=many[30:], client=client)
+    assert added.n_extended > 0  # kept sums extended by inputs whose bits fall in a new plane
     assert open_mosaic(mosaic)["con"].shape[0] == 2
     assert_identical(mosaic, scratch_run(many, mosaic, tmp_path / "all.zarr"))
     result = update(mosaic, remove=[Path(many[0]).name, Path(many[5]).name], client=client)

@@ -39,6 +39,7 @@ __all__ = [
     "finalize_tile",
     "merge",
     "reduce_partials",
+    "sum_names",
 ]
 
 
@@ -102,6 +103,50 @@ class TileAccumulator:
             var_w={n: np.zeros(shape, np.float64) for n in p.variance_names} if p.enable_var else {},
             exptime=np.zeros(shape, np.float64) if p.compute_exptime else None,
         )
+
+    def sums(self) -> dict[str, np.ndarray]:
+        """The float64 running sums by name (:func:`sum_names`): with ``ctx`` and ``dq``, the whole state.
+
+        ``ctx`` and ``dq`` are kept by the mosaic's own ``con`` and ``dq`` arrays
+        (:func:`finalize_tile` writes them unchanged), so they are not here.
+        """
+        out = {"s_wd": self.s_wd, "s_w": self.s_w}
+        if self.s_err is not None:
+            out["s_err"] = self.s_err
+        for name in self.var_s:
+            out[f"{name}_sum"] = self.var_s[name]
+            out[f"{name}_weight"] = self.var_w[name]
+        if self.exptime is not None:
+            out["exptime_sum"] = self.exptime
+        return out
+
+    @classmethod
+    def from_sums(
+        cls,
+        spec: AccumulatorSpec,
+        sums: dict[str, np.ndarray],
+        ctx: np.ndarray | None,
+        dq: np.ndarray | None,
+        n_inputs: int,
+    ) -> TileAccumulator:
+        """The accumulator whose :meth:`sums`, ``ctx`` and ``dq`` these are (the arrays are taken, not copied)."""
+        acc = cls.empty(spec)
+        acc.s_wd, acc.s_w = sums["s_wd"], sums["s_w"]
+        if acc.s_err is not None:
+            acc.s_err = sums["s_err"]
+        for name in acc.var_s:
+            acc.var_s[name] = sums[f"{name}_sum"]
+            acc.var_w[name] = sums[f"{name}_weight"]
+        if acc.exptime is not None:
+            acc.exptime = sums["exptime_sum"]
+        if acc.ctx is not None:
+            assert ctx is not None and ctx.shape == acc.ctx.shape  # the planes of spec.ctx_planes
+            acc.ctx = ctx
+        if acc.dq is not None:
+            assert dq is not None
+            acc.dq = dq
+        acc.n_inputs = n_inputs
+        return acc
 
     def copy(self) -> TileAccumulator:
         """A deep copy."""
@@ -304,6 +349,12 @@ def empty_pixel_values(params: ResampleParams, pixel_scale_ratio: float | None) 
     return {name: a.reshape(-1)[0] for name, a in arrays.items()}
 
 
+def sum_names(params: ResampleParams) -> list[str]:
+    """Names of the running sums an accumulator with ``params`` holds (:meth:`TileAccumulator.sums`)."""
+    spec = AccumulatorSpec(y0=0, x0=0, shape_yx=(1, 1), ctx_bit={}, params=params, pixel_scale_ratio=None)
+    return list(TileAccumulator.empty(spec).sums())
+
+
 def output_arrays(params: ResampleParams) -> list[str]:
     """Names of the arrays a mosaic with ``params`` holds."""
     names = ["data", "wht"]
@@ -320,13 +371,17 @@ def output_arrays(params: ResampleParams) -> list[str]:
     return names
 
 
-def reduce_partials(spec: AccumulatorSpec, partials: Iterable[TilePartial | None]) -> TileAccumulator:
-    """Accumulate partials, in the order given, into a new accumulator.
+def reduce_partials(
+    spec: AccumulatorSpec, partials: Iterable[TilePartial | None], start: TileAccumulator | None = None
+) -> TileAccumulator:
+    """Accumulate partials, in the order given, into a new accumulator (or into ``start``, in place).
 
     ``partials`` may be a generator: each partial is dropped once added, so
-    memory holds the accumulator and one partial.
+    memory holds the accumulator and one partial. ``start`` holds the sums of
+    earlier contributors (a living mosaic's kept sums): the result is then,
+    bit for bit, that of reducing those contributors followed by ``partials``.
     """
-    acc = TileAccumulator.empty(spec)
+    acc = TileAccumulator.empty(spec) if start is None else start
     for partial in partials:
         accumulate(acc, partial)
     return acc

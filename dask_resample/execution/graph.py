@@ -53,7 +53,16 @@ from .tasks import (
     tile_task,
 )
 
-__all__ = ["GraphKeys", "MosaicGraph", "TileTask", "TileTaskError", "build_graph", "reduce_tile", "run_graph"]
+__all__ = [
+    "GraphKeys",
+    "MosaicGraph",
+    "TileTask",
+    "TileTaskError",
+    "accumulator_spec",
+    "build_graph",
+    "reduce_tile",
+    "run_graph",
+]
 
 log = logging.getLogger(__name__)
 
@@ -259,20 +268,12 @@ def build_graph(
     tile_keys: list = []
     tile_tasks: list[TileTask] = []
     for (group, key), indices in todo.items():
-        tile = plan.tiles.tile(*key)
         task = TileTask(
             group=group,
             ty=key[0],
             tx=key[1],
             order=tuple(indices),
-            accumulator=AccumulatorSpec(
-                y0=tile.y0,
-                x0=tile.x0,
-                shape_yx=tile.shape_yx,
-                ctx_bit={i: plan.ctx_bit[i] for i in indices},
-                params=plan.params,
-                pixel_scale_ratio=plan.grid.pixel_scale_ratio,
-            ),
+            accumulator=accumulator_spec(plan, key, indices),
             store=StoreSpec(location=store, group=group, arrays=arrays),
         )
         if sharded:
@@ -286,6 +287,19 @@ def build_graph(
         tile_keys = _shard_tasks(dsk, tile_tasks, k, store, arrays, shard_tiles_yx)
     return MosaicGraph(
         dsk=dsk, tile_keys=tile_keys, keys=k, scratch=scratch, names={r.index: r.filename for r in plan.refs}
+    )
+
+
+def accumulator_spec(plan: MosaicPlan, key: tuple[int, int], indices: Sequence[int]) -> AccumulatorSpec:
+    """The accumulator of tile ``key`` of ``plan`` reducing the inputs ``indices``."""
+    tile = plan.tiles.tile(*key)
+    return AccumulatorSpec(
+        y0=tile.y0,
+        x0=tile.x0,
+        shape_yx=tile.shape_yx,
+        ctx_bit={i: plan.ctx_bit[i] for i in indices},
+        params=plan.params,
+        pixel_scale_ratio=plan.grid.pixel_scale_ratio,
     )
 
 

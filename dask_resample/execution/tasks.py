@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..drizzle.kernel import DrizzleSpec, exposure_partials
-from ..drizzle.reduce import AccumulatorSpec, finalize_tile, reduce_partials
+from ..drizzle.reduce import AccumulatorSpec, TileAccumulator, finalize_tile, reduce_partials
 from ..drizzle.scratch import PartialFile, ScratchSpec, read_partial, remove_tile, write_partial
 from ..inputs.failures import TaskFailure, worker_task
 from ..store import (
@@ -33,7 +33,17 @@ from ..store import (
     write_tile,
 )
 
-__all__ = ["ShardTask", "TileTask", "drizzle_task", "encode_tile_task", "reduce_tile", "shard_task", "tile_task"]
+__all__ = [
+    "ShardTask",
+    "TileTask",
+    "accumulate_tile",
+    "drizzle_task",
+    "encode_tile_task",
+    "reduce_tile",
+    "shard_task",
+    "tile_record",
+    "tile_task",
+]
 
 
 @dataclass(frozen=True)
@@ -100,14 +110,24 @@ def reduce_tile(
     task: TileTask, contributions: Sequence[Any], scratch: ScratchSpec
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A tile's finished arrays and its record, from its contributors' records (in ``task.order``)."""
+    acc = accumulate_tile(task, contributions, scratch)
+    return finalize_tile(acc), tile_record(task, acc.spec)
+
+
+def accumulate_tile(
+    task: TileTask, contributions: Sequence[Any], scratch: ScratchSpec, start: TileAccumulator | None = None
+) -> TileAccumulator:
+    """The sums of a tile's partials, from its contributors' records (in ``task.order``), added to ``start``."""
     key = (task.ty, task.tx)
     files = [c.get(key) for c in contributions]
-    acc = reduce_partials(
-        task.accumulator, (None if f is None else read_partial(scratch.location(f.path)) for f in files)
+    return reduce_partials(
+        task.accumulator, (None if f is None else read_partial(scratch.location(f.path)) for f in files), start
     )
-    arrays = finalize_tile(acc)
-    spec = task.accumulator
-    record = {
+
+
+def tile_record(task: TileTask, spec: AccumulatorSpec) -> dict[str, Any]:
+    """The record of a finished tile (its group, key, box and context planes)."""
+    return {
         "group": task.group,
         "tile": [task.ty, task.tx],
         "n_inputs": len(task.order),
@@ -116,7 +136,6 @@ def reduce_tile(
         "shape": list(spec.shape_yx),
         "ctx_planes": list(spec.ctx_planes),
     }
-    return arrays, record
 
 
 @worker_task(lambda contributions, task, scratch, codecs: f"tile {task.ty},{task.tx}")

@@ -11,7 +11,13 @@ reduction of its contributors' partials in input order, and an exposure's
 partial of a tile does not depend on which other tiles are drizzled. The
 update plans the mosaic before and after the change and sorts every tile:
 
-* **recomputed**: its contributors (in order) changed; it is reduced again
+* **extended** (a recomputed tile whose contributors before the update are,
+  in order and with the same context bits, the first of its contributors
+  after it: added inputs only): its running sums, which the mosaic keeps
+  (:mod:`~dask_resample.living.sums`), are read and only the added inputs'
+  partials are added to them, the operations of a reduction from scratch in
+  the same order;
+* **recomputed** (its contributors otherwise changed): it is reduced again
   from all its contributors, every earlier input being drizzled only for
   the recomputed tiles it reaches, and only its rows and columns that land on
   them (:func:`dask_resample.drizzle.passes.input_crop`);

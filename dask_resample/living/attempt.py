@@ -19,7 +19,7 @@ from .._version import __version__
 from ..drizzle.reduce import empty_pixel_values, output_arrays
 from ..drizzle.scratch import ScratchSpec, remove_all, runs_on_one_node
 from ..drizzle.scratch import scratch_root as scratch_root_for
-from ..execution.graph import build_graph, run_graph
+from ..execution.graph import accumulator_spec, build_graph, run_graph
 from ..geometry.grid import make_output_grid
 from ..params import ResampleParams
 from ..planning.mosaic import plan_root_attrs
@@ -45,6 +45,7 @@ from .records import (
     LivingState,
     LivingUpdate,
 )
+from .sums import create_sums, extendable_tiles, has_sums
 from .tiles import check_on_grid, living_tile_task, sort_tiles, write_relabelled_and_cleared
 
 __all__ = ["LAYOUT_KEY", "BaseMoved", "before_commit", "update_once"]
@@ -204,12 +205,19 @@ def update_once(
             fill_values=empty_pixel_values(run_params, out_grid.pixel_scale_ratio),
             many_to_many=False,
         )
+        if config.get("living.keep-sums"):
+            create_sums(session.store, run_params, out_grid.shape_yx, tiles_yx)
         with commit_lock(location):
             session.commit("layout", metadata={LAYOUT_KEY: True})
         session = repo.writable_session(BRANCH)
         n_old_planes = n_new_planes
         n_write = n_new_planes
     base = session.snapshot_id
+    keep_sums = has_sums(zarr.open_group(session.store, mode="r"))
+    # tiles whose kept sums the added inputs extend: their earlier contributors are not drizzled again
+    extended = (
+        extendable_tiles(plan_old, plan_new, old_ids, new_ids, recompute) if keep_sums and plan_old is not None else {}
+    )
 
     token = uuid.uuid4().hex[:12]
     n_drizzled = 0
@@ -218,15 +226,26 @@ def update_once(
         scratch_root = scratch_root_for(scratch_sibling(location, token), f"{location.name}-{token}", one_node=one_node)
         skip = {(SINGLE_GROUP, key) for (_, key) in plan_new.contributions if key not in recompute}
         try:
+            contributions = {
+                gk: indices[extended[gk[1]] :] if gk[1] in extended else indices
+                for gk, indices in plan_new.contributions.items()
+            }
+
+            def tile_arguments(group: str, key: tuple[int, int]) -> tuple:
+                extends = None
+                if key in extended:
+                    extends = (accumulator_spec(plan_new, key, plan_new.contributions[(group, key)]), extended[key])
+                return (session.fork(), n_write, keep_sums, extends)
+
             graph = build_graph(
-                plan_new,
+                replace(plan_new, contributions=contributions),
                 store_path=location,
                 arrays=arrays,
                 token=token,
                 scratch_root=scratch_root,
                 skip_tiles=skip,
                 tile_function=living_tile_task,
-                tile_arguments=lambda group, key: (session.fork(), n_write),
+                tile_arguments=tile_arguments,
             )
             # earlier inputs are drizzled only where they land on the recomputed tiles (drizzle.passes.input_crop)
             spec_key = graph.keys.drizzle_spec
@@ -256,6 +275,7 @@ def update_once(
         cleared=cleared,
         n_old_planes=n_old_planes,
         n_write=n_write,
+        keep_sums=keep_sums,
     )
     if con is not None and con.shape[0] != n_new_planes:
         con.resize((n_new_planes, *out_grid.shape_yx))
@@ -303,6 +323,7 @@ def update_once(
         attempts=1,
         seconds=0.0,
         n_described=checked.n_described,
+        n_extended=len(extended),
     )
 
 

@@ -112,7 +112,8 @@ class LivingUpdate:
     n_recomputed, n_relabelled, n_cleared : int
         Tiles reduced again, tiles whose context bits only were rewritten, tiles emptied.
     n_drizzled : int
-        Exposures drizzled (the added ones and the earlier ones that reach a recomputed tile).
+        Exposures drizzled (the added ones and the earlier ones that reach a recomputed tile
+        that is not extended).
     attempts : int
         1, or more when other updates were committed first (then it was planned again).
     seconds : float
@@ -120,6 +121,9 @@ class LivingUpdate:
         Inputs whose metadata was read from their files (the added ones, and earlier
         ones whose content changed or that the mosaic holds no description of); the
         others were planned from the descriptions the mosaic keeps.
+    n_extended : int
+        Recomputed tiles whose kept sums were extended by the added inputs alone
+        (:mod:`~dask_resample.living.sums`).
     """
 
     version: Version
@@ -130,6 +134,7 @@ class LivingUpdate:
     attempts: int
     seconds: float
     n_described: int = 0
+    n_extended: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from ..drizzle.reduce import AccumulatorSpec, finalize_tile
 from ..drizzle.scratch import ScratchSpec, remove_tile
-from ..execution.graph import TileTask, reduce_tile
+from ..execution.graph import TileTask
+from ..execution.tasks import accumulate_tile, tile_record
 from ..geometry import OutputGrid
 from ..inputs.failures import TaskFailure, worker_task
 from ..inputs.io import ExposureRef, InputError
 from ..planning.plan import Footprint, MosaicPlan
 from ..store import Location
 from ..store.living import write_tile_arrays
+from .sums import clear_sums, read_sums, write_sums
 
 __all__ = ["check_on_grid", "living_tile_task", "move_bits", "sort_tiles", "write_relabelled_and_cleared"]
 
@@ -103,10 +106,12 @@ def write_relabelled_and_cleared(
     cleared: set[tuple[int, int]],
     n_old_planes: int,
     n_write: int,
+    keep_sums: bool = False,
 ) -> None:
     """Rewrite the cleared tiles (fill values) and the relabelled tiles' ``con`` (bits moved) in ``store``.
 
     ``con`` must already hold ``n_write`` planes; every plane up to ``n_write`` is written.
+    With ``keep_sums`` a cleared tile's sums are reset too.
     """
     import zarr
 
@@ -128,6 +133,11 @@ def write_relabelled_and_cleared(
             ctx_planes=tuple(range(n_write)),
             n_planes=n_write,
         )
+        if keep_sums:
+            spec = AccumulatorSpec(
+                y0=tile.y0, x0=tile.x0, shape_yx=tile.shape_yx, ctx_bit={}, params=plan.params, pixel_scale_ratio=None
+            )
+            clear_sums(store, spec)
     if "con" not in arrays:
         return
     con = root["con"]
@@ -149,26 +159,46 @@ def write_relabelled_and_cleared(
 
 @worker_task(lambda contributions, task, *args: f"tile {task.ty},{task.tx}")
 def living_tile_task(
-    contributions: Sequence[Any], task: TileTask, scratch: ScratchSpec, fork: Any, n_planes: int
+    contributions: Sequence[Any],
+    task: TileTask,
+    scratch: ScratchSpec,
+    fork: Any,
+    n_planes: int,
+    keep_sums: bool = False,
+    extends: tuple[AccumulatorSpec, int] | None = None,
 ) -> dict[str, Any] | TaskFailure:
     """Reduce one tile and write it into an icechunk fork session (a worker task); returns its record and the fork.
 
     Every plane of ``con`` up to ``n_planes`` is written (zero planes remove
-    what an earlier version held there).
+    what an earlier version held there). With ``keep_sums`` the tile's running
+    sums are written too (:mod:`~dask_resample.living.sums`). ``extends`` (the
+    tile's accumulator over all its contributors, and how many of them the kept
+    sums hold): ``contributions`` are those of the added inputs only, added to
+    the kept sums.
     """
     t0 = time.perf_counter()
-    arrays, record = reduce_tile(task, contributions, scratch)
+    start = None
+    if extends is not None:
+        spec, n_kept = extends
+        start = read_sums(fork.store, spec, n_kept)
+    acc = accumulate_tile(task, contributions, scratch, start)
+    arrays = finalize_tile(acc)
+    record = tile_record(task, acc.spec)
     write_tile_arrays(
         fork.store,
-        y0=task.accumulator.y0,
-        x0=task.accumulator.x0,
+        y0=acc.spec.y0,
+        x0=acc.spec.x0,
         arrays=arrays,
         names=task.store.arrays,
-        ctx_planes=task.accumulator.ctx_planes,
+        ctx_planes=acc.spec.ctx_planes,
         n_planes=n_planes,
     )
     del arrays
+    if keep_sums:
+        write_sums(fork.store, acc)
+    del acc
     remove_tile(scratch, task.group, task.ty, task.tx)
+    record["extended"] = extends is not None
     record["seconds"] = time.perf_counter() - t0
     record["fork"] = fork
     return record

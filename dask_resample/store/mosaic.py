@@ -51,6 +51,7 @@ __all__ = [
     "PROGRESS_DIR",
     "MosaicExistsError",
     "StoreSpec",
+    "array_compressors",
     "create_layout",
     "create_store",
     "finalize_store",
@@ -235,10 +236,9 @@ def create_layout(
     living mosaic's transaction uses it directly (:mod:`dask_resample.store.living`).
     """
     import zarr
-    from zarr.codecs import BloscCodec
 
     root = zarr.open_group(store, mode="w", zarr_format=3, attributes={CREATING_KEY: True} if creating_flag else {})
-    compressors = [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+    compressors = array_compressors()
     sy, sx = (int(v) for v in shard_tiles_yx)
     for group, info in groups.items():
         g = root.create_group(group) if many_to_many else root
@@ -268,6 +268,13 @@ def create_layout(
             )
         g.create_group(PROGRESS_DIR, attributes={"description": "one marker per completed tile or shard"})
     root.attrs.put({FORMAT_KEY: json.loads(json.dumps(dict(root_attrs), default=_json_default))})
+
+
+def array_compressors() -> list[Any]:
+    """The compressors of every array of a mosaic (Blosc lz4, byte shuffle: fast on float planes)."""
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
 
 
 def scratch_sibling(path: str | os.PathLike | Location, token: str) -> Location:
