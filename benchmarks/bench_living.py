@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "full_s": round(t_full, 2),
         "update_over_full": round(t_update / t_full, 4),
         "tiles_recomputed": result.n_recomputed,
+        "tiles_extended": result.n_extended,
         "exposures_drizzled": result.n_drizzled,
         "inputs_described": result.n_described,
         "bit_identical": identical,
