@@ -39,6 +39,20 @@ def _grid(text: str) -> tuple[int, int]:
     return cols, rows
 
 
+def _stored_mib(mosaic: Path) -> tuple[float, float]:
+    """MiB stored by the newest version's arrays, and by its kept sums (``dask_resample.living.sums``)."""
+    import zarr
+
+    from dask_resample.living.sums import SUMS_GROUP
+    from dask_resample.store import as_location
+    from dask_resample.store.living import BRANCH, open_repository
+
+    root = zarr.open_group(open_repository(as_location(mosaic)).readonly_session(branch=BRANCH).store, mode="r")
+    arrays = sum(arr.nbytes_stored() for _, arr in root.arrays())
+    sums = sum(arr.nbytes_stored() for _, arr in root[SUMS_GROUP].arrays()) if SUMS_GROUP in root else 0
+    return round(arrays / 2**20, 1), round(sums / 2**20, 1)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=_grid, default=(10, 10), help="pointings COLSxROWS (default 10x10)")
@@ -103,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         client.close()
         cluster.close()
     a, b = open_mosaic(mosaic), open_mosaic(full)
+    arrays_mib, sums_mib = _stored_mib(mosaic)
     identical = all(np.array_equal(a[n].values, b[n].values, equal_nan=a[n].dtype.kind == "f") for n in b.data_vars)
     figures = {
         "layout": f"{cols}x{rows}x{args.dithers}, {args.shape} px detectors, tiles {args.tile} px",
@@ -118,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "exposures_drizzled": result.n_drizzled,
         "inputs_described": result.n_described,
         "bit_identical": identical,
+        "arrays_stored_mib": arrays_mib,
+        "kept_sums_stored_mib": sums_mib,
     }
     print(json.dumps(figures, indent=1))
     if args.json:
