@@ -147,11 +147,20 @@ def _assert_identical(mosaic: Path, reference: Path) -> None:
     ],
     ids=["square-pixfrac0.6", "turbo", "lanczos3"],
 )
-def test_a_cropped_update_equals_the_full_run(wide, params, tmp_path):
+@pytest.mark.parametrize("keep_sums", [False, True], ids=["cropped", "extended"])
+def test_a_cropped_update_equals_the_full_run(wide, params, keep_sums, tmp_path):
+    """Without kept sums the earlier inputs are drizzled again, cropped; with them the tiles are extended."""
+    import dask
+
     mosaic = tmp_path / "live"
-    update(mosaic, add=wide[:4], grid=GRID, tile_shape=TILE, scheduler="serial", **params)
+    with dask.config.set({"resample.living.keep-sums": keep_sums}):
+        update(mosaic, add=wide[:4], grid=GRID, tile_shape=TILE, scheduler="serial", **params)
     result = update(mosaic, add=wide[4:5], scheduler="serial")
     assert 0 < result.n_recomputed and result.n_described == 1
+    if keep_sums:
+        assert result.n_extended > 0 and result.n_drizzled == 1
+    else:
+        assert result.n_extended == 0 and result.n_drizzled > 1
     _assert_identical(mosaic, _scratch(wide[:5], mosaic, tmp_path / "ref.zarr", **params))
 
 
