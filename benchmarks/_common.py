@@ -83,6 +83,19 @@ def vmhwm_bytes(pid: int) -> int | None:
     return None
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Reset the peak RSS (``VmHWM``) of process ``pid`` to its current RSS (Linux ``clear_refs``).
+
+    Lets one process's peak be measured per phase. Returns whether it was reset (the
+    kernel allows it for one's own processes).
+    """
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def warm_worker() -> int:
     """Import what the tasks use (the reference process imports jwst before its clock starts too)."""
     import jwst.resample.resample  # noqa: F401

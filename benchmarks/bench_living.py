@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     args = parser.parse_args(argv)
 
+    from _common import reset_peak_rss, vmhwm_bytes
     from distributed import Client, LocalCluster
 
     from dask_resample import (
@@ -92,6 +94,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
     client = Client(cluster)
+    pids = {"client+scheduler": os.getpid()}  # a LocalCluster's scheduler runs in this process
+    pids.update({f"worker-{k}": pid for k, pid in enumerate(client.run(os.getpid).values())})
+    peaks: dict[str, dict[str, float]] = {}
+
+    def phase(name: str, call: Any) -> Any:
+        """Run one timed phase, with every process's peak RSS reset before it and read after it."""
+        reset = all(reset_peak_rss(pid) for pid in pids.values())
+        result = call()
+        peaks[name] = {
+            who: round((vmhwm_bytes(pid) or 0) / 2**20) if reset else float("nan") for who, pid in pids.items()
+        }
+        return result
+
     try:
         grid = plan_mosaic(order, client=client, tile_shape=tile).grid
         mosaic = workdir / "living.icechunk"
@@ -106,12 +121,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         t_create = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = update(mosaic, add=new, client=client)
+        result = phase("update", lambda: update(mosaic, add=new, client=client))
         t_update = time.perf_counter() - t0
         full = workdir / "full.zarr"
         shutil.rmtree(full, ignore_errors=True)
         t0 = time.perf_counter()
-        resample(order, full, output_wcs=living_output_wcs(mosaic), tile_shape=tile, client=client, progress=False)
+        phase(
+            "full",
+            lambda: resample(
+                order, full, output_wcs=living_output_wcs(mosaic), tile_shape=tile, client=client, progress=False
+            ),
+        )
         t_full = time.perf_counter() - t0
     finally:
         client.close()
@@ -133,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "exposures_drizzled": result.n_drizzled,
         "inputs_described": result.n_described,
         "bit_identical": identical,
+        "peak_rss_mib_update": peaks["update"],
+        "peak_rss_mib_full": peaks["full"],
         "arrays_stored_mib": arrays_mib,
         "kept_sums_stored_mib": sums_mib,
     }
