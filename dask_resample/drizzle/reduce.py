@@ -127,9 +127,11 @@ class TileAccumulator:
         sums: dict[str, np.ndarray],
         ctx: np.ndarray | None,
         dq: np.ndarray | None,
-        n_inputs: int,
     ) -> TileAccumulator:
-        """The accumulator whose :meth:`sums`, ``ctx`` and ``dq`` these are (the arrays are taken, not copied)."""
+        """The accumulator whose :meth:`sums`, ``ctx`` and ``dq`` these are (the arrays are taken, not copied).
+
+        Its ``n_inputs`` counts the partials added from here on (0).
+        """
         acc = cls.empty(spec)
         acc.s_wd, acc.s_w = sums["s_wd"], sums["s_w"]
         if acc.s_err is not None:
@@ -145,7 +147,6 @@ class TileAccumulator:
         if acc.dq is not None:
             assert dq is not None
             acc.dq = dq
-        acc.n_inputs = n_inputs
         return acc
 
     def copy(self) -> TileAccumulator:

@@ -234,7 +234,7 @@ def update_once(
             def tile_arguments(group: str, key: tuple[int, int]) -> tuple:
                 extends = None
                 if key in extended:
-                    extends = (accumulator_spec(plan_new, key, plan_new.contributions[(group, key)]), extended[key])
+                    extends = accumulator_spec(plan_new, key, plan_new.contributions[(group, key)])
                 return (session.fork(), n_write, keep_sums, extends)
 
             graph = build_graph(

@@ -94,7 +94,7 @@ def clear_sums(store: Any, spec: AccumulatorSpec) -> None:
     write_sums(store, TileAccumulator.empty(spec))
 
 
-def read_sums(store: Any, spec: AccumulatorSpec, n_inputs: int) -> TileAccumulator:
+def read_sums(store: Any, spec: AccumulatorSpec) -> TileAccumulator:
     """The accumulator of a tile as ``store`` keeps it: its sums, ``con`` planes and ``dq``.
 
     Parameters
@@ -103,8 +103,6 @@ def read_sums(store: Any, spec: AccumulatorSpec, n_inputs: int) -> TileAccumulat
     spec : AccumulatorSpec
         The tile's accumulator after the update (its context planes include the
         earlier contributors'; a plane beyond those the store holds reads as zeros).
-    n_inputs : int
-        How many contributors the kept sums hold.
     """
     import zarr
 
@@ -121,7 +119,7 @@ def read_sums(store: Any, spec: AccumulatorSpec, n_inputs: int) -> TileAccumulat
             if plane < con.shape[0]:
                 ctx[local] = con[(plane, *box)]
     dq = np.asarray(_array(root, "dq")[box], dtype=np.uint32) if spec.params.propagate_dq else None
-    return TileAccumulator.from_sums(spec, sums, ctx, dq, n_inputs)
+    return TileAccumulator.from_sums(spec, sums, ctx, dq)
 
 
 def extendable_tiles(

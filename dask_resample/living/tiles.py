@@ -19,7 +19,7 @@ import numpy as np
 
 from ..drizzle.reduce import AccumulatorSpec, finalize_tile
 from ..drizzle.scratch import ScratchSpec, remove_tile
-from ..execution.graph import TileTask
+from ..execution.graph import TileTask, accumulator_spec
 from ..execution.tasks import accumulate_tile, tile_record
 from ..geometry import OutputGrid
 from ..inputs.failures import TaskFailure, worker_task
@@ -134,10 +134,7 @@ def write_relabelled_and_cleared(
             n_planes=n_write,
         )
         if keep_sums:
-            spec = AccumulatorSpec(
-                y0=tile.y0, x0=tile.x0, shape_yx=tile.shape_yx, ctx_bit={}, params=plan.params, pixel_scale_ratio=None
-            )
-            clear_sums(store, spec)
+            clear_sums(store, accumulator_spec(plan, key, ()))
     if "con" not in arrays:
         return
     con = root["con"]
@@ -165,22 +162,18 @@ def living_tile_task(
     fork: Any,
     n_planes: int,
     keep_sums: bool = False,
-    extends: tuple[AccumulatorSpec, int] | None = None,
+    extends: AccumulatorSpec | None = None,
 ) -> dict[str, Any] | TaskFailure:
     """Reduce one tile and write it into an icechunk fork session (a worker task); returns its record and the fork.
 
     Every plane of ``con`` up to ``n_planes`` is written (zero planes remove
     what an earlier version held there). With ``keep_sums`` the tile's running
     sums are written too (:mod:`~dask_resample.living.sums`). ``extends`` (the
-    tile's accumulator over all its contributors, and how many of them the kept
-    sums hold): ``contributions`` are those of the added inputs only, added to
-    the kept sums.
+    tile's accumulator over all its contributors): ``contributions`` are those
+    of the added inputs only, added to the kept sums.
     """
     t0 = time.perf_counter()
-    start = None
-    if extends is not None:
-        spec, n_kept = extends
-        start = read_sums(fork.store, spec, n_kept)
+    start = None if extends is None else read_sums(fork.store, extends)
     acc = accumulate_tile(task, contributions, scratch, start)
     arrays = finalize_tile(acc)
     record = tile_record(task, acc.spec)
