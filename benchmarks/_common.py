@@ -180,8 +180,10 @@ def run_reference_resample(asn: Path, wcs_pars: dict[str, Any] | None = None) ->
     """
     from jwst.datamodels import ModelLibrary
     from jwst.resample.resample import ResampleImage
+    from stdatamodels.jwst.datamodels import ImageModel
 
     warnings.simplefilter("ignore")
+    ImageModel().close()  # the ASDF extensions and schemas loaded before the clock, as on dask-resample's workers
     t0 = time.perf_counter()
     c0 = time.process_time()
     library = ModelLibrary(str(asn), on_disk=True)

@@ -212,6 +212,8 @@ def child_dask(
     try:
         client.wait_for_workers(workers)
         client.run(warm_worker)
+        if user_cluster:  # as dask-resample's own LocalCluster does as it starts (the README's advice)
+            dask_resample.prepare_workers(client)
         cpu0 = client.run(worker_cpu)
         c0 = time.process_time()
         t0 = time.perf_counter()

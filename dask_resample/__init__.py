@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .api import plan_mosaic, resample
+from .execution.workers import prepare_workers
 from .inputs.io import Exposure, InputError
 from .living import GridSpec, history, living_output_wcs, update
 from .outliers import OutlierParams, detect_outliers
@@ -33,6 +34,7 @@ __all__ = [
     "living_output_wcs",
     "open_mosaic",
     "plan_mosaic",
+    "prepare_workers",
     "resample",
     "update",
     "write_pyramid",

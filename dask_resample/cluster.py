@@ -12,15 +12,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import config
 
-__all__ = ["ClusterHandle", "connect"]
+__all__ = ["ClusterHandle", "connect", "set_worker_setup"]
 
 log = logging.getLogger(__name__)
+
+#: What every worker of a LocalCluster started here runs before :func:`connect` returns
+#: (``"setup"``: a function of no argument). It is
+#: :func:`dask_resample.execution.workers.prepare_worker` (the tasks' imports and compiled kernels),
+#: a layer above this module, so that module sets it (:func:`set_worker_setup`) when imported.
+WORKER_SETUP: dict[str, Callable[[], None]] = {}
+
+
+def set_worker_setup(setup: Callable[[], None]) -> None:
+    """Set what every worker of a LocalCluster started by :func:`connect` runs as the cluster starts."""
+    WORKER_SETUP["setup"] = setup
 
 
 @dataclass
@@ -151,6 +162,10 @@ def connect(
             )
         c = Client(lc)
         log.info("Started a LocalCluster: %d workers x %d threads, dashboard %s", n, threads, c.dashboard_link)
+        if setup := WORKER_SETUP.get("setup"):
+            # the workers load what the tasks use now, in parallel: a notebook's later runs on this
+            # cluster find them ready, and the first run's planning no longer waits behind it
+            c.run(setup)
         return ClusterHandle(client=c, cluster=lc, owned=True)
     ignored = {
         k: v

@@ -85,6 +85,38 @@ def test_local_cluster_from_arguments_and_config():
         assert cluster.status.name == "closed"
 
 
+def _kernels_loaded() -> tuple[int, bool]:
+    """On a worker: objects frozen by prepare_worker, and whether the fused kernel's module is loaded."""
+    import gc
+
+    return gc.get_freeze_count(), "dask_resample.drizzle.fused_kernel.once" in sys.modules
+
+
+def test_workers_are_prepared_as_the_cluster_starts():
+    """A LocalCluster started by connect() has run prepare_worker on every worker before it is returned."""
+    with dask.config.set({"resample.local.n-workers": 2}), connect(cluster="local") as handle:
+        states = handle.client.run(_kernels_loaded)
+    assert len(states) == 2
+    assert all(frozen > 0 and loaded for frozen, loaded in states.values()), states
+
+
+def test_prepare_workers_on_a_cluster_started_elsewhere():
+    """dask_resample.prepare_workers() prepares the workers of a plain distributed LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    import dask_resample
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        [(frozen, loaded)] = client.run(_kernels_loaded).values()
+        assert not loaded
+        dask_resample.prepare_workers(client)
+        [(frozen_after, loaded_after)] = client.run(_kernels_loaded).values()
+        assert loaded_after and frozen_after > frozen
+
+
 def test_cluster_names_are_checked():
     with pytest.raises(ValueError, match=r"cluster: unknown cluster 'nosuch'; expected 'local' or one of \["):
         connect(cluster="nosuch", jobs=1)

@@ -8,7 +8,7 @@ import warnings
 from typing import Any
 
 from .. import config, store  # noqa: F401  (store and the others below: what the tasks use, see prepare_worker)
-from ..cluster import connect
+from ..cluster import connect, set_worker_setup
 from ..drizzle import kernel, reduce  # noqa: F401
 from ..drizzle.worker_memory import tune_allocator
 from ..geometry import pixmap
@@ -16,7 +16,7 @@ from ..outliers.flag import flag_task  # noqa: F401  (the outlier tasks' modules
 from ..outliers.median import median_tile_task  # noqa: F401
 from ..outliers.threshold import threshold_task  # noqa: F401
 
-__all__ = ["connect_for_run", "prepare_worker"]
+__all__ = ["connect_for_run", "prepare_worker", "prepare_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,11 @@ def prepare_worker() -> None:
     The tasks' modules come with this module's imports (a worker imports it to run this task);
     the compiled kernels and pixel map (numba) are loaded here.
 
-    A fresh worker process otherwise pays this (about a second) in its first
-    task; run while the client plans, it costs no wall time. The objects made
+    A fresh worker process otherwise pays this (about a second) before its first
+    task. A LocalCluster started by :func:`dask_resample.cluster.connect` runs it on
+    every worker as it starts (:func:`prepare_workers` does the same for a cluster
+    started elsewhere); each run also starts it on every worker without waiting,
+    where it then returns at once. The objects made
     so far (modules, schemas) are then frozen out of Python's cycle collector
     (``gc.freeze``), so that the collections of
     :func:`dask_resample.drizzle.kernel.release_free_memory` cost microseconds.
@@ -52,9 +55,30 @@ def prepare_worker() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ImageModel().close()
-    if not gc.get_freeze_count():  # once per process: later objects may belong to running tasks
+    global _FROZEN
+    if not _FROZEN:  # once per process: later objects may belong to running tasks
         gc.collect()
         gc.freeze()
+        _FROZEN = True
+
+
+#: Whether :func:`prepare_worker` froze this process's objects (a worker process of distributed
+#: already has some frozen as it starts, so the collector's own count cannot tell).
+_FROZEN = False
+
+
+set_worker_setup(prepare_worker)  # what the LocalClusters of cluster.connect run on every worker as they start
+
+
+def prepare_workers(client: Any) -> None:
+    """Load what the tasks use on every worker of ``client`` now (:func:`prepare_worker`), and wait.
+
+    A LocalCluster started by this package does it as it starts. On a cluster
+    started elsewhere (a notebook's ``LocalCluster``, a scheduler address), call
+    it once after the workers are up: the first mosaic then does not wait about
+    a second per worker for it. Workers that join later prepare in their first run.
+    """
+    client.run(prepare_worker)
 
 
 def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
@@ -67,11 +91,31 @@ def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
     """
     if scheduler != "distributed":
         return None, None
+    _load_asdf_extensions_in_background()
     handle = connect(client)
     if link := handle.dashboard_link:
         log.info("Dask dashboard: %s", link)
     _prepare_workers(handle.client)
     return handle, handle.client
+
+
+def _load_asdf_extensions_in_background() -> None:
+    """Load ASDF's extensions in a thread of this process while the cluster starts and the inputs are described.
+
+    The client needs them (about a second, once per process) to store the output
+    WCS when it creates the mosaic; waiting for the workers, it is otherwise idle.
+    """
+    import threading
+
+    def load() -> None:
+        try:
+            import asdf
+
+            _ = asdf.get_config().extensions
+        except Exception:  # pragma: no cover - the store's own write reports any real problem
+            pass
+
+    threading.Thread(target=load, name="dask-resample-asdf-extensions", daemon=True).start()
 
 
 def _prepare_workers(client: Any) -> None:

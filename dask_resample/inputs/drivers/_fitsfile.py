@@ -29,7 +29,6 @@ __all__ = [
     "BLOCK",
     "READ_AHEAD",
     "WHOLE_READ_BYTES",
-    "check_fits_file",
     "check_hdulist",
     "fetch",
     "map_inputs",
@@ -211,19 +210,6 @@ def open_fits(location: Location, *, check: bool = False, whole: bool = False) -
             if check:
                 check_hdulist(hdul, fh, location.url)
             yield hdul
-
-
-def check_fits_file(path: Path | Location) -> list[str]:
-    """Check that a FITS file is whole; return its HDU names (upper case).
-
-    Raises
-    ------
-    InputError
-        If the file is truncated, corrupt or unreadable (the message names it).
-    """
-    location = path if isinstance(path, Location) else Location(str(path))
-    with open_fits(location, check=True) as hdul:
-        return [h.name.upper() for h in hdul]
 
 
 def check_hdulist(hdul: Any, fh: Any, name: str) -> None:

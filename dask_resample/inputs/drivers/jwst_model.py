@@ -55,7 +55,7 @@ from ..records import (
     one_line,
 )
 from . import _wcs, in_memory
-from ._fitsfile import check_fits_file, open_fits, write_file
+from ._fitsfile import open_fits, write_file
 from .jwst_direct import read_model_dict
 
 __all__ = [
@@ -176,12 +176,11 @@ def describe(source: InputSource) -> ExposureRef:
     """Read one file's metadata (ASDF tree and headers only) and check the file is whole."""
     require_extra()
     location = source.location
-    if location.is_local:
-        path = Path(source.path)
-        check_fits_file(path)
-        return _ref_from_meta(source, str(path), _local_metadata(path), lambda: load_wcs_from(path))
-    with open_fits(location, check=True) as hdul:
+    with open_fits(location, check=True) as hdul:  # one open: the check and the metadata share the headers
         meta = _hdulist_metadata(hdul, location)
+        if location.is_local:
+            path = Path(source.path)
+            return _ref_from_meta(source, str(path), meta, lambda: load_wcs_from(path))
         return _ref_from_meta(source, location.url, meta, lambda: _hdulist_wcs(hdul, location))
 
 
