@@ -91,31 +91,11 @@ def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
     """
     if scheduler != "distributed":
         return None, None
-    _load_asdf_extensions_in_background()
     handle = connect(client)
     if link := handle.dashboard_link:
         log.info("Dask dashboard: %s", link)
     _prepare_workers(handle.client)
     return handle, handle.client
-
-
-def _load_asdf_extensions_in_background() -> None:
-    """Load ASDF's extensions in a thread of this process while the cluster starts and the inputs are described.
-
-    The client needs them (about a second, once per process) to store the output
-    WCS when it creates the mosaic; waiting for the workers, it is otherwise idle.
-    """
-    import threading
-
-    def load() -> None:
-        try:
-            import asdf
-
-            _ = asdf.get_config().extensions
-        except Exception:  # pragma: no cover - the store's own write reports any real problem
-            pass
-
-    threading.Thread(target=load, name="dask-resample-asdf-extensions", daemon=True).start()
 
 
 def _prepare_workers(client: Any) -> None:

@@ -23,7 +23,7 @@ import copy
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,12 +93,28 @@ class OutputGrid:
         Output pixel scale in arcsec.
     pixel_scale_ratio : float
         Output to input pixel scale ratio handed to drizzle.
+    wcs_text : str or None
+        ``wcs`` as ASDF text (:func:`gwcs_to_text`) when already made, else ``None``
+        (see :meth:`wcs_asdf`). Not part of the grid's identity.
     """
 
     wcs: Any
     shape_yx: tuple[int, int]
     pixel_scale: float
     pixel_scale_ratio: float
+    wcs_text: str | None = field(default=None, compare=False, repr=False)
+
+    def wcs_asdf(self) -> str:
+        """``wcs`` as ASDF text: :attr:`wcs_text` if made (on the worker that made the grid), else made here.
+
+        Making it needs ASDF's extensions (about a second to load in a fresh process), which a
+        worker has loaded already; a client then never loads them to store the grid.
+        """
+        return self.wcs_text if self.wcs_text is not None else gwcs_to_text(self.wcs)
+
+    def with_wcs_text(self) -> OutputGrid:
+        """This grid with :attr:`wcs_text` made (run where the grid is made, on a worker)."""
+        return self if self.wcs_text is not None else replace(self, wcs_text=gwcs_to_text(self.wcs))
 
     @property
     def pixelarea_steradians(self) -> float:

@@ -8,6 +8,7 @@ metadata complete (:func:`plan_root_attrs`: the root metadata, also a living mos
 from __future__ import annotations
 
 import logging
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from .. import config
 from .._version import __version__
-from ..geometry import OutputGrid, gwcs_to_text, wcs_to_fits_header
+from ..geometry import OutputGrid, wcs_to_fits_header
 from ..geometry.grid import make_output_grid
 from ..inputs.io import (
     ExposureRef,
@@ -123,7 +124,9 @@ def plan_mosaic(
         check_group_ids(refs)
     if client is not None and all(r.kind != "memory" for r in refs):
         # the grid needs the reference exposure's WCS: read it on a worker, not here
-        grid = client.submit(make_output_grid, refs, output_wcs=output_wcs, wcs_pars=wcs_pars, pure=False).result()
+        grid = client.submit(
+            _output_grid_task, refs, output_wcs=output_wcs, wcs_pars=wcs_pars, key=f"make_output_grid-{uuid.uuid4()}"
+        ).result()
     else:
         grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
     if max_output_pixels is None:
@@ -145,6 +148,11 @@ def plan_mosaic(
     if len(plan.skipped) == len(refs):
         raise InputError("inputs: no input overlaps the output grid")
     return plan
+
+
+def _output_grid_task(refs: Sequence[Any], **kwargs: Any) -> OutputGrid:
+    """:func:`make_output_grid` on a worker, with the grid's ASDF text made there (see :meth:`OutputGrid.wcs_asdf`)."""
+    return make_output_grid(refs, **kwargs).with_wcs_text()
 
 
 def _metadata(plan: MosaicPlan, mode: str, group: str | None) -> dict[str, Any]:
@@ -183,7 +191,7 @@ def plan_root_attrs(
         "params": plan.params.to_dict(),
         "grid": grid_rec,
         "wcs_fits": wcs_to_fits_header(plan.grid.wcs),
-        "wcs_asdf": gwcs_to_text(plan.grid.wcs),
+        "wcs_asdf": plan.grid.wcs_asdf(),
         "groups": [g for g in plan.groups] if mode == "many_to_many" else [],
         "arrays": list(arrays),
         "fingerprint": fingerprint,
