@@ -40,6 +40,7 @@ __all__ = [
     "merge",
     "reduce_partials",
     "sum_names",
+    "warm_up",
 ]
 
 
@@ -188,21 +189,27 @@ def accumulate(acc: TileAccumulator, partial: TilePartial | None) -> TileAccumul
     ny, nx = partial.shape_yx
     sy, sx = partial.y0 - spec.y0, partial.x0 - spec.x0
     sl = (slice(sy, sy + ny), slice(sx, sx + nx))
-    # In place on views of the accumulator, with the operations (and their order) of
-    # ``acc[sl] += img * wht``: the same sums bit for bit, without temporaries.
-    wht = partial.wht.astype(np.float64)
-    term = partial.img.astype(np.float64)
-    term *= wht
-    view = acc.s_wd[sl]
-    view += term
-    view = acc.s_w[sl]
-    view += wht
-    if acc.s_err is not None and partial.err is not None:
-        term = partial.err.astype(np.float64)
+    compiled = _compiled()
+    if compiled is not None:  # one pass per plane group, the same sums bit for bit
+        compiled.add_weighted(acc.s_wd[sl], acc.s_w[sl], partial.img, partial.wht)
+        if acc.s_err is not None and partial.err is not None:
+            compiled.add_products(acc.s_err[sl], partial.err, partial.wht)
+    else:
+        # In place on views of the accumulator, with the operations (and their order) of
+        # ``acc[sl] += img * wht``: the same sums bit for bit, without temporaries.
+        wht = partial.wht.astype(np.float64)
+        term = partial.img.astype(np.float64)
         term *= wht
-        view = acc.s_err[sl]
+        view = acc.s_wd[sl]
         view += term
-    del wht, term
+        view = acc.s_w[sl]
+        view += wht
+        if acc.s_err is not None and partial.err is not None:
+            term = partial.err.astype(np.float64)
+            term *= wht
+            view = acc.s_err[sl]
+            view += term
+        del wht, term
     if acc.ctx is not None and partial.ctx is not None:
         bit = spec.ctx_bit[partial.index]
         view = acc.ctx[spec.ctx_planes.index(bit // 32)][sl]
@@ -227,6 +234,19 @@ def _accumulate_variances(acc: TileAccumulator, partial: TilePartial, sl: tuple[
     ``w`` to its weight where ``v`` is finite and ``>= 0`` and ``w > 0``.
     """
     shape = partial.shape_yx
+    compiled = _compiled()
+    if compiled is not None:  # each variance in one pass, the same sums bit for bit
+        exptime = acc.spec.params.weight_type == "exptime"
+        rn = partial.var.get("var_rnoise")
+        if not exptime and rn is None:
+            return
+        for name, v in partial.var.items():
+            if exptime:
+                assert partial.tmeasure is not None  # the drizzle task sets it for exptime weights
+                compiled.add_variance_constant(acc.var_s[name][sl], acc.var_w[name][sl], v, float(partial.tmeasure))
+            else:
+                compiled.add_variance_ivm(acc.var_s[name][sl], acc.var_w[name][sl], v, rn)
+        return
     if acc.spec.params.weight_type == "exptime":
         assert partial.tmeasure is not None  # the drizzle task sets it for exptime weights
         weight = np.full(shape, float(partial.tmeasure), np.float64)
@@ -252,6 +272,29 @@ def _accumulate_variances(acc: TileAccumulator, partial: TilePartial, sl: tuple[
         np.add(view, term, out=view, where=mask)
         view = acc.var_w[name][sl]
         np.add(view, weight, out=view, where=mask)
+
+
+def _compiled() -> Any:
+    """The compiled additions (:mod:`.reduce_compiled`), or ``None`` without numba or when turned off."""
+    global _COMPILED
+    if _COMPILED is False:
+        try:
+            from . import reduce_compiled  # deferred: numba, only where it is installed
+        except ImportError:
+            _COMPILED = None
+        else:
+            _COMPILED = reduce_compiled
+    return _COMPILED
+
+
+def warm_up() -> None:
+    """Load the compiled additions' machine code now (a worker's preparation), where numba is installed."""
+    if (compiled := _compiled()) is not None:
+        compiled.warm_up()
+
+
+#: ``False`` until :func:`_compiled` first looks; then the module or ``None``.
+_COMPILED: Any = False
 
 
 def merge(a: TileAccumulator, b: TileAccumulator) -> TileAccumulator:

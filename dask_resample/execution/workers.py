@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import config, store  # noqa: F401  (store and the others below: what the tasks use, see prepare_worker)
 from ..cluster import connect, set_worker_setup
-from ..drizzle import kernel, reduce  # noqa: F401
+from ..drizzle import kernel, reduce
 from ..drizzle.worker_memory import tune_allocator
 from ..geometry import pixmap
 from ..outliers.flag import flag_task  # noqa: F401  (the outlier tasks' modules)
@@ -45,6 +45,7 @@ def prepare_worker() -> None:
             from ..geometry import pixmap_compiled  # deferred: numba, only where it is installed
 
             pixmap_compiled.warm_up()  # the compiled pixel map, loaded from numba's cache
+    reduce.warm_up()  # the tile reduction's compiled additions, from numba's cache
     tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
 
     try:
