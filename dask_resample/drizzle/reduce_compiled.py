@@ -75,9 +75,11 @@ def add_variance_constant(var_s: np.ndarray, var_w: np.ndarray, v: np.ndarray, w
 def warm_up() -> None:
     """Load the machine code for the types a tile task passes (float32 partials into float64 views)."""
     s = np.zeros((3, 3))
-    part = np.ones((2, 2), np.float32)
     view = s[1:, 1:]
-    add_weighted(view, view, part, part)
-    add_products(view, part, part)
-    add_variance_ivm(view, view, part, part)
-    add_variance_constant(view, view, part, 1.0)
+    for writeable in (True, False):  # partials made in the task, and those mapped from scratch (read-only)
+        part = np.ones((2, 2), np.float32)
+        part.flags.writeable = writeable
+        add_weighted(view, view, part, part)
+        add_products(view, part, part)
+        add_variance_ivm(view, view, part, part)
+        add_variance_constant(view, view, part, 1.0)

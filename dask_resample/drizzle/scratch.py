@@ -24,8 +24,10 @@ and the whole scratch location at the end of the run.
 
 from __future__ import annotations
 
-import io
+import json
+import mmap
 import os
+import struct
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import config
-from ..store.location import Location, as_location, npz_bytes
+from ..store.location import Location, as_location
 from .kernel import VARIANCE_NAMES, TilePartial
 
 __all__ = [
@@ -78,11 +80,26 @@ class PartialFile:
     nbytes: int
 
 
-_META = ("index", "y0", "x0", "tmeasure")
+#: The first bytes of a partial file (:func:`write_partial`), then its header's length.
+_MAGIC = b"DRPART01"
+
+#: Each array of a partial file starts at a multiple of this many bytes.
+_ALIGN = 64
+
+
+def _padding(n: int) -> bytes:
+    return b"\0" * (-n % _ALIGN)
 
 
 def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: TilePartial) -> PartialFile:
-    """Write ``partial`` (input ``partial.index`` into tile ``(ty, tx)`` of ``group``) atomically."""
+    """Write ``partial`` (input ``partial.index`` into tile ``(ty, tx)`` of ``group``) atomically.
+
+    The file is a small JSON header (the partial's box, input index and
+    measurement time, and each array's dtype, shape and offset) followed by the
+    arrays' raw bytes, each aligned: the same bytes for the same partial (a
+    retried task rewrites it identically), and :func:`read_partial` maps the
+    arrays in place instead of copying them.
+    """
     directory = scratch.tile_dir(group, ty, tx)
     arrays = {"img": partial.img, "wht": partial.wht}
     for name in ("ctx", "dq", "err", "exptime"):
@@ -90,32 +107,58 @@ def write_partial(scratch: ScratchSpec, group: str, ty: int, tx: int, partial: T
             arrays[name] = a
     for name, v in partial.var.items():
         arrays[f"var.{name}"] = v
-    meta = np.array(
-        [partial.index, partial.y0, partial.x0, np.nan if partial.tmeasure is None else partial.tmeasure], np.float64
-    )
-    target = directory.join(f"{partial.index}.npz").write_bytes(npz_bytes({"meta": meta, **arrays}))
+    table: list[list[Any]] = []
+    blobs: list[bytes | memoryview] = []
+    offset = 0
+    for name, value in arrays.items():
+        a = np.ascontiguousarray(value)
+        table.append([name, a.dtype.str, list(a.shape), offset])
+        blobs += [memoryview(a).cast("B"), _padding(a.nbytes)]
+        offset += a.nbytes + len(_padding(a.nbytes))
+    meta = [
+        int(partial.index),
+        int(partial.y0),
+        int(partial.x0),
+        None if partial.tmeasure is None else float(partial.tmeasure),
+    ]
+    header = json.dumps({"meta": meta, "arrays": table}, separators=(",", ":")).encode()
+    head = _MAGIC + struct.pack("<Q", len(header)) + header
+    data = b"".join([head, _padding(len(head)), *blobs])
+    target = directory.join(f"{partial.index}.part").write_bytes(data)
     return PartialFile(target.url, partial.y0, partial.x0, partial.shape_yx, partial.nbytes)
 
 
 def read_partial(location: Location) -> TilePartial:
-    """Read a partial written by :func:`write_partial`."""
-    source = location.url if location.is_local else io.BytesIO(location.read_bytes())
-    with np.load(source, allow_pickle=False) as z:
-        index, y0, x0, tmeasure = (float(v) for v in z["meta"])
-        names = set(z.files)
-        return TilePartial(
-            index=int(index),
-            y0=int(y0),
-            x0=int(x0),
-            img=z["img"],
-            wht=z["wht"],
-            ctx=z["ctx"] if "ctx" in names else None,
-            dq=z["dq"] if "dq" in names else None,
-            err=z["err"] if "err" in names else None,
-            var={n: z[f"var.{n}"] for n in VARIANCE_NAMES if f"var.{n}" in names},
-            tmeasure=None if np.isnan(tmeasure) else tmeasure,
-            exptime=z["exptime"] if "exptime" in names else None,
-        )
+    """Read a partial written by :func:`write_partial` (a local file is mapped, not copied)."""
+    if location.is_local:
+        with open(location.url, "rb") as fh:
+            buf: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    else:
+        buf = location.read_bytes()
+    if bytes(buf[: len(_MAGIC)]) != _MAGIC:
+        raise ValueError(f"{location.url}: not a tile partial of this version")
+    (n,) = struct.unpack("<Q", buf[len(_MAGIC) : len(_MAGIC) + 8])
+    start = len(_MAGIC) + 8
+    doc = json.loads(bytes(buf[start : start + n]))
+    base = start + n + len(_padding(start + n))
+    z = {
+        name: np.frombuffer(buf, np.dtype(dtype), int(np.prod(shape)), base + offset).reshape(shape)
+        for name, dtype, shape, offset in doc["arrays"]
+    }
+    index, y0, x0, tmeasure = doc["meta"]
+    return TilePartial(
+        index=int(index),
+        y0=int(y0),
+        x0=int(x0),
+        img=z["img"],
+        wht=z["wht"],
+        ctx=z.get("ctx"),
+        dq=z.get("dq"),
+        err=z.get("err"),
+        var={n: z[f"var.{n}"] for n in VARIANCE_NAMES if f"var.{n}" in z},
+        tmeasure=None if tmeasure is None else float(tmeasure),
+        exptime=z.get("exptime"),
+    )
 
 
 def remove_tile(scratch: ScratchSpec, group: str, ty: int, tx: int) -> None:
