@@ -145,6 +145,9 @@ def spawn(script: str | Path, args: list[str], env: dict[str, str] | None = None
         result = Path(fh.name)
     try:
         cmd = [sys.executable, str(Path(script).resolve()), *args, "--result", str(result)]
+        # written data (a dataset just made or uploaded, an earlier run's mosaic) reaches the disk
+        # now, not while the child's clock runs
+        os.sync()
         t0 = time.perf_counter()
         # in the temporary directory: an on-disk ModelLibrary keeps its models in ./tmp_* of the cwd
         proc = subprocess.run(

@@ -85,11 +85,11 @@ def test_local_cluster_from_arguments_and_config():
         assert cluster.status.name == "closed"
 
 
-def _kernels_loaded() -> tuple[int, bool]:
-    """On a worker: objects frozen by prepare_worker, and whether the fused kernel's module is loaded."""
-    import gc
+def _kernels_loaded() -> tuple[bool, bool]:
+    """On a worker: whether prepare_worker marked it prepared, and whether the fused kernel's module is loaded."""
+    from dask_resample.drizzle import worker_memory
 
-    return gc.get_freeze_count(), "dask_resample.drizzle.fused_kernel.once" in sys.modules
+    return worker_memory._PREPARED, "dask_resample.drizzle.fused_kernel.once" in sys.modules
 
 
 def test_workers_are_prepared_as_the_cluster_starts():
@@ -97,7 +97,7 @@ def test_workers_are_prepared_as_the_cluster_starts():
     with dask.config.set({"resample.local.n-workers": 2}), connect(cluster="local") as handle:
         states = handle.client.run(_kernels_loaded)
     assert len(states) == 2
-    assert all(frozen > 0 and loaded for frozen, loaded in states.values()), states
+    assert all(prepared and loaded for prepared, loaded in states.values()), states
 
 
 def test_prepare_workers_on_a_cluster_started_elsewhere():
@@ -110,11 +110,9 @@ def test_prepare_workers_on_a_cluster_started_elsewhere():
         LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
-        [(frozen, loaded)] = client.run(_kernels_loaded).values()
-        assert not loaded
+        assert list(client.run(_kernels_loaded).values()) == [(False, False)]
         dask_resample.prepare_workers(client)
-        [(frozen_after, loaded_after)] = client.run(_kernels_loaded).values()
-        assert loaded_after and frozen_after > frozen
+        assert list(client.run(_kernels_loaded).values()) == [(True, True)]
 
 
 def test_cluster_names_are_checked():

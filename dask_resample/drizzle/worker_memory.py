@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["collect_garbage", "release_free_memory", "tune_allocator"]
+__all__ = ["collect_garbage", "mark_prepared", "release_free_memory", "tune_allocator"]
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,9 @@ def release_free_memory() -> None:
 
     A closed JWST datamodel keeps its arrays until Python's cycle collector
     runs (about 100 MiB for a 2048 x 2048 exposure). In a worker prepared by
-    :func:`dask_resample.execution.workers.prepare_worker`, whose import-time objects are
-    frozen out of the collector (``gc.freeze``), the young generations are
-    collected here first (see :func:`collect_garbage`); elsewhere (a user's process, the
-    serial scheduler) it is left to Python.
+    :func:`dask_resample.execution.workers.prepare_worker` (:func:`mark_prepared`), the
+    young generations are collected here first (see :func:`collect_garbage`); elsewhere
+    (a user's process, the serial scheduler) it is left to Python.
     """
     global _MALLOC_TRIM
     collect_garbage()
@@ -114,5 +113,15 @@ def collect_garbage() -> None:
     Cycles that reach the old generation are left to Python's own collections,
     whose cost is amortised.
     """
-    if gc.get_freeze_count():
+    if _PREPARED:
         gc.collect(1)
+
+
+def mark_prepared() -> None:
+    """Mark this process a prepared worker: :func:`collect_garbage` then collects (see there)."""
+    global _PREPARED
+    _PREPARED = True
+
+
+#: Whether :func:`mark_prepared` ran in this process.
+_PREPARED = False
