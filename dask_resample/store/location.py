@@ -16,7 +16,6 @@ file and a rename. Nothing relies on rename or on listing being cheap elsewhere.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import posixpath
@@ -421,23 +420,3 @@ def _rmtree_local(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-
-
-def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
-    """Arrays as an uncompressed ``.npz`` (what :func:`numpy.load` reads), the same bytes for the same arrays.
-
-    ``numpy.savez`` stamps each member with the time of writing; here every
-    member carries one fixed date, so a retried task rewrites identical bytes.
-    Members are stored uncompressed, so one of them can be read by range.
-    """
-    import zipfile
-
-    import numpy as np
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
-    return buf.getvalue()
