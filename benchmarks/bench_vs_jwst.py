@@ -301,25 +301,29 @@ def _median_run(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_pair(asn: Path, runs: Path, label: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run both programs ``args.repeat`` times, alternating, so that both see the same machine.
+    """Run the programs ``args.repeat`` times, the order rotated each repeat, so that all see the same machine.
 
     Returns the median-time run of each (peak RSS: the largest of all runs).
     """
     refs, ours, users = [], [], []
+    programs = ["jwst", "ours", "user"] if args.user_cluster and label == "1x" else ["jwst", "ours"]
     for k in range(args.repeat):
-        print(f"  [{label} {k + 1}/{args.repeat}] jwst ResampleImage ...", end=" ", flush=True)
-        refs.append(run_reference(asn, runs, label))
-        print(
-            f"{refs[-1]['seconds']:.1f} s; dask-resample ({args.workers} workers x {args.threads} thread) ...",
-            end=" ",
-            flush=True,
-        )
-        ours.append(run_dask(asn, runs, label, args))
-        print(f"{ours[-1]['seconds']:.1f} s", end="", flush=True)
-        if args.user_cluster and label == "1x":
-            print("; on a user-started LocalCluster ...", end=" ", flush=True)
-            users.append(run_dask(asn, runs, label, args, user_cluster=True))
-            print(f"{users[-1]['seconds']:.1f} s", end="", flush=True)
+        # each repeat starts with the next program: every program meets every place in the order
+        # (the run right after another program's process otherwise always meets the same machine state)
+        print(f"  [{label} {k + 1}/{args.repeat}]", end="", flush=True)
+        for i, program in enumerate(programs[k % len(programs) :] + programs[: k % len(programs)]):
+            sep = " " if i == 0 else "; "
+            if program == "jwst":
+                print(f"{sep}jwst ResampleImage ...", end=" ", flush=True)
+                run = run_reference(asn, runs, label)
+                refs.append(run)
+            else:
+                where = f"{args.workers} workers x {args.threads} thread"
+                where = "a user-started LocalCluster" if program == "user" else where
+                print(f"{sep}dask-resample ({where}) ...", end=" ", flush=True)
+                run = run_dask(asn, runs, label, args, user_cluster=program == "user")
+                (users if program == "user" else ours).append(run)
+            print(f"{run['seconds']:.1f} s", end="", flush=True)
         print(flush=True)
     if users:
         args.user_run = _median_run(users)
@@ -519,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat",
         type=int,
         default=3,
-        help="runs of each program per layout, alternating; the median is reported (default 3)",
+        help="runs of each program per layout, the order rotated each repeat; the median is reported (default 3)",
     )
     p.add_argument(
         "--scaling",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ def scans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     if request.param == "compiled":
         pytest.importorskip("numba")  # the fast extra: installed by `make test`
     else:
-        monkeypatch.setattr(map_scan, "_COMPILED", None)
+        monkeypatch.setattr(map_scan, "_compiled", lambda: None)
         monkeypatch.setattr(map_scan, "BLOCK_ROWS", 7)  # blocks that cut the range unevenly
     return map_scan
 
@@ -93,3 +94,14 @@ def test_memory_mapped_map(scans, tmp_path) -> None:
     assert scans.map_bounds(mapped, rng) == scans.map_bounds(pm, rng)
     assert scans.map_step(mapped, rng) == scans.map_step(pm, rng)
     assert (scans.reaching_boxes(mapped, rng, limits) == scans.reaching_boxes(pm, rng, limits)).all()
+
+
+def test_optional_module_is_none_where_its_import_fails() -> None:
+    """A compiled module that cannot be imported is ``None`` (the callers use numpy), tried once."""
+    from dask_resample.drizzle.optional_module import OptionalModule
+
+    missing = OptionalModule(".no_such_compiled_module", "dask_resample.drizzle")
+    assert missing.get() is None
+    assert missing.get() is None
+    present = OptionalModule(".optional_module", "dask_resample.drizzle")
+    assert present.get() is sys.modules["dask_resample.drizzle.optional_module"]

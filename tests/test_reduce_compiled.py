@@ -48,14 +48,11 @@ def _reduced(params: ResampleParams, parts: list[TilePartial], compiled: object 
     spec = AccumulatorSpec(
         y0=0, x0=0, shape_yx=TILE, ctx_bit={p.index: p.index for p in parts}, params=params, pixel_scale_ratio=1.0
     )
-    saved = reduce._COMPILED
-    reduce._COMPILED = compiled
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reduce, "_compiled", lambda: compiled)
         acc = TileAccumulator.empty(spec)
         for p in parts:
             accumulate(acc, p)
-    finally:
-        reduce._COMPILED = saved
     return acc
 
 

@@ -21,8 +21,11 @@ NaN centres are ignored (a NaN compares false), an infinite one counts.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+
+from .optional_module import OptionalModule
 
 __all__ = ["BLOCK_ROWS", "map_bounds", "map_step", "reaching_boxes"]
 
@@ -33,20 +36,13 @@ BLOCK_ROWS = 256
 Range = tuple[int, int, int, int]
 
 
-def _compiled() -> object | None:
-    """The compiled scans, or ``None`` without numba."""
-    global _COMPILED
-    if _COMPILED is False:
-        try:
-            from . import map_scan_compiled  # deferred: numba, only where it is installed
-        except ImportError:
-            _COMPILED = None
-        else:
-            _COMPILED = map_scan_compiled
-    return _COMPILED
+def _compiled() -> Any:
+    """The compiled scans (:mod:`.map_scan_compiled`), or ``None`` without numba."""
+    return _COMPILED.get()
 
 
-_COMPILED: object | None = False
+#: :mod:`.map_scan_compiled`, imported on first use (``None`` without numba).
+_COMPILED = OptionalModule(".map_scan_compiled", __package__)
 
 
 def _plain(pixmap: np.ndarray) -> np.ndarray:
@@ -72,7 +68,7 @@ def map_bounds(pixmap: np.ndarray, rng: Range) -> tuple[float, float, float, flo
     xmin, xmax, ymin, ymax = rng
     compiled = _compiled()
     if compiled is not None:
-        found = compiled.bounds(_plain(pixmap), xmin, xmax, ymin, ymax)  # type: ignore[attr-defined]
+        found = compiled.bounds(_plain(pixmap), xmin, xmax, ymin, ymax)
     else:
         found = (np.inf, -np.inf, np.inf, -np.inf)
         with warnings.catch_warnings():
@@ -101,7 +97,7 @@ def map_step(pixmap: np.ndarray, rng: Range) -> float:
         return 0.0
     compiled = _compiled()
     if compiled is not None:
-        step = float(compiled.step(_plain(pixmap), xmin, xmax, ymin, ymax))  # type: ignore[attr-defined]
+        step = float(compiled.step(_plain(pixmap), xmin, xmax, ymin, ymax))
     else:
         step = -1.0
         with warnings.catch_warnings(), np.errstate(invalid="ignore"):
@@ -141,7 +137,7 @@ def reaching_boxes(pixmap: np.ndarray, rng: Range, limits: np.ndarray) -> np.nda
     found[:, 1::2] = -1
     compiled = _compiled()
     if compiled is not None:
-        compiled.reaching(_plain(pixmap), xmin, xmax, ymin, ymax, limits, found)  # type: ignore[attr-defined]
+        compiled.reaching(_plain(pixmap), xmin, xmax, ymin, ymax, limits, found)
         return found
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..params import ResampleParams
 from .kernel import TilePartial
+from .optional_module import OptionalModule
 
 __all__ = [
     "AccumulatorSpec",
@@ -275,16 +276,8 @@ def _accumulate_variances(acc: TileAccumulator, partial: TilePartial, sl: tuple[
 
 
 def _compiled() -> Any:
-    """The compiled additions (:mod:`.reduce_compiled`), or ``None`` without numba or when turned off."""
-    global _COMPILED
-    if _COMPILED is False:
-        try:
-            from . import reduce_compiled  # deferred: numba, only where it is installed
-        except ImportError:
-            _COMPILED = None
-        else:
-            _COMPILED = reduce_compiled
-    return _COMPILED
+    """The compiled additions (:mod:`.reduce_compiled`), or ``None`` without numba."""
+    return _COMPILED.get()
 
 
 def warm_up() -> None:
@@ -293,8 +286,8 @@ def warm_up() -> None:
         compiled.warm_up()
 
 
-#: ``False`` until :func:`_compiled` first looks; then the module or ``None``.
-_COMPILED: Any = False
+#: :mod:`.reduce_compiled`, imported on first use (``None`` without numba).
+_COMPILED = OptionalModule(".reduce_compiled", __package__)
 
 
 def merge(a: TileAccumulator, b: TileAccumulator) -> TileAccumulator:

@@ -1,0 +1,39 @@
+"""A module imported on its first use, or ``None`` where it cannot be imported (numba absent)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["OptionalModule"]
+
+
+class OptionalModule:
+    """A module imported when first asked for; ``None`` if its import fails (an optional extra is absent).
+
+    The compiled (numba) variants of the drizzle steps live in modules of their own,
+    imported only where numba is installed (the ``fast`` extra); their callers fall
+    back to numpy when :meth:`get` returns ``None``. The import is tried once per process.
+
+    Parameters
+    ----------
+    name : str
+        Module name, relative (``".reduce_compiled"``) to ``package`` or absolute.
+    package : str
+        The package a relative ``name`` is resolved in (the caller's ``__package__``).
+    """
+
+    def __init__(self, name: str, package: str | None) -> None:
+        self.name, self.package = name, package
+        self._tried = False
+        self._module: Any = None
+
+    def get(self) -> Any:
+        """The module, or ``None`` where its import raised :class:`ImportError`."""
+        if not self._tried:
+            try:
+                self._module = importlib.import_module(self.name, self.package)
+            except ImportError:
+                self._module = None
+            self._tried = True
+        return self._module
