@@ -150,7 +150,9 @@ def build_outlier_graph(
         arrays=("data", "wht"),
         token=token,
         scratch_root=work.scratch,
-        fast_pixmap=False,
+        # the group drizzle's map is the blot's too when it is kept: the fast map where it applies
+        # (``resample.fast-pixmap``); otherwise the blot evaluates calc_pixmap's, so both do
+        fast_pixmap=None if reuse else False,
         pixmap_dir=work.pixmaps if reuse else None,
     )
     k = groups.keys
