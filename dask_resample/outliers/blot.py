@@ -85,7 +85,8 @@ def blot_median(
         outside them raises :class:`BlotWindowError`.
     pixmap32 : numpy.ndarray, optional
         The input's pixel map onto the median grid as float32, kept from its
-        drizzle (the same ``calc_pixmap`` call); computed here if not given.
+        drizzle (the fast map where it applied, else ``calc_pixmap``'s); else
+        ``calc_pixmap``'s, computed here.
     fillval : float
         Value of pixels outside the median (``gwcs_blot``'s ``fillval``: NaN in
         jwst, the step's ``fillval`` in romancal).
