@@ -1,4 +1,5 @@
-"""The fused square/turbo kernels against drizzle's C ``Drizzle`` and stcal's variance sums, on the same pixel map.
+"""The fused kernels (square, turbo, lanczos2, lanczos3) against drizzle's C ``Drizzle`` and stcal's
+variance sums, on the same pixel map.
 
 Each case drizzles the same inputs with ``drizzle.resample.Drizzle`` (data, then one
 fresh ``Drizzle`` per variance, as ``stcal.resample.Resample`` does, whose own
@@ -32,7 +33,9 @@ RTOL = 1e-6
 
 VARIANCES = ("var_rnoise", "var_flat", "var_poisson")
 
-KERNELS = ("square", "turbo")
+#: The kernels every case runs (lanczos2 differs from lanczos3 only in its table and reach:
+#: its own cases below, fewer compiled specialisations).
+KERNELS = ("square", "turbo", "lanczos3")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -445,7 +448,40 @@ def test_low_level_call_reports_the_touched_box() -> None:
     np.testing.assert_array_equal(wht, ref.out_wht)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"pixel_scale_ratio": 1.25},
+        {"pixel_scale_ratio": 0.6, "xmin": 5, "xmax": 90, "ymin": 3, "ymax": 80},
+        {"pixel_scale_ratio": None},
+    ],
+    ids=["psr1.25", "psr0.6-bbox", "psr-estimated"],
+)
+def test_lanczos2(kw: dict[str, Any]) -> None:
+    """lanczos2: every array, a sequence of three inputs, scales above and below 1, an estimated ratio."""
+    shape = (72, 96)
+    inputs = [make_input(shape, 40 + k) for k in range(3)]
+    maps = [
+        affine_map(shape, angle_deg=17.0 + 9 * k, scale=1.2, shift_xy=(70.0 + 6 * k, 60.0 - 4 * k)) for k in range(3)
+    ]
+    check("lanczos2", (130, 140), inputs, [{"pixmap": m, **kw} for m in maps])
+
+
+def test_lanczos_table_is_drizzles() -> None:
+    """The table's size and values (``create_lanczos_lut``) at drizzle's 0.003 spacing."""
+    from dask_resample.drizzle.fused_kernel.common import lanczos_lut
+
+    for order in (2, 3):
+        lut = lanczos_lut(order)
+        assert len(lut) == int(np.ceil(order / 0.003)) + 1
+        x = np.arange(1, len(lut)) * 0.003
+        expected = np.where(x <= order, np.sinc(x) * np.sinc(x / order), 0.0)
+        np.testing.assert_allclose(lut[1:], expected, atol=1e-15)
+        assert lut[0] == 1.0
+
+
 def test_other_kernels_are_refused() -> None:
-    """Kernels other than square and turbo stay with drizzle's C."""
-    with pytest.raises(NotImplementedError):
-        FusedDrizzle((10, 10), kernel="lanczos3")
+    """The point and gaussian kernels stay with drizzle's C."""
+    for kernel in ("point", "gaussian"):
+        with pytest.raises(NotImplementedError):
+            FusedDrizzle((10, 10), kernel=kernel)

@@ -239,7 +239,7 @@ def cluster_options() -> tuple[Option, ...]:
 NO_FUSED_KERNEL = Option(
     "--no-fused-kernel",
     "drizzle with drizzle's C kernel, one pass per plane as stcal does (default: "
-    "square and turbo drizzle every plane in one pass, with the same numbers; needs numba)",
+    "square, turbo and lanczos drizzle every plane in one pass, with the same numbers; needs numba)",
 )
 
 RUN_OPTIONS: tuple[Option, ...] = (

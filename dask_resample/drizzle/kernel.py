@@ -361,7 +361,7 @@ def _drizzle_frame(
     The calls are those of ``stcal.resample.Resample.add_model`` (same pixel map,
     weights, input range, ``pixel_scale_ratio`` and ``iscale``), on a frame that is
     the mosaic restricted to where the exposure lands. With ``spec.fused_kernel``
-    (``square`` and ``turbo``) one pass of :mod:`dask_resample.drizzle.fused_kernel` fills
+    (``square``, ``turbo``, ``lanczos2``, ``lanczos3``) one pass of :mod:`dask_resample.drizzle.fused_kernel` fills
     every plane; otherwise drizzle's C kernel makes one pass per plane, each output
     freed before the next. ``exptime_image`` (image, weights) is drizzled as
     romancal's ``ExptimeResampler`` drizzles it (drizzle's C): pixfrac 1, unit

@@ -70,8 +70,8 @@ def _cut(a: np.ndarray | None, sl: tuple[slice, slice]) -> np.ndarray | None:
 def fused_applies(kernel: str, pixfrac: float) -> bool:
     """Whether :mod:`dask_resample.drizzle.fused_kernel` drizzles with ``kernel`` and ``pixfrac``.
 
-    It covers ``square`` and ``turbo`` (drizzle itself uses its point kernel for
-    ``pixfrac <= 0.001``) and needs numba (the ``fast`` extra); other cases keep
+    It covers ``square``, ``turbo``, ``lanczos2`` and ``lanczos3`` with ``pixfrac > 0.001``
+    (below, drizzle's C decides) and needs numba (the ``fast`` extra); other cases keep
     drizzle's C kernel.
     """
     if pixfrac <= 0.001 or not fused_kernel_available():

@@ -385,7 +385,7 @@ def _fused_exptime_pass(
     window: tuple[int, int, int, int],
     shrunk: bool,
 ) -> None:
-    """romancal's exposure-time image of the visited box on the window (the fused kernel's ``square``/``turbo``)."""
+    """romancal's exposure-time image of the visited box on the window (the fused kernel)."""
     from .fused_kernel import FusedDrizzle  # deferred: numba
 
     kwargs, shape, params, boxes, parts = frame

@@ -1,4 +1,4 @@
-"""One-pass ``square`` and ``turbo`` drizzle kernels (numba), at parity with drizzle's C.
+"""One-pass ``square``, ``turbo``, ``lanczos2`` and ``lanczos3`` drizzle kernels (numba), at parity with drizzle's C.
 
 Why
 ---
@@ -55,7 +55,7 @@ Per call (``add_image``), as drizzle's ``tdriz``:
 Per input pixel ``(j, i)`` (``y``, ``x``) with a finite map:
 
 - ``d = float32(data[j, i]) * iscale`` (``float32``); ``w = float32(weight[j, i]) *
-  wht_scale`` (``float32``, ``1 * wht_scale`` without a weight map).
+  wht_scale`` (``float32``; 1 without a weight map, as the C).
 - **square**: the corners of the pixel shrunk by ``pixfrac`` are interpolated
   bilinearly in the pixel map (``interpolate_four_points`` inside the map,
   ``interpolate_point`` with extrapolation on its outer two rows and columns); any
@@ -67,6 +67,13 @@ Per input pixel ``(j, i)`` (``y``, ``x``) with a finite map:
   an axis-aligned square of half-side ``pfo = pixfrac / pixel_scale_ratio / 2``;
   ``dover = over(...) * (pixel_scale_ratio / pixfrac)**2`` for each output pixel
   with positive overlap.
+- **lanczos2**, **lanczos3** (``do_kernel_lanczos``; ``pixfrac`` ignored): the centre
+  ``(xx, yy) = pixmap[j, i]`` (NaN skips it) reaches ``pfo = order / pixel_scale_ratio``;
+  for each output pixel ``ii`` of ``floor(xx - pfo) + 1 .. floor(xx + pfo)`` (and ``jj``
+  alike, clipped to the frame), ``ix = nintd(|(xx - ii) * sdp|)``, ``sdp =
+  pixel_scale_ratio / 0.003``; an index beyond drizzle's table (``create_lanczos_lut``,
+  0.003 apart, computed with the same ``sin``) is no hit, else ``dover = lut[ix] *
+  lut[iy]`` (negative in the side lobes); the weight is ``w``.
 - ``dow = float32(dover * w)``; ``dow == 0`` changes nothing.
 
 Per output pixel ``(jj, ii)`` hit with ``dow != 0`` (``update_data``; ``vc`` the
@@ -123,14 +130,14 @@ The work is split into
 
 1. **geometry**, per input pixel and per (input, output) pixel pair:
    :func:`_square_corners`, :func:`_boxer` / :func:`_sgarea`, :func:`_turbo_box`,
-   :func:`_over`. These are pure scalar functions (scalars in, tuples of scalars
+   :func:`_over` and the Lanczos table's look-ups. These are pure scalar functions (scalars in, tuples of scalars
    out, reads of the pixel map only; no allocation, no exceptions), so
    ``numba.cuda.jit(device=True)`` compiles the same Python functions
    (``f.py_func``) as device functions unchanged;
 2. **accumulation**, per output pixel hit: :func:`_mean_update`, the running
    weighted mean of one plane (scalars in, the new value out), applied to the
    data and each extra plane, with the weight, context and DQ updates beside it;
-3. a **driver** (:func:`_kernel_pass`, one body for both kernels) that walks the input
+3. a **driver** (:func:`_kernel_pass`, one body for every kernel) that walks the input
    rows the scanner (:func:`_init_image_scanner`, :func:`_scanline_limits`: per
    call, on the host) allows, calls 1 (the kernel's functions of :mod:`.footprints`,
    chosen when the driver compiles), and does the loads and stores of 2. Arrays stay in the driver:
@@ -147,7 +154,7 @@ agrees with drizzle's C to float32 rounding (about 1e-6 relative), not
 bit-for-bit; the CPU kernels here keep drizzle's input order and match it
 exactly.
 
-Not covered here: the ``point``, ``gaussian`` and ``lanczos`` kernels, and
+Not covered here: the ``point`` and ``gaussian`` kernels, and
 ``pixfrac <= 0.001`` (which drizzle replaces by ``point``); :class:`FusedDrizzle`
 raises for them.
 

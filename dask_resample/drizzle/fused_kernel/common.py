@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 #: Kernels implemented here (others keep drizzle's C).
-KERNELS: tuple[str, ...] = ("square", "turbo")
+KERNELS: tuple[str, ...] = ("square", "turbo", "lanczos2", "lanczos3")
 
 #: Context bits per int32 plane, as drizzle's ``CTX_PLANE_BITS``.
 CTX_PLANE_BITS = 32
@@ -22,7 +23,10 @@ _MAX_INV_ERR = 0.03
 _GOLDEN = 0.6180339887498948482  # (sqrt(5) - 1) / 2
 _MAX_INV_ITER = 50
 
-_KERNEL_CODE = {"square": 0, "turbo": 1}
+_KERNEL_CODE = {"square": 0, "turbo": 1, "lanczos2": 2, "lanczos3": 3}
+
+# constants of cdrizzlebox.c
+_LANCZOS_LUT_DELTA = 0.003  # lut_delta: spacing of the Lanczos look-up table
 
 # status codes of a pass
 _OK = 0
@@ -41,9 +45,8 @@ _jit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="al
 def _c_round(x: float) -> float:
     """C ``round``: halves away from zero (Python's ``round`` goes to even)."""
     a = abs(x)
-    r: float = math.floor(a)  # a local annotation: numba compiles the same code
-    if a - r >= 0.5:  # a - floor(a) is exact for doubles
-        r += 1.0
+    f = math.floor(a)
+    r = f + 1.0 if a - f >= 0.5 else f  # a - floor(a) is exact for doubles; one assignment (numba's SSA)
     return math.copysign(r, x)
 
 
@@ -85,3 +88,26 @@ def _cmod(a: int, b: int) -> int:
     if q < 0 and r != 0:
         r -= b
     return r
+
+
+def lanczos_lut(order: int) -> np.ndarray:
+    """drizzle's Lanczos look-up table of ``order`` (``create_lanczos_lut``, as ``do_kernel_lanczos`` sizes it).
+
+    ``nlut = ceil(order / lut_delta) + 1`` values; ``lut[0] = 1`` and ``lut[i] =
+    sin(pi x) sin(pi x / order) / (pi x * pi x / order)`` at ``x = i * lut_delta``
+    (0 beyond ``order``). Evaluated with the C library's ``sin`` (:func:`math.sin`),
+    as the C evaluates it: the table is bit-identical to drizzle's.
+    """
+    nlut = math.ceil(order / _LANCZOS_LUT_DELTA) + 1
+    lut = np.empty(nlut, np.float64)
+    lut[0] = 1.0
+    fo = float(order)
+    for i in range(1, nlut):
+        x = float(i) * _LANCZOS_LUT_DELTA
+        if x <= fo:
+            poff = math.pi * x
+            r = poff / fo
+            lut[i] = math.sin(poff) * math.sin(r) / (poff * r)
+        else:
+            lut[i] = 0.0
+    return lut

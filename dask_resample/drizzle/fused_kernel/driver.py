@@ -11,11 +11,14 @@ from .common import _KERNEL_CODE, CTX_PLANE_BITS, KERNELS
 from .once import _fill_value, drizzle_once
 from .passes import _put_fill, _variances_stcal
 
+#: The kernels :func:`warm_up` compiles ahead of their first use: the step's default and the fast one.
+WARM_KERNELS: tuple[str, ...] = ("square", "turbo")
+
 
 class FusedDrizzle:
     """Drizzle inputs onto one output frame, each input in a single pass.
 
-    The counterpart of ``drizzle.resample.Drizzle`` (``square`` and ``turbo``)
+    The counterpart of ``drizzle.resample.Drizzle`` (``square``, ``turbo``, ``lanczos2``, ``lanczos3``)
     together with stcal's variance handling: :meth:`add_image` accumulates the
     data, weight, context and DQ as ``Drizzle.add_image`` does, the extra
     ``planes`` as further ``Drizzle`` objects with the same arguments would (a
@@ -26,7 +29,7 @@ class FusedDrizzle:
     ----------
     out_shape : tuple of int
         ``(ny, nx)`` of the output frame.
-    kernel : {"square", "turbo"}
+    kernel : {"square", "turbo", "lanczos2", "lanczos3"}
         Drizzle kernel.
     fillval : float, str or None
         Value of uncovered data pixels (``None``: NaN), as ``Drizzle``.
@@ -391,12 +394,15 @@ def finalize_variances(
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) both kernels for float32 inputs, variances included."""
+    """Compile (or load from the cache) ``square`` and ``turbo`` for float32 inputs, variances included.
+
+    The Lanczos kernels compile (or load) on their first use.
+    """
     ny, nx = 8, 8
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
     pixmap = np.dstack([x + 0.25, y + 0.25])
     data = np.ones((ny, nx), np.float32)
-    for kernel in KERNELS:
+    for kernel in WARM_KERNELS:
         for fresh in (True, False):
             d = FusedDrizzle((ny, nx), kernel=kernel, fillval=0.0, variance_names=("var_rnoise", "var_flat"))
             if not fresh:

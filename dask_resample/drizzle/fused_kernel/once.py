@@ -115,7 +115,7 @@ def drizzle_once(
 
     Parameters
     ----------
-    kernel : {"square", "turbo"}
+    kernel : {"square", "turbo", "lanczos2", "lanczos3"}
         Drizzle kernel.
     pixmap : numpy.ndarray
         ``(ny, nx, 2)`` float64 map of input pixel centres onto the output frame
@@ -178,7 +178,7 @@ def drizzle_once(
         As drizzle: no valid pixels in the map, a bad ``exptime`` or
         ``wht_scale``, or no pixel scale ratio could be estimated.
     NotImplementedError
-        For kernels other than square and turbo, or ``pixfrac <= 0.001``.
+        For the ``point`` and ``gaussian`` kernels, or ``pixfrac <= 0.001``.
     """
     if kernel not in _KERNEL_CODE:
         raise NotImplementedError(f"kernel {kernel!r} is not fused (only {', '.join(KERNELS)})")

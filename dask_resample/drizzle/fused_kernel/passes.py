@@ -1,4 +1,5 @@
-"""The ``square`` and ``turbo`` passes of the fused kernels and what runs after them (fill, stcal variances)."""
+"""The passes of the fused kernels (``square``, ``turbo``, ``lanczos2``, ``lanczos3``) and what runs
+after them (fill, stcal variances)."""
 
 # The C's ternaries (MAX, MIN, clamps) stay ternaries: min/max differ from them for NaN and signed zeros.
 # ruff: noqa: FURB136, PLR1730
@@ -10,11 +11,25 @@ from typing import Any
 
 import numpy as np
 
-from .common import _KERNEL_CODE, _OK, _imax, _imin, _jit, _jit_inline, _nintd
-from .footprints import SquareKernel, TurboKernel, bounds, footprint, overlap, setup, weight
+from .common import _KERNEL_CODE, _OK, _imax, _imin, _jit, _jit_inline
+from .footprints import (
+    Lanczos2Kernel,
+    Lanczos3Kernel,
+    SquareKernel,
+    TurboKernel,
+    axis_factor,
+    bounds,
+    footprint,
+    overlap,
+    separable,
+    setup,
+    weight,
+)
 from .scanner import _init_image_scanner, _scanline_limits
 
 _SQUARE = _KERNEL_CODE["square"]
+_TURBO = _KERNEL_CODE["turbo"]
+_LANCZOS2 = _KERNEL_CODE["lanczos2"]
 
 # --------------------------------------------------------------------------- accumulation (per output pixel hit)
 
@@ -48,7 +63,7 @@ def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.floa
 # in the window are those of the whole frame bit for bit, and an input pixel outside the
 # box contributes nothing else: the caller's box holds every pixel that reaches the window.
 #
-# One driver body (:func:`_kernel_pass`) serves both kernels: the kernel's scalar geometry
+# One driver body (:func:`_kernel_pass`) serves every kernel: the kernel's scalar geometry
 # (set-up, footprint, its bounds and weight, the overlap with one output pixel) comes
 # from :mod:`.footprints`, chosen by the type of a tag when each kernel's pass
 # (:func:`_kernel_pass`) is compiled: no branch per pixel. Only scalars cross
@@ -58,7 +73,7 @@ def _mean_update(old: np.float32, c: np.float32, value: np.float32, dow: np.floa
 
 
 def _kernel_pass(kernel: str) -> Any:
-    """The compiled one-pass driver of ``kernel`` (``square`` or ``turbo``).
+    """The compiled one-pass driver of ``kernel`` (``square``, ``turbo``, ``lanczos2`` or ``lanczos3``).
 
     The kernel is a closure constant (an int: numba's cache keys on it) that numba
     resolves before typing, so each kernel's pass compiles (and is cached) on its own,
@@ -95,10 +110,14 @@ def _kernel_pass(kernel: str) -> Any:
         -------
         status, nmiss, nskip
         """
-        if kernel_code == _SQUARE:  # a closure constant: numba drops the other branch before typing
+        if kernel_code == _SQUARE:  # a closure constant: numba drops the other branches before typing
             tag: Any = SquareKernel()
-        else:
+        elif kernel_code == _TURBO:
             tag = TurboKernel()
+        elif kernel_code == _LANCZOS2:
+            tag = Lanczos2Kernel()
+        else:
+            tag = Lanczos3Kernel()
         pixmap, data, out_img, out_wht, extra_sqrt, extra_own, box, place = arrays
         wscale, iscale, pixfrac, pscale_ratio, xmin, xmax, ymin, ymax, ctx_bit, n_extra = scalars
         vy0, vy1, vx0, vx1, wy0, wx0, out_ny, out_nx = (
@@ -123,6 +142,9 @@ def _kernel_pass(kernel: str) -> Any:
         nskip = (ymax - ymin) - (y_last - y_first)
         nmiss = nskip * (xmax - xmin)
         d_extra = np.zeros(max(n_extra, 1), np.float32)
+        sep = separable(tag)  # a constant of the compiled pass: the other branch is removed
+        factor_x = np.empty(win_nx if sep else 1, np.float64)  # a separable kernel's factors of one pixel
+        factor_y = np.empty(win_ny if sep else 1, np.float64)
         dq_val = np.uint32(0)
         by0 = win_ny
         by1 = -1
@@ -157,21 +179,32 @@ def _kernel_pass(kernel: str) -> Any:
                             else:
                                 d_extra[k] = np.float32(v) * iscale
                     if weights is None:
-                        wpix = np.float32(1.0) * wscale
+                        wpix = np.float32(1.0)  # the C's w = 1.0: no weight_scale without a weight map
                     else:
                         wpix = np.float32(weights[jd, id_]) * wscale
                     w = weight(tag, wpix, g)
                     if dq is not None:
                         dq_val = np.uint32(dq[jd, id_])
                     ylo, yhi, xlo, xhi = bounds(tag, g)
-                    jj0 = _imax(_imax(_nintd(ylo), 0), wy0)
-                    jj1 = _imin(_imin(_nintd(yhi), out_ny - 1), wy0 + win_ny - 1)
-                    ii0 = _imax(_imax(_nintd(xlo), 0), wx0)
-                    ii1 = _imin(_imin(_nintd(xhi), out_nx - 1), wx0 + win_nx - 1)
+                    jj0 = _imax(_imax(ylo, 0), wy0)
+                    jj1 = _imin(_imin(yhi, out_ny - 1), wy0 + win_ny - 1)
+                    ii0 = _imax(_imax(xlo, 0), wx0)
+                    ii1 = _imin(_imin(xhi, out_nx - 1), wx0 + win_nx - 1)
+                    if sep:  # geometry: each column's and each row's factor, once
+                        for ii in range(ii0, ii1 + 1):
+                            factor_x[ii - ii0] = axis_factor(tag, g, 0, ii, p1)
+                        for jj in range(jj0, jj1 + 1):
+                            factor_y[jj - jj0] = axis_factor(tag, g, 1, jj, p1)
                     for jj in range(jj0, jj1 + 1):
                         for ii in range(ii0, ii1 + 1):
                             # geometry: its overlap with one output pixel, once for every plane
-                            hit, dover = overlap(tag, ii, jj, g, p1)
+                            if sep:
+                                fx = factor_x[ii - ii0]
+                                fy = factor_y[jj - jj0]
+                                hit = not (math.isnan(fx) or math.isnan(fy))  # NaN: beyond the kernel's table
+                                dover = fx * fy
+                            else:
+                                hit, dover = overlap(tag, ii, jj, g, p1)
                             if hit:
                                 dow = np.float32(dover * w)
                                 nhit += 1
