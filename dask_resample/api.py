@@ -169,7 +169,7 @@ def resample(
     check_output(output, overwrite=overwrite, resume=resume)
     resolved = None if given_plan is not None else resolve_inputs(inputs, storage_options=storage_options)
 
-    handle, client = connect_for_run(client, scheduler)
+    handle, client = connect_for_run(client, scheduler, given_plan.refs if given_plan is not None else resolved)
     try:
         plan = given_plan or plan_mosaic(
             resolved,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 #: (``"setup"``: a function of no argument). It is
 #: :func:`dask_resample.execution.workers.prepare_worker` (the tasks' imports and compiled kernels),
 #: a layer above this module, so that module sets it (:func:`set_worker_setup`) when imported.
-WORKER_SETUP: dict[str, Callable[[], None]] = {}
+WORKER_SETUP: dict[str, Callable[..., None]] = {}
 
 
-def set_worker_setup(setup: Callable[[], None]) -> None:
-    """Set what every worker of a LocalCluster started by :func:`connect` runs as the cluster starts."""
+def set_worker_setup(setup: Callable[..., None]) -> None:
+    """Set what every worker of a LocalCluster started by :func:`connect` runs as the cluster starts.
+
+    :func:`connect` calls it with its ``worker_setup_kwargs``.
+    """
     WORKER_SETUP["setup"] = setup
 
 
@@ -86,6 +89,7 @@ def connect(
     threads_per_worker: int | None = None,
     memory_limit: str | int | None = None,
     jobs: int | None = None,
+    worker_setup_kwargs: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> ClusterHandle:
     """Return a client to run on.
@@ -109,6 +113,10 @@ def connect(
         ``n-workers: null`` is one worker per core).
     jobs : int, optional
         Batch jobs of a dask-jobqueue cluster (default ``resample.jobqueue.jobs``).
+    worker_setup_kwargs : mapping, optional
+        Keyword arguments of the set-up that a LocalCluster started here runs on every
+        worker (:func:`set_worker_setup`): a run passes the kinds of its inputs, so that
+        the workers load only what those need.
     **kwargs
         For a LocalCluster, more LocalCluster arguments; for a batch-system
         cluster, per-job settings (``cores``, ``memory``, ``walltime``,
@@ -165,7 +173,7 @@ def connect(
         if setup := WORKER_SETUP.get("setup"):
             # the workers load what the tasks use now, in parallel: a notebook's later runs on this
             # cluster find them ready, and the first run's planning no longer waits behind it
-            c.run(setup)
+            c.run(setup, **dict(worker_setup_kwargs or {}))
         return ClusterHandle(client=c, cluster=lc, owned=True)
     ignored = {
         k: v

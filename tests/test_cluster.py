@@ -100,6 +100,32 @@ def test_workers_are_prepared_as_the_cluster_starts():
     assert all(prepared and loaded for prepared, loaded in states.values()), states
 
 
+def _jwst_schemas_loaded() -> bool:
+    """On a worker: whether the JWST datamodels (and their schemas) were imported."""
+    return "stdatamodels.jwst.datamodels" in sys.modules
+
+
+def test_workers_prepare_for_the_kinds_of_the_run(tmp_path):
+    """A run's LocalCluster loads the JWST datamodel schemas only when the run has JWST inputs."""
+    import types
+
+    from dask_resample.execution.workers import connect_for_run, input_kinds, prepare_worker
+
+    fits_inputs = [types.SimpleNamespace(kind="fits"), types.SimpleNamespace(kind="fits")]
+    assert input_kinds(fits_inputs) == ("fits",)
+    assert input_kinds([*fits_inputs, types.SimpleNamespace(kind="jwst")]) == ("fits", "jwst")
+    assert input_kinds([object()]) is None and input_kinds(None) is None
+    with dask.config.set({"resample.local.n-workers": 1}):
+        handle, client = connect_for_run(None, "distributed", fits_inputs)
+        try:
+            assert list(client.run(_kernels_loaded).values()) == [(True, True)]
+            assert list(client.run(_jwst_schemas_loaded).values()) == [False]
+            client.run(prepare_worker, ("jwst",))  # a later run with JWST inputs on the same cluster
+            assert list(client.run(_jwst_schemas_loaded).values()) == [True]
+        finally:
+            handle.close()
+
+
 def test_prepare_workers_on_a_cluster_started_elsewhere():
     """dask_resample.prepare_workers() prepares the workers of a plain distributed LocalCluster."""
     from distributed import Client, LocalCluster

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from .. import config, store  # noqa: F401  (store and the others below: what the tasks use, see prepare_worker)
@@ -21,11 +22,19 @@ __all__ = ["connect_for_run", "prepare_worker", "prepare_workers"]
 log = logging.getLogger(__name__)
 
 
-def prepare_worker() -> None:
+def prepare_worker(kinds: Collection[str] | None = None) -> None:
     """Import what the tasks use, load the JWST datamodel schemas, tune the allocator (a worker task).
 
     The tasks' modules come with this module's imports (a worker imports it to run this task);
     the compiled kernels and pixel map (numba) are loaded here.
+
+    Parameters
+    ----------
+    kinds : collection of str, optional
+        The input kinds of the run (``"jwst"``, ``"fits"``, ``"roman"``, ``"memory"``, as
+        :class:`~dask_resample.inputs.records.ExposureRef` names them): the JWST datamodel
+        schemas (about a second of CPU) are loaded only where ``"jwst"`` is among them.
+        ``None`` (unknown, as for a cluster prepared before any run): loaded.
 
     A fresh worker process otherwise pays this (about a second) before its first
     task. A LocalCluster started by :func:`dask_resample.cluster.connect` runs it on
@@ -47,16 +56,20 @@ def prepare_worker() -> None:
             pixmap_compiled.warm_up()  # the compiled pixel map, loaded from numba's cache
     reduce.warm_up()  # the tile reduction's compiled additions, from numba's cache
     tune_allocator(config.get("local.malloc-trim-threshold"))  # a cluster the user started
+    if kinds is None or "jwst" in kinds:
+        _load_jwst_schemas()
+    mark_prepared()  # each exposure's task then collects the young generations (collect_garbage)
 
+
+def _load_jwst_schemas() -> None:
+    """Open and close an empty JWST ``ImageModel``: its schemas are then cached in this process."""
     try:
         from stdatamodels.jwst.datamodels import ImageModel
     except ImportError:  # the jwst extra is absent
-        ImageModel = None
-    if ImageModel is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ImageModel().close()
-    mark_prepared()  # each exposure's task then collects the young generations (collect_garbage)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ImageModel().close()
 
 
 set_worker_setup(prepare_worker)  # what the LocalClusters of cluster.connect run on every worker as they start
@@ -73,25 +86,38 @@ def prepare_workers(client: Any) -> None:
     client.run(prepare_worker)
 
 
-def connect_for_run(client: Any, scheduler: str) -> tuple[Any, Any]:
+def connect_for_run(client: Any, scheduler: str, inputs: Iterable[Any] | None = None) -> tuple[Any, Any]:
     """``(handle, client)`` to run on: ``client`` (or the current one, or a new LocalCluster).
 
-    :func:`prepare_worker` is started on every worker without waiting for it.
+    :func:`prepare_worker` is started on every worker without waiting for it (a LocalCluster
+    started here prepares its workers as it starts), for the kinds of ``inputs`` (records
+    with a ``kind``: :func:`input_kinds`; ``None``: every kind).
 
     ``scheduler="serial"`` gives ``(None, None)``: the tasks run in this process.
     The caller closes the handle (it only closes what it started).
     """
     if scheduler != "distributed":
         return None, None
-    handle = connect(client)
+    kinds = input_kinds(inputs)
+    handle = connect(client, worker_setup_kwargs={"kinds": kinds})
     if link := handle.dashboard_link:
         log.info("Dask dashboard: %s", link)
-    _prepare_workers(handle.client)
+    _prepare_workers(handle.client, kinds)
     return handle, handle.client
 
 
-def _prepare_workers(client: Any) -> None:
-    """Start :func:`prepare_worker` on every worker without waiting for it."""
+def input_kinds(inputs: Iterable[Any] | None) -> tuple[str, ...] | None:
+    """The sorted kinds (``"jwst"``, ``"fits"``, ...) of input records, ``None`` if not all are known."""
+    if inputs is None:
+        return None
+    kinds = {getattr(r, "kind", None) for r in inputs}
+    if None in kinds:
+        return None
+    return tuple(sorted(str(k) for k in kinds))
+
+
+def _prepare_workers(client: Any, kinds: tuple[str, ...] | None = None) -> None:
+    """Start :func:`prepare_worker` for ``kinds`` on every worker without waiting for it."""
     from distributed import fire_and_forget
 
     try:
@@ -102,6 +128,7 @@ def _prepare_workers(client: Any) -> None:
         fire_and_forget(
             client.submit(
                 prepare_worker,
+                kinds,
                 workers=[address],
                 allow_other_workers=True,
                 pure=False,
