@@ -226,7 +226,9 @@ def _run_and_kill(asn: Path, url: str, opts: dict, how: str, when: Any, tmp_path
     import json
 
     log = tmp_path / f"run-{time.monotonic_ns()}.log"
-    env = {**os.environ, "DASK_RESAMPLE__SHARD_TILES": "[2, 2]"}
+    machine_tmp = tmp_path / "machine-tmp"  # the run's temporary directory: its scratch (one node, object store)
+    machine_tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "DASK_RESAMPLE__SHARD_TILES": "[2, 2]", "TMPDIR": str(machine_tmp)}
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-c", RUN_SCRIPT, str(asn), url, json.dumps(opts), how],
@@ -265,9 +267,10 @@ def test_resume_after_kill_on_s3(small_dataset, tmp_path, s3_bucket):
         resample(small_dataset.asn_path, ref, tile_shape=TILE, scheduler="serial", progress=False)
     finished = _run_and_kill(small_dataset.asn_path, url, opts, "resume", lambda: _shard_markers(loc) >= 1, tmp_path)
     assert finished or not is_complete(loc)
-    # the same command again finishes the mosaic
+    # the same command again finishes the mosaic, and removes the partials the killed run left on this machine
     _run_and_kill(small_dataset.asn_path, url, opts, "resume", lambda: False, tmp_path)
     assert is_complete(loc)
+    assert not [n for n in os.listdir(tmp_path / "machine-tmp") if n.startswith("dask-resample-")]
     assert_same_arrays(url, ref, opts)
     assert read_metadata(loc)["grid"]["shard_tiles"] == [2, 2]
 
@@ -437,3 +440,15 @@ def test_scratch_goes_where_every_worker_reaches_it(tmp_path, client):
     assert scratch_root(beside, "m.zarr-x", one_node=False) == beside
     disk = as_location(str(tmp_path / ".m.zarr.scratch-x"))
     assert scratch_root(disk, "m.zarr-x", one_node=True) == disk  # a local mosaic keeps its sibling
+    # a run's space on this machine is named after its mosaic: what a killed run for it left is removed
+    mosaic = as_location("s3://bucket/m.zarr", {"anon": True})
+    first = scratch_root(beside, "m.zarr-x", one_node=True, owner=mosaic)
+    other = scratch_root(beside, "m.zarr-x", one_node=True, owner=as_location("s3://bucket/n.zarr", {"anon": True}))
+    try:
+        first.join("_", "0_0", "3.part").write_bytes(b"left by a killed run")
+        other.join("_", "0_0", "3.part").write_bytes(b"another mosaic's run")
+        second = scratch_root(beside, "m.zarr-y", one_node=True, owner=mosaic)
+        assert second.is_local and second != first
+        assert not first.exists() and other.exists()
+    finally:
+        other.remove()

@@ -24,6 +24,7 @@ and the whole scratch location at the end of the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -171,7 +172,7 @@ def remove_all(scratch: ScratchSpec) -> None:
     scratch.root.remove()
 
 
-def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
+def scratch_root(default: Location, name: str, *, one_node: bool, owner: Location | None = None) -> Location:
     """Where a run keeps its intermediate files.
 
     ``resample.scratch-dir`` if set (a path or URL; it takes the storage
@@ -183,6 +184,12 @@ def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
     other case ``default``, on the store every worker writing the products
     reaches.
 
+    Under a configured root or the temporary directory, the space of a run for
+    ``owner`` (the products it writes) is named after ``owner``'s URL (a digest)
+    then ``name``; what a killed run for the same ``owner`` left there is removed
+    first, as :func:`~dask_resample.store.mosaic.remove_stale_siblings` removes a
+    killed run's partials beside a mosaic (one run writes to a mosaic at a time).
+
     Parameters
     ----------
     default : Location
@@ -191,19 +198,35 @@ def scratch_root(default: Location, name: str, *, one_node: bool) -> Location:
         Unique name of the run's scratch space under a configured or local root.
     one_node : bool
         Every process of the run shares this machine's disk.
+    owner : Location, optional
+        The products the run writes (its mosaic, its output directory).
     """
     configured = config.get("scratch-dir")
     if configured:
         root = as_location(str(configured))
         if not root.is_local and root.scheme == default.scheme:
             root = as_location(root.url, default.storage_options)
-        return root.join(name)
+        return _own_space(root, "", name, owner)
     if one_node and not default.is_local:
         import dask
 
         base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
-        return as_location(os.path.join(os.path.abspath(base), f"dask-resample-{name}"))
+        return _own_space(as_location(os.path.abspath(base)), "dask-resample-", name, owner)
     return default
+
+
+def _own_space(root: Location, prefix: str, name: str, owner: Location | None) -> Location:
+    """``root/<prefix><digest of owner>-<name>``, the same owner's earlier spaces removed first.
+
+    Without an ``owner``: ``root/<prefix><name>``.
+    """
+    if owner is None:
+        return root.join(f"{prefix}{name}")
+    stem = f"{prefix}{hashlib.sha256(owner.url.encode()).hexdigest()[:12]}-"
+    for entry in root.listdir():
+        if entry.startswith(stem):  # left by a killed run for the same products
+            root.join(entry).remove()
+    return root.join(f"{stem}{name}")
 
 
 def runs_on_one_node(client: Any) -> bool:

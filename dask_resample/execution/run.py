@@ -172,7 +172,9 @@ def execute_plan(
         shard_tiles = tuple(read_metadata(output).get("grid", {}).get("shard_tiles", (1, 1)))
     token = uuid.uuid4().hex[:12]
     remove_stale_siblings(target, kinds=("staging", "trash", "scratch"))  # left by a killed run
-    scratch_root = scratch_root_for(scratch_sibling(target, token), f"{target.name}-{token}", one_node=one_node)
+    scratch_root = scratch_root_for(
+        scratch_sibling(target, token), f"{target.name}-{token}", one_node=one_node, owner=target
+    )
     try:
         stage = None
         if with_outliers:

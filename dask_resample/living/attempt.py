@@ -223,7 +223,9 @@ def update_once(
     n_drizzled = 0
     if recompute:
         one_node = runs_on_one_node(client)
-        scratch_root = scratch_root_for(scratch_sibling(location, token), f"{location.name}-{token}", one_node=one_node)
+        scratch_root = scratch_root_for(
+            scratch_sibling(location, token), f"{location.name}-{token}", one_node=one_node, owner=location
+        )
         skip = {(SINGLE_GROUP, key) for (_, key) in plan_new.contributions if key not in recompute}
         try:
             contributions = {

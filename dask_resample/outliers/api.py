@@ -286,11 +286,14 @@ def detect_outliers(
     if output_dir.is_local:
         os.makedirs(output_dir.url, exist_ok=True)
 
-    handle, client = connect_for_run(client, scheduler)
+    handle, client = connect_for_run(client, scheduler, resolved)
     token = uuid.uuid4().hex[:12]
     # intermediate products: beside the outputs, or on this machine when every process runs on it
     root = scratch_root(
-        output_dir.join(f".dask-resample-outliers-{token}"), f"outliers-{token}", one_node=runs_on_one_node(client)
+        output_dir.join(f".dask-resample-outliers-{token}"),
+        f"outliers-{token}",
+        one_node=runs_on_one_node(client),
+        owner=output_dir,
     )
     try:
         refs = describe_resolved(resolved, client=client)
