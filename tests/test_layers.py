@@ -177,6 +177,7 @@ LAYERS: dict[str, int] = {
     "inputs._files": 1,
     "config": 1,
     "dqflags": 1,
+    "optional_module": 1,
     "inputs.dqmask": 1,
     "inputs.records": 1,
     "geometry": 1,

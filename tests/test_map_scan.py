@@ -98,10 +98,10 @@ def test_memory_mapped_map(scans, tmp_path) -> None:
 
 def test_optional_module_is_none_where_its_import_fails() -> None:
     """A compiled module that cannot be imported is ``None`` (the callers use numpy), tried once."""
-    from dask_resample.drizzle.optional_module import OptionalModule
+    from dask_resample.optional_module import OptionalModule
 
-    missing = OptionalModule(".no_such_compiled_module", "dask_resample.drizzle")
+    missing = OptionalModule(".no_such_compiled_module", "dask_resample")
     assert missing.get() is None
     assert missing.get() is None
-    present = OptionalModule(".optional_module", "dask_resample.drizzle")
-    assert present.get() is sys.modules["dask_resample.drizzle.optional_module"]
+    present = OptionalModule(".optional_module", "dask_resample")
+    assert present.get() is sys.modules["dask_resample.optional_module"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .optional_module import OptionalModule
+from ..optional_module import OptionalModule
 
 __all__ = ["BLOCK_ROWS", "map_bounds", "map_step", "reaching_boxes"]
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..optional_module import OptionalModule
 from ..params import ResampleParams
 from .map_scan import map_bounds, map_step, reaching_boxes
 
@@ -83,19 +84,15 @@ def fused_applies(kernel: str, pixfrac: float) -> bool:
 
 def fused_kernel_available() -> bool:
     """Whether numba, and so :mod:`dask_resample.drizzle.fused_kernel`, can be imported here."""
-    global _FUSED_AVAILABLE
-    if _FUSED_AVAILABLE is None:
-        try:
-            from . import fused_kernel  # noqa: F401  # deferred: imports numba, which may be missing
-        except ImportError:
-            _FUSED_AVAILABLE = False
-            log.info("numba is not installed: drizzling with drizzle's C kernel (pip install 'dask-resample[fast]')")
-        else:
-            _FUSED_AVAILABLE = True
-    return _FUSED_AVAILABLE
+    return _FUSED.available()
 
 
-_FUSED_AVAILABLE: bool | None = None
+#: The fused kernels' package, imported on first use (numba, the ``fast`` extra).
+_FUSED = OptionalModule(
+    ".fused_kernel",
+    __package__,
+    missing="numba is not installed: drizzling with drizzle's C kernel (pip install 'dask-resample[fast]')",
+)
 
 
 def _c_passes(

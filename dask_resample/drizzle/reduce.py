@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..optional_module import OptionalModule
 from ..params import ResampleParams
 from .kernel import TilePartial
-from .optional_module import OptionalModule
 
 __all__ = [
     "AccumulatorSpec",

@@ -30,7 +30,6 @@ and an interior grid): any NaN mismatch or a difference beyond
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..optional_module import OptionalModule
 from .pixmap_recognise import (
     _R0,
     FastPixmapPlan,
@@ -109,14 +109,13 @@ def _evaluate(plan: FastPixmapPlan, x: np.ndarray, y: np.ndarray) -> tuple[np.nd
     return ox, oy, w
 
 
-@functools.lru_cache(maxsize=1)
 def compiled_available() -> bool:
     """Whether numba, and so :mod:`dask_resample.geometry.pixmap_compiled`, can be imported here."""
-    try:
-        from . import pixmap_compiled  # noqa: F401  # deferred: numba, only where it is installed
-    except ImportError:
-        return False
-    return True
+    return _PIXMAP_COMPILED.available()
+
+
+#: The compiled pixel map's module, imported on first use (numba, the ``fast`` extra).
+_PIXMAP_COMPILED = OptionalModule(".pixmap_compiled", __package__)
 
 
 @contextlib.contextmanager
