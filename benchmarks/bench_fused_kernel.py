@@ -14,7 +14,7 @@ with an empty numba cache (compilation). Finally the two outputs are compared.
 
 Usage::
 
-    python benchmarks/bench_fused_kernel.py [--size 2048] [--repeat 5] [--kernel square]
+    python benchmarks/bench_fused_kernel.py [--size 2048] [--repeat 5] [--kernel square|turbo|lanczos2|lanczos3]
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--kernel", default="square", choices=("square", "turbo"))
+    parser.add_argument("--kernel", default="square", choices=("square", "turbo", "lanczos2", "lanczos3"))
     parser.add_argument("--child", choices=("c", "fused"))
     args = parser.parse_args()
     if args.child:
