@@ -109,21 +109,24 @@ def test_workers_prepare_for_the_kinds_of_the_run(tmp_path):
     """A run's LocalCluster loads the JWST datamodel schemas only when the run has JWST inputs."""
     import types
 
-    from dask_resample.execution.workers import connect_for_run, input_kinds, prepare_worker
+    from dask_resample.execution.workers import input_kinds, prepare_worker
 
     fits_inputs = [types.SimpleNamespace(kind="fits"), types.SimpleNamespace(kind="fits")]
     assert input_kinds(fits_inputs) == ("fits",)
     assert input_kinds([*fits_inputs, types.SimpleNamespace(kind="jwst")]) == ("fits", "jwst")
     assert input_kinds([object()]) is None and input_kinds(None) is None
-    with dask.config.set({"resample.local.n-workers": 1}):
-        handle, client = connect_for_run(None, "distributed", fits_inputs)
-        try:
-            assert list(client.run(_kernels_loaded).values()) == [(True, True)]
-            assert list(client.run(_jwst_schemas_loaded).values()) == [False]
-            client.run(prepare_worker, ("jwst",))  # a later run with JWST inputs on the same cluster
-            assert list(client.run(_jwst_schemas_loaded).values()) == [True]
-        finally:
-            handle.close()
+    # what connect_for_run does for a run without a client (a LocalCluster of its own: named here,
+    # as the suite's session client would otherwise be the current one)
+    kinds = {"kinds": input_kinds(fits_inputs)}
+    with (
+        dask.config.set({"resample.local.n-workers": 1}),
+        connect(cluster="local", worker_setup_kwargs=kinds) as handle,
+    ):
+        client = handle.client
+        assert list(client.run(_kernels_loaded).values()) == [(True, True)]
+        assert list(client.run(_jwst_schemas_loaded).values()) == [False]
+        client.run(prepare_worker, ("jwst",))  # a later run with JWST inputs on the same cluster
+        assert list(client.run(_jwst_schemas_loaded).values()) == [True]
 
 
 def test_prepare_workers_on_a_cluster_started_elsewhere():
