@@ -8,7 +8,6 @@ tile's cut of the frame.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -18,8 +17,6 @@ import numpy as np
 from ..optional_module import OptionalModule
 from ..params import ResampleParams
 from .map_scan import map_bounds, map_step, reaching_boxes
-
-log = logging.getLogger(__name__)
 
 
 class Frame(NamedTuple):
