@@ -129,6 +129,30 @@ def test_workers_prepare_for_the_kinds_of_the_run(tmp_path):
         assert list(client.run(_jwst_schemas_loaded).values()) == [True]
 
 
+def test_command_line_cluster_prepares_for_the_kinds_of_its_inputs():
+    """The LocalCluster of a command (``run``, ``outliers``...) is told its inputs' kinds too."""
+    import types
+
+    from dask_resample.cli.arguments import _connect
+
+    where = {
+        "serial": False,
+        "dashboard_address": ":0",
+        "cluster": "local",
+        "scheduler": None,
+        "workers": 1,
+        "threads_per_worker": 1,
+        "memory_limit": None,
+        "jobs": None,
+    }
+    handle = _connect(where, [types.SimpleNamespace(kind="fits")])
+    try:
+        assert list(handle.client.run(_kernels_loaded).values()) == [(True, True)]
+        assert list(handle.client.run(_jwst_schemas_loaded).values()) == [False]
+    finally:
+        handle.close()
+
+
 def test_prepare_workers_on_a_cluster_started_elsewhere():
     """dask_resample.prepare_workers() prepares the workers of a plain distributed LocalCluster."""
     from distributed import Client, LocalCluster

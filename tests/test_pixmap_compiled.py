@@ -14,7 +14,7 @@ from dask_resample.geometry.exposure_pixmap import _full_values, compute_pixmap
 from dask_resample.geometry.pixmap_program import compile_head
 from dask_resample.testing.synthetic import make_detector_wcs
 
-from .test_pixmap import TOL, _frames, _jwst_wcs, _output_wcs, _simple_in, _tolerance
+from .test_pixmap import TOL, _fits_wcs, _frames, _jwst_wcs, _output_wcs, _simple_in, _tolerance
 
 pc = pytest.importorskip("dask_resample.geometry.pixmap_compiled")  # needs numba
 
@@ -183,6 +183,30 @@ def test_jwst_v23tosky_compiled_equals_numpy_and_calc_pixmap(ra, dec, roll):
     assert plan.source.kind == "lonlat"
     assert np.nanmax(np.abs(compiled - numpy_map)) < SAME_MAP_PX
     assert np.nanmax(np.abs(compiled - calc_pixmap(wcs_in, wcs_out, shape))) < _tolerance(ra, dec)
+
+
+@pytest.mark.parametrize(("ra", "dec", "roll"), [(150.1, 2.2, 60.0), (359.9998, 89.9, 200.0)])
+def test_fits_tan_without_distortion_compiled_equals_numpy_and_calc_pixmap(ra, dec, roll):
+    """A plain FITS TAN input (no SIP): its head is translated, bit-identical to astropy's on the pixels."""
+    shape = (96, 128)
+    wcs_in = _fits_wcs(ra, dec, roll, shape, sip=False)
+    wcs_out = _output_wcs(make_detector_wcs(ra, dec, roll_deg=roll, shape=shape), ra, dec, roll - 20.0)
+    plan, compiled, numpy_map = _maps(wcs_in, wcs_out, shape)
+    assert plan.source.kind == "tan"
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    compiled_head = pc.evaluate_head(plan.source.program, x, y)
+    numpy_head = plan.source.head(x, y)
+    assert all(np.array_equal(c.reshape(shape), n) for c, n in zip(compiled_head, numpy_head, strict=True))
+    assert np.nanmax(np.abs(compiled - numpy_map)) < SAME_MAP_PX
+    assert np.nanmax(np.abs(compiled - calc_pixmap(wcs_in, wcs_out, shape))) < _tolerance(ra, dec)
+
+
+def test_fits_tan_sip_keeps_the_numpy_head():
+    """pix2foc of a TAN-SIP input is evaluated by astropy: no program, the numpy path runs."""
+    shape = (96, 128)
+    wcs_in = _fits_wcs(150.1, 2.2, 60.0, shape, sip=True)
+    src = fp.recognise_input(wcs_in)
+    assert src is not None and src.kind == "tan" and src.program is None
 
 
 def test_lonlat_beyond_the_small_angle_uses_libm():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import api, cluster, config, store
+from ..execution.workers import input_kinds
 from ..geometry import grid
 from ..params import WCS_PARAMETERS, check_wcs_pars
 from .options import (
@@ -170,8 +171,13 @@ def _check_cluster_options(v: Mapping[str, Any]) -> None:
         raise CLIError("--jobs: only with a job-queue --cluster (slurm, pbs, ...), not with --cluster local")
 
 
-def _connect(v: Mapping[str, Any]) -> Any:
-    """The cluster handle of the 'where to run' options (``None`` with ``--serial``)."""
+def _connect(v: Mapping[str, Any], inputs: Sequence[Any] | None = None) -> Any:
+    """The cluster handle of the 'where to run' options (``None`` with ``--serial``).
+
+    ``inputs`` (resolved input records) tell a LocalCluster started here which input kinds
+    its workers prepare for (:func:`~dask_resample.execution.workers.prepare_worker`);
+    ``None``: every kind.
+    """
     if v["serial"]:
         return None
     extra = {"dashboard_address": v["dashboard_address"]} if v["dashboard_address"] else {}
@@ -182,6 +188,7 @@ def _connect(v: Mapping[str, Any]) -> Any:
         threads_per_worker=v["threads_per_worker"],
         memory_limit=v["memory_limit"],
         jobs=v["jobs"],
+        worker_setup_kwargs={"kinds": input_kinds(inputs)},
         **extra,
     )
     if link := handle.dashboard_link:

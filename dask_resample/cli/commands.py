@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # cheap input checks, before any cluster starts
     resolved = io.resolve_inputs(_inputs_arg(inputs), storage_options=storage_options)
-    handle = _connect(v)
+    handle = _connect(v, resolved)
     client = None if handle is None else handle.client
     try:
         with _kernel_choice(v):
@@ -209,7 +209,7 @@ def _run_skycells(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequen
     _check_cluster_options(v)
     skymap = _skymap_of(v)
     resolved = _roman_inputs(inputs, storage_options, "--skycells")  # cheap, before any cluster starts
-    handle = _connect(v)
+    handle = _connect(v, resolved)
     client = None if handle is None else handle.client
     try:
         with _kernel_choice(v):
@@ -270,7 +270,7 @@ def _run_region(args: argparse.Namespace, v: Mapping[str, Any], inputs: Sequence
     except io.InputError as exc:
         raise CLIError(f"--projection-{exc}") from None
     resolved = _roman_inputs(inputs, storage_options, "--projection-region")  # cheap, before any cluster starts
-    handle = _connect(v)
+    handle = _connect(v, resolved)
     client = None if handle is None else handle.client
     try:
         with _kernel_choice(v):
@@ -323,7 +323,7 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     if mission != "jwst":
         values = resolve(args, options, defaults=record_options.option_defaults, **kwargs)
     params = record_options.build(values)
-    handle = _connect(where)
+    handle = _connect(where, resolved)
     try:
         with _kernel_choice(values):
             paths = outliers.detect_outliers(

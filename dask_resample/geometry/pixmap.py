@@ -16,9 +16,10 @@ velocity-aberration scale, ...), the "head", is translated into a small program
 (:mod:`dask_resample.geometry.pixmap_program`) when every model in it is of a known type;
 with numba installed (the ``fast`` extra) :mod:`dask_resample.geometry.pixmap_compiled`
 then evaluates the head and the sky part in one compiled pass, with astropy's
-arithmetic and no full-frame temporaries. Otherwise (an unknown model, a FITS
-input's SIP evaluated by astropy.wcs, no numba, or :func:`compiled_head` off) the
-head is evaluated by gwcs/astropy as it is, in blocks of rows.
+arithmetic and no full-frame temporaries. A FITS TAN input without distortion has
+the head ``CD @ (pixel + 1 - CRPIX)``, translated the same way. Otherwise (an unknown
+model, a FITS input's SIP or lookup tables evaluated by astropy.wcs, no numba, or
+:func:`compiled_head` off) the head is evaluated by gwcs/astropy as it is, in blocks of rows.
 
 Structures are recognised from model types only; anything else is refused and
 the caller uses the full WCS evaluation. Every fast map is checked against the

@@ -289,7 +289,26 @@ def _recognise_fits_input(wcs_in: Any) -> InputSky | None:
         px, py = fx + (1.0 - crpix[0]), fy + (1.0 - crpix[1])
         return linear[0, 0] * px + linear[0, 1] * py, linear[1, 0] * px + linear[1, 1] * py
 
-    return InputSky(head=evaluate_head, kind="tan", to_celestial=rotation, bbox_xy=None)
+    program = None
+    if all(getattr(fw, name, None) is None for name in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2")):
+        program = compile_head(_linear_fits_head(crpix, linear))
+    return InputSky(head=evaluate_head, kind="tan", to_celestial=rotation, bbox_xy=None, program=program)
+
+
+def _linear_fits_head(crpix: np.ndarray, linear: np.ndarray) -> list[Any]:
+    """The head of a FITS TAN WCS without distortion as models: ``linear @ (pixel + 1 - crpix)``.
+
+    Without SIP, lookup tables or detector-to-image corrections, ``pix2foc`` returns
+    an integer pixel as it is, so on the input's pixels the compiled evaluation of
+    these models makes the same operations as ``evaluate_head`` of
+    :func:`_recognise_fits_input`.
+    """
+    from astropy.modeling.models import AffineTransformation2D, Shift
+
+    return [
+        Shift(1.0 - crpix[0]) & Shift(1.0 - crpix[1]),
+        AffineTransformation2D(matrix=linear, translation=[0.0, 0.0]),
+    ]
 
 
 def recognise_output(wcs_out: Any) -> OutputTan | None:
