@@ -32,6 +32,7 @@ from .wcs_convert import (
     fits_wcs_from_cards,
     gwcs_from_text,
     gwcs_to_text,
+    load_asdf_extensions,
     wcs_to_fits_header,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "gwcs_from_text",
     "gwcs_to_text",
     "image_corners_xy",
+    "load_asdf_extensions",
     "outline_from_wcs",
     "pixel_bounds",
     "s_region_from_wcs",

@@ -10,7 +10,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fits_wcs_from_cards", "gwcs_from_text", "gwcs_to_text", "wcs_to_fits_header"]
+__all__ = ["fits_wcs_from_cards", "gwcs_from_text", "gwcs_to_text", "load_asdf_extensions", "wcs_to_fits_header"]
 
 
 def wcs_to_fits_header(wcs: Any) -> dict[str, Any]:
@@ -60,6 +60,27 @@ def gwcs_to_text(wcs: Any) -> str:
     buf = io.BytesIO()
     asdf.AsdfFile({"wcs": wcs}).write_to(buf, all_array_storage="inline")
     return base64.b64encode(_canonical_asdf(buf.getvalue())).decode("ascii")
+
+
+def load_asdf_extensions() -> int:
+    """Load ASDF's extensions and schemas in this process, as the first :func:`gwcs_to_text` would.
+
+    ASDF loads every installed extension (their manifests parsed as YAML) and resource
+    mapping on first use: about a second in a fresh process. Planning runs this on one
+    worker while the others describe the inputs, and the grid's ASDF text is then made
+    there (:func:`dask_resample.planning.mosaic.plan_mosaic`).
+
+    Returns
+    -------
+    int
+        The number of extensions loaded.
+    """
+    import asdf
+
+    config = asdf.get_config()
+    config.resource_manager  # noqa: B018 - loads the resource mappings (the schemas)
+    asdf.AsdfFile({"n": 1}).write_to(io.BytesIO())  # and what a first write sets up
+    return len(config.extensions)
 
 
 def _canonical_asdf(raw: bytes) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import config
 from .._version import __version__
-from ..geometry import OutputGrid, wcs_to_fits_header
+from ..geometry import OutputGrid, load_asdf_extensions, wcs_to_fits_header
 from ..geometry.grid import make_output_grid
 from ..inputs.io import (
     ExposureRef,
@@ -119,13 +119,25 @@ def plan_mosaic(
     tile_shape = tuple(int(v) for v in (tile_shape or config.get("tile-shape") or config.DEFAULT_TILE_SHAPE))
     if len(tile_shape) != 2 or min(tile_shape) < 1:
         raise ValueError(f"tile_shape: expected two positive integers (ny, nx), got {tile_shape}")
-    refs = describe_resolved(resolve_inputs(inputs, storage_options=storage_options), client=client)
+    resolved = resolve_inputs(inputs, storage_options=storage_options)
+    asdf_loaded = None
+    if client is not None and all(r.kind != "memory" for r in resolved):
+        # the grid's ASDF text needs ASDF's extensions, about a second to load in a fresh worker: one
+        # worker loads them while the others describe the inputs, and the grid task, which takes the
+        # result, then runs where they are loaded (on a warm cluster this returns at once)
+        asdf_loaded = client.submit(load_asdf_extensions, key=f"load-asdf-extensions-{uuid.uuid4()}", pure=False)
+    refs = describe_resolved(resolved, client=client)
     if mode == "many_to_many":
         check_group_ids(refs)
-    if client is not None and all(r.kind != "memory" for r in refs):
+    if asdf_loaded is not None:
         # the grid needs the reference exposure's WCS: read it on a worker, not here
         grid = client.submit(
-            _output_grid_task, refs, output_wcs=output_wcs, wcs_pars=wcs_pars, key=f"make_output_grid-{uuid.uuid4()}"
+            _output_grid_task,
+            refs,
+            asdf_loaded,
+            output_wcs=output_wcs,
+            wcs_pars=wcs_pars,
+            key=f"make_output_grid-{uuid.uuid4()}",
         ).result()
     else:
         grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
@@ -150,8 +162,12 @@ def plan_mosaic(
     return plan
 
 
-def _output_grid_task(refs: Sequence[Any], **kwargs: Any) -> OutputGrid:
-    """:func:`make_output_grid` on a worker, with the grid's ASDF text made there (see :meth:`OutputGrid.wcs_asdf`)."""
+def _output_grid_task(refs: Sequence[Any], asdf_loaded: int, **kwargs: Any) -> OutputGrid:
+    """:func:`make_output_grid` on a worker, with the grid's ASDF text made there (see :meth:`OutputGrid.wcs_asdf`).
+
+    ``asdf_loaded`` is the result of :func:`~dask_resample.geometry.load_asdf_extensions`: the task
+    runs after it, on the worker that holds it.
+    """
     return make_output_grid(refs, **kwargs).with_wcs_text()
 
 
