@@ -209,6 +209,55 @@ def test_fits_tan_sip_keeps_the_numpy_head():
     assert src is not None and src.kind == "tan" and src.program is None
 
 
+def _plain_tan(pv=()):
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [10.0, 20.0]
+    w.wcs.crpix = [50.5, 49.25]
+    w.wcs.cdelt = [-1e-4, 1e-4]
+    if pv:
+        w.wcs.set_pv(list(pv))
+    w.wcs.set()
+    return w
+
+
+def test_fits_tan_with_pv_terms_or_lookup_tables_keeps_the_numpy_head():
+    """PVi_m terms (applied by wcslib's projection) and CPDIS tables (by pix2foc) are not translated."""
+    from astropy.wcs import DistortionLookupTable
+
+    from dask_resample.geometry.wcs_adapter import FitsImagingWCS
+
+    assert fp.recognise_input(FitsImagingWCS(_plain_tan(), (100, 100))).program is not None
+    with_pv = _plain_tan(pv=[(2, 1, 1e-3)])
+    assert fp.recognise_input(FitsImagingWCS(with_pv, (100, 100))).program is None
+    table = _plain_tan()
+    table.cpdis1 = DistortionLookupTable(np.full((10, 10), 0.5, np.float32), (5, 5), (50, 50), (10, 10))
+    assert fp.recognise_input(FitsImagingWCS(table, (100, 100))).program is None
+
+
+def test_a_pickled_fits_input_keeps_its_lookup_table_distortion():
+    """A FITS WCS sent to a worker keeps SIP and CPDIS (a header alone would drop the tables)."""
+    import pickle
+
+    from astropy.wcs import DistortionLookupTable
+
+    from dask_resample.geometry.wcs_adapter import FitsImagingWCS
+
+    w = _plain_tan()
+    for axis in (1, 2):
+        setattr(
+            w, f"cpdis{axis}", DistortionLookupTable(np.full((10, 10), 0.5, np.float32), (5, 5), (50, 50), (10, 10))
+        )
+    fw = FitsImagingWCS(w, (100, 100))
+    back = pickle.loads(pickle.dumps(fw))
+    x, y = np.array([0.0, 10.0, 99.0]), np.array([0.0, 40.0, 99.0])
+    assert back.fits_wcs.cpdis1 is not None and back.fits_wcs.cpdis2 is not None
+    assert all(np.array_equal(a, b) for a, b in zip(back(x, y), fw(x, y), strict=True))
+    assert back.array_shape == fw.array_shape and back.bounding_box is None
+
+
 def test_lonlat_beyond_the_small_angle_uses_libm():
     """A V2/V3-like head 20 degrees off axis: the chunks call libm's sin and cos."""
     from gwcs.geometry import CartesianToSpherical, SphericalToCartesian

@@ -290,7 +290,9 @@ def _recognise_fits_input(wcs_in: Any) -> InputSky | None:
         return linear[0, 0] * px + linear[0, 1] * py, linear[1, 0] * px + linear[1, 1] * py
 
     program = None
-    if all(getattr(fw, name, None) is None for name in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2")):
+    if not fw.has_distortion and not w.get_pv():
+        # no SIP, lookup tables or det2im (pix2foc is then the identity on pixels), and no PVi_m
+        # terms, which wcslib would apply in the projection itself
         program = compile_head(_linear_fits_head(crpix, linear))
     return InputSky(head=evaluate_head, kind="tan", to_celestial=rotation, bbox_xy=None, program=program)
 

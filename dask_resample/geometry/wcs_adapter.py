@@ -90,11 +90,11 @@ class FitsImagingWCS:
         return np.column_stack([ra, dec])
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"header": self.fits_wcs.to_header(relax=True), "shape": self._shape_yx}
+        # the astropy WCS pickles itself whole: SIP, and the lookup-table distortions (CPDIS, DET2IM)
+        # that a header (to_header) would drop
+        return {"wcs": self.fits_wcs, "shape": self._shape_yx}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from astropy.wcs import WCS
-
-        self.fits_wcs = WCS(state["header"])
+        self.fits_wcs = state["wcs"]
         self._shape_yx = state["shape"]
         self.bounding_box = None

@@ -124,23 +124,27 @@ def plan_mosaic(
     if client is not None and all(r.kind != "memory" for r in resolved):
         # the grid's ASDF text needs ASDF's extensions, about a second to load in a fresh worker: one
         # worker loads them while the others describe the inputs, and the grid task, which takes the
-        # result, then runs where they are loaded (on a warm cluster this returns at once)
-        asdf_loaded = client.submit(load_asdf_extensions, key=f"load-asdf-extensions-{uuid.uuid4()}", pure=False)
-    refs = describe_resolved(resolved, client=client)
-    if mode == "many_to_many":
-        check_group_ids(refs)
-    if asdf_loaded is not None:
-        # the grid needs the reference exposure's WCS: read it on a worker, not here
-        grid = client.submit(
-            _output_grid_task,
-            refs,
-            asdf_loaded,
-            output_wcs=output_wcs,
-            wcs_pars=wcs_pars,
-            key=f"make_output_grid-{uuid.uuid4()}",
-        ).result()
-    else:
-        grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
+        # result, then runs where they are loaded (a worker that has loaded them returns at once)
+        asdf_loaded = client.submit(load_asdf_extensions, key=f"load-asdf-extensions-{uuid.uuid4()}")
+    try:
+        refs = describe_resolved(resolved, client=client)
+        if mode == "many_to_many":
+            check_group_ids(refs)
+        if asdf_loaded is not None:
+            # the grid needs the reference exposure's WCS: read it on a worker, not here
+            grid = client.submit(
+                _output_grid_task,
+                refs,
+                asdf_loaded,
+                output_wcs=output_wcs,
+                wcs_pars=wcs_pars,
+                key=f"make_output_grid-{uuid.uuid4()}",
+            ).result()
+        else:
+            grid = make_output_grid(refs, output_wcs=output_wcs, wcs_pars=wcs_pars)
+    finally:
+        if asdf_loaded is not None:
+            asdf_loaded.release()  # also when planning fails (a bad input): nothing is left on the cluster
     if max_output_pixels is None:
         max_output_pixels = config.get("max-output-pixels") or config.DEFAULT_MAX_OUTPUT_PIXELS
     limit = int(max_output_pixels)
